@@ -1,0 +1,43 @@
+// Element-wise mask semantics on the device, the same rules as src/mask.rs (bottom-right aligned;
+// a negative window bound is unbounded). Tiled kernels decide whole tiles with the range helpers
+// and call `attn_visible` only inside partially masked tiles.
+#pragma once
+#include "attn_params.h"
+
+// Key range [lo, hi) that a row-band mask (none / causal / window) shows query row i.
+struct KeyRange { int lo, hi; };
+
+__device__ __forceinline__ KeyRange attn_key_range(const AttnParams& p, int i) {
+  const long long pos = (long long)i + p.seq_k - p.seq_q;
+  long long lo = 0, hi = p.seq_k;
+  if (p.mask_kind == ATTN_MASK_CAUSAL) {
+    hi = pos + 1;
+  } else if (p.mask_kind == ATTN_MASK_WINDOW) {
+    if (p.window_left >= 0) lo = pos - p.window_left;
+    if (p.window_right >= 0) hi = pos + p.window_right + 1;
+  }
+  lo = lo < 0 ? 0 : (lo > p.seq_k ? p.seq_k : lo);
+  hi = hi < lo ? lo : (hi > p.seq_k ? p.seq_k : hi);
+  return KeyRange{(int)lo, (int)hi};
+}
+
+// Is block (r, c) present in the block-sparse CSR? Rows are sorted: binary search.
+__device__ __forceinline__ bool attn_block_present(const AttnParams& p, int r, int c) {
+  const int* row_ptr = reinterpret_cast<const int*>(p.block_row_ptr);
+  const int* col_idx = reinterpret_cast<const int*>(p.block_col_idx);
+  int lo = row_ptr[r], hi = row_ptr[r + 1];
+  while (lo < hi) {
+    const int mid = (lo + hi) >> 1;
+    const int v = col_idx[mid];
+    if (v == c) return true;
+    if (v < c) lo = mid + 1; else hi = mid;
+  }
+  return false;
+}
+
+__device__ __forceinline__ bool attn_visible(const AttnParams& p, int i, int j) {
+  if (p.mask_kind == ATTN_MASK_BLOCK_SPARSE)
+    return attn_block_present(p, i / p.sparse_block_q, j / p.sparse_block_k);
+  const KeyRange r = attn_key_range(p, i);
+  return j >= r.lo && j < r.hi;
+}

@@ -1,0 +1,56 @@
+//! The kernel modules build.rs compiled with nvcc, embedded in the crate: PTX (executed by the
+//! emulator, JIT fallback on GPU), the sm_90a cubin (loaded on GPU), SASS text and ptxas resources.
+
+/// ptxas's resource report for one kernel entry.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct EntryResources {
+    pub name: &'static str,
+    pub registers: u32,
+    pub barriers: u32,
+    pub shared_bytes: u32,
+    pub stack_bytes: u32,
+    pub spill_store_bytes: u32,
+    pub spill_load_bytes: u32,
+}
+
+/// One `.cu` file's compiled outputs.
+#[derive(Debug)]
+pub struct KernelModule {
+    pub name: &'static str,
+    /// Compiled from `kernels/test/`: unit-test and planted-bug kernels, not product.
+    pub test_only: bool,
+    pub ptx: &'static str,
+    pub cubin: &'static [u8],
+    /// `cuobjdump -sass` of the cubin (None when cuobjdump was not available at build time).
+    pub sass: Option<&'static str>,
+    pub entries: &'static [EntryResources],
+}
+
+include!(concat!(env!("OUT_DIR"), "/kernels.rs"));
+
+/// The module compiled from `kernels/<name>.cu` (or `kernels/test/<name>.cu`).
+pub fn module(name: &str) -> crate::Result<&'static KernelModule> {
+    MODULES.iter().find(|m| m.name == name).ok_or_else(|| crate::Error::KernelNotFound(format!("module {name}")))
+}
+
+/// A kernel entry: module plus the entry's (extern "C" or mangled) name.
+#[derive(Debug, Clone, Copy)]
+pub struct KernelRef {
+    pub module: &'static KernelModule,
+    pub entry: &'static str,
+}
+
+impl KernelRef {
+    pub fn new(module: &str, entry: &str) -> crate::Result<Self> {
+        let m = self::module(module)?;
+        let e = m
+            .entries
+            .iter()
+            .find(|e| e.name == entry)
+            .ok_or_else(|| crate::Error::KernelNotFound(format!("{module}::{entry}")))?;
+        Ok(KernelRef { module: m, entry: e.name })
+    }
+    pub fn resources(&self) -> Option<&'static EntryResources> {
+        self.module.entries.iter().find(|e| e.name == self.entry)
+    }
+}

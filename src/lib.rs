@@ -1,0 +1,23 @@
+//! attnjoule: hand-written CUDA attention kernels for H100 (sm_90a), proven on a CPU emulator that
+//! executes the PTX nvcc produced, and measured in seconds and joules per call.
+//!
+//! Modules, one concept each (see docs/ARCHITECTURE.md):
+//! - [`problem`], [`mask`]: shapes, layouts and masks; [`work`]: FLOPs and minimum bytes.
+//! - [`reference`]: f64 CPU attention, the ground truth.
+//! - [`kernels`]: the nvcc-compiled modules embedded by build.rs; [`params`]: the shared struct.
+//! - [`device`]: one interface, two backends (CUDA via cudarc, and [`emu`], the PTX emulator).
+//! - [`ops`]: launching each attention variant on any device.
+
+pub mod device;
+pub mod error;
+pub mod kernels;
+pub mod mask;
+pub mod ops;
+pub mod params;
+pub mod problem;
+pub mod reference;
+pub mod work;
+
+pub use error::{Error, Result};
+pub use mask::{BlockLayout, Mask};
+pub use problem::{Dtype, Problem, Shape};

@@ -1,0 +1,370 @@
+//! Attention masks: which keys each query sees.
+//!
+//! Alignment is bottom-right (as FlashAttention): with `off = seq_k - seq_q`, query row `i` is at
+//! absolute position `i + off`. Causal: key `j` is visible when `j <= i + off`. A sliding window
+//! `{left, right}` shows `i + off - left <= j <= i + off + right`, a negative bound meaning
+//! unbounded on that side (FlashAttention's `window_size`). Block-sparse layouts are CSR over blocks
+//! of `block_q x block_k` tokens. A row that sees no key gives O = 0 and LSE = -inf.
+
+use crate::error::{invalid, Result};
+use crate::problem::Shape;
+use rand::{Rng, SeedableRng};
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Mask {
+    None,
+    Causal,
+    /// FlashAttention's window_size: negative = unbounded.
+    Window { left: i64, right: i64 },
+    BlockSparse(BlockLayout),
+}
+
+/// Block-sparse layout in CSR form: row `r` of blocks (queries `r*block_q ..`) visits the key
+/// blocks `col_idx[row_ptr[r]..row_ptr[r+1]]`, sorted ascending, no duplicates.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BlockLayout {
+    pub block_q: usize,
+    pub block_k: usize,
+    pub row_ptr: Vec<i32>,
+    pub col_idx: Vec<i32>,
+}
+
+/// How much of a tile a mask shows: the kernels skip `Empty` tiles and mask only `Partial` ones.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TileClass {
+    Empty,
+    Partial,
+    Full,
+}
+
+impl Mask {
+    /// A sliding window of `w` keys ending at the query's own position (causal sliding window).
+    pub fn causal_window(w: usize) -> Mask {
+        Mask::Window { left: w.saturating_sub(1) as i64, right: 0 }
+    }
+
+    pub fn name(&self) -> &'static str {
+        match self {
+            Mask::None => "none",
+            Mask::Causal => "causal",
+            Mask::Window { .. } => "window",
+            Mask::BlockSparse(_) => "block_sparse",
+        }
+    }
+
+    pub fn validate(&self, shape: &Shape) -> Result<()> {
+        match self {
+            Mask::BlockSparse(l) => l.validate(shape.seq_q, shape.seq_k),
+            _ => Ok(()),
+        }
+    }
+
+    /// The key range `[lo, hi)` a row-band mask (none, causal, window) shows query row `i`;
+    /// `None` for block-sparse, whose rows are not intervals.
+    pub fn key_range(&self, i: usize, seq_q: usize, seq_k: usize) -> Option<(usize, usize)> {
+        let pos = i as i64 + seq_k as i64 - seq_q as i64;
+        let (lo, hi) = match *self {
+            Mask::None => (0, seq_k as i64),
+            Mask::Causal => (0, pos + 1),
+            Mask::Window { left, right } => (
+                if left < 0 { 0 } else { pos - left },
+                if right < 0 { seq_k as i64 } else { pos + right + 1 },
+            ),
+            Mask::BlockSparse(_) => return None,
+        };
+        let lo = lo.clamp(0, seq_k as i64) as usize;
+        let hi = hi.clamp(0, seq_k as i64) as usize;
+        Some((lo, hi.max(lo)))
+    }
+
+    /// Is key `j` visible to query row `i`?
+    pub fn visible(&self, i: usize, j: usize, seq_q: usize, seq_k: usize) -> bool {
+        match self {
+            Mask::BlockSparse(l) => l.contains(i / l.block_q, j / l.block_k),
+            m => {
+                let (lo, hi) = m.key_range(i, seq_q, seq_k).expect("row-band mask");
+                lo <= j && j < hi
+            }
+        }
+    }
+
+    /// Number of visible (query, key) pairs for one (batch, head).
+    pub fn visible_pairs(&self, seq_q: usize, seq_k: usize) -> u64 {
+        match self {
+            Mask::BlockSparse(l) => {
+                let mut n = 0u64;
+                for r in 0..l.rows() {
+                    let rows = (seq_q.min((r + 1) * l.block_q) - r * l.block_q) as u64;
+                    for &c in l.row(r) {
+                        let c = c as usize;
+                        n += rows * (seq_k.min((c + 1) * l.block_k) - c * l.block_k) as u64;
+                    }
+                }
+                n
+            }
+            m => (0..seq_q)
+                .map(|i| {
+                    let (lo, hi) = m.key_range(i, seq_q, seq_k).unwrap();
+                    (hi - lo) as u64
+                })
+                .sum(),
+        }
+    }
+
+    /// Keys visible to at least one query (what a kernel must read at least once), as sorted,
+    /// disjoint `[lo, hi)` ranges.
+    pub fn visible_key_ranges(&self, seq_q: usize, seq_k: usize) -> Vec<(usize, usize)> {
+        let mut seen = vec![false; seq_k];
+        match self {
+            Mask::BlockSparse(l) => {
+                for &c in &l.col_idx {
+                    let c = c as usize;
+                    seen[c * l.block_k..seq_k.min((c + 1) * l.block_k)].iter_mut().for_each(|s| *s = true);
+                }
+            }
+            m => {
+                // Row-band ranges move monotonically with i: their union is [min lo, max hi) when
+                // they overlap; windows can leave gaps only if right < -left, so mark explicitly.
+                let mut last_hi = 0;
+                for i in 0..seq_q {
+                    let (lo, hi) = m.key_range(i, seq_q, seq_k).unwrap();
+                    let from = lo.max(last_hi.min(hi));
+                    seen[from.min(hi)..hi].iter_mut().for_each(|s| *s = true);
+                    last_hi = last_hi.max(hi);
+                }
+            }
+        }
+        let mut out = Vec::new();
+        let mut j = 0;
+        while j < seq_k {
+            if seen[j] {
+                let s = j;
+                while j < seq_k && seen[j] {
+                    j += 1;
+                }
+                out.push((s, j));
+            } else {
+                j += 1;
+            }
+        }
+        out
+    }
+
+    /// Classifies the tile of queries `[q0, q1)` x keys `[k0, k1)`.
+    pub fn classify_tile(&self, q0: usize, q1: usize, k0: usize, k1: usize, seq_q: usize, seq_k: usize) -> TileClass {
+        let (mut any, mut all) = (false, true);
+        match self {
+            Mask::BlockSparse(_) => {
+                for i in q0..q1 {
+                    for j in k0..k1 {
+                        let v = self.visible(i, j, seq_q, seq_k);
+                        any |= v;
+                        all &= v;
+                    }
+                }
+            }
+            m => {
+                for i in q0..q1 {
+                    let (lo, hi) = m.key_range(i, seq_q, seq_k).unwrap();
+                    let (a, b) = (lo.max(k0), hi.min(k1));
+                    any |= a < b;
+                    all &= lo <= k0 && k1 <= hi;
+                }
+            }
+        }
+        if !any {
+            TileClass::Empty
+        } else if all {
+            TileClass::Full
+        } else {
+            TileClass::Partial
+        }
+    }
+
+    /// Tiles of `tile_q x tile_k` a mask-aware kernel visits (non-empty ones) for one (batch,
+    /// head), split into (partial, full).
+    pub fn tile_counts(&self, seq_q: usize, seq_k: usize, tile_q: usize, tile_k: usize) -> (u64, u64) {
+        let (mut partial, mut full) = (0, 0);
+        for q0 in (0..seq_q).step_by(tile_q) {
+            for k0 in (0..seq_k).step_by(tile_k) {
+                match self.classify_tile(q0, (q0 + tile_q).min(seq_q), k0, (k0 + tile_k).min(seq_k), seq_q, seq_k) {
+                    TileClass::Empty => {}
+                    TileClass::Partial => partial += 1,
+                    TileClass::Full => full += 1,
+                }
+            }
+        }
+        (partial, full)
+    }
+
+    /// The values the kernel parameter struct carries for this mask.
+    pub fn kernel_window(&self) -> (i32, i32) {
+        match *self {
+            Mask::Causal => (-1, 0),
+            Mask::Window { left, right } => (left.clamp(-1, i32::MAX as i64) as i32, right.clamp(-1, i32::MAX as i64) as i32),
+            _ => (-1, -1),
+        }
+    }
+}
+
+impl BlockLayout {
+    pub fn rows(&self) -> usize {
+        self.row_ptr.len().saturating_sub(1)
+    }
+    pub fn row(&self, r: usize) -> &[i32] {
+        &self.col_idx[self.row_ptr[r] as usize..self.row_ptr[r + 1] as usize]
+    }
+    pub fn nnz(&self) -> usize {
+        self.col_idx.len()
+    }
+    pub fn contains(&self, r: usize, c: usize) -> bool {
+        r < self.rows() && self.row(r).binary_search(&(c as i32)).is_ok()
+    }
+
+    pub fn validate(&self, seq_q: usize, seq_k: usize) -> Result<()> {
+        if self.block_q == 0 || self.block_k == 0 {
+            return invalid("block-sparse block sizes must be at least 1");
+        }
+        let (nq, nk) = (seq_q.div_ceil(self.block_q), seq_k.div_ceil(self.block_k));
+        if self.row_ptr.len() != nq + 1 {
+            return invalid(format!("block layout has {} block rows, seq_q {seq_q} / block_q {} needs {nq}", self.rows(), self.block_q));
+        }
+        if self.row_ptr[0] != 0 || *self.row_ptr.last().unwrap() as usize != self.col_idx.len() {
+            return invalid("block layout row_ptr must start at 0 and end at nnz");
+        }
+        for r in 0..nq {
+            if self.row_ptr[r] > self.row_ptr[r + 1] {
+                return invalid(format!("block layout row_ptr decreases at row {r}"));
+            }
+            let row = self.row(r);
+            for (k, &c) in row.iter().enumerate() {
+                if c < 0 || c as usize >= nk {
+                    return invalid(format!("block layout row {r} has column {c}, outside 0..{nk}"));
+                }
+                if k > 0 && row[k - 1] >= c {
+                    return invalid(format!("block layout row {r} columns must be strictly increasing"));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// From a dense predicate over (block row, block column).
+    pub fn from_fn(seq_q: usize, seq_k: usize, block_q: usize, block_k: usize, mut f: impl FnMut(usize, usize) -> bool) -> Self {
+        let (nq, nk) = (seq_q.div_ceil(block_q.max(1)), seq_k.div_ceil(block_k.max(1)));
+        let mut row_ptr = vec![0i32];
+        let mut col_idx = Vec::new();
+        for r in 0..nq {
+            col_idx.extend((0..nk).filter(|&c| f(r, c)).map(|c| c as i32));
+            row_ptr.push(col_idx.len() as i32);
+        }
+        BlockLayout { block_q, block_k, row_ptr, col_idx }
+    }
+
+    /// Every block: equivalent to no mask.
+    pub fn full(seq_q: usize, seq_k: usize, block_q: usize, block_k: usize) -> Self {
+        Self::from_fn(seq_q, seq_k, block_q, block_k, |_, _| true)
+    }
+
+    /// An explicit CSR, validated.
+    pub fn from_csr(seq_q: usize, seq_k: usize, block_q: usize, block_k: usize, row_ptr: Vec<i32>, col_idx: Vec<i32>) -> Result<Self> {
+        let l = BlockLayout { block_q, block_k, row_ptr, col_idx };
+        l.validate(seq_q, seq_k)?;
+        Ok(l)
+    }
+
+    /// Longformer-style: each block row sees `local` blocks either side of its diagonal, and the
+    /// first `global` block rows/columns see and are seen by everything. The diagonal is aligned
+    /// bottom-right like the other masks.
+    pub fn longformer(seq_q: usize, seq_k: usize, block: usize, local: usize, global: usize) -> Self {
+        let diag = Self::diag_fn(seq_q, seq_k, block);
+        Self::from_fn(seq_q, seq_k, block, block, |r, c| r < global || c < global || diag(r).abs_diff(c) <= local)
+    }
+
+    /// BigBird: local band + global blocks + `random` seeded random blocks per row.
+    pub fn bigbird(seq_q: usize, seq_k: usize, block: usize, local: usize, global: usize, random: usize, seed: u64) -> Self {
+        let nk = seq_k.div_ceil(block);
+        let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
+        let nq = seq_q.div_ceil(block);
+        let picks: Vec<Vec<usize>> = (0..nq).map(|_| (0..random).map(|_| rng.random_range(0..nk)).collect()).collect();
+        let diag = Self::diag_fn(seq_q, seq_k, block);
+        Self::from_fn(seq_q, seq_k, block, block, |r, c| r < global || c < global || diag(r).abs_diff(c) <= local || picks[r].contains(&c))
+    }
+
+    /// Sparse Transformer "strided": the previous `local` blocks plus every `stride`-th block
+    /// column at or before the diagonal (causal).
+    pub fn strided(seq_q: usize, seq_k: usize, block: usize, local: usize, stride: usize) -> Self {
+        let diag = Self::diag_fn(seq_q, seq_k, block);
+        let stride = stride.max(1);
+        Self::from_fn(seq_q, seq_k, block, block, |r, c| {
+            let d = diag(r);
+            c <= d && (d - c <= local || (c + 1) % stride == 0)
+        })
+    }
+
+    /// Block column of a block row's diagonal, bottom-right aligned.
+    fn diag_fn(seq_q: usize, seq_k: usize, block: usize) -> impl Fn(usize) -> usize {
+        let off = seq_k.saturating_sub(seq_q);
+        move |r| (r * block + off) / block
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn causal_bottom_right() {
+        let m = Mask::Causal;
+        // seq_q 2, seq_k 5: row 0 sees keys 0..=3, row 1 sees 0..=4
+        assert_eq!(m.key_range(0, 2, 5), Some((0, 4)));
+        assert_eq!(m.key_range(1, 2, 5), Some((0, 5)));
+        // seq_q > seq_k: first rows see nothing
+        assert_eq!(m.key_range(0, 5, 2), Some((0, 0)));
+        assert_eq!(m.visible_pairs(4, 4), 10);
+    }
+
+    #[test]
+    fn window_semantics() {
+        let m = Mask::Window { left: 1, right: 0 };
+        assert_eq!(m.key_range(3, 8, 8), Some((2, 4)));
+        let wide = Mask::Window { left: 100, right: 100 };
+        assert_eq!(wide.visible_pairs(7, 9), Mask::None.visible_pairs(7, 9));
+        assert_eq!(Mask::causal_window(256).visible_pairs(1024, 1024), (0..1024u64).map(|i| (i + 1).min(256)).sum::<u64>());
+    }
+
+    #[test]
+    fn tile_counts_window_quarter() {
+        let (p, f) = Mask::causal_window(256).tile_counts(1024, 1024, 64, 64);
+        let (pn, fn_) = Mask::None.tile_counts(1024, 1024, 64, 64);
+        assert_eq!(pn, 0);
+        assert_eq!(fn_, 256);
+        // each 64-row tile touches at most 5 key tiles of a 256-key window
+        assert!(p + f <= 16 * 5 && p + f >= 16 * 4 - 6, "{p} {f}");
+    }
+
+    #[test]
+    fn block_layout_validation() {
+        assert!(BlockLayout::from_csr(128, 128, 64, 64, vec![0, 1, 2], vec![0, 1]).is_ok());
+        assert!(BlockLayout::from_csr(128, 128, 64, 64, vec![0, 2], vec![0, 1]).is_err());
+        assert!(BlockLayout::from_csr(128, 128, 64, 64, vec![0, 1, 2], vec![0, 2]).is_err());
+        assert!(BlockLayout::from_csr(128, 128, 64, 64, vec![0, 2, 2], vec![1, 0]).is_err());
+        let bb = BlockLayout::bigbird(1000, 1000, 64, 1, 1, 2, 7);
+        assert!(bb.validate(1000, 1000).is_ok());
+        assert_eq!(bb, BlockLayout::bigbird(1000, 1000, 64, 1, 1, 2, 7));
+        let s = BlockLayout::strided(512, 512, 64, 1, 3);
+        assert!(s.validate(512, 512).is_ok());
+        assert!(!s.contains(0, 1));
+    }
+
+    #[test]
+    fn visible_key_ranges_decode_window() {
+        let m = Mask::causal_window(100);
+        assert_eq!(m.visible_key_ranges(1, 1000), vec![(901, 1000)]);
+        assert_eq!(Mask::None.visible_key_ranges(3, 10), vec![(0, 10)]);
+        let l = BlockLayout::from_csr(64, 256, 64, 64, vec![0, 2], vec![0, 2]).unwrap();
+        assert_eq!(Mask::BlockSparse(l).visible_key_ranges(64, 256), vec![(0, 64), (128, 192)]);
+    }
+}

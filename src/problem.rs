@@ -1,0 +1,127 @@
+//! Shapes and layouts of one attention call.
+//!
+//! Layout is BSHD: Q and O `[batch, seq_q, heads, head_dim]`, K and V `[batch, seq_k, kv_heads,
+//! head_dim]`, LSE `[batch, heads, seq_q]` (f32, natural log). Query head `h` reads KV head
+//! `h / (heads / kv_heads)` (GQA). Prefill and decode differ only in `seq_q`.
+
+use crate::error::{invalid, Result};
+use crate::mask::Mask;
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum Dtype {
+    #[default]
+    Bf16,
+    F16,
+}
+
+impl Dtype {
+    pub fn bytes(self) -> usize {
+        2
+    }
+}
+
+/// The head dimensions the kernels are compiled for.
+pub const SUPPORTED_HEAD_DIMS: [usize; 2] = [64, 128];
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Shape {
+    pub batch: usize,
+    pub seq_q: usize,
+    pub seq_k: usize,
+    pub heads: usize,
+    pub kv_heads: usize,
+    pub head_dim: usize,
+}
+
+impl Shape {
+    /// Self-attention prefill: seq_q == seq_k.
+    pub fn prefill(batch: usize, seq: usize, heads: usize, kv_heads: usize, head_dim: usize) -> Self {
+        Shape { batch, seq_q: seq, seq_k: seq, heads, kv_heads, head_dim }
+    }
+    /// Decode: `new_tokens` queries against a cache of `cache` keys (the new tokens included).
+    pub fn decode(batch: usize, new_tokens: usize, cache: usize, heads: usize, kv_heads: usize, head_dim: usize) -> Self {
+        Shape { batch, seq_q: new_tokens, seq_k: cache, heads, kv_heads, head_dim }
+    }
+    pub fn group(&self) -> usize {
+        self.heads / self.kv_heads.max(1)
+    }
+    pub fn q_elems(&self) -> usize {
+        self.batch * self.seq_q * self.heads * self.head_dim
+    }
+    pub fn kv_elems(&self) -> usize {
+        self.batch * self.seq_k * self.kv_heads * self.head_dim
+    }
+    pub fn lse_elems(&self) -> usize {
+        self.batch * self.heads * self.seq_q
+    }
+    /// Element offset of Q/O[b, s, h, 0].
+    pub fn q_index(&self, b: usize, s: usize, h: usize) -> usize {
+        ((b * self.seq_q + s) * self.heads + h) * self.head_dim
+    }
+    /// Element offset of K/V[b, s, hk, 0].
+    pub fn kv_index(&self, b: usize, s: usize, hk: usize) -> usize {
+        ((b * self.seq_k + s) * self.kv_heads + hk) * self.head_dim
+    }
+    pub fn lse_index(&self, b: usize, h: usize, s: usize) -> usize {
+        (b * self.heads + h) * self.seq_q + s
+    }
+
+    /// Checks the shape alone; kernels additionally need a supported head_dim.
+    pub fn validate(&self) -> Result<()> {
+        let Shape { batch, seq_q, seq_k, heads, kv_heads, head_dim } = *self;
+        for (name, v) in [("batch", batch), ("seq_q", seq_q), ("seq_k", seq_k), ("heads", heads), ("kv_heads", kv_heads), ("head_dim", head_dim)] {
+            if v == 0 {
+                return invalid(format!("{name} must be at least 1"));
+            }
+        }
+        if heads % kv_heads != 0 {
+            return invalid(format!("heads ({heads}) must be a multiple of kv_heads ({kv_heads}) for GQA"));
+        }
+        // Kernels index with 32-bit rows and 64-bit element offsets; keep every extent in i32.
+        for (name, v) in [("seq_q", seq_q), ("seq_k", seq_k), ("batch*heads", batch * heads)] {
+            if v > i32::MAX as usize {
+                return invalid(format!("{name} = {v} exceeds the kernels' 32-bit index range"));
+            }
+        }
+        Ok(())
+    }
+
+    pub fn validate_for_kernels(&self) -> Result<()> {
+        self.validate()?;
+        if !SUPPORTED_HEAD_DIMS.contains(&self.head_dim) {
+            return invalid(format!("head_dim {} is not compiled; kernels support {:?}", self.head_dim, SUPPORTED_HEAD_DIMS));
+        }
+        Ok(())
+    }
+}
+
+/// A complete attention call: shape, mask, scale and element type.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Problem {
+    pub shape: Shape,
+    pub mask: Mask,
+    /// Softmax scale; `None` means 1/sqrt(head_dim).
+    pub scale: Option<f64>,
+    #[serde(default)]
+    pub dtype: Dtype,
+}
+
+impl Problem {
+    pub fn new(shape: Shape, mask: Mask) -> Self {
+        Problem { shape, mask, scale: None, dtype: Dtype::Bf16 }
+    }
+    pub fn scale(&self) -> f64 {
+        self.scale.unwrap_or(1.0 / (self.shape.head_dim as f64).sqrt())
+    }
+    pub fn validate(&self) -> Result<()> {
+        self.shape.validate()?;
+        if let Some(s) = self.scale {
+            if !s.is_finite() || s <= 0.0 {
+                return invalid(format!("scale must be positive and finite, got {s}"));
+            }
+        }
+        self.mask.validate(&self.shape)
+    }
+}
