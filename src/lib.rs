@@ -14,6 +14,7 @@ pub mod kernels;
 pub mod mask;
 pub mod ops;
 pub mod params;
+pub mod profile;
 pub mod problem;
 pub mod reference;
 pub mod work;

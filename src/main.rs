@@ -1,8 +1,10 @@
+//! The `attnjoule` command line. Library errors are typed; here they become anyhow messages.
+
+mod cli;
+
 fn main() {
-    println!("attnjoule {}", env!("CARGO_PKG_VERSION"));
-    for m in attnjoule::kernels::MODULES {
-        for e in m.entries {
-            println!("{} {} regs={} spill={}/{} stack={}", m.name, e.name, e.registers, e.spill_store_bytes, e.spill_load_bytes, e.stack_bytes);
-        }
+    if let Err(e) = cli::main() {
+        eprintln!("error: {e:#}");
+        std::process::exit(1);
     }
 }

@@ -117,7 +117,7 @@ pub type KernelArg<'a> = &'a [u8];
 
 /// Opaque timestamp from [`Device::record`].
 #[derive(Debug, Clone, Copy)]
-pub struct Timestamp(pub(crate) u64);
+pub struct Timestamp(pub u64);
 
 pub trait Device {
     /// A one-line description (GPU name, or "CPU emulator (N threads)").

@@ -1,0 +1,36 @@
+//! `attnjoule info`
+
+use attnjoule::kernels::{MODULES, NVCC_PATH, NVCC_VERSION};
+
+#[derive(clap::Args)]
+pub struct Args {
+    /// Also list the test-only kernels (unit tests, planted bugs).
+    #[arg(long)]
+    all: bool,
+}
+
+pub fn run(a: Args) -> anyhow::Result<()> {
+    println!("attnjoule {}", env!("CARGO_PKG_VERSION"));
+    println!("nvcc: {NVCC_PATH} ({NVCC_VERSION}), target sm_90a");
+    match attnjoule::device::cuda::probe() {
+        Ok(()) => println!("CUDA driver: present"),
+        Err(e) => println!("CUDA: {e}; use --backend emu (CPU emulator) or `attnjoule estimate` (analytical H100 profile)"),
+    }
+    println!();
+    println!("{:<16} {:<34} {:>5} {:>8} {:>7} {:>7} {:>6}", "module", "kernel", "regs", "smem", "stack", "spill", "bars");
+    for m in MODULES.iter().filter(|m| a.all || !m.test_only) {
+        for e in m.entries {
+            println!(
+                "{:<16} {:<34} {:>5} {:>8} {:>7} {:>7} {:>6}",
+                m.name,
+                e.name,
+                e.registers,
+                e.shared_bytes,
+                e.stack_bytes,
+                format!("{}/{}", e.spill_store_bytes, e.spill_load_bytes),
+                e.barriers
+            );
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,24 @@
+//! Subcommands, one file each: `Args` (clap) and `run`.
+
+use clap::{Parser, Subcommand};
+
+mod info;
+
+#[derive(Parser)]
+#[command(name = "attnjoule", version, about = "Attention kernels for H100, measured in seconds and joules")]
+struct Cli {
+    #[command(subcommand)]
+    cmd: Cmd,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Toolchain, compiled kernels with their ptxas resources, and what this machine has (GPU, NVML).
+    Info(info::Args),
+}
+
+pub fn main() -> anyhow::Result<()> {
+    match Cli::parse().cmd {
+        Cmd::Info(a) => info::run(a),
+    }
+}

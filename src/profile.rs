@@ -1,0 +1,242 @@
+//! The profile schema (version 1): what a sweep measured (or what an analytical model derives),
+//! the input of the estimator and of `attnjoule compare` / `merge`. Documented in
+//! `profiles/README.md`; every change bumps [`SCHEMA_VERSION`] and keeps reading older versions.
+
+use crate::device::Counters;
+use crate::error::{Error, Result};
+use crate::problem::Shape;
+use serde::{Deserialize, Serialize};
+use std::path::Path;
+
+pub const SCHEMA_VERSION: u32 = 1;
+
+/// Where a profile's numbers come from. Estimates must say which.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ProfileKind {
+    /// Timed and metered on a real GPU.
+    Measured,
+    /// Derived from datasheet figures (roofline), not measured.
+    Analytical,
+    /// Run on the CPU emulator: counters only, no time or energy.
+    Emulated,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+pub struct GpuInfo {
+    pub name: String,
+    #[serde(default)]
+    pub uuid: Option<String>,
+    #[serde(default)]
+    pub driver: Option<String>,
+    #[serde(default)]
+    pub cuda: Option<String>,
+    #[serde(default)]
+    pub sm_count: Option<u32>,
+    #[serde(default)]
+    pub memory_bytes: Option<u64>,
+    #[serde(default)]
+    pub power_limit_w: Option<f64>,
+    #[serde(default)]
+    pub sm_clock_mhz: Option<u32>,
+    #[serde(default)]
+    pub mem_clock_mhz: Option<u32>,
+}
+
+/// Datasheet peaks (analytical profiles) with their sources.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Peaks {
+    pub bf16_tflops: f64,
+    pub hbm_gbps: f64,
+    pub board_watts: f64,
+    #[serde(default)]
+    pub idle_watts: Option<f64>,
+    #[serde(default)]
+    pub sources: Vec<String>,
+}
+
+/// Median and spread of repeated measurements.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct Stat {
+    pub median: f64,
+    pub min: f64,
+    pub max: f64,
+    /// Coefficient of variation (stddev / mean) over the repetitions.
+    pub cv: f64,
+    pub n: u32,
+}
+
+impl Stat {
+    pub fn from_samples(xs: &[f64]) -> Option<Stat> {
+        if xs.is_empty() {
+            return None;
+        }
+        let mut v = xs.to_vec();
+        v.sort_by(|a, b| a.total_cmp(b));
+        let n = v.len();
+        let median = if n % 2 == 1 { v[n / 2] } else { 0.5 * (v[n / 2 - 1] + v[n / 2]) };
+        let mean = v.iter().sum::<f64>() / n as f64;
+        let var = v.iter().map(|x| (x - mean) * (x - mean)).sum::<f64>() / n as f64;
+        let cv = if mean != 0.0 { var.sqrt() / mean.abs() } else { 0.0 };
+        Some(Stat { median, min: v[0], max: v[n - 1], cv, n: n as u32 })
+    }
+    pub fn exact(x: f64) -> Stat {
+        Stat { median: x, min: x, max: x, cv: 0.0, n: 1 }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Hash, PartialOrd, Ord)]
+#[serde(rename_all = "snake_case")]
+pub enum Phase {
+    Prefill,
+    Decode,
+}
+
+/// The mask of a point, by name and parameters (block layouts by their builder, not the CSR).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Hash)]
+pub struct MaskSpec {
+    /// "none", "causal", "window", "block_sparse"
+    pub kind: String,
+    /// Window width in keys, or block size for block-sparse.
+    #[serde(default)]
+    pub size: Option<u64>,
+    /// Free-form builder description ("bigbird local=1 global=1 random=2 seed=0").
+    #[serde(default)]
+    pub detail: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "status", rename_all = "snake_case")]
+pub enum PointStatus {
+    Ok,
+    /// Would not fit in device memory: what it would need.
+    Infeasible { need_gib: f64, have_gib: f64 },
+    /// The launch or measurement failed; the sweep went on.
+    Failed { error: String },
+}
+
+/// How energy was obtained.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum EnergyMethod {
+    /// NVML total-energy counter deltas.
+    Counter,
+    /// Integrated sampled power.
+    SampledPower,
+    /// Roofline time x board power (analytical profiles).
+    Model,
+    /// Not measured (emulator).
+    None,
+}
+
+/// One measured (or modeled) configuration.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Point {
+    /// "dense", "flash", "decode", or a peer's name ("torch_sdpa_flash", "flex_attention").
+    pub variant: String,
+    /// "attnjoule" or the peer's implementation.
+    pub implementation: String,
+    pub phase: Phase,
+    pub mask: MaskSpec,
+    pub shape: Shape,
+    #[serde(flatten)]
+    pub status: PointStatus,
+    /// Useful FLOPs and minimum DRAM bytes of the call (from `work`).
+    pub flops: f64,
+    pub min_bytes: f64,
+    #[serde(default)]
+    pub seconds: Option<Stat>,
+    #[serde(default)]
+    pub joules: Option<Stat>,
+    #[serde(default)]
+    pub joules_above_idle: Option<Stat>,
+    #[serde(default)]
+    pub watts: Option<f64>,
+    pub energy_method: EnergyMethod,
+    #[serde(default)]
+    pub throttled: bool,
+    #[serde(default)]
+    pub calls: Option<u64>,
+    #[serde(default)]
+    pub counters: Option<Counters>,
+    /// Nsight Compute metrics attached by `attnjoule import-ncu` (name -> value).
+    #[serde(default)]
+    pub ncu: std::collections::BTreeMap<String, f64>,
+    #[serde(default)]
+    pub note: Option<String>,
+}
+
+impl Point {
+    pub fn tflops(&self) -> Option<f64> {
+        self.seconds.map(|s| self.flops / s.median / 1e12)
+    }
+    pub fn gbps(&self) -> Option<f64> {
+        self.seconds.map(|s| self.min_bytes / s.median / 1e9)
+    }
+    /// Context length this point stands for (seq_k).
+    pub fn context(&self) -> usize {
+        self.shape.seq_k
+    }
+}
+
+/// A GEMM calibration point (non-attention layers): bf16 m x n x k.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct GemmPoint {
+    pub m: u64,
+    pub n: u64,
+    pub k: u64,
+    pub seconds: Stat,
+    #[serde(default)]
+    pub joules: Option<Stat>,
+    pub energy_method: EnergyMethod,
+}
+
+impl GemmPoint {
+    pub fn flops(&self) -> f64 {
+        2.0 * (self.m * self.n * self.k) as f64
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Profile {
+    pub schema_version: u32,
+    pub kind: ProfileKind,
+    pub gpu: GpuInfo,
+    /// ISO date (UTC) the profile was produced.
+    pub created: String,
+    /// attnjoule version and git revision, or the peer script's description.
+    #[serde(default)]
+    pub tool: Option<String>,
+    #[serde(default)]
+    pub peaks: Option<Peaks>,
+    /// Idle board power measured before the sweep.
+    #[serde(default)]
+    pub idle_watts: Option<f64>,
+    #[serde(default)]
+    pub points: Vec<Point>,
+    #[serde(default)]
+    pub gemm: Vec<GemmPoint>,
+    #[serde(default)]
+    pub notes: Vec<String>,
+}
+
+impl Profile {
+    pub fn from_json(text: &str) -> Result<Profile> {
+        let v: serde_json::Value = serde_json::from_str(text).map_err(|e| Error::Format(format!("profile is not valid JSON: {e}")))?;
+        let ver = v.get("schema_version").and_then(|x| x.as_u64()).ok_or_else(|| Error::Format("profile has no schema_version".into()))?;
+        if ver == 0 || ver > SCHEMA_VERSION as u64 {
+            return Err(Error::Format(format!("profile schema_version {ver} is not supported (this build reads 1..={SCHEMA_VERSION})")));
+        }
+        serde_json::from_value(v).map_err(|e| Error::Format(format!("malformed profile: {e}")))
+    }
+    pub fn to_json(&self) -> String {
+        serde_json::to_string_pretty(self).expect("profile serializes")
+    }
+    pub fn load(path: &Path) -> Result<Profile> {
+        let text = std::fs::read_to_string(path).map_err(|e| Error::Io { path: path.display().to_string(), source: e })?;
+        Self::from_json(&text).map_err(|e| Error::Format(format!("{}: {e}", path.display())))
+    }
+    pub fn save(&self, path: &Path) -> Result<()> {
+        std::fs::write(path, self.to_json()).map_err(|e| Error::Io { path: path.display().to_string(), source: e })
+    }
+}
