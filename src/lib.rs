@@ -14,8 +14,8 @@ pub mod kernels;
 pub mod mask;
 pub mod ops;
 pub mod params;
-pub mod profile;
 pub mod problem;
+pub mod profile;
 pub mod reference;
 pub mod work;
 

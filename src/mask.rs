@@ -17,7 +17,10 @@ pub enum Mask {
     None,
     Causal,
     /// FlashAttention's window_size: negative = unbounded.
-    Window { left: i64, right: i64 },
+    Window {
+        left: i64,
+        right: i64,
+    },
     BlockSparse(BlockLayout),
 }
 
@@ -68,10 +71,9 @@ impl Mask {
         let (lo, hi) = match *self {
             Mask::None => (0, seq_k as i64),
             Mask::Causal => (0, pos + 1),
-            Mask::Window { left, right } => (
-                if left < 0 { 0 } else { pos - left },
-                if right < 0 { seq_k as i64 } else { pos + right + 1 },
-            ),
+            Mask::Window { left, right } => {
+                (if left < 0 { 0 } else { pos - left }, if right < 0 { seq_k as i64 } else { pos + right + 1 })
+            }
             Mask::BlockSparse(_) => return None,
         };
         let lo = lo.clamp(0, seq_k as i64) as usize;
@@ -203,7 +205,9 @@ impl Mask {
     pub fn kernel_window(&self) -> (i32, i32) {
         match *self {
             Mask::Causal => (-1, 0),
-            Mask::Window { left, right } => (left.clamp(-1, i32::MAX as i64) as i32, right.clamp(-1, i32::MAX as i64) as i32),
+            Mask::Window { left, right } => {
+                (left.clamp(-1, i32::MAX as i64) as i32, right.clamp(-1, i32::MAX as i64) as i32)
+            }
             _ => (-1, -1),
         }
     }
@@ -229,7 +233,11 @@ impl BlockLayout {
         }
         let (nq, nk) = (seq_q.div_ceil(self.block_q), seq_k.div_ceil(self.block_k));
         if self.row_ptr.len() != nq + 1 {
-            return invalid(format!("block layout has {} block rows, seq_q {seq_q} / block_q {} needs {nq}", self.rows(), self.block_q));
+            return invalid(format!(
+                "block layout has {} block rows, seq_q {seq_q} / block_q {} needs {nq}",
+                self.rows(),
+                self.block_q
+            ));
         }
         if self.row_ptr[0] != 0 || *self.row_ptr.last().unwrap() as usize != self.col_idx.len() {
             return invalid("block layout row_ptr must start at 0 and end at nnz");
@@ -252,7 +260,13 @@ impl BlockLayout {
     }
 
     /// From a dense predicate over (block row, block column).
-    pub fn from_fn(seq_q: usize, seq_k: usize, block_q: usize, block_k: usize, mut f: impl FnMut(usize, usize) -> bool) -> Self {
+    pub fn from_fn(
+        seq_q: usize,
+        seq_k: usize,
+        block_q: usize,
+        block_k: usize,
+        mut f: impl FnMut(usize, usize) -> bool,
+    ) -> Self {
         let (nq, nk) = (seq_q.div_ceil(block_q.max(1)), seq_k.div_ceil(block_k.max(1)));
         let mut row_ptr = vec![0i32];
         let mut col_idx = Vec::new();
@@ -269,7 +283,14 @@ impl BlockLayout {
     }
 
     /// An explicit CSR, validated.
-    pub fn from_csr(seq_q: usize, seq_k: usize, block_q: usize, block_k: usize, row_ptr: Vec<i32>, col_idx: Vec<i32>) -> Result<Self> {
+    pub fn from_csr(
+        seq_q: usize,
+        seq_k: usize,
+        block_q: usize,
+        block_k: usize,
+        row_ptr: Vec<i32>,
+        col_idx: Vec<i32>,
+    ) -> Result<Self> {
         let l = BlockLayout { block_q, block_k, row_ptr, col_idx };
         l.validate(seq_q, seq_k)?;
         Ok(l)
@@ -284,13 +305,23 @@ impl BlockLayout {
     }
 
     /// BigBird: local band + global blocks + `random` seeded random blocks per row.
-    pub fn bigbird(seq_q: usize, seq_k: usize, block: usize, local: usize, global: usize, random: usize, seed: u64) -> Self {
+    pub fn bigbird(
+        seq_q: usize,
+        seq_k: usize,
+        block: usize,
+        local: usize,
+        global: usize,
+        random: usize,
+        seed: u64,
+    ) -> Self {
         let nk = seq_k.div_ceil(block);
         let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
         let nq = seq_q.div_ceil(block);
         let picks: Vec<Vec<usize>> = (0..nq).map(|_| (0..random).map(|_| rng.random_range(0..nk)).collect()).collect();
         let diag = Self::diag_fn(seq_q, seq_k, block);
-        Self::from_fn(seq_q, seq_k, block, block, |r, c| r < global || c < global || diag(r).abs_diff(c) <= local || picks[r].contains(&c))
+        Self::from_fn(seq_q, seq_k, block, block, |r, c| {
+            r < global || c < global || diag(r).abs_diff(c) <= local || picks[r].contains(&c)
+        })
     }
 
     /// Sparse Transformer "strided": the previous `local` blocks plus every `stride`-th block
@@ -332,7 +363,10 @@ mod tests {
         assert_eq!(m.key_range(3, 8, 8), Some((2, 4)));
         let wide = Mask::Window { left: 100, right: 100 };
         assert_eq!(wide.visible_pairs(7, 9), Mask::None.visible_pairs(7, 9));
-        assert_eq!(Mask::causal_window(256).visible_pairs(1024, 1024), (0..1024u64).map(|i| (i + 1).min(256)).sum::<u64>());
+        assert_eq!(
+            Mask::causal_window(256).visible_pairs(1024, 1024),
+            (0..1024u64).map(|i| (i + 1).min(256)).sum::<u64>()
+        );
     }
 
     #[test]
@@ -362,7 +396,7 @@ mod tests {
     #[test]
     fn visible_key_ranges_decode_window() {
         let m = Mask::causal_window(100);
-        assert_eq!(m.visible_key_ranges(1, 1000), vec![(901, 1000)]);
+        assert_eq!(m.visible_key_ranges(1, 1000), vec![(900, 1000)]);
         assert_eq!(Mask::None.visible_key_ranges(3, 10), vec![(0, 10)]);
         let l = BlockLayout::from_csr(64, 256, 64, 64, vec![0, 2], vec![0, 2]).unwrap();
         assert_eq!(Mask::BlockSparse(l).visible_key_ranges(64, 256), vec![(0, 64), (128, 192)]);

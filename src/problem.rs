@@ -41,7 +41,14 @@ impl Shape {
         Shape { batch, seq_q: seq, seq_k: seq, heads, kv_heads, head_dim }
     }
     /// Decode: `new_tokens` queries against a cache of `cache` keys (the new tokens included).
-    pub fn decode(batch: usize, new_tokens: usize, cache: usize, heads: usize, kv_heads: usize, head_dim: usize) -> Self {
+    pub fn decode(
+        batch: usize,
+        new_tokens: usize,
+        cache: usize,
+        heads: usize,
+        kv_heads: usize,
+        head_dim: usize,
+    ) -> Self {
         Shape { batch, seq_q: new_tokens, seq_k: cache, heads, kv_heads, head_dim }
     }
     pub fn group(&self) -> usize {
@@ -71,7 +78,14 @@ impl Shape {
     /// Checks the shape alone; kernels additionally need a supported head_dim.
     pub fn validate(&self) -> Result<()> {
         let Shape { batch, seq_q, seq_k, heads, kv_heads, head_dim } = *self;
-        for (name, v) in [("batch", batch), ("seq_q", seq_q), ("seq_k", seq_k), ("heads", heads), ("kv_heads", kv_heads), ("head_dim", head_dim)] {
+        for (name, v) in [
+            ("batch", batch),
+            ("seq_q", seq_q),
+            ("seq_k", seq_k),
+            ("heads", heads),
+            ("kv_heads", kv_heads),
+            ("head_dim", head_dim),
+        ] {
             if v == 0 {
                 return invalid(format!("{name} must be at least 1"));
             }
@@ -91,7 +105,10 @@ impl Shape {
     pub fn validate_for_kernels(&self) -> Result<()> {
         self.validate()?;
         if !SUPPORTED_HEAD_DIMS.contains(&self.head_dim) {
-            return invalid(format!("head_dim {} is not compiled; kernels support {:?}", self.head_dim, SUPPORTED_HEAD_DIMS));
+            return invalid(format!(
+                "head_dim {} is not compiled; kernels support {:?}",
+                self.head_dim, SUPPORTED_HEAD_DIMS
+            ));
         }
         Ok(())
     }

@@ -110,9 +110,14 @@ pub struct MaskSpec {
 pub enum PointStatus {
     Ok,
     /// Would not fit in device memory: what it would need.
-    Infeasible { need_gib: f64, have_gib: f64 },
+    Infeasible {
+        need_gib: f64,
+        have_gib: f64,
+    },
     /// The launch or measurement failed; the sweep went on.
-    Failed { error: String },
+    Failed {
+        error: String,
+    },
 }
 
 /// How energy was obtained.
@@ -222,10 +227,16 @@ pub struct Profile {
 
 impl Profile {
     pub fn from_json(text: &str) -> Result<Profile> {
-        let v: serde_json::Value = serde_json::from_str(text).map_err(|e| Error::Format(format!("profile is not valid JSON: {e}")))?;
-        let ver = v.get("schema_version").and_then(|x| x.as_u64()).ok_or_else(|| Error::Format("profile has no schema_version".into()))?;
+        let v: serde_json::Value =
+            serde_json::from_str(text).map_err(|e| Error::Format(format!("profile is not valid JSON: {e}")))?;
+        let ver = v
+            .get("schema_version")
+            .and_then(|x| x.as_u64())
+            .ok_or_else(|| Error::Format("profile has no schema_version".into()))?;
         if ver == 0 || ver > SCHEMA_VERSION as u64 {
-            return Err(Error::Format(format!("profile schema_version {ver} is not supported (this build reads 1..={SCHEMA_VERSION})")));
+            return Err(Error::Format(format!(
+                "profile schema_version {ver} is not supported (this build reads 1..={SCHEMA_VERSION})"
+            )));
         }
         serde_json::from_value(v).map_err(|e| Error::Format(format!("malformed profile: {e}")))
     }
@@ -233,7 +244,8 @@ impl Profile {
         serde_json::to_string_pretty(self).expect("profile serializes")
     }
     pub fn load(path: &Path) -> Result<Profile> {
-        let text = std::fs::read_to_string(path).map_err(|e| Error::Io { path: path.display().to_string(), source: e })?;
+        let text =
+            std::fs::read_to_string(path).map_err(|e| Error::Io { path: path.display().to_string(), source: e })?;
         Self::from_json(&text).map_err(|e| Error::Format(format!("{}: {e}", path.display())))
     }
     pub fn save(&self, path: &Path) -> Result<()> {

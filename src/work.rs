@@ -85,7 +85,10 @@ pub fn flash(p: &Problem, tile_q: usize, tile_k: usize) -> Work {
     let (partial, full) = p.mask.tile_counts(s.seq_q, s.seq_k, tile_q, tile_k);
     Work {
         flops: useful_flops(p),
-        executed_flops: 4.0 * s.head_dim as f64 * (s.batch * s.heads) as f64 * ((partial + full) * (tile_q * tile_k) as u64) as f64,
+        executed_flops: 4.0
+            * s.head_dim as f64
+            * (s.batch * s.heads) as f64
+            * ((partial + full) * (tile_q * tile_k) as u64) as f64,
         min_bytes: q_o_lse_bytes(p) + visible_kv_bytes(p),
     }
 }
@@ -94,7 +97,8 @@ pub fn flash(p: &Problem, tile_q: usize, tile_k: usize) -> Work {
 /// split, written then read by the combine) when `splits > 1`.
 pub fn decode(p: &Problem, splits: usize) -> Work {
     let s = &p.shape;
-    let partial = if splits > 1 { 2.0 * (splits * s.batch * s.heads * s.seq_q * (s.head_dim + 1)) as f64 * 4.0 } else { 0.0 };
+    let partial =
+        if splits > 1 { 2.0 * (splits * s.batch * s.heads * s.seq_q * (s.head_dim + 1)) as f64 * 4.0 } else { 0.0 };
     let f = useful_flops(p);
     Work { flops: f, executed_flops: f, min_bytes: q_o_lse_bytes(p) + visible_kv_bytes(p) + partial }
 }
@@ -102,7 +106,9 @@ pub fn decode(p: &Problem, splits: usize) -> Work {
 /// Bytes the dense variant needs in device memory (inputs, outputs, the score matrix).
 pub fn dense_footprint_bytes(p: &Problem) -> f64 {
     let s = &p.shape;
-    q_o_lse_bytes(p) + 2.0 * s.kv_elems() as f64 * E + (s.batch * s.heads) as f64 * s.seq_q as f64 * s.seq_k as f64 * 4.0
+    q_o_lse_bytes(p)
+        + 2.0 * s.kv_elems() as f64 * E
+        + (s.batch * s.heads) as f64 * s.seq_q as f64 * s.seq_k as f64 * 4.0
 }
 
 #[cfg(test)]

@@ -14,10 +14,15 @@ pub fn run(a: Args) -> anyhow::Result<()> {
     println!("nvcc: {NVCC_PATH} ({NVCC_VERSION}), target sm_90a");
     match attnjoule::device::cuda::probe() {
         Ok(()) => println!("CUDA driver: present"),
-        Err(e) => println!("CUDA: {e}; use --backend emu (CPU emulator) or `attnjoule estimate` (analytical H100 profile)"),
+        Err(e) => {
+            println!("CUDA: {e}; use --backend emu (CPU emulator) or `attnjoule estimate` (analytical H100 profile)")
+        }
     }
     println!();
-    println!("{:<16} {:<34} {:>5} {:>8} {:>7} {:>7} {:>6}", "module", "kernel", "regs", "smem", "stack", "spill", "bars");
+    println!(
+        "{:<16} {:<34} {:>5} {:>8} {:>7} {:>7} {:>6}",
+        "module", "kernel", "regs", "smem", "stack", "spill", "bars"
+    );
     for m in MODULES.iter().filter(|m| a.all || !m.test_only) {
         for e in m.entries {
             println!(
