@@ -6,6 +6,7 @@
 //! uploads inputs, runs, and downloads outputs, the same way on the GPU and on the emulator.
 
 pub mod dense;
+pub mod flash;
 
 use crate::device::{DevBuf, Device, DeviceExt, LaunchConfig, LaunchReport};
 use crate::error::{invalid, Result};
@@ -96,7 +97,8 @@ impl Attention {
         problem.shape.validate_for_kernels()?;
         let plan = match variant {
             Variant::Dense => dense::plan(problem)?,
-            Variant::Flash | Variant::Decode => {
+            Variant::Flash => flash::plan(problem)?,
+            Variant::Decode => {
                 let _ = opts;
                 return invalid(format!("variant {} is not built yet", variant.name()));
             }
