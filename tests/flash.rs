@@ -109,8 +109,10 @@ struct Case {
     mask: Mask,
 }
 
-fn case(name: &'static str, batch: usize, sq: usize, sk: usize, h: usize, hk: usize, d: usize, mask: Mask) -> Case {
-    Case { name, shape: Shape { batch, seq_q: sq, seq_k: sk, heads: h, kv_heads: hk, head_dim: d }, mask }
+/// `dims`: batch, seq_q, seq_k, heads, kv_heads, head_dim.
+fn case(name: &'static str, dims: [usize; 6], mask: Mask) -> Case {
+    let [batch, seq_q, seq_k, heads, kv_heads, head_dim] = dims;
+    Case { name, shape: Shape { batch, seq_q, seq_k, heads, kv_heads, head_dim }, mask }
 }
 
 /// What the tiling must do at least, per launch: (tile visits, global bytes read, bytes written).
@@ -216,32 +218,32 @@ fn run_case(dev: &dyn Device, c: &Case) -> f64 {
 
 fn cases_none() -> Vec<Case> {
     vec![
-        case("none 1x1", 1, 1, 1, 1, 1, 64, Mask::None),
-        case("none tails gqa2 batch2", 2, 7, 200, 2, 1, 64, Mask::None),
-        case("none 65 gqa4", 1, 65, 65, 4, 1, 128, Mask::None),
-        case("none 200x513", 1, 200, 513, 2, 2, 128, Mask::None),
-        case("none 1024", 1, 1024, 1024, 1, 1, 64, Mask::None),
+        case("none 1x1", [1, 1, 1, 1, 1, 64], Mask::None),
+        case("none tails gqa2 batch2", [2, 7, 200, 2, 1, 64], Mask::None),
+        case("none 65 gqa4", [1, 65, 65, 4, 1, 128], Mask::None),
+        case("none 200x513", [1, 200, 513, 2, 2, 128], Mask::None),
+        case("none 1024", [1, 1024, 1024, 1, 1, 64], Mask::None),
     ]
 }
 
 fn cases_causal() -> Vec<Case> {
     vec![
-        case("causal 1x7", 1, 1, 7, 1, 1, 64, Mask::Causal),
-        case("causal 64 gqa8", 1, 64, 64, 8, 1, 128, Mask::Causal),
-        case("causal 200 batch2 gqa2", 2, 200, 200, 2, 1, 64, Mask::Causal),
+        case("causal 1x7", [1, 1, 7, 1, 1, 64], Mask::Causal),
+        case("causal 64 gqa8", [1, 64, 64, 8, 1, 128], Mask::Causal),
+        case("causal 200 batch2 gqa2", [2, 200, 200, 2, 1, 64], Mask::Causal),
         // seq_q > seq_k: the first 448 rows see no key (O = 0, LSE = -inf)
-        case("causal 513x65 empty rows", 1, 513, 65, 1, 1, 64, Mask::Causal),
-        case("causal 1024", 1, 1024, 1024, 1, 1, 128, Mask::Causal),
+        case("causal 513x65 empty rows", [1, 513, 65, 1, 1, 64], Mask::Causal),
+        case("causal 1024", [1, 1024, 1024, 1, 1, 128], Mask::Causal),
     ]
 }
 
 fn cases_window() -> Vec<Case> {
     vec![
-        case("window 0", 1, 200, 200, 1, 1, 64, Mask::Window { left: 0, right: 0 }),
-        case("window causal 16", 1, 513, 513, 2, 1, 128, Mask::causal_window(16)),
-        case("window wider than seq", 2, 7, 65, 2, 2, 64, Mask::Window { left: 5000, right: 5000 }),
-        case("window 32/8 gqa2", 1, 65, 200, 4, 2, 128, Mask::Window { left: 32, right: 8 }),
-        case("window causal 256 @1024", 1, 1024, 1024, 1, 1, 64, Mask::causal_window(256)),
+        case("window 0", [1, 200, 200, 1, 1, 64], Mask::Window { left: 0, right: 0 }),
+        case("window causal 16", [1, 513, 513, 2, 1, 128], Mask::causal_window(16)),
+        case("window wider than seq", [2, 7, 65, 2, 2, 64], Mask::Window { left: 5000, right: 5000 }),
+        case("window 32/8 gqa2", [1, 65, 200, 4, 2, 128], Mask::Window { left: 32, right: 8 }),
+        case("window causal 256 @1024", [1, 1024, 1024, 1, 1, 64], Mask::causal_window(256)),
     ]
 }
 
@@ -255,34 +257,19 @@ fn cases_sparse(seed: u64) -> Vec<Case> {
     vec![
         case(
             "sparse bigbird 513",
-            1,
-            513,
-            513,
-            2,
-            1,
-            64,
+            [1, 513, 513, 2, 1, 64],
             Mask::BlockSparse(BlockLayout::bigbird(513, 513, 64, 1, 1, 2, seed)),
         ),
-        case("sparse csr empty rows", 2, 200, 200, 2, 1, 128, Mask::BlockSparse(csr_empty_rows)),
-        case("sparse block_k 128", 1, 200, 513, 1, 1, 64, Mask::BlockSparse(wide_k)),
+        case("sparse csr empty rows", [2, 200, 200, 2, 1, 128], Mask::BlockSparse(csr_empty_rows)),
+        case("sparse block_k 128", [1, 200, 513, 1, 1, 64], Mask::BlockSparse(wide_k)),
         case(
             "sparse block_q 128",
-            1,
-            513,
-            200,
-            2,
-            2,
-            128,
+            [1, 513, 200, 2, 2, 128],
             Mask::BlockSparse(BlockLayout::longformer(513, 200, 128, 0, 1)),
         ),
         case(
             "sparse strided 1024",
-            1,
-            1024,
-            1024,
-            1,
-            1,
-            128,
+            [1, 1024, 1024, 1, 1, 128],
             Mask::BlockSparse(BlockLayout::strided(1024, 1024, 64, 1, 4)),
         ),
     ]
@@ -343,10 +330,10 @@ fn emu_block_sparse() {
 fn emu_batch2_gqa_all_masks() {
     // Batch 2 with each GQA ratio and both head dims, one mask each.
     let cases = vec![
-        case("batch2 gqa1 d128 none", 2, 65, 65, 1, 1, 128, Mask::None),
-        case("batch2 gqa2 d64 causal", 2, 65, 65, 2, 1, 64, Mask::Causal),
-        case("batch2 gqa4 d128 window", 2, 65, 65, 4, 1, 128, Mask::causal_window(20)),
-        case("batch2 gqa8 d64 sparse", 2, 65, 65, 8, 1, 64, Mask::BlockSparse(BlockLayout::full(65, 65, 64, 64))),
+        case("batch2 gqa1 d128 none", [2, 65, 65, 1, 1, 128], Mask::None),
+        case("batch2 gqa2 d64 causal", [2, 65, 65, 2, 1, 64], Mask::Causal),
+        case("batch2 gqa4 d128 window", [2, 65, 65, 4, 1, 128], Mask::causal_window(20)),
+        case("batch2 gqa8 d64 sparse", [2, 65, 65, 8, 1, 64], Mask::BlockSparse(BlockLayout::full(65, 65, 64, 64))),
     ];
     run_all(emulator().as_ref(), &cases);
 }
