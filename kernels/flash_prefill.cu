@@ -236,7 +236,7 @@ __device__ __forceinline__ void flash_prefill(const AttnParams& p) {
     for (int hh = 0; hh < 2; ++hh) {
       const int r = wr + (lane >> 2) + 8 * hh;
       const uint32_t val = attn::pack_bf16x2(o[db][2 * hh] * inv[hh], o[db][2 * hh + 1] * inv[hh]);
-      asm volatile("st.shared.b32 [%0], %1;\n" ::"r"(sQ + QT::offset(r, db) + 4 * (lane & 3)), "r"(val) : "memory");
+      attn::st_shared_b32(sQ + QT::offset(r, db) + 4 * (lane & 3), val);
     }
   }
   __syncthreads();
@@ -246,12 +246,8 @@ __device__ __forceinline__ void flash_prefill(const AttnParams& p) {
   for (int it = 0; it < 16 * kChunks / 32; ++it) {
     const int c = lane + 32 * it;
     const int r = wr + c / kChunks, ch = c % kChunks;
-    uint4 val;
-    asm volatile("ld.shared.v4.b32 {%0, %1, %2, %3}, [%4];\n"
-                 : "=r"(val.x), "=r"(val.y), "=r"(val.z), "=r"(val.w)
-                 : "r"(sQ + QT::offset(r, ch))
-                 : "memory");
-    if (q0 + r < p.seq_q) *reinterpret_cast<uint4*>(out + (int64_t)(q0 + r) * p.o_row_stride + ch * 8) = val;
+    const uint4 val = attn::ld_shared_v4(sQ + QT::offset(r, ch));
+    if (q0 + r < p.seq_q) attn::st_global_v4(out + (int64_t)(q0 + r) * p.o_row_stride + ch * 8, val);
   }
 }
 
