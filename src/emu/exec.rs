@@ -100,8 +100,10 @@ struct Blk<'a, 's> {
     clock: u64,
     bar_arrived: [u32; 16],
     bar_expected: [u32; 16],
-    /// Sanitizer: one finding per (instruction, kind) per warp instruction.
+    /// Sanitizer: one finding per warp instruction.
     flagged: bool,
+    /// The current access is an atomic: atomics do not race with each other.
+    atomic: bool,
 }
 
 #[inline(always)]
@@ -640,6 +642,7 @@ pub fn run_block(l: &LaunchCtx, bid: u64, s: &mut Scratch) -> Result<BlockOut> {
         bar_arrived: [0; 16],
         bar_expected: [0; 16],
         flagged: false,
+        atomic: false,
     };
     let warps = &mut s.warps;
     loop {
@@ -918,6 +921,19 @@ impl<'a> Blk<'a, '_> {
     fn shadow_access(&mut self, off: u64, size: u32, write: bool, w: u32, lane: usize, line: u32) {
         let tid = (w * 32 + lane as u32) as u16;
         for bo in off..off + size as u64 {
+            if self.atomic {
+                let sh = &mut self.shadow[bo as usize];
+                if sh.w_epoch < self.block_start {
+                    sh.w_epoch = self.epoch;
+                    sh.w_tid = tid;
+                    if !write && !self.flagged {
+                        self.flagged = true;
+                        let msg = "atomic on shared memory never written in this launch".to_string();
+                        self.finding(FindingKind::UninitShared, w, lane, line, Some(off), msg);
+                    }
+                }
+                continue;
+            }
             let h = track(&mut self.shadow[bo as usize], tid, write, self.epoch, self.block_start);
             if h != SharedHazard::None && !self.flagged {
                 self.flagged = true;
@@ -1441,9 +1457,14 @@ impl<'a> Blk<'a, '_> {
                                 }
                             }
                             Resolved::Shared(_) | Resolved::Global(..) | Resolved::Fault => {
-                                let o = self.access(space, addr, size, None, w, lane, i.line)?;
-                                self.access(space, addr, size, Some(atom_apply(op, t, o, b, c)), w, lane, i.line)?;
-                                o
+                                self.atomic = true;
+                                let o = self.access(space, addr, size, None, w, lane, i.line);
+                                let o = o.and_then(|o| {
+                                    self.access(space, addr, size, Some(atom_apply(op, t, o, b, c)), w, lane, i.line)
+                                        .map(|_| o)
+                                });
+                                self.atomic = false;
+                                o?
                             }
                             _ => return Err(err_at(k, i.line, "atomic on param/const/local space")),
                         };
