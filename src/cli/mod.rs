@@ -2,6 +2,7 @@
 
 use clap::{Parser, Subcommand};
 
+mod emu;
 mod info;
 
 #[derive(Parser)]
@@ -15,10 +16,13 @@ struct Cli {
 enum Cmd {
     /// Toolchain, compiled kernels with their ptxas resources, and what this machine has (GPU, NVML).
     Info(info::Args),
+    /// Run one attention variant on the CPU emulator: error vs the f64 reference, time, counters.
+    Emu(emu::Args),
 }
 
 pub fn main() -> anyhow::Result<()> {
     match Cli::parse().cmd {
         Cmd::Info(a) => info::run(a),
+        Cmd::Emu(a) => emu::run(a),
     }
 }
