@@ -2,6 +2,7 @@
 
 use clap::{Parser, Subcommand};
 
+mod estimate;
 mod info;
 
 #[derive(Parser)]
@@ -15,10 +16,14 @@ struct Cli {
 enum Cmd {
     /// Toolchain, compiled kernels with their ptxas resources, and what this machine has (GPU, NVML).
     Info(info::Args),
+    /// What the next phrase of a long conversation costs (s, J, Wh) per attention policy, from a
+    /// profile (default: the bundled analytical H100 profile) and a model.
+    Estimate(estimate::Args),
 }
 
 pub fn main() -> anyhow::Result<()> {
     match Cli::parse().cmd {
         Cmd::Info(a) => info::run(a),
+        Cmd::Estimate(a) => estimate::run(a),
     }
 }
