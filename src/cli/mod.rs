@@ -18,12 +18,12 @@ enum Cmd {
     Info(info::Args),
     /// What the next phrase of a long conversation costs (s, J, Wh) per attention policy, from a
     /// profile (default: the bundled analytical H100 profile) and a model.
-    Estimate(estimate::Args),
+    Estimate(Box<estimate::Args>),
 }
 
 pub fn main() -> anyhow::Result<()> {
     match Cli::parse().cmd {
         Cmd::Info(a) => info::run(a),
-        Cmd::Estimate(a) => estimate::run(a),
+        Cmd::Estimate(a) => estimate::run(*a),
     }
 }

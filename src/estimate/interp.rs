@@ -133,7 +133,9 @@ impl Pchip {
         if n < 2 || y.len() != n {
             return invalid("interpolation needs at least two points");
         }
-        if x.windows(2).any(|w| !(w[1] > w[0])) || x.iter().chain(&y).any(|v| !v.is_finite()) {
+        if x.windows(2).any(|w| w[1].partial_cmp(&w[0]) != Some(std::cmp::Ordering::Greater))
+            || x.iter().chain(&y).any(|v| !v.is_finite())
+        {
             return invalid("interpolation points must be finite with increasing x");
         }
         let d: Vec<f64> = (0..n - 1).map(|i| (y[i + 1] - y[i]) / (x[i + 1] - x[i])).collect();
