@@ -402,3 +402,19 @@ fn cli_prints_the_table_and_writes_the_plot() {
     assert!(!out.status.success() && err.contains("malformed profile"), "{err}");
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn custom_model_files_load() {
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/profiles/models/llama-3.1-8b.toml");
+    let m = ModelSpec::resolve(path).unwrap();
+    // Llama 3.1 8B: 8.03B parameters (model card).
+    assert!(rel(m.total_params(), 8.03e9) < 0.005, "{}", m.total_params());
+    let json = std::env::temp_dir().join(format!("attnjoule-model-{}.json", std::process::id()));
+    std::fs::write(&json, serde_json::to_string(&preset("deepseek-v3").unwrap()).unwrap()).unwrap();
+    assert_eq!(ModelSpec::resolve(json.to_str().unwrap()).unwrap(), preset("deepseek-v3").unwrap());
+    std::fs::write(&json, "{\"name\": \"x\", \"layers\": 2}").unwrap();
+    let e = ModelSpec::resolve(json.to_str().unwrap()).unwrap_err();
+    assert!(matches!(&e, Error::Format(m) if m.contains("model JSON")), "{e}");
+    let _ = std::fs::remove_file(&json);
+    assert!(matches!(ModelSpec::resolve("/nonexistent/m.toml"), Err(Error::Io { .. })));
+}
