@@ -221,7 +221,7 @@ fn print_tables(reports: &[Report]) {
 
 fn print_csv(reports: &[Report]) {
     println!(
-        "profile_kind,gpu,model,batch,policy,minute,context,status,seconds_per_phrase,joules_per_token,\
+        "profile_kind,gpu,profile_created,model,batch,policy,minute,context,status,seconds_per_phrase,joules_per_token,\
          wh_per_phrase,attention_share,kv_gib,mem_gib_per_gpu,gpus,tp,pp,cumulative_wh,extrapolated"
     );
     let o = |v: Option<f64>| v.map_or(String::new(), |v| format!("{v:e}"));
@@ -233,9 +233,10 @@ fn print_csv(reports: &[Report]) {
                 RowStatus::NoData { .. } => "no_data",
             };
             println!(
-                "{:?},\"{}\",{},{},{},{},{},{},{},{},{},{},{:e},{:e},{},{},{},{},{}",
-                r.profile.kind,
+                "{:?},\"{}\",{},{},{},{},{},{},{},{},{},{},{},{:e},{:e},{},{},{},{},{}",
+                format!("{:?}", r.profile.kind).to_lowercase(),
                 r.profile.gpu.replace('"', "'"),
+                r.profile.created,
                 r.model,
                 r.batch,
                 row.policy.name(),

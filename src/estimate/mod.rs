@@ -734,6 +734,20 @@ pub fn estimate(
         deployments.push(PolicyDeployment { policy, deployment: dep, gpus: dep.gpus(), sized_for_context: sized });
     }
     let mut notes = est.notes.clone();
+    notes.push(format!(
+        "deployment: tensor parallel inside a node (up to {}), pipeline stages across nodes that run one after \
+         another (no micro-batching); GPUs of idle stages draw {} W; inter-GPU communication not modeled; {:.0}% \
+         of each GPU's memory kept free; prefill activations in chunks of {} tokens",
+        est.opts.gpus_per_node,
+        est.hw.wait_watts,
+        100.0 * est.opts.headroom,
+        deploy::PREFILL_CHUNK_TOKENS
+    ));
+    notes.push(
+        "every conversation token is counted as generated in phrases; decode steps are costed at the phrase's \
+         middle context"
+            .into(),
+    );
     notes.extend(est.model.notes.iter().cloned());
     if policies.contains(&Policy::Recurrent) {
         notes.push(
