@@ -30,6 +30,9 @@ pub struct LinePlot {
     pub hlines: Vec<HLine>,
     /// Optional small print under the title (e.g. which profile the numbers come from).
     pub subtitle: Option<String>,
+    /// Fixed axis ranges (log axes round them out to whole decades); `None` fits the data.
+    pub x_range: Option<(f64, f64)>,
+    pub y_range: Option<(f64, f64)>,
     pub width: f64,
     pub height: f64,
 }
@@ -45,6 +48,8 @@ impl Default for LinePlot {
             series: vec![],
             hlines: vec![],
             subtitle: None,
+            x_range: None,
+            y_range: None,
             width: 900.0,
             height: 560.0,
         }
@@ -131,8 +136,10 @@ impl Axis {
             (v - self.lo) / (self.hi - self.lo)
         }
     }
+    /// Drawable: finite, positive on a log axis, and inside the axis range.
     fn ok(&self, v: f64) -> bool {
-        v.is_finite() && (!self.log || v > 0.0)
+        let tol = 1e-9 * (self.hi - self.lo);
+        v.is_finite() && (!self.log || v > 0.0) && v >= self.lo - tol && v <= self.hi + tol
     }
     /// (value, major?) ticks.
     fn ticks(&self) -> Vec<(f64, bool)> {
@@ -186,9 +193,20 @@ impl LinePlot {
         let (w, h) = (self.width, self.height);
         let (ml, mr, mt, mb) = (80.0, 210.0, if self.subtitle.is_some() { 62.0 } else { 46.0 }, 56.0);
         let (pw, ph) = (w - ml - mr, h - mt - mb);
-        let xs = self.series.iter().flat_map(|s| s.points.iter().map(|p| p.0));
-        let ys = self.series.iter().flat_map(|s| s.points.iter().map(|p| p.1)).chain(self.hlines.iter().map(|l| l.y));
-        let (ax, ay) = (Axis::new(self.log_x, xs), Axis::new(self.log_y, ys));
+        let xs: Vec<f64> = match self.x_range {
+            Some((a, b)) => vec![a, b],
+            None => self.series.iter().flat_map(|s| s.points.iter().map(|p| p.0)).collect(),
+        };
+        let ys: Vec<f64> = match self.y_range {
+            Some((a, b)) => vec![a, b],
+            None => self
+                .series
+                .iter()
+                .flat_map(|s| s.points.iter().map(|p| p.1))
+                .chain(self.hlines.iter().map(|l| l.y))
+                .collect(),
+        };
+        let (ax, ay) = (Axis::new(self.log_x, xs.into_iter()), Axis::new(self.log_y, ys.into_iter()));
         let px = |v: f64| ml + ax.frac(v) * pw;
         let py = |v: f64| mt + (1.0 - ay.frac(v)) * ph;
         let mut s = String::new();
@@ -360,8 +378,12 @@ mod tests {
         assert_eq!(svg.matches("<polyline").count(), 1 + 2);
         assert!(svg.contains(">human<") && svg.contains(">a<") && svg.contains(">b<"));
         assert!(!svg.contains("NaN") && !svg.contains("inf"));
-        let both = side_by_side(&[p.clone(), p]);
+        let both = side_by_side(&[p.clone(), p.clone()]);
         assert_eq!(both.matches("<svg").count(), 3);
+        // A fixed range (rounded out to the decades 1..10) drops what lies outside it.
+        let svg = LinePlot { y_range: Some((1.5, 5.0)), ..p }.to_svg();
+        assert!(!svg.contains(">human<"), "the line at 0.5 lies below the range");
+        assert_eq!(svg.matches("<circle").count(), 3, "a: 1 and 10 (0.1 is below); b: 3");
     }
 
     #[test]

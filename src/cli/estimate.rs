@@ -262,12 +262,18 @@ fn print_csv(reports: &[Report]) {
 /// One panel per batch size: Wh per phrase against minute, a line per policy, log-log, with the
 /// human speaker's reference line.
 pub fn plot_svg(reports: &[Report]) -> String {
+    // One y range for every panel, so the regimes compare at a glance.
+    let ys = reports.iter().flat_map(|r| {
+        r.curves.iter().flat_map(|c| c.points.iter().map(|p| p.1)).chain(std::iter::once(r.human_wh_per_phrase))
+    });
+    let (lo, hi) = ys.filter(|y| *y > 0.0).fold((f64::INFINITY, 0.0f64), |(a, b), y| (a.min(y), b.max(y)));
+    let y_range = (lo.is_finite() && hi > 0.0).then_some((lo, hi));
     let plots: Vec<LinePlot> = reports
         .iter()
         .map(|r| LinePlot {
             title: format!("{}: Wh per {}-token phrase, batch {}", r.model, r.conversation.phrase_tokens, r.batch),
             subtitle: Some(r.profile.short()),
-            x_label: "minute of the conversation".into(),
+            x_label: "minute of the conversation (a line ends where its context no longer fits)".into(),
             y_label: "Wh per phrase (one conversation's share)".into(),
             log_x: true,
             log_y: true,
@@ -280,6 +286,7 @@ pub fn plot_svg(reports: &[Report]) -> String {
                 y: r.human_wh_per_phrase,
                 label: format!("a person speaking the phrase at 20 W: {} Wh", sig(r.human_wh_per_phrase)),
             }],
+            y_range,
             ..Default::default()
         })
         .collect();

@@ -142,6 +142,25 @@ mod tests {
     }
 
     #[test]
+    fn memory_closed_form() {
+        let m = preset("1t").unwrap();
+        let d = Deployment::split(32, 8, 80e9, 0.1).unwrap();
+        let pp = PolicyParams::default();
+        let mem = memory(&m, &d, Policy::KvCache, &pp, 113_675, 2);
+        assert_eq!(mem.weights, m.total_params() * 2.0 / 32.0);
+        // 2 conversations x 113675 tokens x 512 KiB, over 32 GPUs; no prefill, no scores.
+        assert_eq!(mem.kv, 2.0 * 113_675.0 * 524_288.0 / 32.0);
+        assert_eq!(mem.transient, 0.0);
+        let w = memory(&m, &d, Policy::Window, &pp, 113_675, 2);
+        assert_eq!(w.kv, 2.0 * 4096.0 * 524_288.0 / 32.0);
+        // Dense at 10000 tokens: 25 heads x 10000^2 f32 scores per conversation, plus one
+        // 8192-token chunk of activations (2 d_model + 3 ffn / 8, bf16).
+        let dm = memory(&m, &d, Policy::Dense, &pp, 10_000, 1);
+        let act = 8192.0 * (2.0 * 25600.0 + 3.0 * 83968.0 / 8.0) * 2.0;
+        assert_eq!(dm.transient, 25.0 * 1e8 * 4.0 + act);
+    }
+
+    #[test]
     fn weights_alone_set_the_floor() {
         let m = preset("1t").unwrap();
         let d = smallest(4096, 8, 80e9, 0.1, |d| {

@@ -327,8 +327,8 @@ pub fn plot_grid(minutes: &[f64]) -> Vec<f64> {
     g
 }
 
-/// Power of a person speaking (about 20 W: a resting adult's metabolic share for the brain and
-/// speech is in this range; used only as a reference line).
+/// Reference power of a person saying the phrase: about 20 W, roughly what a human brain draws
+/// (a resting body draws ~80-100 W). Only a reference line for scale.
 pub const HUMAN_WATTS: f64 = 20.0;
 
 /// The estimator for one profile, model and serving options.
@@ -519,13 +519,13 @@ impl Estimator {
 
     /// One phrase at context `ctx` (tokens already in the conversation) on `dep`.
     pub fn phrase(&self, policy: Policy, ctx: usize, dep: &Deployment) -> Result<PhraseCost> {
-        let p_tok = self.opts.batch as f64;
+        let step_tokens = self.opts.batch as f64;
         let phrase = self.phrase_tokens;
         let mid = ctx + phrase.div_ceil(2);
         let prm = &self.opts.params;
         let mut total = Step::default();
         let decode_steps = phrase as f64;
-        let dense = self.dense_layers(p_tok, dep);
+        let dense = self.dense_layers(step_tokens, dep);
         match policy {
             Policy::KvCache => {
                 let a =
@@ -551,7 +551,7 @@ impl Estimator {
                 };
                 if ctx > 0 {
                     let pp = self.attention_problem(dep, ctx, ctx, Mask::Causal);
-                    total.add(self.dense_layers(p_tok * ctx as f64, dep), 1.0);
+                    total.add(self.dense_layers(step_tokens * ctx as f64, dep), 1.0);
                     total.add(self.attention(pre, &format!("{what} prefill"), &pp, dep)?, 1.0);
                 }
                 let p = self.attention_problem(dep, 1, mid, Mask::Causal);
@@ -562,7 +562,7 @@ impl Estimator {
                 let k = ctx.min(prm.budget);
                 if ctx > prm.budget && prm.refresh > 0 {
                     let pp = self.attention_problem(dep, prm.refresh, k, Mask::Causal);
-                    total.add(self.dense_layers(p_tok * prm.refresh as f64, dep), 1.0);
+                    total.add(self.dense_layers(step_tokens * prm.refresh as f64, dep), 1.0);
                     total.add(self.attention(&self.flash_prefill, "flash prefill", &pp, dep)?, 1.0);
                 }
                 let p = self.attention_problem(dep, 1, mid.min(prm.budget), Mask::Causal);
@@ -578,7 +578,7 @@ impl Estimator {
         let mut joules = total.active_joules + total.seconds * waiting;
         let attn = total.attn_active_joules + total.attn_seconds * waiting;
         if policy == Policy::Budget && ctx > prm.budget {
-            joules += prm.retrieval_joules * p_tok;
+            joules += prm.retrieval_joules * step_tokens;
         }
         Ok(PhraseCost { seconds: total.seconds, joules, attn_joules: attn, extrapolated: total.extrapolated })
     }

@@ -286,7 +286,9 @@ pub fn preset(name: &str) -> Option<ModelSpec> {
                 moe_layers: 58,
             }),
             notes: vec![
-                "MLA modeled as 1 KV head x head_dim 288 (exact cache bytes: 576 bf16 per token and layer)".into(),
+                "MLA modeled as 1 KV head x head_dim 288 (exact cache bytes: 576 bf16 per token and layer); the \
+                 latent cache is replicated on every tensor-parallel GPU (no data-parallel attention)"
+                    .into(),
                 "routing assumed uniform over 256 experts (8 active); the shared expert counts as always read".into(),
                 "multi-token-prediction module (14B) not counted; 671B total / 37B active as published".into(),
             ],
