@@ -11,10 +11,12 @@
 pub mod device;
 pub mod emu;
 pub mod error;
+pub mod estimate;
 pub mod kernels;
 pub mod mask;
 pub mod ops;
 pub mod params;
+pub mod plot;
 pub mod problem;
 pub mod profile;
 pub mod reference;

@@ -3,6 +3,7 @@
 use clap::{Parser, Subcommand};
 
 mod emu;
+mod estimate;
 mod info;
 
 #[derive(Parser)]
@@ -18,11 +19,15 @@ enum Cmd {
     Info(info::Args),
     /// Run one attention variant on the CPU emulator: error vs the f64 reference, time, counters.
     Emu(emu::Args),
+    /// What the next phrase of a long conversation costs (s, J, Wh) per attention policy, from a
+    /// profile (default: the bundled analytical H100 profile) and a model.
+    Estimate(Box<estimate::Args>),
 }
 
 pub fn main() -> anyhow::Result<()> {
     match Cli::parse().cmd {
         Cmd::Info(a) => info::run(a),
         Cmd::Emu(a) => emu::run(a),
+        Cmd::Estimate(a) => estimate::run(*a),
     }
 }
