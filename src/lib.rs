@@ -9,6 +9,7 @@
 //! - [`ops`]: launching each attention variant on any device.
 
 pub mod device;
+pub mod energy;
 pub mod error;
 pub mod kernels;
 pub mod mask;
