@@ -195,6 +195,20 @@ impl NvmlSource {
         Ok(NvmlSource { nvml, index, epoch, buf, stop, thread: Some(thread), counter_supported })
     }
 
+    /// The NVML device with this UUID (CUDA and NVML number GPUs differently unless
+    /// CUDA_DEVICE_ORDER=PCI_BUS_ID; the UUID is unambiguous).
+    pub fn for_uuid(uuid: &str, period: Duration) -> Result<Self> {
+        let nvml = nvml_wrapper::Nvml::init().map_err(|e| {
+            Error::Nvml(format!("NVML not available (libnvidia-ml.so not loadable: {e}); energy cannot be measured"))
+        })?;
+        let index = nvml
+            .device_by_uuid(uuid)
+            .and_then(|d| d.index())
+            .map_err(|e| nvml_err(&format!("GPU {uuid}"), e))?;
+        drop(nvml);
+        Self::new(index, period)
+    }
+
     fn dev(&self) -> Result<nvml_wrapper::Device<'_>> {
         self.nvml.device_by_index(self.index).map_err(|e| nvml_err(&format!("GPU {}", self.index), e))
     }

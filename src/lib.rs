@@ -13,11 +13,13 @@ pub mod energy;
 pub mod error;
 pub mod kernels;
 pub mod mask;
+pub mod nvtx;
 pub mod ops;
 pub mod params;
 pub mod problem;
 pub mod profile;
 pub mod reference;
+pub mod sweep;
 pub mod work;
 
 pub use error::{Error, Result};

@@ -142,6 +142,14 @@ impl CudaDevice {
         ))
     }
 
+    /// The GPU's UUID as NVML spells it ("GPU-xxxxxxxx-xxxx-xxxx-xxxx-xxxxxxxxxxxx").
+    pub fn uuid(&self) -> Result<String> {
+        let u = cu::device::get_uuid(self.dev).map_err(|e| cuda_err("cuDeviceGetUuid", e))?;
+        let b: Vec<u8> = u.bytes.iter().map(|&c| c as u8).collect();
+        let hex = |r: std::ops::Range<usize>| b[r].iter().map(|x| format!("{x:02x}")).collect::<String>();
+        Ok(format!("GPU-{}-{}-{}-{}-{}", hex(0..4), hex(4..6), hex(6..8), hex(8..10), hex(10..16)))
+    }
+
     /// (free, total) device memory in bytes.
     pub fn mem_info(&self) -> Result<(usize, usize)> {
         self.bind()?;
