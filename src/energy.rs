@@ -201,10 +201,8 @@ impl NvmlSource {
         let nvml = nvml_wrapper::Nvml::init().map_err(|e| {
             Error::Nvml(format!("NVML not available (libnvidia-ml.so not loadable: {e}); energy cannot be measured"))
         })?;
-        let index = nvml
-            .device_by_uuid(uuid)
-            .and_then(|d| d.index())
-            .map_err(|e| nvml_err(&format!("GPU {uuid}"), e))?;
+        let index =
+            nvml.device_by_uuid(uuid).and_then(|d| d.index()).map_err(|e| nvml_err(&format!("GPU {uuid}"), e))?;
         drop(nvml);
         Self::new(index, period)
     }

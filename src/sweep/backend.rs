@@ -452,7 +452,8 @@ impl Worker for EmuWorker {
                     "emulated in {:.2} s wall; {findings} sanitizer findings; {nan} unwritten outputs; not measured",
                     t0.elapsed().as_secs_f64()
                 ));
-                p.detail = Some(Box::new(PointDetail { plan: Some(att.plan.description.clone()), ..Default::default() }));
+                p.detail =
+                    Some(Box::new(PointDetail { plan: Some(att.plan.description.clone()), ..Default::default() }));
                 p
             }
             Err(e) => failed(spec, e),
@@ -465,7 +466,8 @@ impl Worker for EmuWorker {
 
 /// A filesystem-friendly GPU name ("NVIDIA H100 80GB HBM3" -> "nvidia-h100-80gb-hbm3").
 pub fn slug(name: &str) -> String {
-    let s: String = name.chars().map(|c| if c.is_ascii_alphanumeric() { c.to_ascii_lowercase() } else { '-' }).collect();
+    let s: String =
+        name.chars().map(|c| if c.is_ascii_alphanumeric() { c.to_ascii_lowercase() } else { '-' }).collect();
     s.split('-').filter(|p| !p.is_empty()).collect::<Vec<_>>().join("-")
 }
 
@@ -502,9 +504,9 @@ pub fn run(cfg: &RunConfig, progress: &mut dyn FnMut(&str)) -> Result<Outcome> {
         handles.push(std::thread::spawn(move || {
             let made: Result<Box<dyn Worker>> = match cfg.backend {
                 BackendKind::Cuda => CudaWorker::new(ordinal, &cfg).map(|w| Box::new(w) as Box<dyn Worker>),
-                BackendKind::Emu => emu_device().map(|dev| {
-                    Box::new(EmuWorker { dev, max_bytes: cfg.emu_max_bytes }) as Box<dyn Worker>
-                }),
+                BackendKind::Emu => {
+                    emu_device().map(|dev| Box::new(EmuWorker { dev, max_bytes: cfg.emu_max_bytes }) as Box<dyn Worker>)
+                }
             };
             let mut worker = match made {
                 Ok(x) => x,
@@ -557,7 +559,11 @@ pub fn run(cfg: &RunConfig, progress: &mut dyn FnMut(&str)) -> Result<Outcome> {
         match rx.recv() {
             Ok((w, Msg::Ready { info, idle })) => infos[w] = Some((info, idle)),
             Ok((w, Msg::Fatal(e))) => {
-                fatal.get_or_insert(if workers.len() > 1 { Error::Invalid(format!("GPU {}: {e}", workers[w])) } else { e });
+                fatal.get_or_insert(if workers.len() > 1 {
+                    Error::Invalid(format!("GPU {}: {e}", workers[w]))
+                } else {
+                    e
+                });
             }
             Ok(_) | Err(_) => break,
         }
@@ -566,7 +572,8 @@ pub fn run(cfg: &RunConfig, progress: &mut dyn FnMut(&str)) -> Result<Outcome> {
     if fatal.is_none() {
         if let Some((a, _)) = ready.first() {
             if let Some((b, _)) = ready.iter().find(|(b, _)| b.name != a.name || b.driver != a.driver) {
-                fatal = Some(Error::Invalid(format!("--devices mixes GPU models or drivers: {} vs {}", a.name, b.name)));
+                fatal =
+                    Some(Error::Invalid(format!("--devices mixes GPU models or drivers: {} vs {}", a.name, b.name)));
             }
         }
     }
@@ -580,7 +587,10 @@ pub fn run(cfg: &RunConfig, progress: &mut dyn FnMut(&str)) -> Result<Outcome> {
     let (gpu, idle) = ready[0].clone();
 
     // Output folder and log; resume.
-    let dir = cfg.out.clone().unwrap_or_else(|| PathBuf::from("profiles").join(format!("{}-{}", slug(&gpu.name), output::utc_date())));
+    let dir = cfg
+        .out
+        .clone()
+        .unwrap_or_else(|| PathBuf::from("profiles").join(format!("{}-{}", slug(&gpu.name), output::utc_date())));
     let log_path = dir.join(log_name(cfg.shard));
     let existing = jsonl::read(&log_path)?;
     let mut warnings = existing.warnings.clone();

@@ -58,6 +58,14 @@ pub fn compare(a: &Profile, b: &Profile, only_a: Option<&str>, only_b: Option<&s
             });
         }
     }
-    rows.sort_by(|x, y| (&x.a, &x.b, x.phase, &x.mask, x.seq_q, x.context).cmp(&(&y.a, &y.b, y.phase, &y.mask, y.seq_q, y.context)));
+    rows.sort_by(|x, y| {
+        (&x.a, &x.b, x.phase, &x.mask, x.seq_q, x.context).cmp(&(&y.a, &y.b, y.phase, &y.mask, y.seq_q, y.context))
+    });
     rows
+}
+
+/// The ratio plot: time and joules ratios vs context, one line per (A, B, phase, mask) pair.
+pub fn plot(rows: &[Row], path: &std::path::Path) -> crate::Result<()> {
+    let _ = (rows, path);
+    Err(crate::Error::Invalid("ratio plots need attnjoule::plot, which is not in this build yet".into()))
 }

@@ -10,9 +10,8 @@ use std::path::Path;
 pub fn load_any(path: &Path) -> Result<(Profile, Vec<String>)> {
     if path.extension().is_some_and(|e| e == "jsonl") {
         let log = jsonl::read(path)?;
-        let h = log
-            .header
-            .ok_or_else(|| Error::Format(format!("{}: no header line (not a sweep log)", path.display())))?;
+        let h =
+            log.header.ok_or_else(|| Error::Format(format!("{}: no header line (not a sweep log)", path.display())))?;
         Ok((
             Profile {
                 schema_version: SCHEMA_VERSION,

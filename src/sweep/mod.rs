@@ -7,14 +7,15 @@ pub mod backend;
 pub mod compare;
 pub mod jsonl;
 pub mod merge;
+pub mod ncu;
 pub mod output;
 pub mod protocol;
 
+use crate::error::{invalid, Result};
 use crate::mask::Mask;
 use crate::problem::{Problem, Shape};
 use crate::profile::{MaskSpec, Phase};
 use crate::work::Variant;
-use crate::error::{invalid, Result};
 use serde::{Deserialize, Serialize};
 
 /// H100 L2 size; input rotation makes every set's reuse distance at least twice this.
@@ -204,7 +205,8 @@ impl Shard {
     pub fn parse(s: &str) -> Result<Shard> {
         let bad = || crate::Error::Invalid(format!("shard {s:?}: expected i/n with 0 <= i < n (e.g. 0/4)"));
         let (a, b) = s.split_once('/').ok_or_else(bad)?;
-        let (index, count) = (a.trim().parse::<usize>().map_err(|_| bad())?, b.trim().parse::<usize>().map_err(|_| bad())?);
+        let (index, count) =
+            (a.trim().parse::<usize>().map_err(|_| bad())?, b.trim().parse::<usize>().map_err(|_| bad())?);
         if count == 0 || index >= count {
             return Err(bad());
         }

@@ -149,7 +149,8 @@ pub fn series(profile: &Profile, value: impl Fn(&Point) -> Option<f64>) -> Vec<(
     for p in profile.points.iter().filter(|p| matches!(p.status, PointStatus::Ok)) {
         if let Some(v) = value(p) {
             let phase = format!("{:?}", p.phase).to_lowercase();
-            let q = if p.phase == crate::profile::Phase::Decode { format!(" q={}", p.shape.seq_q) } else { String::new() };
+            let q =
+                if p.phase == crate::profile::Phase::Decode { format!(" q={}", p.shape.seq_q) } else { String::new() };
             let name = if p.implementation == "attnjoule" {
                 format!("{} {phase} {}{q}", p.variant, p.mask.kind)
             } else {

@@ -130,7 +130,8 @@ pub fn measure(
     // at most a few times per repetition so a misbehaving timer cannot loop forever.
     let mut retries = 0;
     while reps.len() < cfg.reps as usize {
-        let gap = if cfg.gap_max_s > cfg.gap_min_s { rng.random_range(cfg.gap_min_s..cfg.gap_max_s) } else { cfg.gap_min_s };
+        let gap =
+            if cfg.gap_max_s > cfg.gap_min_s { rng.random_range(cfg.gap_min_s..cfg.gap_max_s) } else { cfg.gap_min_s };
         target.idle(gap);
         target.synchronize()?;
         let mark = energy::begin(src)?;
