@@ -138,7 +138,7 @@ pub fn config(a: &Args) -> anyhow::Result<RunConfig> {
         retry_failed: a.retry_failed,
         idle_seconds: a.idle_seconds,
         power_period_ms: a.power_period_ms,
-        gemm: if a.no_gemm { vec![] } else { RunConfig::default().gemm },
+        gemm: if a.no_gemm || backend == BackendKind::Emu { vec![] } else { RunConfig::default().gemm },
         emu_max_bytes: a.emu_max_mib << 20,
         seed,
     })

@@ -84,8 +84,11 @@ pub fn emu_device() -> Result<Box<dyn Device>> {
     Err(Error::Emu("the CPU emulator is not part of this build yet (src/emu has not landed)".into()))
 }
 
-/// A worker: measures points on one device.
-trait Worker {
+/// A worker: measures points on one device. Public so tests can drive the whole sweep (log,
+/// resume, outputs) with a simulated GPU.
+pub trait Worker {
+    /// Measured (GPU) or Emulated.
+    fn kind(&self) -> ProfileKind;
     fn info(&self) -> GpuInfo;
     fn idle_watts(&self) -> Option<f64>;
     fn point(&mut self, spec: &PointSpec, seed: u64) -> Point;
@@ -93,14 +96,14 @@ trait Worker {
 }
 
 enum Msg {
-    Ready { info: GpuInfo, idle: Option<f64> },
+    Ready { kind: ProfileKind, info: GpuInfo, idle: Option<f64> },
     Fatal(Error),
     Point(Box<Point>, f64),
     Gemm(Result<GemmPoint>),
     Done,
 }
 
-fn blank_point(spec: &PointSpec, status: PointStatus) -> Point {
+pub fn blank_point(spec: &PointSpec, status: PointStatus) -> Point {
     let work = crate::ops::Attention::new(spec.variant, &spec.problem(), &Options::default())
         .map(|a| a.work())
         .unwrap_or_else(|_| match spec.variant {
@@ -131,7 +134,7 @@ fn blank_point(spec: &PointSpec, status: PointStatus) -> Point {
     }
 }
 
-fn failed(spec: &PointSpec, e: impl std::fmt::Display) -> Point {
+pub fn failed(spec: &PointSpec, e: impl std::fmt::Display) -> Point {
     blank_point(spec, PointStatus::Failed { error: e.to_string() })
 }
 
@@ -238,7 +241,7 @@ impl Target for CallTarget<'_> {
 }
 
 /// Fills a measured point from the protocol's result.
-pub(crate) fn measured_point(mut p: Point, m: &protocol::Measurement, idle: Option<f64>, sets: usize) -> Point {
+pub fn measured_point(mut p: Point, m: &protocol::Measurement, idle: Option<f64>, sets: usize) -> Point {
     p.seconds = Some(m.seconds);
     p.joules = Some(m.joules);
     p.joules_above_idle = m.joules_above_idle;
@@ -285,6 +288,9 @@ impl CudaWorker {
 }
 
 impl Worker for CudaWorker {
+    fn kind(&self) -> ProfileKind {
+        ProfileKind::Measured
+    }
     fn info(&self) -> GpuInfo {
         self.info.clone()
     }
@@ -422,6 +428,9 @@ fn add_counters(a: Option<crate::device::Counters>, b: &crate::device::Counters)
 }
 
 impl Worker for EmuWorker {
+    fn kind(&self) -> ProfileKind {
+        ProfileKind::Emulated
+    }
     fn info(&self) -> GpuInfo {
         GpuInfo { name: self.dev.name(), sm_count: Some(self.dev.sm_count()), ..Default::default() }
     }
@@ -478,8 +487,29 @@ fn log_name(shard: Option<Shard>) -> String {
     }
 }
 
+/// Makes the worker for the n-th entry of `--devices` (called on the worker's own thread).
+pub type WorkerFactory = Arc<dyn Fn(usize, &RunConfig) -> Result<Box<dyn Worker>> + Send + Sync>;
+
+/// The factory of `cfg.backend`: a CUDA device with NVML, or the emulator.
+pub fn default_factory() -> WorkerFactory {
+    Arc::new(|ordinal, cfg| match cfg.backend {
+        BackendKind::Cuda => CudaWorker::new(ordinal, cfg).map(|w| Box::new(w) as Box<dyn Worker>),
+        BackendKind::Emu => {
+            emu_device().map(|dev| Box::new(EmuWorker { dev, max_bytes: cfg.emu_max_bytes }) as Box<dyn Worker>)
+        }
+    })
+}
+
 /// Runs the sweep; `progress` receives one line per finished point (and warnings).
 pub fn run(cfg: &RunConfig, progress: &mut dyn FnMut(&str)) -> Result<Outcome> {
+    if cfg.backend == BackendKind::Cuda {
+        crate::device::cuda::probe().map_err(Error::NoGpu)?;
+    }
+    run_with(cfg, default_factory(), progress)
+}
+
+/// Runs the sweep with workers from `factory`.
+pub fn run_with(cfg: &RunConfig, factory: WorkerFactory, progress: &mut dyn FnMut(&str)) -> Result<Outcome> {
     let all = super::enumerate(&cfg.spec)?;
     let mine = cfg.shard.map_or(all.clone(), |s| s.select(&all));
     let workers = match cfg.backend {
@@ -489,9 +519,6 @@ pub fn run(cfg: &RunConfig, progress: &mut dyn FnMut(&str)) -> Result<Outcome> {
     if workers.is_empty() {
         return Err(Error::Invalid("--devices lists no GPU".into()));
     }
-    if cfg.backend == BackendKind::Cuda {
-        crate::device::cuda::probe().map_err(Error::NoGpu)?;
-    }
 
     // Start the workers; each reports its GPU before taking points.
     let queue: Arc<Mutex<std::collections::VecDeque<PointSpec>>> = Arc::new(Mutex::new(Default::default()));
@@ -499,15 +526,11 @@ pub fn run(cfg: &RunConfig, progress: &mut dyn FnMut(&str)) -> Result<Outcome> {
     let go = Arc::new((Mutex::new(None::<bool>), std::sync::Condvar::new()));
     let mut handles = Vec::new();
     for (w, &ordinal) in workers.iter().enumerate() {
-        let (queue, tx, go, cfg) = (queue.clone(), tx.clone(), go.clone(), cfg.clone());
-        let gemm_here = w == 0 && cfg.shard.is_none_or(|s| s.index == 0) && cfg.backend == BackendKind::Cuda;
+        let (queue, tx, go, cfg, factory) = (queue.clone(), tx.clone(), go.clone(), cfg.clone(), factory.clone());
+        // GEMM calibration: once per sweep (first worker of shard 0); workers without cuBLAS skip it.
+        let gemm_here = w == 0 && cfg.shard.is_none_or(|s| s.index == 0);
         handles.push(std::thread::spawn(move || {
-            let made: Result<Box<dyn Worker>> = match cfg.backend {
-                BackendKind::Cuda => CudaWorker::new(ordinal, &cfg).map(|w| Box::new(w) as Box<dyn Worker>),
-                BackendKind::Emu => {
-                    emu_device().map(|dev| Box::new(EmuWorker { dev, max_bytes: cfg.emu_max_bytes }) as Box<dyn Worker>)
-                }
-            };
+            let made = factory(ordinal, &cfg);
             let mut worker = match made {
                 Ok(x) => x,
                 Err(e) => {
@@ -515,7 +538,7 @@ pub fn run(cfg: &RunConfig, progress: &mut dyn FnMut(&str)) -> Result<Outcome> {
                     return;
                 }
             };
-            let _ = tx.send((w, Msg::Ready { info: worker.info(), idle: worker.idle_watts() }));
+            let _ = tx.send((w, Msg::Ready { kind: worker.kind(), info: worker.info(), idle: worker.idle_watts() }));
             // Wait for the coordinator's go (it may refuse mixed GPUs).
             let (lock, cv) = &*go;
             let mut g = lock.lock().unwrap_or_else(|p| p.into_inner());
@@ -554,10 +577,14 @@ pub fn run(cfg: &RunConfig, progress: &mut dyn FnMut(&str)) -> Result<Outcome> {
 
     // Collect the workers' GPUs; refuse to mix models or drivers.
     let mut infos: Vec<Option<(GpuInfo, Option<f64>)>> = vec![None; workers.len()];
+    let mut kind = ProfileKind::Measured;
     let mut fatal = None;
     for _ in 0..workers.len() {
         match rx.recv() {
-            Ok((w, Msg::Ready { info, idle })) => infos[w] = Some((info, idle)),
+            Ok((w, Msg::Ready { kind: k, info, idle })) => {
+                kind = k;
+                infos[w] = Some((info, idle));
+            }
             Ok((w, Msg::Fatal(e))) => {
                 fatal.get_or_insert(if workers.len() > 1 {
                     Error::Invalid(format!("GPU {}: {e}", workers[w]))
@@ -608,7 +635,7 @@ pub fn run(cfg: &RunConfig, progress: &mut dyn FnMut(&str)) -> Result<Outcome> {
         )));
     }
     if let Some(h) = &existing.header {
-        if h.gpu.name != gpu.name || h.kind != kind_of(cfg.backend) {
+        if h.gpu.name != gpu.name || h.kind != kind {
             release(false);
             for h in handles {
                 let _ = h.join();
@@ -627,7 +654,7 @@ pub fn run(cfg: &RunConfig, progress: &mut dyn FnMut(&str)) -> Result<Outcome> {
         Some(h) => h,
         None => {
             let h = Header {
-                kind: kind_of(cfg.backend),
+                kind,
                 gpu: gpu.clone(),
                 created: output::utc_date(),
                 tool: Some(format!("attnjoule {} sweep", env!("CARGO_PKG_VERSION"))),
@@ -718,9 +745,11 @@ pub fn run(cfg: &RunConfig, progress: &mut dyn FnMut(&str)) -> Result<Outcome> {
         idle_watts: header.idle_watts,
         points,
         gemm,
-        notes: match cfg.backend {
-            BackendKind::Emu => vec!["CPU emulator: counters only; time and energy not measured".into()],
-            BackendKind::Cuda => vec![format!(
+        notes: match kind {
+            ProfileKind::Emulated | ProfileKind::Analytical => {
+                vec!["CPU emulator: counters only; time and energy not measured".into()]
+            }
+            ProfileKind::Measured => vec![format!(
                 "protocol: {} reps of >= {} s windows, medians; energy above idle subtracts {:.1} W",
                 cfg.protocol.reps,
                 cfg.protocol.min_seconds,
@@ -731,13 +760,6 @@ pub fn run(cfg: &RunConfig, progress: &mut dyn FnMut(&str)) -> Result<Outcome> {
     let stem = cfg.shard.map(|s| format!("profile-shard{}of{}", s.index, s.count)).unwrap_or_else(|| "profile".into());
     let files = output::write_all(&profile, &dir, &stem)?;
     Ok(Outcome { profile, dir, log: log_path, files, warnings })
-}
-
-fn kind_of(b: BackendKind) -> ProfileKind {
-    match b {
-        BackendKind::Cuda => ProfileKind::Measured,
-        BackendKind::Emu => ProfileKind::Emulated,
-    }
 }
 
 /// GiB, for messages.

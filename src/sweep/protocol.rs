@@ -125,7 +125,8 @@ pub fn measure(
     let mut rng = rand::rngs::StdRng::seed_from_u64(cfg.seed);
     let start = src.state()?;
     let mut reps = Vec::new();
-    let mut next_set = 0usize;
+    // Continue the rotation where the warm-up left it.
+    let mut next_set = warm.len() % sets;
     // A window shorter than min_seconds (the warm-up underestimated the rate) is redone longer;
     // at most a few times per repetition so a misbehaving timer cannot loop forever.
     let mut retries = 0;
