@@ -104,10 +104,10 @@ pub fn config(a: &Args) -> anyhow::Result<RunConfig> {
     if contexts.is_empty() || contexts.contains(&0) {
         bail!("no context sizes (check --ctx / --ctx-min / --ctx-max)");
     }
-    if a.decode_tokens.iter().any(|&t| t == 0) {
+    if a.decode_tokens.contains(&0) {
         bail!("--decode-tokens must be >= 1");
     }
-    if !(a.min_seconds > 0.0) || a.reps == 0 {
+    if a.min_seconds.is_nan() || a.min_seconds <= 0.0 || a.reps == 0 {
         bail!("--min-seconds must be > 0 and --reps >= 1");
     }
     let seed = a.seed.unwrap_or_else(attnjoule::reference::fresh_seed);

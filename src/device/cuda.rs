@@ -280,18 +280,9 @@ impl CudaDevice {
             .ok_or_else(|| Error::Invalid(format!("timestamp {} is not an event of this device", ts.0)))
     }
 
-    /// bf16 GEMM C[m,n] = A[m,k] · B[k,n] (f32 accumulate) through cuBLAS, enqueued `calls` times
-    /// on the device's stream; buffers come from [`Device::alloc`]. Used for the calibration point.
-    pub fn gemm_bf16(
-        &self,
-        blas: &Cublas,
-        m: usize,
-        n: usize,
-        k: usize,
-        a: &DevBuf,
-        b: &DevBuf,
-        c: &DevBuf,
-    ) -> Result<()> {
+    /// bf16 GEMM C[m,n] = A[m,k] · B[k,n] (row-major, f32 accumulate) through cuBLAS, enqueued on
+    /// the device's stream; buffers come from [`Device::alloc`]. Used for the calibration point.
+    pub fn gemm_bf16(&self, blas: &Cublas, (m, n, k): (usize, usize, usize), [a, b, c]: [&DevBuf; 3]) -> Result<()> {
         self.check_range(a, 0, 2 * m * k)?;
         self.check_range(b, 0, 2 * k * n)?;
         self.check_range(c, 0, 2 * m * n)?;

@@ -388,7 +388,7 @@ impl Target for GemmTarget<'_> {
     fn launch(&mut self, set: usize) -> Result<()> {
         let (a, b, c) = &self.bufs[set];
         let (m, n, k) = self.mnk;
-        self.dev.gemm_bf16(self.blas, m, n, k, a, b, c)
+        self.dev.gemm_bf16(self.blas, (m, n, k), [a, b, c])
     }
     fn sets(&self) -> usize {
         self.bufs.len()
