@@ -18,6 +18,10 @@ pub fn run(a: Args) -> anyhow::Result<()> {
             println!("CUDA: {e}; use --backend emu (CPU emulator) or `attnjoule estimate` (analytical H100 profile)")
         }
     }
+    match nvml_wrapper::Nvml::init() {
+        Ok(nvml) => println!("NVML: present ({} device(s))", nvml.device_count().unwrap_or(0)),
+        Err(e) => println!("NVML: not available ({e}); energy cannot be measured on this machine"),
+    }
     println!();
     println!(
         "{:<16} {:<34} {:>5} {:>8} {:>7} {:>7} {:>6}",
