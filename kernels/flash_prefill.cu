@@ -27,14 +27,14 @@ using bf16 = __nv_bfloat16;
 // Each warp owns MW m16 row blocks (16 * MW query rows): every K/V fragment a warp loads with
 // ldmatrix feeds MW mma, so shared-memory bytes per FLOP fall as 1/MW, at the price of MW times the
 // S and O accumulator registers.
-template <int HEAD_DIM, int WARPS, int MW_, int STAGES_, int MIN_BLOCKS_>
+template <int HEAD_DIM, int WARPS, int MW_, int BLOCK_N, int STAGES_, int MIN_BLOCKS_>
 struct FlashTraits {
   static constexpr int D = HEAD_DIM;
   static constexpr int MW = MW_;
   static constexpr int kWarps = WARPS;
   static constexpr int kWarpRows = 16 * MW;
   static constexpr int BM = kWarpRows * kWarps;
-  static constexpr int BN = 64;
+  static constexpr int BN = BLOCK_N;
   static constexpr int kThreads = 32 * WARPS;
   static constexpr int STAGES = STAGES_;
   static constexpr int MIN_BLOCKS = MIN_BLOCKS_;
@@ -59,14 +59,15 @@ struct FlashTraits {
                 "MIN_BLOCKS CTAs must fit the 64K registers of an SM at a useful register budget");
 };
 
-// Row-band masks (none / causal / window): 128-row query tiles. d=64: 4 warps of 32 rows
-// (FlashAttention-2's layout); d=128: 8 warps of 16 rows (32 rows of 128-wide O do not fit 255
-// registers without spills). Block-sparse: 64-row tiles, 4 warps of 16 rows, so that the usual
-// 64-token block layouts map one block row per query tile.
-using TraitsD64 = FlashTraits<64, 4, 2, 3, 2>;
-using TraitsD128 = FlashTraits<128, 8, 1, 2, 1>;
-using TraitsSparseD64 = FlashTraits<64, 4, 1, 3, 2>;
-using TraitsSparseD128 = FlashTraits<128, 4, 1, 2, 2>;
+// Row-band masks (none / causal / window): 128 x 64 tiles. d=64: 4 warps of 32 rows
+// (FlashAttention-2's layout); d=128: 8 warps of 16 rows, because 32 rows of 128-wide O do not fit
+// 255 registers without spills (tried: 32 rows with 32-key tiles still spills 20 bytes in the
+// unmasked instance). Block-sparse: 64 x 64 tiles, 4 warps of 16 rows, so that the usual 64-token
+// block layouts map one block row per query tile.
+using TraitsD64 = FlashTraits<64, 4, 2, 64, 3, 2>;
+using TraitsD128 = FlashTraits<128, 8, 1, 64, 2, 1>;
+using TraitsSparseD64 = FlashTraits<64, 4, 1, 64, 3, 2>;
+using TraitsSparseD128 = FlashTraits<128, 4, 1, 64, 2, 2>;
 
 // Issues cp.async for rows [row0, row0 + ROWS) of a [rows, D] bf16 matrix (row stride in
 // elements) into a swizzled tile; rows at or beyond `rows_end` are zero-filled (src-size 0, from
