@@ -148,7 +148,7 @@ fn check_counters(p: &Problem, c: &FlashConfig, k: &Counters) {
     assert_eq!(visits, (partial + full) * (s.batch * s.heads) as u64, "tiling_minimum disagrees with tile_counts");
     // Every visited tile issues the same mma per warp: visits = mma / (warps * mma per warp-tile).
     let mma_per_tile = (c.warps * c.mma_per_warp_tile()) as u64;
-    assert_eq!(k.mma_instructions % mma_per_tile, 0, "mma count {} is not whole tiles", k.mma_instructions);
+    assert!(k.mma_instructions.is_multiple_of(mma_per_tile), "mma count {} is not whole tiles", k.mma_instructions);
     let measured_visits = k.mma_instructions / mma_per_tile;
     println!(
         "    tiles visited {measured_visits} (mask: {partial} partial + {full} full per head); global read {} B vs \
@@ -252,7 +252,7 @@ fn cases_sparse(seed: u64) -> Vec<Case> {
     let mut rng_state = seed;
     let wide_k = BlockLayout::from_fn(200, 513, 64, 128, |_, _| {
         rng_state = rng_state.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
-        (rng_state >> 33) % 3 != 0
+        !(rng_state >> 33).is_multiple_of(3)
     });
     vec![
         case(

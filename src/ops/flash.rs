@@ -65,7 +65,7 @@ pub fn config(p: &Problem) -> Result<FlashConfig> {
         _ => return invalid(format!("flash prefill is compiled for head_dim 64 and 128, not {d}")),
     };
     if let Mask::BlockSparse(l) = &p.mask {
-        if l.block_q % tile_q != 0 || l.block_k % TILE_K != 0 {
+        if !l.block_q.is_multiple_of(tile_q) || !l.block_k.is_multiple_of(TILE_K) {
             return invalid(format!(
                 "flash prefill needs block-sparse blocks made of whole {tile_q}x{TILE_K} tiles: block_q {} must be a \
                  multiple of {tile_q} and block_k {} a multiple of {TILE_K}",
