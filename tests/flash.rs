@@ -107,12 +107,14 @@ struct Case {
     name: &'static str,
     shape: Shape,
     mask: Mask,
+    /// Softmax scale; None: 1/sqrt(head_dim).
+    scale: Option<f64>,
 }
 
 /// `dims`: batch, seq_q, seq_k, heads, kv_heads, head_dim.
 fn case(name: &'static str, dims: [usize; 6], mask: Mask) -> Case {
     let [batch, seq_q, seq_k, heads, kv_heads, head_dim] = dims;
-    Case { name, shape: Shape { batch, seq_q, seq_k, heads, kv_heads, head_dim }, mask }
+    Case { name, shape: Shape { batch, seq_q, seq_k, heads, kv_heads, head_dim }, mask, scale: None }
 }
 
 /// What the tiling must do at least, per launch: (tile visits, global bytes read, bytes written).
@@ -179,7 +181,7 @@ fn check_counters(p: &Problem, c: &FlashConfig, k: &Counters) {
 /// Runs one case on `dev`: fresh inputs, poisoned outputs (run_once), compares with the f64
 /// reference, and (on the emulator) checks the sanitizer and the counters. Returns the O error.
 fn run_case(dev: &dyn Device, c: &Case) -> f64 {
-    let p = Problem::new(c.shape, c.mask.clone());
+    let p = Problem { scale: c.scale, ..Problem::new(c.shape, c.mask.clone()) };
     let cfg = flash::config(&p).unwrap();
     let att = Attention::new(Variant::Flash, &p, &Options::default()).unwrap();
     let seed = fresh_seed();
@@ -320,13 +322,15 @@ fn emu_block_sparse() {
 }
 
 #[test]
-fn emu_batch2_gqa_all_masks() {
+fn emu_batch2_gqa_all_masks_and_scale() {
     // Batch 2 with each GQA ratio and both head dims, one mask each.
     let cases = vec![
         case("batch2 gqa1 d128 none", [2, 65, 65, 1, 1, 128], Mask::None),
         case("batch2 gqa2 d64 causal", [2, 65, 65, 2, 1, 64], Mask::Causal),
         case("batch2 gqa4 d128 window", [2, 65, 65, 4, 1, 128], Mask::causal_window(20)),
         case("batch2 gqa8 d64 sparse", [2, 65, 65, 8, 1, 64], Mask::BlockSparse(BlockLayout::full(65, 65, 64, 64))),
+        // A sharper softmax than 1/sqrt(d): the scale travels only through scale_log2.
+        Case { scale: Some(0.5), ..case("scale 0.5 causal", [1, 200, 200, 2, 1, 128], Mask::Causal) },
     ];
     run_all(emulator().as_ref(), &cases);
 }
