@@ -491,3 +491,53 @@ fn cli_rejects_bad_flags_and_mixed_merges() {
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     assert!(String::from_utf8_lossy(&out.stdout).contains("1.000"));
 }
+
+#[test]
+fn peer_script_writes_the_profile_schema() {
+    // The peer script's schema writer and work counts, without torch (imported only in main()).
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/benches/peers/torch_attention.py");
+    let code = format!(
+        r#"
+import importlib.util, json, sys
+spec = importlib.util.spec_from_file_location("peer", "{script}")
+t = importlib.util.module_from_spec(spec); spec.loader.exec_module(t)
+class A: reps = 5; min_seconds = 1.0
+pts = []
+for ms, sq, sk in [("causal", 1024, 1024), ("window:4096", 1, 32768), ("longformer:128:1:1", 2048, 2048)]:
+    m = t.parse_mask(ms); f, b = t.work(m, 1, sq, sk, 8, 1, 128)
+    pts.append({{"variant": "flex", "implementation": "torch-x", "phase": "prefill" if sq == sk else "decode",
+        "mask": m, "shape": {{"batch": 1, "seq_q": sq, "seq_k": sk, "heads": 8, "kv_heads": 1, "head_dim": 128}},
+        "status": "ok", "flops": f, "min_bytes": b, "energy_method": "counter", "throttled": False, "ncu": {{}},
+        "note": None, "seconds": t.stat([1e-3, 2e-3]), "joules": t.stat([0.5, 0.7]), "joules_above_idle": None,
+        "watts": 400.0, "calls": 10, "detail": {{"idle_watts": 60.0, "buffer_sets": 2, "rep_seconds": [1e-3],
+        "start": {{"sm_clock_mhz": 1980, "mem_clock_mhz": None, "temperature_c": 40, "power_w": 300.0,
+                   "throttle_reasons": ["gpu_idle"]}}}}}})
+pts.append(dict(pts[0], status="infeasible", need_gib=200.0, have_gib=79.0, variant="sdpa_flash"))
+print(json.dumps(t.profile({{"name": "g"}}, 60.0, pts, "torch-x", A)))
+"#
+    );
+    let out = match std::process::Command::new("python3").arg("-c").arg(&code).output() {
+        Ok(o) => o,
+        Err(e) => {
+            eprintln!("python3 not available ({e}); the peer script cannot be checked here");
+            return;
+        }
+    };
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let p = Profile::from_json(&String::from_utf8_lossy(&out.stdout)).unwrap();
+    assert_eq!(p.points.len(), 4);
+    // The script's work counts agree with the crate's for the same problems.
+    let causal = attnjoule::Problem::new(attnjoule::Shape::prefill(1, 1024, 8, 1, 128), attnjoule::Mask::Causal);
+    assert_eq!(p.points[0].flops, attnjoule::work::useful_flops(&causal));
+    assert_eq!(p.points[0].min_bytes, attnjoule::work::flash(&causal, 128, 64).min_bytes);
+    let win =
+        attnjoule::Problem::new(attnjoule::Shape::decode(1, 1, 32768, 8, 1, 128), attnjoule::Mask::causal_window(4096));
+    assert_eq!(p.points[1].flops, attnjoule::work::useful_flops(&win));
+    assert_eq!(p.points[1].min_bytes, attnjoule::work::decode(&win, 1).min_bytes);
+    let lf = attnjoule::Problem::new(
+        attnjoule::Shape::prefill(1, 2048, 8, 1, 128),
+        attnjoule::Mask::BlockSparse(attnjoule::BlockLayout::longformer(2048, 2048, 128, 1, 1)),
+    );
+    assert_eq!(p.points[2].flops, attnjoule::work::useful_flops(&lf));
+    assert!(matches!(p.points[3].status, PointStatus::Infeasible { .. }));
+}
