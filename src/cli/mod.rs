@@ -2,6 +2,8 @@
 
 use clap::{Parser, Subcommand};
 
+mod emu;
+mod estimate;
 mod compare;
 mod import_ncu;
 mod info;
@@ -20,6 +22,11 @@ struct Cli {
 enum Cmd {
     /// Toolchain, compiled kernels with their ptxas resources, and what this machine has (GPU, NVML).
     Info(info::Args),
+    /// Run one attention variant on the CPU emulator: error vs the f64 reference, time, counters.
+    Emu(emu::Args),
+    /// What the next phrase of a long conversation costs (s, J, Wh) per attention policy, from a
+    /// profile (default: the bundled analytical H100 profile) and a model.
+    Estimate(Box<estimate::Args>),
     /// Measure seconds and joules per call over variants x context sizes x phases (GPU), or run the
     /// same sweep on the CPU emulator (--backend emu: counters only).
     Sweep(sweep::Args),
@@ -36,6 +43,8 @@ enum Cmd {
 pub fn main() -> anyhow::Result<()> {
     match Cli::parse().cmd {
         Cmd::Info(a) => info::run(a),
+        Cmd::Emu(a) => emu::run(a),
+        Cmd::Estimate(a) => estimate::run(*a),
         Cmd::Sweep(a) => sweep::run(a),
         Cmd::Merge(a) => merge::run(a),
         Cmd::Compare(a) => compare::run(a),

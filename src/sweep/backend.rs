@@ -78,10 +78,9 @@ pub struct Outcome {
     pub warnings: Vec<String>,
 }
 
-/// The CPU emulator as a sweep backend. The emulator lands from its own branch; until then this
-/// says so (and `--backend emu` fails with that message).
+/// The CPU emulator as a sweep backend (sanitizer and counters on).
 pub fn emu_device() -> Result<Box<dyn Device>> {
-    Err(Error::Emu("the CPU emulator is not part of this build yet (src/emu has not landed)".into()))
+    Ok(Box::new(crate::emu::EmuDevice::new()))
 }
 
 /// A worker: measures points on one device. Public so tests can drive the whole sweep (log,
