@@ -167,10 +167,48 @@ pub fn series(profile: &Profile, value: impl Fn(&Point) -> Option<f64>) -> Vec<(
         .collect()
 }
 
-/// Time and joules per call vs context (log-log, a line per variant). Written once the plot
-/// writer (`attnjoule::plot`) is available; returns the files written.
-pub fn plots(_profile: &Profile, _dir: &Path, _stem: &str) -> Result<Vec<PathBuf>> {
-    Ok(vec![])
+/// Time and joules per call vs context (log-log, a line per variant, phase and mask); returns
+/// the files written. Emulated profiles have neither, so they get no plots.
+pub fn plots(profile: &Profile, dir: &Path, stem: &str) -> Result<Vec<PathBuf>> {
+    use crate::plot::{LinePlot, Series};
+    let subtitle = Some(format!(
+        "{} · {} · {:?} profile{}",
+        profile.gpu.name,
+        profile.created,
+        profile.kind,
+        profile.idle_watts.map(|w| format!(" · idle {w:.0} W")).unwrap_or_default()
+    ));
+    let charts: [(&str, &str, Box<dyn Fn(&Point) -> Option<f64>>); 3] = [
+        ("seconds", "seconds per call", Box::new(|p: &Point| p.seconds.map(|s| s.median))),
+        ("joules", "joules per call (board)", Box::new(|p: &Point| p.joules.map(|s| s.median))),
+        (
+            "joules_above_idle",
+            "joules per call above idle",
+            Box::new(|p: &Point| p.joules_above_idle.map(|s| s.median)),
+        ),
+    ];
+    let mut files = Vec::new();
+    for (name, y_label, f) in charts {
+        let series: Vec<Series> =
+            series(profile, f).into_iter().map(|(name, points)| Series { name, points }).collect();
+        if series.is_empty() {
+            continue;
+        }
+        let plot = LinePlot {
+            title: format!("attention: {y_label} vs context"),
+            x_label: "context (keys)".into(),
+            y_label: y_label.into(),
+            log_x: true,
+            log_y: true,
+            series,
+            subtitle: subtitle.clone(),
+            ..Default::default()
+        };
+        let path = dir.join(format!("{stem}-{name}.svg"));
+        write(&path, &plot.to_svg())?;
+        files.push(path);
+    }
+    Ok(files)
 }
 
 #[cfg(test)]
