@@ -456,10 +456,26 @@ impl Worker for EmuWorker {
                 p.calls = Some(1);
                 let findings: u64 = reports.iter().map(|r| r.findings_total).sum();
                 let nan = out.o.iter().filter(|x| x.is_nan()).count();
+                let wall = t0.elapsed().as_secs_f64();
+                // The emulated output is checked against the f64 reference: a wrong kernel is a
+                // failed point, not a counter profile.
+                let err = crate::reference::attention(&spec.problem(), &q, &k, &v).map(|r| {
+                    let got: Vec<f64> = out.o.iter().map(|x| x.to_f64()).collect();
+                    crate::reference::rel_l2(&got, &r.o)
+                });
+                let err = match err {
+                    Ok(e) => e,
+                    Err(e) => return failed(spec, e),
+                };
                 p.note = Some(format!(
-                    "emulated in {:.2} s wall; {findings} sanitizer findings; {nan} unwritten outputs; not measured",
-                    t0.elapsed().as_secs_f64()
+                    "emulated in {wall:.2} s wall; rel L2 vs f64 reference {err:.2e}; {findings} sanitizer findings; \
+                     {nan} unwritten outputs; not measured"
                 ));
+                if nan > 0 || err.is_nan() || err > 1e-2 {
+                    p.status = PointStatus::Failed {
+                        error: format!("emulated output wrong: rel L2 {err:.2e} vs the f64 reference, {nan} unwritten"),
+                    };
+                }
                 p.detail =
                     Some(Box::new(PointDetail { plan: Some(att.plan.description.clone()), ..Default::default() }));
                 p
