@@ -178,14 +178,11 @@ pub fn plots(profile: &Profile, dir: &Path, stem: &str) -> Result<Vec<PathBuf>> 
         profile.kind,
         profile.idle_watts.map(|w| format!(" · idle {w:.0} W")).unwrap_or_default()
     ));
-    let charts: [(&str, &str, Box<dyn Fn(&Point) -> Option<f64>>); 3] = [
-        ("seconds", "seconds per call", Box::new(|p: &Point| p.seconds.map(|s| s.median))),
-        ("joules", "joules per call (board)", Box::new(|p: &Point| p.joules.map(|s| s.median))),
-        (
-            "joules_above_idle",
-            "joules per call above idle",
-            Box::new(|p: &Point| p.joules_above_idle.map(|s| s.median)),
-        ),
+    type Value = fn(&Point) -> Option<f64>;
+    let charts: [(&str, &str, Value); 3] = [
+        ("seconds", "seconds per call", |p| p.seconds.map(|s| s.median)),
+        ("joules", "joules per call (board)", |p| p.joules.map(|s| s.median)),
+        ("joules_above_idle", "joules per call above idle", |p| p.joules_above_idle.map(|s| s.median)),
     ];
     let mut files = Vec::new();
     for (name, y_label, f) in charts {
