@@ -154,7 +154,7 @@ fn gpu_benches(dev: Rc<CudaDevice>) {
         for (v, ctx, att, b) in &calls {
             g.throughput(Throughput::Elements(att.work().flops as u64));
             g.bench_with_input(BenchmarkId::new(v.name(), ctx), &(), |bch, _| {
-                let _r = attnjoule::nvtx::range(&format!("bench/{}/ctx={ctx}", v.name()));
+                let _r = attnjoule::nvtx::range(&format!("bench.{}.ctx{ctx}", v.name()));
                 bch.iter(|| att.run(&*dev, b).expect("launch"))
             });
         }

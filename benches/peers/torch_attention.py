@@ -395,7 +395,7 @@ def main():
                                                                ).uniform_(-1, 1).transpose(1, 2)
                                 sets.append((mk(sq, h), mk(sk, hk), mk(sk, hk)))
                             call = make_call(torch, impl, mask, sets, sq, sk, h, hk)
-                            torch.cuda.nvtx.range_push(f"peer/{impl}/{phase}/ctx={ctx}/q={sq}")
+                            torch.cuda.nvtx.range_push(f"peer.{impl}.{phase}.ctx{ctx}.q{sq}")
                             try:
                                 r = measure(torch, call, nsets, meter, idle_w, a, rng)
                             finally:

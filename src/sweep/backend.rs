@@ -354,7 +354,7 @@ impl Worker for CudaWorker {
                 self.data.upload(&self.dev, &a, m * k)?;
                 self.data.upload(&self.dev, &b, k * n)?;
             }
-            let _r = crate::nvtx::range(&format!("attnjoule/gemm/{m}x{n}x{k}"));
+            let _r = crate::nvtx::range(&format!("attnjoule.gemm.{m}x{n}x{k}"));
             let mut t = GemmTarget { dev: &self.dev, blas: &blas, mnk: (m, n, k), bufs: &bufs };
             protocol::measure(&mut t, &self.src, Some(self.idle), &self.proto)
         })();
