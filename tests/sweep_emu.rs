@@ -66,4 +66,25 @@ fn emulator_sweep_end_to_end() {
     }
     assert!(out.log.exists() && dir.join("profile.json").exists() && dir.join("profile.csv").exists());
     let _ = std::fs::remove_dir_all(&dir);
+
+    // Sliding window and block-sparse masks through the same path.
+    let dir2 = dir.with_extension("masks");
+    let cfg = RunConfig {
+        spec: SweepSpec {
+            variants: vec![Variant::Dense],
+            phases: vec![Phase::Prefill],
+            contexts: vec![192],
+            masks: vec![MaskChoice::Window(50), MaskChoice::Longformer { block: 64, local: 0, global: 1 }],
+            ..cfg.spec.clone()
+        },
+        out: Some(dir2.clone()),
+        ..cfg
+    };
+    let out = backend::run(&cfg, &mut |_| {}).unwrap();
+    assert_eq!(out.profile.points.len(), 2);
+    for x in &out.profile.points {
+        assert_eq!(x.status, PointStatus::Ok, "{} {:?}: {:?}", x.mask.kind, x.mask.detail, x.note);
+        println!("{} {:?}: {}", x.mask.kind, x.mask.detail, x.note.as_deref().unwrap_or(""));
+    }
+    let _ = std::fs::remove_dir_all(&dir2);
 }

@@ -29,7 +29,7 @@ pub struct Args {
     /// Decode: new tokens per step (1..16), a point each.
     #[arg(long, value_delimiter = ',', default_value = "1")]
     decode_tokens: Vec<usize>,
-    /// Masks: none, causal, window:<keys>.
+    /// Masks: none, causal, window:<keys>, longformer:<block>:<local>:<global>.
     #[arg(long, value_delimiter = ',', default_value = "causal")]
     mask: Vec<String>,
     #[arg(long, default_value_t = 1)]
