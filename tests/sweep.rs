@@ -541,3 +541,107 @@ print(json.dumps(t.profile({{"name": "g"}}, 60.0, pts, "torch-x", A)))
     assert_eq!(p.points[2].flops, attnjoule::work::useful_flops(&lf));
     assert!(matches!(p.points[3].status, PointStatus::Infeasible { .. }));
 }
+
+/// A factory whose workers report different GPUs per ordinal.
+fn mixed_factory() -> WorkerFactory {
+    struct Named(SimWorker, &'static str);
+    impl Worker for Named {
+        fn kind(&self) -> ProfileKind {
+            ProfileKind::Measured
+        }
+        fn info(&self) -> GpuInfo {
+            GpuInfo { name: self.1.into(), driver: Some("sim".into()), ..Default::default() }
+        }
+        fn idle_watts(&self) -> Option<f64> {
+            Some(60.0)
+        }
+        fn point(&mut self, spec: &PointSpec, seed: u64) -> Point {
+            self.0.point(spec, seed)
+        }
+        fn gemm(&mut self, m: usize, n: usize, k: usize) -> attnjoule::Result<GemmPoint> {
+            self.0.gemm(m, n, k)
+        }
+    }
+    Arc::new(|ordinal, cfg: &RunConfig| {
+        let name = if ordinal == 0 { "NVIDIA H100 80GB HBM3" } else { "NVIDIA A100-SXM4-80GB" };
+        Ok(Box::new(Named(SimWorker { mem: 80 << 30, proto: cfg.protocol.clone() }, name)) as Box<dyn Worker>)
+    })
+}
+
+#[test]
+fn several_devices_share_the_points_and_must_match() {
+    let dir = tempdir("devices");
+    let cfg = RunConfig { devices: vec![0, 1, 2], ..sim_config(&dir) };
+    let out = backend::run_with(&cfg, sim_factory(80 << 30), &mut |_| {}).unwrap();
+    let keys: std::collections::HashSet<String> = out.profile.points.iter().map(sw::point_key).collect();
+    assert_eq!((out.profile.points.len(), keys.len()), (12, 12), "each point once across 3 workers");
+    assert_eq!(out.profile.gemm.len(), 1, "GEMM calibration once");
+    let dir = tempdir("devices-mixed");
+    let cfg = RunConfig { devices: vec![0, 1], ..sim_config(&dir) };
+    let e = backend::run_with(&cfg, mixed_factory(), &mut |_| {}).unwrap_err().to_string();
+    assert!(e.contains("mixes GPU models"), "{e}");
+    assert!(!dir.join("points.jsonl").exists(), "nothing written when refused");
+}
+
+#[test]
+#[ignore = "needs a CUDA GPU"]
+fn gpu_sweep_measures_time_and_energy() {
+    let dir = tempdir("gpu-sweep");
+    let cfg = RunConfig {
+        spec: SweepSpec {
+            variants: vec![Variant::Dense, Variant::Flash, Variant::Decode],
+            phases: vec![Phase::Prefill, Phase::Decode],
+            contexts: vec![1024, 4096],
+            ..Default::default()
+        },
+        protocol: ProtocolConfig { min_seconds: 0.3, reps: 3, ..Default::default() },
+        out: Some(dir.clone()),
+        idle_seconds: 1.0,
+        gemm: vec![(4096, 4096, 4096)],
+        seed: attnjoule::reference::fresh_seed(),
+        ..Default::default()
+    };
+    let mut lines = Vec::new();
+    let out = backend::run(&cfg, &mut |l| {
+        println!("{l}");
+        lines.push(l.to_string())
+    })
+    .unwrap();
+    let ok: Vec<_> = out.profile.points.iter().filter(|p| p.status == PointStatus::Ok).collect();
+    assert!(!ok.is_empty(), "{lines:?}");
+    for p in ok {
+        let (s, j) = (p.seconds.unwrap(), p.joules.unwrap());
+        assert!(s.median > 0.0 && j.median > 0.0 && p.watts.unwrap() > 0.0);
+        assert!(matches!(p.energy_method, EnergyMethod::Counter | EnergyMethod::SampledPower));
+        assert!(p.detail.as_ref().unwrap().rep_seconds.len() == 3);
+    }
+    assert!(out.profile.gpu.uuid.is_some() && out.profile.idle_watts.unwrap() > 0.0);
+    assert!(out.files.iter().any(|f| f.extension().is_some_and(|e| e == "svg")));
+}
+
+#[test]
+#[ignore = "needs a CUDA GPU"]
+fn gpu_ncu_command_runs_one_call() {
+    let out = bin().args(["ncu", "--variant", "dense", "--ctx", "1024"]).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("attnjoule.dense.prefill.ctx1024.q1024"));
+}
+
+#[test]
+#[ignore = "needs a CUDA GPU"]
+fn gpu_nvml_source_counts_and_samples() {
+    use attnjoule::energy::{EnergySource, NvmlSource};
+    let src = NvmlSource::new(0, std::time::Duration::from_millis(10)).unwrap();
+    let info = src.info().unwrap();
+    assert!(!info.name.is_empty() && info.power_limit_w.unwrap_or(0.0) > 0.0);
+    let t0 = src.now();
+    let e0 = src.energy_mj().unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    let samples = src.samples(t0, src.now());
+    assert!(samples.len() >= 20, "{} samples in 0.5 s", samples.len());
+    assert!(samples.iter().all(|s| s.watts > 0.0));
+    if let (Some(a), Some(b)) = (e0, src.energy_mj().unwrap()) {
+        assert!(b >= a);
+    }
+    println!("{info:?} state {:?}", src.state().unwrap());
+}

@@ -19,7 +19,8 @@ pub struct Args {
     variants: Vec<String>,
     #[arg(long, value_delimiter = ',', default_value = "prefill,decode")]
     phases: Vec<String>,
-    /// Context sizes (keys); default powers of two from --ctx-min to --ctx-max.
+    /// Context sizes (keys); default powers of two from --ctx-min to --ctx-max (64..512 with
+    /// --backend emu).
     #[arg(long, value_delimiter = ',')]
     ctx: Vec<usize>,
     #[arg(long, default_value_t = 1024)]
@@ -100,7 +101,12 @@ pub fn config(a: &Args) -> anyhow::Result<RunConfig> {
         })
         .collect::<anyhow::Result<Vec<_>>>()?;
     let masks = a.mask.iter().map(|m| MaskChoice::parse(m)).collect::<attnjoule::Result<Vec<_>>>()?;
-    let contexts = if a.ctx.is_empty() { powers_of_two(a.ctx_min, a.ctx_max) } else { a.ctx.clone() };
+    let contexts = match (a.ctx.is_empty(), backend) {
+        (false, _) => a.ctx.clone(),
+        // The emulator runs PTX on the CPU: small sizes unless asked otherwise.
+        (true, BackendKind::Emu) if a.ctx_min == 1024 && a.ctx_max == 1 << 20 => powers_of_two(64, 512),
+        (true, _) => powers_of_two(a.ctx_min, a.ctx_max),
+    };
     if contexts.is_empty() || contexts.contains(&0) {
         bail!("no context sizes (check --ctx / --ctx-min / --ctx-max)");
     }
