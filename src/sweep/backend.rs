@@ -629,10 +629,10 @@ pub fn run_with(cfg: &RunConfig, factory: WorkerFactory, progress: &mut dyn FnMu
     let (gpu, idle) = ready[0].clone();
 
     // Output folder and log; resume.
-    let dir = cfg
-        .out
-        .clone()
-        .unwrap_or_else(|| PathBuf::from("profiles").join(format!("{}-{}", slug(&gpu.name), output::utc_date())));
+    let dir = cfg.out.clone().unwrap_or_else(|| {
+        let who = if kind == ProfileKind::Emulated { "emulator".to_string() } else { slug(&gpu.name) };
+        PathBuf::from("profiles").join(format!("{who}-{}", output::utc_date()))
+    });
     let log_path = dir.join(log_name(cfg.shard));
     let existing = jsonl::read(&log_path)?;
     let mut warnings = existing.warnings.clone();
@@ -714,8 +714,8 @@ pub fn run_with(cfg: &RunConfig, factory: WorkerFactory, progress: &mut dyn FnMu
                 let el = t0.elapsed().as_secs_f64();
                 let eta = el / finished as f64 * (total - finished) as f64;
                 progress(&format!(
-                    "[{finished}/{total}] {} {} ({secs:.1} s) | elapsed {} | ETA {}",
-                    if workers.len() > 1 { format!("gpu{}", workers[w]) } else { String::new() },
+                    "[{finished}/{total}] {}{} ({secs:.1} s) | elapsed {} | ETA {}",
+                    if workers.len() > 1 { format!("gpu{} ", workers[w]) } else { String::new() },
                     output::summary(&p),
                     output::hms(el),
                     output::hms(eta)

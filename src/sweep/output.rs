@@ -63,8 +63,15 @@ pub fn summary(p: &Point) -> String {
             if p.throttled {
                 s.push_str(" [THROTTLED]");
             }
-            if p.counters.is_some() && p.seconds.is_none() {
-                s.push_str(" (emulated: counters only)");
+            if let (Some(c), None) = (&p.counters, p.seconds) {
+                let _ = write!(
+                    s,
+                    ": emulated, {} warp instructions, {:.2} MB global loads, {:.2} MB stores, {} bank conflicts",
+                    c.warp_instructions,
+                    c.global_load_bytes as f64 / 1e6,
+                    c.global_store_bytes as f64 / 1e6,
+                    c.shared_bank_conflicts
+                );
             }
             s
         }
