@@ -41,6 +41,17 @@ pub fn probe() -> std::result::Result<(), String> {
         return Err(NO_DRIVER.into());
     }
     cu::init().map_err(|e| format!("CUDA driver present but cuInit failed ({e:?}); use --backend emu"))?;
+    // The kernels are CUDA 13.0 cubins/PTX and cudarc binds CUDA 13 symbols (a missing symbol
+    // would panic at first use): refuse older drivers with one line instead.
+    let mut v = 0i32;
+    // SAFETY: writes one int through a valid pointer; the library is loaded (checked above).
+    if unsafe { sys::cuDriverGetVersion(&mut v) }.result().is_err() || v < 13000 {
+        return Err(format!(
+            "the CUDA driver supports CUDA {}.{}; attnjoule's kernels need CUDA 13.0 (driver >= 580); use --backend emu",
+            v / 1000,
+            (v % 1000) / 10
+        ));
+    }
     match cu::device::get_count() {
         Ok(n) if n > 0 => Ok(()),
         Ok(_) => Err("CUDA driver present but no GPU visible; use --backend emu or `attnjoule estimate`".into()),
