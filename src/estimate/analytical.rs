@@ -82,7 +82,6 @@ pub fn roofline_point(variant: Variant, phase: Phase, p: &Problem, bigbird: &Big
         ncu: Default::default(),
         detail: None,
         note: Some("analytical: max(FLOPs / 989 TFLOP/s, bytes / 3.35 TB/s), energy at 700 W".into()),
-        detail: None,
     };
     let need = if variant == Variant::Dense { work::dense_footprint_bytes(p) } else { 0.0 };
     if need > H100_MEMORY_BYTES as f64 {
