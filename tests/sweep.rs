@@ -487,9 +487,26 @@ fn cli_rejects_bad_flags_and_mixed_merges() {
         .unwrap();
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("different GPU models"));
-    let out = bin().arg("compare").arg(dir.join("a.json")).arg(dir.join("a.json")).output().unwrap();
+    let svg = dir.join("ratios.svg");
+    let out =
+        bin().arg("compare").arg(dir.join("a.json")).arg(dir.join("a.json")).arg("--plot").arg(&svg).output().unwrap();
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     assert!(String::from_utf8_lossy(&out.stdout).contains("1.000"));
+    assert!(std::fs::read_to_string(&svg).unwrap().contains("<svg"));
+    // merging two shards of one GPU writes the profile, its CSV and plots
+    let c = profile("NVIDIA H100 80GB HBM3", "580.1", vec![sample_point("flash", 4096, PointStatus::Ok)]);
+    c.save(&dir.join("c.json")).unwrap();
+    let out = bin()
+        .arg("merge")
+        .arg(dir.join("a.json"))
+        .arg(dir.join("c.json"))
+        .arg("-o")
+        .arg(dir.join("m.json"))
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(Profile::load(&dir.join("m.json")).unwrap().points.len(), 2);
+    assert!(dir.join("m.csv").exists() && dir.join("m-seconds.svg").exists());
 }
 
 #[test]

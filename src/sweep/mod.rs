@@ -183,7 +183,7 @@ pub fn applies(v: Variant, phase: Phase) -> bool {
 
 /// Every point of the spec, in a fixed order (phase, variant, mask, context, decode tokens).
 pub fn enumerate(spec: &SweepSpec) -> Result<Vec<PointSpec>> {
-    if spec.heads == 0 || spec.kv_heads == 0 || spec.heads % spec.kv_heads != 0 {
+    if spec.heads == 0 || spec.kv_heads == 0 || !spec.heads.is_multiple_of(spec.kv_heads) {
         return invalid(format!("heads {} must be a positive multiple of kv_heads {}", spec.heads, spec.kv_heads));
     }
     let mut out = Vec::new();
