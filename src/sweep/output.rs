@@ -82,6 +82,11 @@ pub fn summary(p: &Point) -> String {
     }
 }
 
+/// An enum's serde (snake_case) name, as in the JSON profile.
+fn snake<T: serde::Serialize>(x: &T) -> String {
+    serde_json::to_value(x).ok().and_then(|v| v.as_str().map(String::from)).unwrap_or_default()
+}
+
 fn opt(x: Option<f64>) -> String {
     x.map(|v| format!("{v:e}")).unwrap_or_default()
 }
@@ -102,10 +107,10 @@ pub fn csv(profile: &Profile) -> String {
         };
         let _ = writeln!(
             s,
-            "{},{},{:?},{},{},{},{},{},{},{},{},{status},{need},\"{err}\",{},{},{},{},{},{},{},{},{},{},{:?},{},{},{:e},{:e}",
+            "{},{},{},{},{},{},{},{},{},{},{},{status},{need},\"{err}\",{},{},{},{},{},{},{},{},{},{},{},{},{},{:e},{:e}",
             p.variant,
             p.implementation,
-            p.phase,
+            snake(&p.phase),
             p.mask.kind,
             p.mask.size.map(|x| x.to_string()).unwrap_or_default(),
             sh.batch,
@@ -124,7 +129,7 @@ pub fn csv(profile: &Profile) -> String {
             opt(p.watts),
             opt(p.tflops()),
             opt(p.gbps()),
-            p.energy_method,
+            snake(&p.energy_method),
             p.throttled,
             p.calls.map(|c| c.to_string()).unwrap_or_default(),
             p.flops,
