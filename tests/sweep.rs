@@ -470,6 +470,9 @@ fn cli_rejects_bad_flags_and_mixed_merges() {
     let out = bin().args(["sweep", "--backend", "emu", "--shard", "3/2"]).output().unwrap();
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("shard"));
+    let out = bin().args(["sweep", "--dry-run", "--shard", "1/4"]).output().unwrap();
+    assert!(out.status.success());
+    assert!(String::from_utf8_lossy(&out.stdout).contains("11 of 44 points"));
     let out = bin().args(["sweep", "--backend", "emu", "--variants", "sparse"]).output().unwrap();
     assert!(String::from_utf8_lossy(&out.stderr).contains("unknown variant"));
     let dir = tempdir("cli-merge");

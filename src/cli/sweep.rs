@@ -78,6 +78,9 @@ pub struct Args {
     /// Seed for input data and idle gaps (default: fresh).
     #[arg(long)]
     seed: Option<u64>,
+    /// Print the points this run (or shard) would measure, with their device footprint, and exit.
+    #[arg(long)]
+    dry_run: bool,
 }
 
 pub fn config(a: &Args) -> anyhow::Result<RunConfig> {
@@ -152,6 +155,18 @@ pub fn config(a: &Args) -> anyhow::Result<RunConfig> {
 
 pub fn run(a: Args) -> anyhow::Result<()> {
     let cfg = config(&a)?;
+    if a.dry_run {
+        let all = attnjoule::sweep::enumerate(&cfg.spec)?;
+        let mine = cfg.shard.map_or(all.clone(), |s| s.select(&all));
+        for p in &mine {
+            let need = attnjoule::ops::Attention::new(p.variant, &p.problem(), &Default::default())
+                .map(|att| format!("{:.3} GiB", backend::gib(att.footprint_bytes())))
+                .unwrap_or_else(|e| format!("({e})"));
+            println!("{:<48} {}", p.label(), need);
+        }
+        println!("{} of {} points", mine.len(), all.len());
+        return Ok(());
+    }
     if cfg.backend == BackendKind::Cuda {
         // Fail with the driver's one line before anything else is printed.
         attnjoule::device::cuda::probe().map_err(attnjoule::Error::NoGpu)?;
