@@ -154,14 +154,15 @@ fn gpu_benches(dev: Rc<CudaDevice>) {
         for (v, ctx, att, b) in &calls {
             g.throughput(Throughput::Elements(att.work().flops as u64));
             g.bench_with_input(BenchmarkId::new(v.name(), ctx), &(), |bch, _| {
-                let _r = attnjoule::nvtx::range(&format!("bench/{}/ctx={ctx}", v.name()));
+                let _r = attnjoule::nvtx::range(&format!("bench.{}.ctx{ctx}", v.name()));
                 bch.iter(|| att.run(&*dev, b).expect("launch"))
             });
         }
         g.finish();
     }
     c.final_summary();
-    match NvmlSource::new(dev.ordinal() as u32, Duration::from_millis(10)) {
+    let src = dev.uuid().and_then(|u| NvmlSource::for_uuid(&u, Duration::from_millis(10)));
+    match src {
         Err(e) => eprintln!("energy benches skipped: {e}"),
         Ok(src) => {
             let mut c = Criterion::default()
@@ -174,6 +175,7 @@ fn gpu_benches(dev: Rc<CudaDevice>) {
             for (v, ctx, att, b) in &calls {
                 g.throughput(Throughput::Elements(att.work().flops as u64));
                 g.bench_with_input(BenchmarkId::new(v.name(), ctx), &(), |bch, _| {
+                    let _r = attnjoule::nvtx::range(&format!("bench.energy.{}.ctx{ctx}", v.name()));
                     bch.iter(|| att.run(&*dev, b).expect("launch"))
                 });
             }

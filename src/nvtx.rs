@@ -33,7 +33,8 @@ impl Drop for Range {
     }
 }
 
-/// The range name of a measured point: "attnjoule/<variant>/<phase>/ctx=<n>/q=<m>".
+/// The range name of a measured point: "attnjoule.<variant>.<phase>.ctx<n>.q<m>". No '/' in
+/// names: ncu's `--nvtx-include` reads '/' as nesting of push/pop ranges.
 pub fn point_name(variant: &str, phase: &str, ctx: usize, seq_q: usize) -> String {
-    format!("attnjoule/{variant}/{phase}/ctx={ctx}/q={seq_q}")
+    format!("attnjoule.{variant}.{phase}.ctx{ctx}.q{seq_q}")
 }

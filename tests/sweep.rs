@@ -470,6 +470,9 @@ fn cli_rejects_bad_flags_and_mixed_merges() {
     let out = bin().args(["sweep", "--backend", "emu", "--shard", "3/2"]).output().unwrap();
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("shard"));
+    let out = bin().args(["sweep", "--dry-run", "--shard", "1/4"]).output().unwrap();
+    assert!(out.status.success());
+    assert!(String::from_utf8_lossy(&out.stdout).contains("11 of 44 points"));
     let out = bin().args(["sweep", "--backend", "emu", "--variants", "sparse"]).output().unwrap();
     assert!(String::from_utf8_lossy(&out.stderr).contains("unknown variant"));
     let dir = tempdir("cli-merge");
@@ -487,7 +490,178 @@ fn cli_rejects_bad_flags_and_mixed_merges() {
         .unwrap();
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("different GPU models"));
-    let out = bin().arg("compare").arg(dir.join("a.json")).arg(dir.join("a.json")).output().unwrap();
+    let svg = dir.join("ratios.svg");
+    let out =
+        bin().arg("compare").arg(dir.join("a.json")).arg(dir.join("a.json")).arg("--plot").arg(&svg).output().unwrap();
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     assert!(String::from_utf8_lossy(&out.stdout).contains("1.000"));
+    assert!(std::fs::read_to_string(&svg).unwrap().contains("<svg"));
+    // merging two shards of one GPU writes the profile, its CSV and plots
+    let c = profile("NVIDIA H100 80GB HBM3", "580.1", vec![sample_point("flash", 4096, PointStatus::Ok)]);
+    c.save(&dir.join("c.json")).unwrap();
+    let out = bin()
+        .arg("merge")
+        .arg(dir.join("a.json"))
+        .arg(dir.join("c.json"))
+        .arg("-o")
+        .arg(dir.join("m.json"))
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(Profile::load(&dir.join("m.json")).unwrap().points.len(), 2);
+    assert!(dir.join("m.csv").exists() && dir.join("m-seconds.svg").exists());
+}
+
+#[test]
+fn peer_script_writes_the_profile_schema() {
+    // The peer script's schema writer and work counts, without torch (imported only in main()).
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/benches/peers/torch_attention.py");
+    let code = format!(
+        r#"
+import importlib.util, json, sys
+spec = importlib.util.spec_from_file_location("peer", "{script}")
+t = importlib.util.module_from_spec(spec); spec.loader.exec_module(t)
+class A: reps = 5; min_seconds = 1.0
+pts = []
+for ms, sq, sk in [("causal", 1024, 1024), ("window:4096", 1, 32768), ("longformer:128:1:1", 2048, 2048)]:
+    m = t.parse_mask(ms); f, b = t.work(m, 1, sq, sk, 8, 1, 128)
+    pts.append({{"variant": "flex", "implementation": "torch-x", "phase": "prefill" if sq == sk else "decode",
+        "mask": m, "shape": {{"batch": 1, "seq_q": sq, "seq_k": sk, "heads": 8, "kv_heads": 1, "head_dim": 128}},
+        "status": "ok", "flops": f, "min_bytes": b, "energy_method": "counter", "throttled": False, "ncu": {{}},
+        "note": None, "seconds": t.stat([1e-3, 2e-3]), "joules": t.stat([0.5, 0.7]), "joules_above_idle": None,
+        "watts": 400.0, "calls": 10, "detail": {{"idle_watts": 60.0, "buffer_sets": 2, "rep_seconds": [1e-3],
+        "start": {{"sm_clock_mhz": 1980, "mem_clock_mhz": None, "temperature_c": 40, "power_w": 300.0,
+                   "throttle_reasons": ["gpu_idle"]}}}}}})
+pts.append(dict(pts[0], status="infeasible", need_gib=200.0, have_gib=79.0, variant="sdpa_flash"))
+print(json.dumps(t.profile({{"name": "g"}}, 60.0, pts, "torch-x", A)))
+"#
+    );
+    let out = match std::process::Command::new("python3").arg("-c").arg(&code).output() {
+        Ok(o) => o,
+        Err(e) => {
+            eprintln!("python3 not available ({e}); the peer script cannot be checked here");
+            return;
+        }
+    };
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let p = Profile::from_json(&String::from_utf8_lossy(&out.stdout)).unwrap();
+    assert_eq!(p.points.len(), 4);
+    // The script's work counts agree with the crate's for the same problems.
+    let causal = attnjoule::Problem::new(attnjoule::Shape::prefill(1, 1024, 8, 1, 128), attnjoule::Mask::Causal);
+    assert_eq!(p.points[0].flops, attnjoule::work::useful_flops(&causal));
+    assert_eq!(p.points[0].min_bytes, attnjoule::work::flash(&causal, 128, 64).min_bytes);
+    let win =
+        attnjoule::Problem::new(attnjoule::Shape::decode(1, 1, 32768, 8, 1, 128), attnjoule::Mask::causal_window(4096));
+    assert_eq!(p.points[1].flops, attnjoule::work::useful_flops(&win));
+    assert_eq!(p.points[1].min_bytes, attnjoule::work::decode(&win, 1).min_bytes);
+    let lf = attnjoule::Problem::new(
+        attnjoule::Shape::prefill(1, 2048, 8, 1, 128),
+        attnjoule::Mask::BlockSparse(attnjoule::BlockLayout::longformer(2048, 2048, 128, 1, 1)),
+    );
+    assert_eq!(p.points[2].flops, attnjoule::work::useful_flops(&lf));
+    assert!(matches!(p.points[3].status, PointStatus::Infeasible { .. }));
+}
+
+/// A factory whose workers report different GPUs per ordinal.
+fn mixed_factory() -> WorkerFactory {
+    struct Named(SimWorker, &'static str);
+    impl Worker for Named {
+        fn kind(&self) -> ProfileKind {
+            ProfileKind::Measured
+        }
+        fn info(&self) -> GpuInfo {
+            GpuInfo { name: self.1.into(), driver: Some("sim".into()), ..Default::default() }
+        }
+        fn idle_watts(&self) -> Option<f64> {
+            Some(60.0)
+        }
+        fn point(&mut self, spec: &PointSpec, seed: u64) -> Point {
+            self.0.point(spec, seed)
+        }
+        fn gemm(&mut self, m: usize, n: usize, k: usize) -> attnjoule::Result<GemmPoint> {
+            self.0.gemm(m, n, k)
+        }
+    }
+    Arc::new(|ordinal, cfg: &RunConfig| {
+        let name = if ordinal == 0 { "NVIDIA H100 80GB HBM3" } else { "NVIDIA A100-SXM4-80GB" };
+        Ok(Box::new(Named(SimWorker { mem: 80 << 30, proto: cfg.protocol.clone() }, name)) as Box<dyn Worker>)
+    })
+}
+
+#[test]
+fn several_devices_share_the_points_and_must_match() {
+    let dir = tempdir("devices");
+    let cfg = RunConfig { devices: vec![0, 1, 2], ..sim_config(&dir) };
+    let out = backend::run_with(&cfg, sim_factory(80 << 30), &mut |_| {}).unwrap();
+    let keys: std::collections::HashSet<String> = out.profile.points.iter().map(sw::point_key).collect();
+    assert_eq!((out.profile.points.len(), keys.len()), (12, 12), "each point once across 3 workers");
+    assert_eq!(out.profile.gemm.len(), 1, "GEMM calibration once");
+    let dir = tempdir("devices-mixed");
+    let cfg = RunConfig { devices: vec![0, 1], ..sim_config(&dir) };
+    let e = backend::run_with(&cfg, mixed_factory(), &mut |_| {}).unwrap_err().to_string();
+    assert!(e.contains("mixes GPU models"), "{e}");
+    assert!(!dir.join("points.jsonl").exists(), "nothing written when refused");
+}
+
+#[test]
+#[ignore = "needs a CUDA GPU"]
+fn gpu_sweep_measures_time_and_energy() {
+    let dir = tempdir("gpu-sweep");
+    let cfg = RunConfig {
+        spec: SweepSpec {
+            variants: vec![Variant::Dense, Variant::Flash, Variant::Decode],
+            phases: vec![Phase::Prefill, Phase::Decode],
+            contexts: vec![1024, 4096],
+            ..Default::default()
+        },
+        protocol: ProtocolConfig { min_seconds: 0.3, reps: 3, ..Default::default() },
+        out: Some(dir.clone()),
+        idle_seconds: 1.0,
+        gemm: vec![(4096, 4096, 4096)],
+        seed: attnjoule::reference::fresh_seed(),
+        ..Default::default()
+    };
+    let mut lines = Vec::new();
+    let out = backend::run(&cfg, &mut |l| {
+        println!("{l}");
+        lines.push(l.to_string())
+    })
+    .unwrap();
+    let ok: Vec<_> = out.profile.points.iter().filter(|p| p.status == PointStatus::Ok).collect();
+    assert!(!ok.is_empty(), "{lines:?}");
+    for p in ok {
+        let (s, j) = (p.seconds.unwrap(), p.joules.unwrap());
+        assert!(s.median > 0.0 && j.median > 0.0 && p.watts.unwrap() > 0.0);
+        assert!(matches!(p.energy_method, EnergyMethod::Counter | EnergyMethod::SampledPower));
+        assert!(p.detail.as_ref().unwrap().rep_seconds.len() == 3);
+    }
+    assert!(out.profile.gpu.uuid.is_some() && out.profile.idle_watts.unwrap() > 0.0);
+    assert!(out.files.iter().any(|f| f.extension().is_some_and(|e| e == "svg")));
+}
+
+#[test]
+#[ignore = "needs a CUDA GPU"]
+fn gpu_ncu_command_runs_one_call() {
+    let out = bin().args(["ncu", "--variant", "dense", "--ctx", "1024"]).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("attnjoule.dense.prefill.ctx1024.q1024"));
+}
+
+#[test]
+#[ignore = "needs a CUDA GPU"]
+fn gpu_nvml_source_counts_and_samples() {
+    use attnjoule::energy::{EnergySource, NvmlSource};
+    let src = NvmlSource::new(0, std::time::Duration::from_millis(10)).unwrap();
+    let info = src.info().unwrap();
+    assert!(!info.name.is_empty() && info.power_limit_w.unwrap_or(0.0) > 0.0);
+    let t0 = src.now();
+    let e0 = src.energy_mj().unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    let samples = src.samples(t0, src.now());
+    assert!(samples.len() >= 20, "{} samples in 0.5 s", samples.len());
+    assert!(samples.iter().all(|s| s.watts > 0.0));
+    if let (Some(a), Some(b)) = (e0, src.energy_mj().unwrap()) {
+        assert!(b >= a);
+    }
+    println!("{info:?} state {:?}", src.state().unwrap());
 }

@@ -74,7 +74,7 @@ pub fn run(a: Args) -> anyhow::Result<()> {
         println!("wrote {}", p.display());
     }
     if let Some(p) = &a.plot {
-        compare::plot(&rows, p)?;
+        compare::plot(&rows, &format!("{} ÷ {}", a.a.display(), a.b.display()), p)?;
         println!("wrote {}", p.display());
     }
     Ok(())

@@ -1,7 +1,7 @@
 //! `attnjoule ncu`: one call of one variant inside a named NVTX range, for Nsight Compute:
 //!
 //! ```text
-//! ncu --nvtx --nvtx-include "attnjoule/flash/prefill/ctx=32768/q=32768/" \
+//! ncu --nvtx --nvtx-include "attnjoule.flash.prefill.ctx32768.q32768/" \
 //!     --section-folder profiles/ncu --section AttnjouleSummary --csv --page raw \
 //!     attnjoule ncu --variant flash --ctx 32768 > report.csv
 //! ```

@@ -19,7 +19,8 @@ pub struct Args {
     variants: Vec<String>,
     #[arg(long, value_delimiter = ',', default_value = "prefill,decode")]
     phases: Vec<String>,
-    /// Context sizes (keys); default powers of two from --ctx-min to --ctx-max.
+    /// Context sizes (keys); default powers of two from --ctx-min to --ctx-max (64..512 with
+    /// --backend emu).
     #[arg(long, value_delimiter = ',')]
     ctx: Vec<usize>,
     #[arg(long, default_value_t = 1024)]
@@ -29,7 +30,7 @@ pub struct Args {
     /// Decode: new tokens per step (1..16), a point each.
     #[arg(long, value_delimiter = ',', default_value = "1")]
     decode_tokens: Vec<usize>,
-    /// Masks: none, causal, window:<keys>.
+    /// Masks: none, causal, window:<keys>, longformer:<block>:<local>:<global>.
     #[arg(long, value_delimiter = ',', default_value = "causal")]
     mask: Vec<String>,
     #[arg(long, default_value_t = 1)]
@@ -77,6 +78,9 @@ pub struct Args {
     /// Seed for input data and idle gaps (default: fresh).
     #[arg(long)]
     seed: Option<u64>,
+    /// Print the points this run (or shard) would measure, with their device footprint, and exit.
+    #[arg(long)]
+    dry_run: bool,
 }
 
 pub fn config(a: &Args) -> anyhow::Result<RunConfig> {
@@ -100,7 +104,12 @@ pub fn config(a: &Args) -> anyhow::Result<RunConfig> {
         })
         .collect::<anyhow::Result<Vec<_>>>()?;
     let masks = a.mask.iter().map(|m| MaskChoice::parse(m)).collect::<attnjoule::Result<Vec<_>>>()?;
-    let contexts = if a.ctx.is_empty() { powers_of_two(a.ctx_min, a.ctx_max) } else { a.ctx.clone() };
+    let contexts = match (a.ctx.is_empty(), backend) {
+        (false, _) => a.ctx.clone(),
+        // The emulator runs PTX on the CPU: small sizes unless asked otherwise.
+        (true, BackendKind::Emu) if a.ctx_min == 1024 && a.ctx_max == 1 << 20 => powers_of_two(64, 512),
+        (true, _) => powers_of_two(a.ctx_min, a.ctx_max),
+    };
     if contexts.is_empty() || contexts.contains(&0) {
         bail!("no context sizes (check --ctx / --ctx-min / --ctx-max)");
     }
@@ -146,6 +155,18 @@ pub fn config(a: &Args) -> anyhow::Result<RunConfig> {
 
 pub fn run(a: Args) -> anyhow::Result<()> {
     let cfg = config(&a)?;
+    if a.dry_run {
+        let all = attnjoule::sweep::enumerate(&cfg.spec)?;
+        let mine = cfg.shard.map_or(all.clone(), |s| s.select(&all));
+        for p in &mine {
+            let need = attnjoule::ops::Attention::new(p.variant, &p.problem(), &Default::default())
+                .map(|att| format!("{:.3} GiB", backend::gib(att.footprint_bytes())))
+                .unwrap_or_else(|e| format!("({e})"));
+            println!("{:<48} {}", p.label(), need);
+        }
+        println!("{} of {} points", mine.len(), all.len());
+        return Ok(());
+    }
     if cfg.backend == BackendKind::Cuda {
         // Fail with the driver's one line before anything else is printed.
         attnjoule::device::cuda::probe().map_err(attnjoule::Error::NoGpu)?;

@@ -41,6 +41,17 @@ pub fn probe() -> std::result::Result<(), String> {
         return Err(NO_DRIVER.into());
     }
     cu::init().map_err(|e| format!("CUDA driver present but cuInit failed ({e:?}); use --backend emu"))?;
+    // The kernels are CUDA 13.0 cubins/PTX and cudarc binds CUDA 13 symbols (a missing symbol
+    // would panic at first use): refuse older drivers with one line instead.
+    let mut v = 0i32;
+    // SAFETY: writes one int through a valid pointer; the library is loaded (checked above).
+    if unsafe { sys::cuDriverGetVersion(&mut v) }.result().is_err() || v < 13000 {
+        return Err(format!(
+            "the CUDA driver supports CUDA {}.{}; attnjoule's kernels need CUDA 13.0 (driver >= 580); use --backend emu",
+            v / 1000,
+            (v % 1000) / 10
+        ));
+    }
     match cu::device::get_count() {
         Ok(n) if n > 0 => Ok(()),
         Ok(_) => Err("CUDA driver present but no GPU visible; use --backend emu or `attnjoule estimate`".into()),
@@ -223,11 +234,17 @@ impl CudaDevice {
         if let Some(&h) = self.state.borrow().modules.get(m.name) {
             return Ok(h);
         }
-        // SAFETY: the cubin is a complete ELF image embedded by build.rs; the driver copies it.
         let loaded = if m.cubin.is_empty() {
             Err(None)
         } else {
-            unsafe { cu::module::load_data(m.cubin.as_ptr() as *const c_void) }.map_err(Some)
+            // include_bytes! gives no alignment guarantee; the driver reads the ELF image with
+            // its natural (8-byte) alignment, so hand it an aligned copy.
+            let mut image = vec![0u64; m.cubin.len().div_ceil(8)];
+            // SAFETY: `image` has at least `cubin.len()` bytes; the regions do not overlap.
+            unsafe { std::ptr::copy_nonoverlapping(m.cubin.as_ptr(), image.as_mut_ptr() as *mut u8, m.cubin.len()) };
+            // SAFETY: `image` is a complete ELF cubin built by build.rs, alive for the call (the
+            // driver copies it).
+            unsafe { cu::module::load_data(image.as_ptr() as *const c_void) }.map_err(Some)
         };
         let h = match loaded {
             Ok(h) => h,

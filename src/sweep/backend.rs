@@ -354,7 +354,7 @@ impl Worker for CudaWorker {
                 self.data.upload(&self.dev, &a, m * k)?;
                 self.data.upload(&self.dev, &b, k * n)?;
             }
-            let _r = crate::nvtx::range(&format!("attnjoule/gemm/{m}x{n}x{k}"));
+            let _r = crate::nvtx::range(&format!("attnjoule.gemm.{m}x{n}x{k}"));
             let mut t = GemmTarget { dev: &self.dev, blas: &blas, mnk: (m, n, k), bufs: &bufs };
             protocol::measure(&mut t, &self.src, Some(self.idle), &self.proto)
         })();
@@ -456,10 +456,26 @@ impl Worker for EmuWorker {
                 p.calls = Some(1);
                 let findings: u64 = reports.iter().map(|r| r.findings_total).sum();
                 let nan = out.o.iter().filter(|x| x.is_nan()).count();
+                let wall = t0.elapsed().as_secs_f64();
+                // The emulated output is checked against the f64 reference: a wrong kernel is a
+                // failed point, not a counter profile.
+                let err = crate::reference::attention(&spec.problem(), &q, &k, &v).map(|r| {
+                    let got: Vec<f64> = out.o.iter().map(|x| x.to_f64()).collect();
+                    crate::reference::rel_l2(&got, &r.o)
+                });
+                let err = match err {
+                    Ok(e) => e,
+                    Err(e) => return failed(spec, e),
+                };
                 p.note = Some(format!(
-                    "emulated in {:.2} s wall; {findings} sanitizer findings; {nan} unwritten outputs; not measured",
-                    t0.elapsed().as_secs_f64()
+                    "emulated in {wall:.2} s wall; rel L2 vs f64 reference {err:.2e}; {findings} sanitizer findings; \
+                     {nan} unwritten outputs; not measured"
                 ));
+                if nan > 0 || err.is_nan() || err > 1e-2 {
+                    p.status = PointStatus::Failed {
+                        error: format!("emulated output wrong: rel L2 {err:.2e} vs the f64 reference, {nan} unwritten"),
+                    };
+                }
                 p.detail =
                     Some(Box::new(PointDetail { plan: Some(att.plan.description.clone()), ..Default::default() }));
                 p
@@ -613,10 +629,10 @@ pub fn run_with(cfg: &RunConfig, factory: WorkerFactory, progress: &mut dyn FnMu
     let (gpu, idle) = ready[0].clone();
 
     // Output folder and log; resume.
-    let dir = cfg
-        .out
-        .clone()
-        .unwrap_or_else(|| PathBuf::from("profiles").join(format!("{}-{}", slug(&gpu.name), output::utc_date())));
+    let dir = cfg.out.clone().unwrap_or_else(|| {
+        let who = if kind == ProfileKind::Emulated { "emulator".to_string() } else { slug(&gpu.name) };
+        PathBuf::from("profiles").join(format!("{who}-{}", output::utc_date()))
+    });
     let log_path = dir.join(log_name(cfg.shard));
     let existing = jsonl::read(&log_path)?;
     let mut warnings = existing.warnings.clone();
@@ -698,8 +714,8 @@ pub fn run_with(cfg: &RunConfig, factory: WorkerFactory, progress: &mut dyn FnMu
                 let el = t0.elapsed().as_secs_f64();
                 let eta = el / finished as f64 * (total - finished) as f64;
                 progress(&format!(
-                    "[{finished}/{total}] {} {} ({secs:.1} s) | elapsed {} | ETA {}",
-                    if workers.len() > 1 { format!("gpu{}", workers[w]) } else { String::new() },
+                    "[{finished}/{total}] {}{} ({secs:.1} s) | elapsed {} | ETA {}",
+                    if workers.len() > 1 { format!("gpu{} ", workers[w]) } else { String::new() },
                     output::summary(&p),
                     output::hms(el),
                     output::hms(eta)

@@ -64,8 +64,35 @@ pub fn compare(a: &Profile, b: &Profile, only_a: Option<&str>, only_b: Option<&s
     rows
 }
 
-/// The ratio plot: time and joules ratios vs context, one line per (A, B, phase, mask) pair.
-pub fn plot(rows: &[Row], path: &std::path::Path) -> crate::Result<()> {
-    let _ = (rows, path);
-    Err(crate::Error::Invalid("ratio plots need attnjoule::plot, which is not in this build yet".into()))
+/// The ratio plot: time and joules ratios A ÷ B vs context (log-log), one line per (A, B, phase,
+/// mask, seq_q) and quantity, with a reference line at 1.
+pub fn plot(rows: &[Row], title: &str, path: &std::path::Path) -> crate::Result<()> {
+    use crate::plot::{HLine, LinePlot, Series};
+    let mut m: std::collections::BTreeMap<String, Vec<(f64, f64)>> = Default::default();
+    for r in rows {
+        let q = if r.phase == Phase::Decode { format!(" q={}", r.seq_q) } else { String::new() };
+        let base = format!("{} ÷ {} {:?} {}{q}", r.a, r.b, r.phase, r.mask).to_lowercase();
+        m.entry(format!("time {base}")).or_default().push((r.context as f64, r.time_ratio));
+        if let Some(j) = r.joules_ratio {
+            m.entry(format!("joules {base}")).or_default().push((r.context as f64, j));
+        }
+    }
+    let series = m
+        .into_iter()
+        .map(|(name, mut points)| {
+            points.sort_by(|a, b| a.0.total_cmp(&b.0));
+            Series { name, points }
+        })
+        .collect();
+    let plot = LinePlot {
+        title: title.into(),
+        x_label: "context (keys)".into(),
+        y_label: "ratio A ÷ B (below 1: A is faster / uses less energy)".into(),
+        log_x: true,
+        log_y: true,
+        series,
+        hlines: vec![HLine { y: 1.0, label: "parity".into() }],
+        ..Default::default()
+    };
+    std::fs::write(path, plot.to_svg()).map_err(|e| crate::Error::Io { path: path.display().to_string(), source: e })
 }

@@ -29,25 +29,48 @@ pub enum MaskChoice {
     Causal,
     /// Causal sliding window of this many keys.
     Window(usize),
+    /// Longformer block-sparse layout (`BlockLayout::longformer`): block size, local blocks either
+    /// side of the diagonal, global blocks.
+    Longformer {
+        block: usize,
+        local: usize,
+        global: usize,
+    },
 }
 
 impl MaskChoice {
-    /// "none", "causal", "window:4096".
+    /// "none", "causal", "window:4096", "longformer:128:1:1" (block:local:global).
     pub fn parse(s: &str) -> Result<MaskChoice> {
+        let bad = || {
+            invalid(format!("mask {s:?}: expected none, causal, window:<keys> or longformer:<block>:<local>:<global>"))
+        };
         match s {
             "none" => Ok(MaskChoice::None),
             "causal" => Ok(MaskChoice::Causal),
-            _ => match s.strip_prefix("window:").map(|w| w.parse::<usize>()) {
-                Some(Ok(w)) if w > 0 => Ok(MaskChoice::Window(w)),
-                _ => invalid(format!("mask {s:?}: expected none, causal or window:<keys>")),
-            },
+            _ => {
+                if let Some(w) = s.strip_prefix("window:") {
+                    return match w.parse::<usize>() {
+                        Ok(w) if w > 0 => Ok(MaskChoice::Window(w)),
+                        _ => bad(),
+                    };
+                }
+                let nums: Option<Vec<usize>> =
+                    s.strip_prefix("longformer:").map(|r| r.split(':').filter_map(|x| x.parse().ok()).collect());
+                match nums.as_deref() {
+                    Some(&[block, local, global]) if block > 0 => Ok(MaskChoice::Longformer { block, local, global }),
+                    _ => bad(),
+                }
+            }
         }
     }
-    pub fn mask(&self) -> Mask {
-        match self {
+    pub fn mask(&self, seq_q: usize, seq_k: usize) -> Mask {
+        match *self {
             MaskChoice::None => Mask::None,
             MaskChoice::Causal => Mask::Causal,
-            MaskChoice::Window(w) => Mask::causal_window(*w),
+            MaskChoice::Window(w) => Mask::causal_window(w),
+            MaskChoice::Longformer { block, local, global } => {
+                Mask::BlockSparse(crate::mask::BlockLayout::longformer(seq_q, seq_k, block, local, global))
+            }
         }
     }
     pub fn spec(&self) -> MaskSpec {
@@ -55,6 +78,12 @@ impl MaskChoice {
             MaskChoice::None => MaskSpec { kind: "none".into(), size: None, detail: None },
             MaskChoice::Causal => MaskSpec { kind: "causal".into(), size: None, detail: None },
             MaskChoice::Window(w) => MaskSpec { kind: "window".into(), size: Some(*w as u64), detail: None },
+            // The same spelling as the peer script, so `compare` matches the points.
+            MaskChoice::Longformer { block, local, global } => MaskSpec {
+                kind: "block_sparse".into(),
+                size: Some(*block as u64),
+                detail: Some(format!("longformer local={local} global={global}")),
+            },
         }
     }
 }
@@ -111,7 +140,7 @@ pub struct PointSpec {
 
 impl PointSpec {
     pub fn problem(&self) -> Problem {
-        Problem::new(self.shape, self.mask.mask())
+        Problem::new(self.shape, self.mask.mask(self.shape.seq_q, self.shape.seq_k))
     }
     pub fn key(&self) -> String {
         key(self.variant.name(), "attnjoule", self.phase, &self.mask.spec(), &self.shape)
@@ -154,7 +183,7 @@ pub fn applies(v: Variant, phase: Phase) -> bool {
 
 /// Every point of the spec, in a fixed order (phase, variant, mask, context, decode tokens).
 pub fn enumerate(spec: &SweepSpec) -> Result<Vec<PointSpec>> {
-    if spec.heads == 0 || spec.kv_heads == 0 || spec.heads % spec.kv_heads != 0 {
+    if spec.heads == 0 || spec.kv_heads == 0 || !spec.heads.is_multiple_of(spec.kv_heads) {
         return invalid(format!("heads {} must be a positive multiple of kv_heads {}", spec.heads, spec.kv_heads));
     }
     let mut out = Vec::new();
@@ -269,6 +298,11 @@ mod tests {
             assert_eq!(seen.len(), pts.len(), "n={n}: every point in some shard");
             assert!(seen.values().all(|&c| c == 1), "n={n}: every point in exactly one shard");
         }
+        assert_eq!(
+            MaskChoice::parse("longformer:128:1:2").unwrap(),
+            MaskChoice::Longformer { block: 128, local: 1, global: 2 }
+        );
+        assert!(MaskChoice::parse("longformer:0:1:1").is_err() && MaskChoice::parse("window:").is_err());
         assert!(Shard::parse("3/3").is_err() && Shard::parse("1/0").is_err() && Shard::parse("x").is_err());
     }
 

@@ -11,6 +11,7 @@ const METRICS: [(&str, &[&str], &str); 5] = [
     (
         "tensor_pipe_pct",
         &[
+            "sm__pipe_tensor_cycles_active.avg.pct_of_peak_sustained_active",
             "sm__pipe_tensor_op_hmma_cycles_active.avg.pct_of_peak_sustained_active",
             "sm__inst_executed_pipe_tensor_op_hmma.avg.pct_of_peak_sustained_active",
         ],

@@ -63,8 +63,15 @@ pub fn summary(p: &Point) -> String {
             if p.throttled {
                 s.push_str(" [THROTTLED]");
             }
-            if p.counters.is_some() && p.seconds.is_none() {
-                s.push_str(" (emulated: counters only)");
+            if let (Some(c), None) = (&p.counters, p.seconds) {
+                let _ = write!(
+                    s,
+                    ": emulated, {} warp instructions, {:.2} MB global loads, {:.2} MB stores, {} bank conflicts",
+                    c.warp_instructions,
+                    c.global_load_bytes as f64 / 1e6,
+                    c.global_store_bytes as f64 / 1e6,
+                    c.shared_bank_conflicts
+                );
             }
             s
         }
@@ -73,6 +80,11 @@ pub fn summary(p: &Point) -> String {
         }
         PointStatus::Failed { error } => format!("{}: FAILED: {error}", label(p)),
     }
+}
+
+/// An enum's serde (snake_case) name, as in the JSON profile.
+fn snake<T: serde::Serialize>(x: &T) -> String {
+    serde_json::to_value(x).ok().and_then(|v| v.as_str().map(String::from)).unwrap_or_default()
 }
 
 fn opt(x: Option<f64>) -> String {
@@ -95,10 +107,10 @@ pub fn csv(profile: &Profile) -> String {
         };
         let _ = writeln!(
             s,
-            "{},{},{:?},{},{},{},{},{},{},{},{},{status},{need},\"{err}\",{},{},{},{},{},{},{},{},{},{},{:?},{},{},{:e},{:e}",
+            "{},{},{},{},{},{},{},{},{},{},{},{status},{need},\"{err}\",{},{},{},{},{},{},{},{},{},{},{},{},{},{:e},{:e}",
             p.variant,
             p.implementation,
-            p.phase,
+            snake(&p.phase),
             p.mask.kind,
             p.mask.size.map(|x| x.to_string()).unwrap_or_default(),
             sh.batch,
@@ -117,7 +129,7 @@ pub fn csv(profile: &Profile) -> String {
             opt(p.watts),
             opt(p.tflops()),
             opt(p.gbps()),
-            p.energy_method,
+            snake(&p.energy_method),
             p.throttled,
             p.calls.map(|c| c.to_string()).unwrap_or_default(),
             p.flops,
@@ -167,10 +179,45 @@ pub fn series(profile: &Profile, value: impl Fn(&Point) -> Option<f64>) -> Vec<(
         .collect()
 }
 
-/// Time and joules per call vs context (log-log, a line per variant). Written once the plot
-/// writer (`attnjoule::plot`) is available; returns the files written.
-pub fn plots(_profile: &Profile, _dir: &Path, _stem: &str) -> Result<Vec<PathBuf>> {
-    Ok(vec![])
+/// Time and joules per call vs context (log-log, a line per variant, phase and mask); returns
+/// the files written. Emulated profiles have neither, so they get no plots.
+pub fn plots(profile: &Profile, dir: &Path, stem: &str) -> Result<Vec<PathBuf>> {
+    use crate::plot::{LinePlot, Series};
+    let subtitle = Some(format!(
+        "{} · {} · {:?} profile{}",
+        profile.gpu.name,
+        profile.created,
+        profile.kind,
+        profile.idle_watts.map(|w| format!(" · idle {w:.0} W")).unwrap_or_default()
+    ));
+    type Value = fn(&Point) -> Option<f64>;
+    let charts: [(&str, &str, Value); 3] = [
+        ("seconds", "seconds per call", |p| p.seconds.map(|s| s.median)),
+        ("joules", "joules per call (board)", |p| p.joules.map(|s| s.median)),
+        ("joules_above_idle", "joules per call above idle", |p| p.joules_above_idle.map(|s| s.median)),
+    ];
+    let mut files = Vec::new();
+    for (name, y_label, f) in charts {
+        let series: Vec<Series> =
+            series(profile, f).into_iter().map(|(name, points)| Series { name, points }).collect();
+        if series.is_empty() {
+            continue;
+        }
+        let plot = LinePlot {
+            title: format!("attention: {y_label} vs context"),
+            x_label: "context (keys)".into(),
+            y_label: y_label.into(),
+            log_x: true,
+            log_y: true,
+            series,
+            subtitle: subtitle.clone(),
+            ..Default::default()
+        };
+        let path = dir.join(format!("{stem}-{name}.svg"));
+        write(&path, &plot.to_svg())?;
+        files.push(path);
+    }
+    Ok(files)
 }
 
 #[cfg(test)]

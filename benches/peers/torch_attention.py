@@ -1,0 +1,427 @@
+#!/usr/bin/env python3
+"""Peer baseline: PyTorch attention measured with attnjoule's protocol, written as an attnjoule
+profile (schema v1) so that `attnjoule compare ours.json peers.json` prints ours / peer per point.
+
+Implementations (variant names in the profile; implementation = "torch-<version>"):
+  sdpa_flash, sdpa_efficient, sdpa_cudnn  scaled_dot_product_attention pinned to one backend
+                                          (torch.nn.attention.sdpa_kernel); masks: none, causal
+  flex                                    FlexAttention with block masks; masks: none, causal,
+                                          window:<keys>, longformer:<block>:<local>:<global>
+
+Protocol (the same as `attnjoule sweep`): warm up, timing each warm-up call with CUDA events;
+launch back to back until a window lasts >= --min-seconds; --reps windows with random idle gaps;
+rotate input sets so that 50 MB of L2 never holds them; energy from NVML's total-energy counter
+(pynvml) when present, else integrated power samples (pynvml or torch.cuda.power_draw) every 10 ms;
+idle baseline before the first point. Masks are bottom-right aligned like attnjoule's.
+
+    python3 benches/peers/torch_attention.py --ctx 1024,4096,16384,65536 --out profiles/peers.json
+    attnjoule compare profiles/<gpu>-<date>/profile.json profiles/peers.json \\
+        --variant-a flash --variant-b sdpa_flash --plot flash-vs-sdpa.svg
+"""
+
+import argparse
+import datetime
+import json
+import math
+import random
+import sys
+import threading
+import time
+
+L2_BYTES = 50 * 1024 * 1024
+GIB = 1024.0 ** 3
+
+
+def parse_args():
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--impls", default="sdpa_flash,sdpa_efficient,sdpa_cudnn,flex")
+    p.add_argument("--phases", default="prefill,decode")
+    p.add_argument("--ctx", default="", help="comma list; default powers of two --ctx-min..--ctx-max")
+    p.add_argument("--ctx-min", type=int, default=1024)
+    p.add_argument("--ctx-max", type=int, default=1 << 20)
+    p.add_argument("--decode-tokens", default="1")
+    p.add_argument("--mask", default="causal", help="comma list: none, causal, window:N, longformer:B:L:G")
+    p.add_argument("--batch", type=int, default=1)
+    p.add_argument("--heads", type=int, default=8)
+    p.add_argument("--kv-heads", type=int, default=1)
+    p.add_argument("--head-dim", type=int, default=128)
+    p.add_argument("--min-seconds", type=float, default=1.0)
+    p.add_argument("--reps", type=int, default=5)
+    p.add_argument("--warmup", type=int, default=5)
+    p.add_argument("--idle-seconds", type=float, default=3.0)
+    p.add_argument("--device", type=int, default=0)
+    p.add_argument("--seed", type=int, default=None)
+    p.add_argument("--out", default="peers.json")
+    return p.parse_args()
+
+
+# ---------------------------------------------------------------- masks and work counts
+
+def parse_mask(s):
+    if s in ("none", "causal"):
+        return {"kind": s, "size": None, "detail": None}
+    if s.startswith("window:"):
+        return {"kind": "window", "size": int(s.split(":")[1]), "detail": None}
+    if s.startswith("longformer:"):
+        _, b, l, g = s.split(":")
+        return {"kind": "block_sparse", "size": int(b), "detail": f"longformer local={int(l)} global={int(g)}"}
+    sys.exit(f"unknown mask {s!r}")
+
+
+def key_range(mask, i, sq, sk):
+    """Visible keys [lo, hi) of query row i (bottom-right aligned), for non-block masks."""
+    off = sk - sq
+    if mask["kind"] == "none":
+        return 0, sk
+    if mask["kind"] == "causal":
+        return 0, min(i + off + 1, sk)
+    w = mask["size"]
+    return max(0, i + off - (w - 1)), min(i + off + 1, sk)
+
+
+def longformer_layout(sq, sk, block, local, glob):
+    """Block (r, c) present: the same rule as attnjoule's BlockLayout::longformer."""
+    nq, nk = -(-sq // block), -(-sk // block)
+    off = max(sk - sq, 0)
+    return [[r < glob or c < glob or abs((r * block + off) // block - c) <= local for c in range(nk)] for r in range(nq)]
+
+
+def visible(mask, sq, sk):
+    """(visible pairs, keys visible to some query)."""
+    if mask["kind"] == "block_sparse":
+        b = mask["size"]
+        local, glob = [int(x.split("=")[1]) for x in mask["detail"].split()[1:]]
+        lay = longformer_layout(sq, sk, b, local, glob)
+        pairs, cols = 0, set()
+        for r, row in enumerate(lay):
+            rows = min(b, sq - r * b)
+            for c, on in enumerate(row):
+                if on:
+                    pairs += rows * min(b, sk - c * b)
+                    cols.add(c)
+        keys = sum(min(b, sk - c * b) for c in cols)
+        return pairs, keys
+    pairs, lo_all, hi_all = 0, sk, 0
+    for i in range(sq) if sq <= 4096 else ():
+        lo, hi = key_range(mask, i, sq, sk)
+        pairs += max(0, hi - lo)
+        lo_all, hi_all = min(lo_all, lo), max(hi_all, hi)
+    if sq > 4096:  # closed forms for long prefill
+        off = sk - sq
+        if mask["kind"] == "none":
+            pairs = sq * sk
+        elif mask["kind"] == "causal":
+            pairs = sum(min(i + off + 1, sk) for i in range(0, sq))
+        else:
+            pairs = sum(max(0, min(i + off + 1, sk) - max(0, i + off - mask["size"] + 1)) for i in range(sq))
+        lo_all, hi_all = 0, sk
+    return pairs, max(0, hi_all - lo_all)
+
+
+def work(mask, b, sq, sk, h, hk, d):
+    pairs, keys = visible(mask, sq, sk)
+    flops = 4.0 * d * b * h * pairs
+    q_o_lse = 2.0 * b * sq * h * d * 2 + b * h * sq * 4
+    return flops, q_o_lse + 2.0 * b * keys * hk * d * 2
+
+
+# ---------------------------------------------------------------- energy
+
+class Meter:
+    """NVML total-energy counter when available, else integrated power samples."""
+
+    def __init__(self, torch, index):
+        self.torch, self.index = torch, index
+        self.nvml, self.handle, self.counter = None, None, False
+        try:
+            import pynvml
+            pynvml.nvmlInit()
+            self.nvml = pynvml
+            self.handle = pynvml.nvmlDeviceGetHandleByIndex(index)
+            try:
+                pynvml.nvmlDeviceGetTotalEnergyConsumption(self.handle)
+                self.counter = True
+            except pynvml.NVMLError:
+                pass
+        except Exception:  # no pynvml: torch's power API (which itself needs NVML)
+            pass
+        self.samples, self.stop = [], False
+        self.thread = threading.Thread(target=self._sample, daemon=True)
+        self.thread.start()
+
+    def power_w(self):
+        if self.handle is not None:
+            return self.nvml.nvmlDeviceGetPowerUsage(self.handle) / 1000.0
+        return self.torch.cuda.power_draw(self.index) / 1000.0
+
+    def _sample(self):
+        nxt = time.perf_counter()
+        while not self.stop:
+            try:
+                self.samples.append((time.perf_counter(), self.power_w()))
+            except Exception:
+                pass
+            if len(self.samples) > 60000:
+                del self.samples[:10000]
+            nxt += 0.01
+            time.sleep(max(0.0, nxt - time.perf_counter()))
+
+    def begin(self):
+        e = self.nvml.nvmlDeviceGetTotalEnergyConsumption(self.handle) if self.counter else None
+        return time.perf_counter(), e
+
+    def end(self, mark):
+        t0, e0 = mark
+        t1 = time.perf_counter()
+        if self.counter:
+            e1 = self.nvml.nvmlDeviceGetTotalEnergyConsumption(self.handle)
+            if e1 > e0:
+                return (e1 - e0) / 1000.0, t1 - t0, "counter"
+        s = [x for x in list(self.samples) if t0 <= x[0] <= t1]
+        if len(s) < 2:
+            raise RuntimeError("no energy counter and too few power samples; raise --min-seconds")
+        j = s[0][1] * (s[0][0] - t0) + s[-1][1] * (t1 - s[-1][0])
+        j += sum(0.5 * (a[1] + b[1]) * (b[0] - a[0]) for a, b in zip(s, s[1:]))
+        return j, t1 - t0, "sampled_power"
+
+    def state(self):
+        st = {"sm_clock_mhz": None, "mem_clock_mhz": None, "temperature_c": None, "power_w": None,
+              "throttle_reasons": []}
+        if self.handle is None:
+            return st
+        n = self.nvml
+        try:
+            st["sm_clock_mhz"] = n.nvmlDeviceGetClockInfo(self.handle, n.NVML_CLOCK_SM)
+            st["mem_clock_mhz"] = n.nvmlDeviceGetClockInfo(self.handle, n.NVML_CLOCK_MEM)
+            st["temperature_c"] = n.nvmlDeviceGetTemperature(self.handle, n.NVML_TEMPERATURE_GPU)
+            st["power_w"] = self.power_w()
+            r = n.nvmlDeviceGetCurrentClocksThrottleReasons(self.handle)
+            names = {"gpu_idle": 0x1, "applications_clocks_setting": 0x2, "sw_power_cap": 0x4,
+                     "hw_slowdown": 0x8, "sync_boost": 0x10, "sw_thermal_slowdown": 0x20,
+                     "hw_thermal_slowdown": 0x40, "hw_power_brake_slowdown": 0x80,
+                     "display_clock_setting": 0x100}
+            st["throttle_reasons"] = [k for k, v in names.items() if r & v]
+        except Exception:
+            pass
+        return st
+
+    def gpu_info(self):
+        t = self.torch
+        info = {"name": t.cuda.get_device_name(self.index), "uuid": None, "driver": None,
+                "cuda": t.version.cuda, "sm_count": t.cuda.get_device_properties(self.index).multi_processor_count,
+                "memory_bytes": t.cuda.get_device_properties(self.index).total_memory,
+                "power_limit_w": None, "sm_clock_mhz": None, "mem_clock_mhz": None}
+        if self.handle is not None:
+            n = self.nvml
+            dec = lambda x: x.decode() if isinstance(x, bytes) else x  # noqa: E731
+            try:
+                info["name"] = dec(n.nvmlDeviceGetName(self.handle))
+                info["uuid"] = dec(n.nvmlDeviceGetUUID(self.handle))
+                info["driver"] = dec(n.nvmlSystemGetDriverVersion())
+                info["power_limit_w"] = n.nvmlDeviceGetEnforcedPowerLimit(self.handle) / 1000.0
+                info["sm_clock_mhz"] = n.nvmlDeviceGetMaxClockInfo(self.handle, n.NVML_CLOCK_SM)
+                info["mem_clock_mhz"] = n.nvmlDeviceGetMaxClockInfo(self.handle, n.NVML_CLOCK_MEM)
+            except Exception:
+                pass
+        return info
+
+
+THROTTLE_BENIGN = {"gpu_idle", "applications_clocks_setting", "display_clock_setting"}
+
+
+def stat(xs):
+    v = sorted(xs)
+    n = len(v)
+    med = v[n // 2] if n % 2 else 0.5 * (v[n // 2 - 1] + v[n // 2])
+    mean = sum(v) / n
+    sd = math.sqrt(sum((x - mean) ** 2 for x in v) / n)
+    return {"median": med, "min": v[0], "max": v[-1], "cv": sd / abs(mean) if mean else 0.0, "n": n}
+
+
+def measure(torch, call, sets, meter, idle_w, a, rng):
+    """The protocol; `call(i)` enqueues one call on input set i."""
+    warm = []
+    for i in range(max(1, a.warmup)):
+        s, e = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+        s.record()
+        call(i % sets)
+        e.record()
+        e.synchronize()
+        warm.append(s.elapsed_time(e) / 1e3)
+        if sum(warm) >= 3.0:
+            break
+    t_est = sorted(warm)[len(warm) // 2]
+    calls = max(1, math.ceil(a.min_seconds / t_est)) if t_est > 0 else 1
+    start = meter.state()
+    reps, nxt, retries = [], len(warm) % sets, 0
+    while len(reps) < a.reps:
+        time.sleep(rng.uniform(0.2, 0.6))
+        torch.cuda.synchronize()
+        mark = meter.begin()
+        s, e = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+        s.record()
+        for _ in range(calls):
+            call(nxt)
+            nxt = (nxt + 1) % sets
+        e.record()
+        torch.cuda.synchronize()
+        joules, wall, method = meter.end(mark)
+        dev_s = s.elapsed_time(e) / 1e3
+        if dev_s < a.min_seconds and retries < 4:
+            calls = max(calls + 1, math.ceil(calls * a.min_seconds / max(dev_s, 1e-9) * 1.05))
+            retries += 1
+            continue
+        retries = 0
+        reps.append((calls, dev_s, joules, wall, method))
+    end = meter.state()
+    thr = any(r not in THROTTLE_BENIGN for st in (start, end) for r in st["throttle_reasons"])
+    return {
+        "seconds": stat([r[1] / r[0] for r in reps]),
+        "joules": stat([r[2] / r[0] for r in reps]),
+        "joules_above_idle": stat([(r[2] - idle_w * r[3]) / r[0] for r in reps]) if idle_w is not None else None,
+        "watts": stat([r[2] / r[3] for r in reps])["median"],
+        "energy_method": "counter" if all(r[4] == "counter" for r in reps) else "sampled_power",
+        "throttled": thr,
+        "calls": sum(r[0] for r in reps),
+        "detail": {"idle_watts": idle_w, "buffer_sets": sets, "warmup_seconds_per_call": t_est,
+                   "rep_seconds": [r[1] / r[0] for r in reps], "rep_joules": [r[2] / r[0] for r in reps],
+                   "rep_calls": [r[0] for r in reps], "start": start, "end": end},
+    }
+
+
+# ---------------------------------------------------------------- implementations
+
+def make_call(torch, impl, mask, sets_qkv, sq, sk, h, hk):
+    """A callable(i) running one attention call on input set i, or raises if unsupported."""
+    F = torch.nn.functional
+    gqa = h != hk
+    if impl.startswith("sdpa_"):
+        from torch.nn.attention import SDPBackend, sdpa_kernel
+        backend = {"sdpa_flash": SDPBackend.FLASH_ATTENTION, "sdpa_efficient": SDPBackend.EFFICIENT_ATTENTION,
+                   "sdpa_cudnn": SDPBackend.CUDNN_ATTENTION}[impl]
+        if mask["kind"] not in ("none", "causal"):
+            raise NotImplementedError(f"{impl} has no {mask['kind']} mask (use flex)")
+        kw = {}
+        if mask["kind"] == "causal":
+            if sq == sk:
+                kw["is_causal"] = True
+            elif sq > 1:  # bottom-right causal for decode steps of several tokens
+                from torch.nn.attention.bias import causal_lower_right
+                kw["attn_mask"] = causal_lower_right(sq, sk)
+        if gqa:
+            kw["enable_gqa"] = True
+
+        def call(i):
+            q, k, v = sets_qkv[i]
+            with sdpa_kernel(backend):
+                return F.scaled_dot_product_attention(q, k, v, **kw)
+        call(0)  # raises here when the backend refuses the shape
+        return call
+    if impl == "flex":
+        from torch.nn.attention.flex_attention import create_block_mask, flex_attention
+        off = sk - sq
+        if mask["kind"] == "none":
+            block_mask = None
+        elif mask["kind"] == "causal":
+            block_mask = create_block_mask(lambda b, hh, qi, ki: qi + off >= ki, None, None, sq, sk)
+        elif mask["kind"] == "window":
+            w = mask["size"]
+            block_mask = create_block_mask(lambda b, hh, qi, ki: (qi + off >= ki) & (qi + off - ki < w),
+                                           None, None, sq, sk)
+        else:
+            bsz = mask["size"]
+            local, glob = [int(x.split("=")[1]) for x in mask["detail"].split()[1:]]
+            lay = torch.tensor(longformer_layout(sq, sk, bsz, local, glob), device="cuda")
+            block_mask = create_block_mask(lambda b, hh, qi, ki: lay[qi // bsz, ki // bsz], None, None, sq, sk,
+                                           BLOCK_SIZE=bsz)
+        fa = torch.compile(flex_attention, dynamic=False)
+
+        def call(i):
+            q, k, v = sets_qkv[i]
+            return fa(q, k, v, block_mask=block_mask, enable_gqa=gqa)
+        call(0)
+        return call
+    raise ValueError(f"unknown implementation {impl}")
+
+
+def main():
+    a = parse_args()
+    import torch
+    torch.cuda.set_device(a.device)
+    seed = a.seed if a.seed is not None else random.SystemRandom().randrange(2 ** 63)
+    print(f"seed {seed}", file=sys.stderr)
+    rng = random.Random(seed)
+    torch.manual_seed(seed)
+    meter = Meter(torch, a.device)
+    gpu = meter.gpu_info()
+    torch.cuda.synchronize()
+    m = meter.begin()
+    time.sleep(max(0.5, a.idle_seconds))
+    j, wall, _ = meter.end(m)
+    idle_w = j / wall
+    print(f"{gpu['name']}: idle {idle_w:.1f} W", file=sys.stderr)
+
+    ctxs = [int(x) for x in a.ctx.split(",") if x] or [c for c in (2 ** i for i in range(31))
+                                                       if a.ctx_min <= c <= a.ctx_max]
+    points = []
+    b, h, hk, d = a.batch, a.heads, a.kv_heads, a.head_dim
+    impl_name = f"torch-{torch.__version__}"
+    for phase in a.phases.split(","):
+        for impl in a.impls.split(","):
+            for ms in a.mask.split(","):
+                mask = parse_mask(ms)
+                for ctx in ctxs:
+                    for sq in ([ctx] if phase == "prefill" else [int(t) for t in a.decode_tokens.split(",")]):
+                        sk = ctx
+                        flops, min_bytes = work(mask, b, sq, sk, h, hk, d)
+                        pt = {"variant": impl, "implementation": impl_name, "phase": phase, "mask": mask,
+                              "shape": {"batch": b, "seq_q": sq, "seq_k": sk, "heads": h, "kv_heads": hk,
+                                        "head_dim": d},
+                              "status": "ok", "flops": flops, "min_bytes": min_bytes, "energy_method": "none",
+                              "throttled": False, "ncu": {}, "note": None}
+                        set_bytes = 2 * (2 * b * sq * h * d + 2 * b * sk * hk * d)
+                        free, _ = torch.cuda.mem_get_info()
+                        if set_bytes * 1.5 > free * 0.95:
+                            pt.update(status="infeasible", need_gib=set_bytes * 1.5 / GIB, have_gib=free / GIB)
+                            points.append(pt)
+                            print(f"{impl} {phase} ctx={ctx} q={sq}: infeasible", file=sys.stderr)
+                            continue
+                        nsets = max(1, min(64, max(2, -(-2 * L2_BYTES // set_bytes) + 1),
+                                           int(free * 0.5 // set_bytes)))
+                        sets, call = [], None
+                        try:
+                            for _ in range(nsets):
+                                mk = lambda s_, hh: torch.empty(b, s_, hh, d, device="cuda", dtype=torch.bfloat16  # noqa
+                                                               ).uniform_(-1, 1).transpose(1, 2)
+                                sets.append((mk(sq, h), mk(sk, hk), mk(sk, hk)))
+                            call = make_call(torch, impl, mask, sets, sq, sk, h, hk)
+                            torch.cuda.nvtx.range_push(f"peer.{impl}.{phase}.ctx{ctx}.q{sq}")
+                            try:
+                                r = measure(torch, call, nsets, meter, idle_w, a, rng)
+                            finally:
+                                torch.cuda.nvtx.range_pop()
+                            pt.update(r)
+                            msg = (f"{r['seconds']['median'] * 1e3:.4f} ms/call, {r['joules']['median']:.4f} J/call, "
+                                   f"{flops / r['seconds']['median'] / 1e12:.1f} TFLOP/s")
+                        except Exception as e:  # unsupported or failed: recorded, the sweep goes on
+                            pt.update(status="failed", error=f"{type(e).__name__}: {e}".splitlines()[0])
+                            msg = "FAILED " + pt["error"]
+                        del sets, call
+                        torch.cuda.empty_cache()
+                        points.append(pt)
+                        print(f"{impl} {phase} {mask['kind']} ctx={ctx} q={sq}: {msg}", file=sys.stderr)
+                        with open(a.out, "w") as f:  # rewrite after each point: a crash keeps what ran
+                            json.dump(profile(gpu, idle_w, points, impl_name, a), f, indent=1)
+    print(f"wrote {a.out} ({len(points)} points)")
+
+
+def profile(gpu, idle_w, points, impl_name, a):
+    return {"schema_version": 1, "kind": "measured", "gpu": gpu,
+            "created": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d"),
+            "tool": f"benches/peers/torch_attention.py ({impl_name})", "peaks": None, "idle_watts": idle_w,
+            "points": points, "gemm": [],
+            "notes": [f"peer baseline; protocol: {a.reps} reps of >= {a.min_seconds} s windows, medians"]}
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,29 @@
+#!/usr/bin/env bash
+# One command on a GPU machine: the attnjoule sweep, the PyTorch peers on the same shapes and
+# masks with the same protocol, and the comparisons (tables, CSV, ratio plots).
+#
+#   scripts/measure.sh OUTDIR [shared flags]
+#   scripts/measure.sh profiles/h100-run1 --ctx 1024,4096,16384,65536 --reps 5
+#
+# Shared flags are those both tools take with the same meaning: --ctx --ctx-min --ctx-max --phases
+# --decode-tokens --mask --batch --heads --kv-heads --head-dim --min-seconds --reps --warmup
+# --idle-seconds --seed. ATTNJOULE=path/to/attnjoule picks the binary (default: cargo's release).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+out="${1:?usage: scripts/measure.sh OUTDIR [shared flags]}"
+shift
+bin="${ATTNJOULE:-target/release/attnjoule}"
+[ -x "$bin" ] || cargo build --release
+mkdir -p "$out"
+"$bin" sweep --out "$out" "$@"
+if python3 -c "import torch" 2>/dev/null; then
+  python3 benches/peers/torch_attention.py --out "$out/peers.json" "$@"
+  for pair in flash:sdpa_flash flash:sdpa_cudnn flash:flex decode:sdpa_flash decode:flex; do
+    a="${pair%%:*}"; b="${pair##*:}"
+    "$bin" compare "$out/profile.json" "$out/peers.json" --variant-a "$a" --variant-b "$b" \
+      --csv "$out/$a-vs-$b.csv" --plot "$out/$a-vs-$b.svg" || echo "no common points for $a vs $b"
+  done
+else
+  echo "PyTorch not importable: peers skipped (pip install torch pynvml, then rerun the peer script)"
+fi
+ls -1 "$out"
