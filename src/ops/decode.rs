@@ -20,9 +20,9 @@ use crate::problem::Problem;
 pub const TILE_K: usize = 64;
 /// Query tokens per call the kernels take (attn_decode.cuh: DECODE_MAX_SEQ_Q).
 pub const MAX_SEQ_Q: usize = 16;
-/// A split reads at least this many key tiles (256 keys) so that its fixed costs (Q load,
-/// pipeline fill, partial O/LSE write and read back by the combine) stay small next to its K/V:
-/// per split the partials are rows·(d+1)·4 bytes each way against ≥ 4·64·d·4 bytes of K/V.
+/// A split reads at least this many key tiles (256 keys) so that its fixed costs (pipeline fill,
+/// partial O/LSE written and read back by the combine: rows·(d+1)·4 bytes each way) stay small
+/// next to its K/V (≥ 4·64·d·4 bytes). See [`min_tiles_per_split`] for the Q re-read bound.
 pub const MIN_TILES_PER_SPLIT: usize = 4;
 /// H100 SXM: the default when the caller does not pass the device's SM count.
 pub const H100_SMS: usize = 132;
@@ -138,13 +138,21 @@ pub fn visited_tiles(p: &Problem) -> usize {
     }
 }
 
-/// The split count for `tiles` visited key tiles per (batch, KV head, row chunk) and `ctas`
-/// such units: enough splits for one wave of `sm_count * ctas_per_sm` CTAs, at most one per
-/// [`MIN_TILES_PER_SPLIT`] tiles, then the fewest splits giving the same tiles per split.
-pub fn choose_splits(tiles: usize, ctas: usize, sm_count: usize, ctas_per_sm: usize) -> usize {
+/// Fewest key tiles per split for CTAs of `rows` (token, head) rows: every split re-reads its
+/// rows of Q (rows·d·2 bytes), which must stay under 5% of its K/V (64·d·4 bytes per tile), so
+/// tiles ≥ 20·rows·2 / 256 = rows·5/32, and never fewer than [`MIN_TILES_PER_SPLIT`].
+pub fn min_tiles_per_split(rows: usize) -> usize {
+    MIN_TILES_PER_SPLIT.max((rows * 5).div_ceil(32))
+}
+
+/// The split count for `tiles` visited key tiles per (batch, KV head, row chunk), `ctas` such
+/// units and CTAs of `rows` rows: enough splits for one wave of `sm_count * ctas_per_sm` CTAs,
+/// at most one per [`min_tiles_per_split`] tiles, then the fewest splits giving the same tiles
+/// per split (so that no split is left empty).
+pub fn choose_splits(tiles: usize, ctas: usize, rows: usize, sm_count: usize, ctas_per_sm: usize) -> usize {
     let wave = (sm_count * ctas_per_sm).max(1);
     let want = (wave / ctas.max(1)).max(1);
-    let cap = tiles.div_ceil(MIN_TILES_PER_SPLIT).max(1);
+    let cap = tiles.div_ceil(min_tiles_per_split(rows)).max(1);
     let splits = want.min(cap);
     let per_split = tiles.div_ceil(splits).max(1);
     tiles.div_ceil(per_split).max(1)
@@ -163,7 +171,7 @@ pub fn plan(p: &Problem, splits: Option<usize>, sm_count: Option<usize>) -> Resu
     let splits = match splits {
         Some(0) => return invalid("decode splits must be at least 1"),
         Some(n) => n,
-        None => choose_splits(tiles, units, sm, c.ctas_per_sm()),
+        None => choose_splits(tiles, units, rows.min(c.rows_per_cta()), sm, c.ctas_per_sm()),
     };
     let per_split_tiles = tiles.div_ceil(splits).max(1);
     let split_len = per_split_tiles * TILE_K;
