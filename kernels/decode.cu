@@ -249,7 +249,7 @@ __device__ __forceinline__ void decode_split(const AttnParams& p) {
   }
 
   // Stage each warp's unnormalized O (f32), row max (log2 units) and row sum in shared memory.
-  float* sO = reinterpret_cast<float*>(smem + QT::kBytes);
+  const uint32_t sO = sKV;  // f32 [WN][RM][kORowFloats]
 #pragma unroll
   for (int h = 0; h < 2; ++h) {
     const int r = wm * 16 + (lane >> 2) + 8 * h;
@@ -258,10 +258,9 @@ __device__ __forceinline__ void decode_split(const AttnParams& p) {
       s_m[wn * T::RM + r] = row[h].m;
       s_l[wn * T::RM + r] = l;
     }
-    float* dst = sO + (wn * T::RM + r) * T::kORowFloats + 2 * (lane & 3);
+    const uint32_t dst = sO + 4 * ((wn * T::RM + r) * T::kORowFloats + 2 * (lane & 3));
 #pragma unroll
-    for (int db = 0; db < T::D / 8; ++db)
-      *reinterpret_cast<float2*>(dst + db * 8) = make_float2(o[db][2 * h], o[db][2 * h + 1]);
+    for (int db = 0; db < T::D / 8; ++db) attn::st_shared_f32x2(dst + 32 * db, o[db][2 * h], o[db][2 * h + 1]);
   }
   __syncthreads();
 
@@ -282,7 +281,7 @@ __device__ __forceinline__ void decode_split(const AttnParams& p) {
     for (int w = 0; w < T::WN; ++w) {
       const float f = (m == -INFINITY) ? 0.f : attn::ex2_approx(s_m[w * T::RM + r] - m);
       l += f * s_l[w * T::RM + r];
-      const float4 x = *reinterpret_cast<const float4*>(sO + (w * T::RM + r) * T::kORowFloats + 4 * c4);
+      const float4 x = attn::ld_shared_f32x4(sO + 4 * ((w * T::RM + r) * T::kORowFloats + 4 * c4));
       acc.x += f * x.x;
       acc.y += f * x.y;
       acc.z += f * x.z;

@@ -23,6 +23,21 @@ __device__ __forceinline__ KeyRange decode_key_union(const AttnParams& p) {
   return KeyRange{RB::key_range(p, 0).lo, RB::key_range(p, p.seq_q - 1).hi};
 }
 
+// Explicit vector shared-memory accesses (the compiler may split a float2 store it cannot prove
+// 8-byte aligned into two 4-byte stores, which doubles the wavefronts of a fragment store).
+__device__ __forceinline__ void st_shared_f32x2(uint32_t addr, float x, float y) {
+  asm volatile("st.shared.v2.f32 [%0], {%1, %2};\n" ::"r"(addr), "f"(x), "f"(y) : "memory");
+}
+
+__device__ __forceinline__ float4 ld_shared_f32x4(uint32_t addr) {
+  float4 v;
+  asm volatile("ld.shared.v4.f32 {%0, %1, %2, %3}, [%4];\n"
+               : "=f"(v.x), "=f"(v.y), "=f"(v.z), "=f"(v.w)
+               : "r"(addr)
+               : "memory");
+  return v;
+}
+
 // Full-warp reductions (the combine kernel gives one warp per output row).
 __device__ __forceinline__ float warp_max(float v) {
 #pragma unroll
