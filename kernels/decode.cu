@@ -305,18 +305,24 @@ __device__ __forceinline__ void decode_split(const AttnParams& p) {
   }
 }
 
-// Combine: one warp per output row (b, h, token); lanes own D / 32 columns. One pass over the
-// splits with a running max: per block of 32 splits each lane loads one LSE, the weights
-// exp(lse_s - max) are broadcast, and splits of weight 0 (no visible key) are not read at all.
+// Combine: one CTA of kCombineWarps warps per output row (b, h, token). Warp w takes the blocks
+// of 32 splits k = w, w + kCombineWarps, ...: per block each lane loads one split's LSE (every
+// LSE is read once), the warp keeps a running max, the weights exp(lse_s - max) are broadcast
+// lane by lane and each lane adds its D / 32 columns of w_s * O_s; splits of weight 0 (no
+// visible key) are not read at all. The warps' (max, sum, O) are then merged in shared memory.
+// Several warps per row, and loads issued 8 at a time, keep enough partial-O reads in flight
+// when a 1M-token decode has hundreds of splits and only a handful of output rows.
+constexpr int kCombineWarps = 8;
+
 template <int D>
 __device__ __forceinline__ void decode_combine(const AttnParams& p) {
   constexpr int kCols = D / 32;
   static_assert(kCols == 2 || kCols == 4, "head_dim 64 or 128");
-  const int lane = threadIdx.x & 31;
+  __shared__ float s_m[kCombineWarps], s_sum[kCombineWarps];
+  __shared__ __align__(16) float s_acc[kCombineWarps][D];
+  const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
   const int64_t rows = (int64_t)p.batch * p.heads * p.seq_q;
-  const int64_t row = (int64_t)blockIdx.x * (blockDim.x >> 5) + (threadIdx.x >> 5);
-  if (row >= rows) return;  // warp-uniform
-  const int64_t split_stride = rows;
+  const int64_t row = blockIdx.x;  // [b, h, token], the partials' and the LSE's row order
   const float* part_o = reinterpret_cast<const float*>(p.scratch);
   const float* part_lse = reinterpret_cast<const float*>(p.scratch_lse);
 
@@ -324,48 +330,67 @@ __device__ __forceinline__ void decode_combine(const AttnParams& p) {
   float acc[kCols];
 #pragma unroll
   for (int c = 0; c < kCols; ++c) acc[c] = 0.f;
-  for (int s0 = 0; s0 < p.num_splits; s0 += 32) {
+  for (int s0 = 32 * warp; s0 < p.num_splits; s0 += 32 * kCombineWarps) {
     const int s = s0 + lane;
-    const float lse_s = s < p.num_splits ? part_lse[s * split_stride + row] : -INFINITY;
+    const float lse_s = s < p.num_splits ? part_lse[s * rows + row] : -INFINITY;
     const float m_new = fmaxf(m, attn::warp_max(lse_s));
     if (m_new == -INFINITY) continue;  // no split so far saw a key (warp-uniform)
-    const float rescale = expf(m - m_new);  // m = -inf: 0, and acc, sum are 0 anyway
+    const float rescale = expf(m - m_new);  // m = -inf: 0, and acc, sum are 0 then anyway
     sum *= rescale;
 #pragma unroll
     for (int c = 0; c < kCols; ++c) acc[c] *= rescale;
     m = m_new;
     const float w_lane = expf(lse_s - m);  // -inf (empty or absent split): 0
     sum += attn::warp_sum(w_lane);
-    const int n = min(32, p.num_splits - s0);
-    for (int j = 0; j < n; ++j) {
+#pragma unroll 8
+    for (int j = 0; j < 32; ++j) {
       const float w = __shfl_sync(0xffffffffu, w_lane, j);
-      if (w == 0.f) continue;  // warp-uniform: nothing to add, nothing to read
-      const float* src = part_o + ((s0 + j) * split_stride + row) * D + lane * kCols;
-      if constexpr (kCols == 4) {
-        const float4 x = *reinterpret_cast<const float4*>(src);
-        acc[0] += w * x.x;
-        acc[1] += w * x.y;
-        acc[2] += w * x.z;
-        acc[3] += w * x.w;
-      } else {
-        const float2 x = *reinterpret_cast<const float2*>(src);
-        acc[0] += w * x.x;
-        acc[1] += w * x.y;
+      if (w > 0.f) {  // warp-uniform: nothing to add, nothing to read
+        const float* src = part_o + ((s0 + j) * rows + row) * D + lane * kCols;
+        if constexpr (kCols == 4) {
+          const float4 x = *reinterpret_cast<const float4*>(src);
+          acc[0] += w * x.x;
+          acc[1] += w * x.y;
+          acc[2] += w * x.z;
+          acc[3] += w * x.w;
+        } else {
+          const float2 x = *reinterpret_cast<const float2*>(src);
+          acc[0] += w * x.x;
+          acc[1] += w * x.y;
+        }
       }
     }
   }
-  const int h = (int)((row / p.seq_q) % p.heads), b = (int)(row / ((int64_t)p.seq_q * p.heads));
-  const int tok = (int)(row % p.seq_q);
-  const float inv = sum > 0.f ? 1.f / sum : 0.f;
-  bf16* out = reinterpret_cast<bf16*>(p.o) + b * p.o_batch_stride + (int64_t)tok * p.o_row_stride +
-              (int64_t)h * p.o_head_stride + lane * kCols;
-  if constexpr (kCols == 4) {
-    *reinterpret_cast<uint2*>(out) = make_uint2(attn::pack_bf16x2(acc[0] * inv, acc[1] * inv),
-                                                attn::pack_bf16x2(acc[2] * inv, acc[3] * inv));
-  } else {
-    *reinterpret_cast<uint32_t*>(out) = attn::pack_bf16x2(acc[0] * inv, acc[1] * inv);
+  if (lane == 0) {
+    s_m[warp] = m;
+    s_sum[warp] = sum;
   }
-  if (lane == 0) reinterpret_cast<float*>(p.lse)[row] = sum > 0.f ? m + logf(sum) : -INFINITY;
+  // One vector store per lane: a warp's row is contiguous (conflict-free).
+  const uint32_t acc_dst = attn::smem_u32(&s_acc[warp][lane * kCols]);
+  if constexpr (kCols == 4)
+    attn::st_shared_f32x4(acc_dst, acc[0], acc[1], acc[2], acc[3]);
+  else
+    attn::st_shared_f32x2(acc_dst, acc[0], acc[1]);
+  __syncthreads();
+
+  float mx = -INFINITY;
+#pragma unroll
+  for (int w = 0; w < kCombineWarps; ++w) mx = fmaxf(mx, s_m[w]);
+  float total = 0.f;
+#pragma unroll
+  for (int w = 0; w < kCombineWarps; ++w) total += (mx == -INFINITY) ? 0.f : expf(s_m[w] - mx) * s_sum[w];
+  const int tok = (int)(row % p.seq_q), h = (int)((row / p.seq_q) % p.heads);
+  const int b = (int)(row / ((int64_t)p.seq_q * p.heads));
+  if (threadIdx.x < D) {
+    float o = 0.f;
+#pragma unroll
+    for (int w = 0; w < kCombineWarps; ++w)
+      if (mx != -INFINITY) o += expf(s_m[w] - mx) * s_acc[w][threadIdx.x];
+    bf16* out = reinterpret_cast<bf16*>(p.o) + b * p.o_batch_stride + (int64_t)tok * p.o_row_stride +
+                (int64_t)h * p.o_head_stride;
+    out[threadIdx.x] = __float2bfloat16_rn(total > 0.f ? o / total : 0.f);
+  }
+  if (threadIdx.x == 0) reinterpret_cast<float*>(p.lse)[row] = total > 0.f ? mx + logf(total) : -INFINITY;
 }
 
 }  // namespace
@@ -392,6 +417,10 @@ ATTN_DECODE_ENTRY(attn_decode_d128_r128_causal, R128D128, ATTN_MASK_CAUSAL)
 ATTN_DECODE_ENTRY(attn_decode_d128_r128_window, R128D128, ATTN_MASK_WINDOW)
 ATTN_DECODE_ENTRY(attn_decode_d128_r128_sparse, R128D128, ATTN_MASK_BLOCK_SPARSE)
 
-// grid ceil(batch * heads * seq_q / 4), block 128 (one warp per output row).
-extern "C" __global__ void __launch_bounds__(128) attn_decode_combine_d64(const AttnParams p) { decode_combine<64>(p); }
-extern "C" __global__ void __launch_bounds__(128) attn_decode_combine_d128(const AttnParams p) { decode_combine<128>(p); }
+// grid batch * heads * seq_q (one CTA per output row), block 32 * kCombineWarps.
+extern "C" __global__ void __launch_bounds__(32 * kCombineWarps) attn_decode_combine_d64(const AttnParams p) {
+  decode_combine<64>(p);
+}
+extern "C" __global__ void __launch_bounds__(32 * kCombineWarps) attn_decode_combine_d128(const AttnParams p) {
+  decode_combine<128>(p);
+}

@@ -24,6 +24,8 @@ pub const MAX_SEQ_Q: usize = 16;
 /// partial O/LSE written and read back by the combine: rows·(d+1)·4 bytes each way) stay small
 /// next to its K/V (≥ 4·64·d·4 bytes). See [`min_tiles_per_split`] for the Q re-read bound.
 pub const MIN_TILES_PER_SPLIT: usize = 4;
+/// Threads of the combine kernel's CTA, one CTA per output row (decode.cu: kCombineWarps).
+pub const COMBINE_THREADS: u32 = 256;
 /// H100 SXM: the default when the caller does not pass the device's SM count.
 pub const H100_SMS: usize = 132;
 /// Usable shared memory per SM for CTAs on H100 (228 KB, 1 KB reserved per CTA).
@@ -194,11 +196,14 @@ pub fn plan(p: &Problem, splits: Option<usize>, sm_count: Option<usize>) -> Resu
     }];
     let out_rows = s.batch * s.heads * s.seq_q;
     let (scratch_bytes, scratch_lse_bytes) = if splits > 1 {
-        let combine_grid = [out_rows.div_ceil(4) as u32, 1, 1];
+        if out_rows > i32::MAX as usize {
+            return invalid(format!("decode combine grid of {out_rows} rows exceeds CUDA's limit"));
+        }
+        let combine_grid = [out_rows as u32, 1, 1];
         check_grid(combine_grid)?;
         launches.push(Launch {
             kernel: KernelRef::new("decode", c.combine_entry)?,
-            cfg: LaunchConfig { grid: combine_grid, block: [128, 1, 1], dynamic_shared_bytes: 0 },
+            cfg: LaunchConfig { grid: combine_grid, block: [COMBINE_THREADS, 1, 1], dynamic_shared_bytes: 0 },
             params,
         });
         (splits * out_rows * s.head_dim * 4, splits * out_rows * 4)
