@@ -1,0 +1,181 @@
+//! `attnjoule emu`: runs one attention variant on the CPU emulator (the exact PTX nvcc produced)
+//! and prints its error against the f64 reference, the time taken, and with `--counters` the
+//! Nsight-style counters and sanitizer findings of each launch.
+
+use anyhow::{anyhow, Context};
+use attnjoule::device::{Counters, Device, LaunchReport};
+use attnjoule::emu::{EmuDevice, EmuOptions};
+use attnjoule::ops::{Attention, Options};
+use attnjoule::problem::{Problem, Shape};
+use attnjoule::reference;
+use attnjoule::work::Variant;
+use attnjoule::Mask;
+use serde::Serialize;
+
+#[derive(clap::Args)]
+pub struct Args {
+    /// dense | flash | decode
+    #[arg(long, default_value = "dense")]
+    variant: String,
+    /// Query (and, unless --seq-k is given, key) sequence length.
+    #[arg(long, default_value_t = 256)]
+    seq: usize,
+    /// Key sequence length (default: --seq).
+    #[arg(long)]
+    seq_k: Option<usize>,
+    #[arg(long, default_value_t = 1)]
+    batch: usize,
+    #[arg(long, default_value_t = 4)]
+    heads: usize,
+    #[arg(long, default_value_t = 4)]
+    kv_heads: usize,
+    #[arg(long, default_value_t = 128)]
+    head_dim: usize,
+    /// none | causal
+    #[arg(long, default_value = "causal")]
+    mask: String,
+    /// Decode: number of KV splits.
+    #[arg(long)]
+    splits: Option<usize>,
+    /// Print counters and findings of each launch.
+    #[arg(long)]
+    counters: bool,
+    /// Turn the sanitizer off (faster; faults stop the run instead of being reported).
+    #[arg(long)]
+    no_sanitize: bool,
+    /// Worker threads (default: all cores).
+    #[arg(long)]
+    threads: Option<usize>,
+    /// Input seed (default: fresh).
+    #[arg(long)]
+    seed: Option<u64>,
+    /// Print one JSON object instead of text.
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Serialize)]
+struct Summary {
+    variant: String,
+    shape: Shape,
+    mask: String,
+    seed: u64,
+    rel_l2: f64,
+    lse_max_abs_err: f64,
+    lse_inf_rows_agree: bool,
+    seconds: f64,
+    thread_instructions: u64,
+    thread_instructions_per_second: f64,
+    findings_total: u64,
+    plan: String,
+    launches: Vec<LaunchSummary>,
+}
+
+#[derive(Serialize)]
+struct LaunchSummary {
+    kernel: String,
+    report: LaunchReport,
+}
+
+fn thread_insts(c: &Counters) -> u64 {
+    c.inst_arith + c.inst_memory + c.inst_tensor + c.inst_control + c.inst_sync
+}
+
+pub fn run(a: Args) -> anyhow::Result<()> {
+    let variant = Variant::parse(&a.variant).ok_or_else(|| anyhow!("unknown variant {}", a.variant))?;
+    let mask = match a.mask.as_str() {
+        "none" => Mask::None,
+        "causal" => Mask::Causal,
+        m => return Err(anyhow!("unknown mask {m} (none | causal)")),
+    };
+    let shape = Shape {
+        batch: a.batch,
+        seq_q: a.seq,
+        seq_k: a.seq_k.unwrap_or(a.seq),
+        heads: a.heads,
+        kv_heads: a.kv_heads,
+        head_dim: a.head_dim,
+    };
+    let p = Problem::new(shape, mask.clone());
+    let att = Attention::new(variant, &p, &Options { splits: a.splits })?;
+    let dev = EmuDevice::with_options(EmuOptions { sanitize: !a.no_sanitize, counters: true, threads: a.threads })?;
+    let seed = a.seed.unwrap_or_else(reference::fresh_seed);
+    let q = reference::random_bf16(shape.q_elems(), seed);
+    let k = reference::random_bf16(shape.kv_elems(), seed.wrapping_add(1));
+    let v = reference::random_bf16(shape.kv_elems(), seed.wrapping_add(2));
+    let t = std::time::Instant::now();
+    let (out, reports) = att.run_once(&dev, &q, &k, &v).context("emulated run")?;
+    let seconds = t.elapsed().as_secs_f64();
+    let want = reference::attention(&p, &q, &k, &v)?;
+    let got: Vec<f64> = out.o.iter().map(|x| x.to_f64()).collect();
+    let rel_l2 = reference::rel_l2(&got, &want.o);
+    let (lse_err, inf_ok) = reference::lse_error(&out.lse, &want.lse);
+    let insts: u64 = reports.iter().filter_map(|r| r.counters.as_ref()).map(thread_insts).sum();
+    let s = Summary {
+        variant: variant.name().into(),
+        shape,
+        mask: mask.name().into(),
+        seed,
+        rel_l2,
+        lse_max_abs_err: lse_err,
+        lse_inf_rows_agree: inf_ok,
+        seconds,
+        thread_instructions: insts,
+        thread_instructions_per_second: insts as f64 / seconds,
+        findings_total: reports.iter().map(|r| r.findings_total).sum(),
+        plan: att.plan.description.clone(),
+        launches: att
+            .plan
+            .launches
+            .iter()
+            .zip(reports)
+            .map(|(l, r)| LaunchSummary { kernel: l.kernel.entry.to_string(), report: r })
+            .collect(),
+    };
+    if a.json {
+        println!("{}", serde_json::to_string_pretty(&s)?);
+        return Ok(());
+    }
+    println!("{} on {}", variant.name(), dev.name());
+    println!("shape {shape:?}, mask {}, seed {seed}, plan: {}", mask.name(), s.plan);
+    println!("rel L2 error {:.3e} (limit 1e-2), LSE max abs error {:.3e} (-inf rows agree: {inf_ok})", rel_l2, lse_err);
+    println!(
+        "emulated in {seconds:.3} s: {insts} thread-instructions, {:.1} M thread-instructions/s",
+        s.thread_instructions_per_second / 1e6
+    );
+    println!("sanitizer findings: {}", s.findings_total);
+    for l in &s.launches {
+        if a.counters {
+            if let Some(c) = &l.report.counters {
+                println!("  {}:", l.kernel);
+                println!(
+                    "    instructions: arith {} memory {} tensor {} control {} sync {} (warp-level {})",
+                    c.inst_arith, c.inst_memory, c.inst_tensor, c.inst_control, c.inst_sync, c.warp_instructions
+                );
+                println!(
+                    "    global: load {} B / {} sectors, store {} B / {} sectors",
+                    c.global_load_bytes, c.global_load_sectors, c.global_store_bytes, c.global_store_sectors
+                );
+                println!(
+                    "    shared: {} requests, {} wavefronts, {} bank conflicts; ldmatrix {} ({} wavefronts)",
+                    c.shared_requests,
+                    c.shared_wavefronts,
+                    c.shared_bank_conflicts,
+                    c.ldmatrix_instructions,
+                    c.ldmatrix_wavefronts
+                );
+                println!("    mma {} ({} tensor FLOPs), barriers {}", c.mma_instructions, c.tensor_flops, c.barriers);
+            }
+        }
+        for f in &l.report.findings {
+            println!(
+                "  finding {:?} in {} block {:?} thread {:?} PTX line {} addr {:?}: {}",
+                f.kind, f.kernel, f.block, f.thread, f.ptx_line, f.address, f.message
+            );
+        }
+    }
+    if !(rel_l2 <= 1e-2) {
+        return Err(anyhow!("rel L2 error {rel_l2:.3e} exceeds 1e-2"));
+    }
+    Ok(())
+}

@@ -1,0 +1,221 @@
+//! The CPU emulator: a [`Device`] that executes the PTX nvcc produced for this crate's kernels,
+//! with a sanitizer (memcheck, initcheck, racecheck, synccheck) and Nsight-style counters.
+//!
+//! - [`parse`]: hand-written PTX parser lowering each `.entry` to [`ir`] once per module.
+//! - [`exec`]: warp-synchronous execution of one block (reconvergence rule documented there).
+//! - [`memory`]: global allocations with unmapped gaps; [`sanitizer`]: shadow state;
+//!   [`counters`]: bank-conflict and sector model.
+//!
+//! Blocks run in parallel on rayon's pool; each block is executed by one worker from start to
+//! end, so results (other than the order of float atomics) do not depend on the thread count.
+
+pub mod counters;
+pub mod exec;
+pub mod ir;
+pub mod memory;
+pub mod parse;
+pub mod sanitizer;
+
+use crate::device::{Counters, DevBuf, Device, KernelArg, LaunchConfig, LaunchReport, Timestamp};
+use crate::error::{Error, Result};
+use crate::kernels::KernelRef;
+use exec::{run_block, LaunchCtx, Scratch};
+use ir::Kernel;
+use memory::GlobalMem;
+use rayon::prelude::*;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+/// Findings kept per launch (all are counted in `findings_total`).
+pub const MAX_FINDINGS: usize = 256;
+
+/// Opt-in dynamic shared memory per block on H100 (227 KB).
+pub const MAX_SHARED: u32 = 232_448;
+
+#[derive(Debug, Clone, Copy)]
+pub struct EmuOptions {
+    /// memcheck / initcheck / racecheck / synccheck (on by default).
+    pub sanitize: bool,
+    /// Nsight-style counters (on by default).
+    pub counters: bool,
+    /// Worker threads (None: rayon's global pool).
+    pub threads: Option<usize>,
+}
+
+impl Default for EmuOptions {
+    fn default() -> Self {
+        EmuOptions { sanitize: true, counters: true, threads: None }
+    }
+}
+
+pub struct EmuDevice {
+    mem: GlobalMem,
+    modules: Mutex<HashMap<&'static str, Arc<parse::LoweredModule>>>,
+    opts: EmuOptions,
+    pool: Option<rayon::ThreadPool>,
+    t0: Instant,
+}
+
+impl Default for EmuDevice {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl EmuDevice {
+    pub fn new() -> Self {
+        Self::with_options(EmuOptions::default()).unwrap_or_else(|_| EmuDevice {
+            mem: GlobalMem::new(),
+            modules: Mutex::new(HashMap::new()),
+            opts: EmuOptions::default(),
+            pool: None,
+            t0: Instant::now(),
+        })
+    }
+    pub fn with_options(opts: EmuOptions) -> Result<Self> {
+        let pool = match opts.threads {
+            Some(n) => Some(
+                rayon::ThreadPoolBuilder::new()
+                    .num_threads(n.max(1))
+                    .build()
+                    .map_err(|e| Error::Emu(format!("thread pool: {e}")))?,
+            ),
+            None => None,
+        };
+        Ok(EmuDevice { mem: GlobalMem::new(), modules: Mutex::new(HashMap::new()), opts, pool, t0: Instant::now() })
+    }
+    pub fn options(&self) -> EmuOptions {
+        self.opts
+    }
+
+    /// The lowered kernel for `k` (module parsed once, cached).
+    pub fn kernel(&self, k: KernelRef) -> Result<Arc<Kernel>> {
+        let module = {
+            let mut cache = self.modules.lock().map_err(|_| Error::Emu("module cache poisoned".into()))?;
+            cache.entry(k.module.name).or_insert_with(|| Arc::new(parse::lower_module(k.module.ptx))).clone()
+        };
+        match module.get(k.entry) {
+            Some(Ok(kern)) => Ok(kern.clone()),
+            Some(Err(e)) => Err(Error::Emu(format!("cannot run {}::{}: {e}", k.module.name, k.entry))),
+            None => Err(Error::Emu(format!("entry {} not found in the PTX of module {}", k.entry, k.module.name))),
+        }
+    }
+}
+
+impl Device for EmuDevice {
+    fn name(&self) -> String {
+        let n = self.pool.as_ref().map_or_else(rayon::current_num_threads, |p| p.current_num_threads());
+        format!(
+            "CPU emulator ({n} threads, sanitizer {}, counters {})",
+            if self.opts.sanitize { "on" } else { "off" },
+            if self.opts.counters { "on" } else { "off" }
+        )
+    }
+    fn is_emulator(&self) -> bool {
+        true
+    }
+    fn alloc(&self, bytes: usize) -> Result<DevBuf> {
+        Ok(DevBuf { addr: self.mem.alloc(bytes)?, bytes })
+    }
+    fn free(&self, buf: DevBuf) -> Result<()> {
+        self.mem.free(buf.addr)
+    }
+    fn upload(&self, buf: &DevBuf, offset: usize, data: &[u8]) -> Result<()> {
+        let a = self.mem.find(buf.addr + offset as u64, data.len() as u64)?;
+        a.host_write(buf.addr + offset as u64 - a.base, data);
+        Ok(())
+    }
+    fn download(&self, buf: &DevBuf, offset: usize, out: &mut [u8]) -> Result<()> {
+        let a = self.mem.find(buf.addr + offset as u64, out.len() as u64)?;
+        a.host_read(buf.addr + offset as u64 - a.base, out);
+        Ok(())
+    }
+    fn fill(&self, buf: &DevBuf, pattern: u32) -> Result<()> {
+        let a = self.mem.find(buf.addr, buf.bytes as u64)?;
+        let bytes: Vec<u8> = pattern.to_le_bytes().iter().copied().cycle().take(buf.bytes).collect();
+        a.host_write(buf.addr - a.base, &bytes);
+        Ok(())
+    }
+    fn launch(&self, kernel: KernelRef, cfg: LaunchConfig, args: &[KernelArg]) -> Result<LaunchReport> {
+        let k = self.kernel(kernel)?;
+        if args.len() != k.params.len() {
+            return Err(Error::Emu(format!("{} takes {} parameters, {} given", k.name, k.params.len(), args.len())));
+        }
+        let mut params = vec![0u8; k.param_bytes as usize];
+        for (j, (a, p)) in args.iter().zip(&k.params).enumerate() {
+            if a.len() != p.size as usize {
+                return Err(Error::Emu(format!(
+                    "{} parameter {j} is {} bytes in the PTX, {} bytes given",
+                    k.name,
+                    p.size,
+                    a.len()
+                )));
+            }
+            params[p.offset as usize..p.offset as usize + a.len()].copy_from_slice(a);
+        }
+        let nthreads = cfg.threads_per_block();
+        if nthreads == 0 || nthreads > 1024 || cfg.grid.contains(&0) {
+            return Err(Error::Emu(format!("launch of {} with grid {:?} block {:?}", k.name, cfg.grid, cfg.block)));
+        }
+        let shared_bytes = k.shared_static + cfg.dynamic_shared_bytes;
+        if shared_bytes > MAX_SHARED {
+            return Err(Error::Emu(format!(
+                "{} needs {shared_bytes} bytes of shared memory (max {MAX_SHARED})",
+                k.name
+            )));
+        }
+        let ctx = LaunchCtx {
+            k: &k,
+            grid: cfg.grid,
+            block: cfg.block,
+            nthreads,
+            nwarps: nthreads.div_ceil(32),
+            shared_bytes,
+            params,
+            mem: self.mem.snapshot(),
+            sanitize: self.opts.sanitize,
+            counters: self.opts.counters,
+            atomic64: &self.mem.atomic64,
+        };
+        let nblocks = cfg.blocks();
+        let run = || -> Vec<Result<exec::BlockOut>> {
+            (0..nblocks).into_par_iter().map_init(Scratch::default, |s, b| run_block(&ctx, b, s)).collect()
+        };
+        let outs = match &self.pool {
+            Some(p) => p.install(run),
+            None => run(),
+        };
+        let mut report = LaunchReport::default();
+        let mut c = Counters::default();
+        for o in outs {
+            let o = o?;
+            counters::add(&mut c, &o.counters);
+            report.findings_total += o.findings_total;
+            for f in o.findings {
+                if report.findings.len() < MAX_FINDINGS {
+                    report.findings.push(f);
+                }
+            }
+        }
+        if self.opts.counters {
+            report.counters = Some(c);
+        }
+        Ok(report)
+    }
+    fn synchronize(&self) -> Result<()> {
+        Ok(())
+    }
+    fn record(&self) -> Result<Timestamp> {
+        Ok(Timestamp(self.t0.elapsed().as_nanos() as u64))
+    }
+    fn elapsed_ms(&self, start: Timestamp, end: Timestamp) -> Result<f64> {
+        Ok((end.0 as f64 - start.0 as f64) / 1e6)
+    }
+    fn max_dynamic_shared_bytes(&self) -> u32 {
+        MAX_SHARED
+    }
+    fn sm_count(&self) -> u32 {
+        132
+    }
+}

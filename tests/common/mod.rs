@@ -1,0 +1,88 @@
+//! Helpers shared by the emulator tests.
+#![allow(dead_code)]
+
+use attnjoule::device::bytemuck_like::{as_bytes, Pod};
+use attnjoule::device::{DevBuf, Device, DeviceExt, LaunchConfig, LaunchReport};
+use attnjoule::emu::EmuDevice;
+use attnjoule::kernels::KernelRef;
+
+/// Deterministic pseudo-random stream for test inputs (seeded from reference::fresh_seed()).
+pub struct Rng(pub u64);
+impl Rng {
+    pub fn next(&mut self) -> u64 {
+        // splitmix64
+        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        z ^ (z >> 31)
+    }
+    pub fn range(&mut self, lo: i64, hi: i64) -> i64 {
+        lo + (self.next() % (hi - lo) as u64) as i64
+    }
+}
+
+pub fn seed() -> u64 {
+    let s = attnjoule::reference::fresh_seed();
+    println!("seed {s}");
+    s
+}
+
+pub fn buf<T: Pod>(dev: &EmuDevice, data: &[T]) -> DevBuf {
+    dev.upload_new(data).expect("upload")
+}
+
+/// An output buffer poisoned with a NaN pattern.
+pub fn out(dev: &EmuDevice, bytes: usize) -> DevBuf {
+    let b = dev.alloc(bytes).expect("alloc");
+    dev.fill(&b, 0x7fc1_7fc1).expect("fill");
+    b
+}
+
+pub fn ptr(b: &DevBuf) -> Vec<u8> {
+    b.addr.to_le_bytes().to_vec()
+}
+
+pub fn int(v: i32) -> Vec<u8> {
+    v.to_le_bytes().to_vec()
+}
+
+pub fn launch(
+    dev: &EmuDevice,
+    module: &str,
+    entry: &str,
+    grid: [u32; 3],
+    block: [u32; 3],
+    args: &[Vec<u8>],
+) -> LaunchReport {
+    let k = KernelRef::new(module, entry).expect("kernel");
+    let a: Vec<&[u8]> = args.iter().map(|x| x.as_slice()).collect();
+    dev.launch(k, LaunchConfig { grid, block, dynamic_shared_bytes: 0 }, &a).expect("launch")
+}
+
+pub fn get<T: Pod + Default + Clone>(dev: &EmuDevice, b: &DevBuf, n: usize) -> Vec<T> {
+    dev.download_vec(b, n).expect("download")
+}
+
+pub fn bytes_of<T: Pod>(v: &[T]) -> Vec<u8> {
+    as_bytes(v).to_vec()
+}
+
+/// The CUDA source line (file 1) of a PTX line: the last `.loc 1 N` before it.
+pub fn source_line(ptx: &str, ptx_line: u32) -> Option<u32> {
+    ptx.lines()
+        .take(ptx_line as usize)
+        .filter_map(|l| {
+            let t = l.trim();
+            let rest = t.strip_prefix(".loc")?;
+            let mut it = rest.split_whitespace();
+            (it.next()? == "1").then_some(())?;
+            it.next()?.trim_end_matches(',').parse().ok()
+        })
+        .last()
+}
+
+/// 1-based line of the first line of `src` containing `marker`.
+pub fn marker_line(src: &str, marker: &str) -> u32 {
+    src.lines().position(|l| l.contains(marker)).expect("marker") as u32 + 1
+}
