@@ -2,9 +2,9 @@
 
 use clap::{Parser, Subcommand};
 
+mod compare;
 mod emu;
 mod estimate;
-mod compare;
 mod import_ncu;
 mod info;
 mod merge;

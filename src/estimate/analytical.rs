@@ -80,6 +80,7 @@ pub fn roofline_point(variant: Variant, phase: Phase, p: &Problem, bigbird: &Big
         calls: None,
         counters: None,
         ncu: Default::default(),
+        detail: None,
         note: Some("analytical: max(FLOPs / 989 TFLOP/s, bytes / 3.35 TB/s), energy at 700 W".into()),
     };
     let need = if variant == Variant::Dense { work::dense_footprint_bytes(p) } else { 0.0 };
