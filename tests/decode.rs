@@ -336,16 +336,14 @@ fn case_32k() -> Case {
     case("none 32K model", [1, 1, 32768, 8, 1, 128], Mask::None, None)
 }
 
-/// The device the emulated tests run on.
-// TODO(merge emu): attnjoule::emu::EmuDevice once the emulator branch lands in main.
+/// The device the emulated tests run on (sanitizer and counters on).
 fn emulator() -> Box<dyn Device> {
-    panic!("the emulator (attnjoule::emu) is not in this checkout yet")
+    Box::new(attnjoule::emu::EmuDevice::new())
 }
 
 /// CUDA device 0.
-// TODO(merge cuda): attnjoule::device::cuda::CudaDevice::new(0) once it implements Device in main.
 fn cuda_device() -> Box<dyn Device> {
-    panic!("the CUDA backend does not implement Device in this checkout yet")
+    Box::new(attnjoule::device::cuda::CudaDevice::new(0).expect("CUDA device 0"))
 }
 
 fn run_all(dev: &dyn Device, cases: &[Case]) {
@@ -354,25 +352,21 @@ fn run_all(dev: &dyn Device, cases: &[Case]) {
 }
 
 #[test]
-#[ignore = "needs the emulator (branch emu, not merged yet)"]
 fn emu_no_mask() {
     run_all(emulator().as_ref(), &cases_none());
 }
 
 #[test]
-#[ignore = "needs the emulator (branch emu, not merged yet)"]
 fn emu_causal() {
     run_all(emulator().as_ref(), &cases_causal());
 }
 
 #[test]
-#[ignore = "needs the emulator (branch emu, not merged yet)"]
 fn emu_window() {
     run_all(emulator().as_ref(), &cases_window());
 }
 
 #[test]
-#[ignore = "needs the emulator (branch emu, not merged yet)"]
 fn emu_block_sparse() {
     let seed = fresh_seed();
     println!("layout seed {seed}");
@@ -380,7 +374,6 @@ fn emu_block_sparse() {
 }
 
 #[test]
-#[ignore = "needs the emulator (branch emu, not merged yet)"]
 fn emu_32k_cache() {
     run_all(emulator().as_ref(), &[case_32k()]);
 }
