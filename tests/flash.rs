@@ -275,16 +275,14 @@ fn cases_sparse(seed: u64) -> Vec<Case> {
     ]
 }
 
-/// The device the emulated tests run on.
-// TODO(merge emu): attnjoule::emu::EmuDevice once the emulator branch lands in main.
+/// The device the emulated tests run on (sanitizer and counters on).
 fn emulator() -> Box<dyn Device> {
-    panic!("the emulator (attnjoule::emu) is not in this checkout yet")
+    Box::new(attnjoule::emu::EmuDevice::new())
 }
 
 /// CUDA device 0.
-// TODO(merge cuda): attnjoule::device::cuda::CudaDevice::new(0) once it implements Device in main.
 fn cuda_device() -> Box<dyn Device> {
-    panic!("the CUDA backend does not implement Device in this checkout yet")
+    Box::new(attnjoule::device::cuda::CudaDevice::new(0).expect("CUDA device 0"))
 }
 
 fn run_all(dev: &dyn Device, cases: &[Case]) {
@@ -293,19 +291,16 @@ fn run_all(dev: &dyn Device, cases: &[Case]) {
 }
 
 #[test]
-#[ignore = "needs the emulator (branch emu, not merged yet)"]
 fn emu_no_mask() {
     run_all(emulator().as_ref(), &cases_none());
 }
 
 #[test]
-#[ignore = "needs the emulator (branch emu, not merged yet)"]
 fn emu_causal() {
     run_all(emulator().as_ref(), &cases_causal());
 }
 
 #[test]
-#[ignore = "needs the emulator (branch emu, not merged yet)"]
 fn emu_window() {
     run_all(emulator().as_ref(), &cases_window());
     // A causal window of 256 at 1024 visits about a quarter of the unmasked tiles.
@@ -318,7 +313,6 @@ fn emu_window() {
 }
 
 #[test]
-#[ignore = "needs the emulator (branch emu, not merged yet)"]
 fn emu_block_sparse() {
     let seed = fresh_seed();
     println!("layout seed {seed}");
@@ -326,7 +320,6 @@ fn emu_block_sparse() {
 }
 
 #[test]
-#[ignore = "needs the emulator (branch emu, not merged yet)"]
 fn emu_batch2_gqa_all_masks() {
     // Batch 2 with each GQA ratio and both head dims, one mask each.
     let cases = vec![

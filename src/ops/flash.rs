@@ -16,11 +16,13 @@ pub const TILE_K: usize = 64;
 pub struct FlashConfig {
     pub entry: &'static str,
     pub head_dim: usize,
-    /// Query rows per CTA (16 per warp).
+    /// Query rows per CTA (`warp_rows` per warp).
     pub tile_q: usize,
     /// Keys per streamed K/V tile.
     pub tile_k: usize,
     pub warps: usize,
+    /// Query rows per warp: 16 or 32 (one or two m16 blocks sharing each K/V fragment).
+    pub warp_rows: usize,
     /// Depth of the cp.async K/V ring.
     pub stages: usize,
 }
@@ -33,22 +35,30 @@ impl FlashConfig {
     pub fn smem_bytes(&self) -> usize {
         2 * self.head_dim * (self.tile_q + self.stages * 2 * self.tile_k)
     }
-    /// mma.sync m16n8k16 instructions one warp issues per visited key tile: S = QK^T is
-    /// (d/16)·(tile_k/8), O += PV is (tile_k/16)·(d/8).
+    /// mma.sync m16n8k16 instructions one warp issues per visited key tile: per m16 block, S = QK^T
+    /// is (d/16)·(tile_k/8) and O += PV is (tile_k/16)·(d/8).
     pub fn mma_per_warp_tile(&self) -> usize {
-        (self.head_dim / 16) * (self.tile_k / 8) + (self.tile_k / 16) * (self.head_dim / 8)
+        (self.warp_rows / 16) * ((self.head_dim / 16) * (self.tile_k / 8) + (self.tile_k / 16) * (self.head_dim / 8))
     }
 }
 
 /// The kernel instance for a problem, with the block-sparse layout check.
 pub fn config(p: &Problem) -> Result<FlashConfig> {
     let d = p.shape.head_dim;
-    let (suffix, tile_q, warps) = match p.mask {
-        Mask::None => ("none", 128, 8),
-        Mask::Causal => ("causal", 128, 8),
-        Mask::Window { .. } => ("window", 128, 8),
-        Mask::BlockSparse(_) => ("sparse", 64, 4),
+    let suffix = match p.mask {
+        Mask::None => "none",
+        Mask::Causal => "causal",
+        Mask::Window { .. } => "window",
+        Mask::BlockSparse(_) => "sparse",
     };
+    // (warps, rows per warp): row-band d=64 uses 4 warps of 32 rows, d=128 8 warps of 16 (32 rows
+    // of 128-wide O would spill); block-sparse 4 warps of 16 rows (64-row tiles).
+    let (warps, warp_rows) = match (suffix, d) {
+        ("sparse", _) => (4, 16),
+        (_, 64) => (4, 32),
+        _ => (8, 16),
+    };
+    let tile_q = warps * warp_rows;
     let stages = match d {
         64 => 3,
         128 => 2,
@@ -73,7 +83,7 @@ pub fn config(p: &Problem) -> Result<FlashConfig> {
         (_, "window") => "attn_flash_prefill_d128_window",
         _ => "attn_flash_prefill_d128_sparse",
     };
-    Ok(FlashConfig { entry, head_dim: d, tile_q, tile_k: TILE_K, warps, stages })
+    Ok(FlashConfig { entry, head_dim: d, tile_q, tile_k: TILE_K, warps, warp_rows, stages })
 }
 
 pub fn plan(p: &Problem) -> Result<Plan> {
@@ -96,10 +106,11 @@ pub fn plan(p: &Problem) -> Result<Plan> {
         scratch_lse_bytes: 0,
         work: crate::work::flash(p, c.tile_q, c.tile_k),
         description: format!(
-            "tile {}x{}, {} warps, {} cp.async stages, {} KiB smem",
+            "tile {}x{}, {} warps x {} rows, {} cp.async stages, {} KiB smem",
             c.tile_q,
             c.tile_k,
             c.warps,
+            c.warp_rows,
             c.stages,
             c.smem_bytes() / 1024
         ),
