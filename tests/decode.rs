@@ -331,9 +331,13 @@ fn cases_sparse(seed: u64) -> Vec<Case> {
     ]
 }
 
-/// 32K tokens, s_q 1, GQA 8, head_dim 128: the heuristic's 128 splits and the combine.
-fn case_32k() -> Case {
-    case("none 32K model", [1, 1, 32768, 8, 1, 128], Mask::None, None)
+/// 32K tokens: the model shape (s_q 1, GQA 8, head_dim 128: the heuristic's 128 splits and the
+/// combine), and 4 causal tokens with GQA 4 at head_dim 64 (16 rows, 128 splits of 4 tiles).
+fn cases_32k() -> Vec<Case> {
+    vec![
+        case("none 32K model", [1, 1, 32768, 8, 1, 128], Mask::None, None),
+        case("causal 32K sq4 gqa4 d64", [1, 4, 32768, 4, 1, 64], Mask::Causal, None),
+    ]
 }
 
 /// The device the emulated tests run on (sanitizer and counters on).
@@ -375,7 +379,7 @@ fn emu_block_sparse() {
 
 #[test]
 fn emu_32k_cache() {
-    run_all(emulator().as_ref(), &[case_32k()]);
+    run_all(emulator().as_ref(), &cases_32k());
 }
 
 // ------------------------------------------------------------------------------------------
@@ -386,7 +390,7 @@ fn emu_32k_cache() {
 fn cuda_all_masks() {
     let dev = cuda_device();
     let seed = fresh_seed();
-    for cases in [cases_none(), cases_causal(), cases_window(), cases_sparse(seed), vec![case_32k()]] {
+    for cases in [cases_none(), cases_causal(), cases_window(), cases_sparse(seed), cases_32k()] {
         run_all(dev.as_ref(), &cases);
     }
 }
