@@ -302,6 +302,8 @@ fn cases_causal() -> Vec<Case> {
         case("causal 65 sq16 gqa4", [1, 16, 65, 4, 1, 128], Mask::Causal, Some(2)),
         case("causal 1000 sq4 gqa4", [1, 4, 1000, 8, 2, 64], Mask::Causal, None),
         case("causal 4097 sq16 gqa1 b2", [2, 16, 4097, 2, 2, 128], Mask::Causal, Some(7)),
+        // 32 rows per KV head (r128 layout) with batch 2 and 2 KV heads
+        case("causal 300 sq8 gqa4 b2 hk2", [2, 8, 300, 8, 2, 128], Mask::Causal, Some(3)),
     ]
 }
 
