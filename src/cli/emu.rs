@@ -97,7 +97,7 @@ pub fn run(a: Args) -> anyhow::Result<()> {
         head_dim: a.head_dim,
     };
     let p = Problem::new(shape, mask.clone());
-    let att = Attention::new(variant, &p, &Options { splits: a.splits })?;
+    let att = Attention::new(variant, &p, &Options { splits: a.splits, ..Default::default() })?;
     let dev = EmuDevice::with_options(EmuOptions { sanitize: !a.no_sanitize, counters: true, threads: a.threads })?;
     let seed = a.seed.unwrap_or_else(reference::fresh_seed);
     let q = reference::random_bf16(shape.q_elems(), seed);

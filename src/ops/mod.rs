@@ -5,6 +5,7 @@
 //! parameters and the scratch memory they need. [`Attention`] owns the plan, allocates buffers,
 //! uploads inputs, runs, and downloads outputs, the same way on the GPU and on the emulator.
 
+pub mod decode;
 pub mod dense;
 pub mod flash;
 
@@ -43,6 +44,9 @@ pub struct Plan {
 pub struct Options {
     /// Decode: number of KV splits.
     pub splits: Option<usize>,
+    /// Decode: the device's SM count for the split heuristic (`Device::sm_count`); `None` means
+    /// the H100's 132.
+    pub sm_count: Option<usize>,
 }
 
 /// Device buffers of one attention call.
@@ -98,10 +102,7 @@ impl Attention {
         let plan = match variant {
             Variant::Dense => dense::plan(problem)?,
             Variant::Flash => flash::plan(problem)?,
-            Variant::Decode => {
-                let _ = opts;
-                return invalid(format!("variant {} is not built yet", variant.name()));
-            }
+            Variant::Decode => decode::plan(problem, opts.splits, opts.sm_count)?,
         };
         Ok(Attention { variant, problem: problem.clone(), plan })
     }
