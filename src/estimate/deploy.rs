@@ -53,7 +53,7 @@ impl Deployment {
             return invalid("the deployment needs at least one GPU");
         }
         let node = gpus_per_node.max(1);
-        if gpus > node && gpus % node != 0 {
+        if gpus > node && !gpus.is_multiple_of(node) {
             return invalid(format!("{gpus} GPUs: use at most {node} or a multiple of {node} (GPUs per node)"));
         }
         let tp = gpus.min(node);

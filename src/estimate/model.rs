@@ -78,7 +78,7 @@ impl ModelSpec {
                 return invalid(format!("model {}: {n} must be at least 1", self.name));
             }
         }
-        if self.heads % self.kv_heads != 0 {
+        if !self.heads.is_multiple_of(self.kv_heads) {
             return invalid(format!(
                 "model {}: heads ({}) must be a multiple of kv_heads ({})",
                 self.name, self.heads, self.kv_heads
