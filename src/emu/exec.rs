@@ -275,6 +275,21 @@ fn out32(x: f32, ftz: bool, sat: bool) -> u64 {
     x.to_bits() as u64
 }
 
+/// The next f32 above / below `x` (f32::next_up/next_down need Rust 1.86; MSRV is 1.85).
+fn next_up(x: f32) -> f32 {
+    if x.is_nan() || x == f32::INFINITY {
+        return x;
+    }
+    if x == 0.0 {
+        return f32::from_bits(1);
+    }
+    let b = x.to_bits();
+    f32::from_bits(if x > 0.0 { b + 1 } else { b - 1 })
+}
+fn next_down(x: f32) -> f32 {
+    -next_up(-x)
+}
+
 /// Error of the f64 sum `s = a + b` (Knuth's two-sum): `a + b == s + err` exactly.
 #[inline]
 fn two_sum_err(a: f64, b: f64, s: f64) -> f64 {
@@ -303,15 +318,15 @@ pub fn round_f32(hi: f64, lo: f64, r: Rnd) -> f32 {
         0.0
     };
     match r {
-        Rnd::Rm if sign < 0.0 => x.next_down(),
-        Rnd::Rp if sign > 0.0 => x.next_up(),
-        Rnd::Rz if sign < 0.0 && x > 0.0 => x.next_down(),
-        Rnd::Rz if sign > 0.0 && x < 0.0 => x.next_up(),
+        Rnd::Rm if sign < 0.0 => next_down(x),
+        Rnd::Rp if sign > 0.0 => next_up(x),
+        Rnd::Rz if sign < 0.0 && x > 0.0 => next_down(x),
+        Rnd::Rz if sign > 0.0 && x < 0.0 => next_up(x),
         Rnd::Rm | Rnd::Rp | Rnd::Rz => x,
         _ => {
             // Round to nearest: hi may sit exactly on an f32 midpoint that lo breaks.
             if lo != 0.0 && d != 0.0 {
-                let other = if d > 0.0 { x.next_up() } else { x.next_down() };
+                let other = if d > 0.0 { next_up(x) } else { next_down(x) };
                 let mid = (x as f64 + other as f64) * 0.5;
                 if hi == mid {
                     return if (lo > 0.0) == (other > x) { other } else { x };
@@ -764,11 +779,11 @@ pub fn run_block(l: &LaunchCtx, bid: u64, s: &mut Scratch) -> Result<BlockOut> {
     let warps = &mut s.warps;
     loop {
         let mut ran = false;
-        for w in 0..nw {
-            if warps[w].state == WState::Run {
+        for (w, warp) in warps.iter_mut().enumerate() {
+            if warp.state == WState::Run {
                 ran = true;
                 let r = &mut s.regs[w * stride..(w + 1) * stride];
-                b.run_warp(&mut warps[w], r, w as u32)?;
+                b.run_warp(warp, r, w as u32)?;
             }
         }
         if warps.iter().all(|w| w.state == WState::Done) {
@@ -1032,7 +1047,7 @@ impl<'a> Blk<'a, '_> {
                 self.flagged = true;
                 let (kind, msg) = match h {
                     SharedHazard::Uninit => {
-                        (FindingKind::UninitShared, format!("read of shared memory never written in this launch"))
+                        (FindingKind::UninitShared, "read of shared memory never written in this launch".to_string())
                     }
                     SharedHazard::Race(other, wr) => (
                         FindingKind::SharedRace,

@@ -1018,7 +1018,7 @@ fn lower_inst(f: &mut FnCtx, st: &Stmt) -> R<Option<Inst>> {
                 if mods.iter().any(|m| m.starts_with("bulk") || m.starts_with("mbarrier")) {
                     return Err(bad("cp.async form"));
                 }
-                if mods.iter().any(|m| *m == "L2::cache_hint") {
+                if mods.contains(&"L2::cache_hint") {
                     return Err(bad("cp.async cache-policy operand"));
                 }
                 if ops.len() != 3 && ops.len() != 4 {
