@@ -10,14 +10,19 @@
 
 pub mod device;
 pub mod emu;
+pub mod energy;
 pub mod error;
+pub mod estimate;
 pub mod kernels;
 pub mod mask;
+pub mod nvtx;
 pub mod ops;
 pub mod params;
+pub mod plot;
 pub mod problem;
 pub mod profile;
 pub mod reference;
+pub mod sweep;
 pub mod work;
 
 pub use error::{Error, Result};

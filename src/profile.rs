@@ -169,6 +169,41 @@ pub struct Point {
     pub ncu: std::collections::BTreeMap<String, f64>,
     #[serde(default)]
     pub note: Option<String>,
+    /// Measurement detail (GPU, idle power, clocks and throttle state, per-repetition numbers).
+    /// Optional: analytical and peer profiles may omit it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub detail: Option<Box<PointDetail>>,
+}
+
+/// How a measured point was taken (sweep and peer script); every field optional.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct PointDetail {
+    /// CUDA ordinal of the GPU that ran the point (`--devices`).
+    #[serde(default)]
+    pub device: Option<u32>,
+    /// Idle board power subtracted for `joules_above_idle`.
+    #[serde(default)]
+    pub idle_watts: Option<f64>,
+    /// Input buffer sets rotated so that L2 never holds the inputs.
+    #[serde(default)]
+    pub buffer_sets: Option<u32>,
+    #[serde(default)]
+    pub warmup_seconds_per_call: Option<f64>,
+    /// Seconds and joules per call of each repetition.
+    #[serde(default)]
+    pub rep_seconds: Vec<f64>,
+    #[serde(default)]
+    pub rep_joules: Vec<f64>,
+    #[serde(default)]
+    pub rep_calls: Vec<u64>,
+    /// Clocks, temperature and throttle reasons at the start and end of the point.
+    #[serde(default)]
+    pub start: Option<crate::energy::GpuState>,
+    #[serde(default)]
+    pub end: Option<crate::energy::GpuState>,
+    /// Plan description ("3 kernels, 64x64 tiles ...").
+    #[serde(default)]
+    pub plan: Option<String>,
 }
 
 impl Point {

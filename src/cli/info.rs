@@ -14,9 +14,12 @@ pub fn run(a: Args) -> anyhow::Result<()> {
     println!("nvcc: {NVCC_PATH} ({NVCC_VERSION}), target sm_90a");
     match attnjoule::device::cuda::probe() {
         Ok(()) => println!("CUDA driver: present"),
-        Err(e) => {
-            println!("CUDA: {e}; use --backend emu (CPU emulator) or `attnjoule estimate` (analytical H100 profile)")
-        }
+        // The probe's line already says what to use instead.
+        Err(e) => println!("CUDA: {e}"),
+    }
+    match nvml_wrapper::Nvml::init() {
+        Ok(nvml) => println!("NVML: present ({} device(s))", nvml.device_count().unwrap_or(0)),
+        Err(e) => println!("NVML: not available ({e}); energy cannot be measured on this machine"),
     }
     println!();
     println!(

@@ -2,8 +2,14 @@
 
 use clap::{Parser, Subcommand};
 
+mod compare;
 mod emu;
+mod estimate;
+mod import_ncu;
 mod info;
+mod merge;
+mod ncu;
+mod sweep;
 
 #[derive(Parser)]
 #[command(name = "attnjoule", version, about = "Attention kernels for H100, measured in seconds and joules")]
@@ -18,11 +24,31 @@ enum Cmd {
     Info(info::Args),
     /// Run one attention variant on the CPU emulator: error vs the f64 reference, time, counters.
     Emu(emu::Args),
+    /// What the next phrase of a long conversation costs (s, J, Wh) per attention policy, from a
+    /// profile (default: the bundled analytical H100 profile) and a model.
+    Estimate(Box<estimate::Args>),
+    /// Measure seconds and joules per call over variants x context sizes x phases (GPU), or run the
+    /// same sweep on the CPU emulator (--backend emu: counters only).
+    Sweep(sweep::Args),
+    /// Join shard logs or profiles of one sweep into one profile (same GPU model and driver only).
+    Merge(merge::Args),
+    /// Ratios A / B of seconds and joules per call for every configuration both profiles measured.
+    Compare(compare::Args),
+    /// Warm up, then run one call inside a named NVTX range for `ncu --nvtx --nvtx-include`.
+    Ncu(ncu::Args),
+    /// Attach Nsight Compute metrics from an ncu CSV report to a profile point.
+    ImportNcu(import_ncu::Args),
 }
 
 pub fn main() -> anyhow::Result<()> {
     match Cli::parse().cmd {
         Cmd::Info(a) => info::run(a),
         Cmd::Emu(a) => emu::run(a),
+        Cmd::Estimate(a) => estimate::run(*a),
+        Cmd::Sweep(a) => sweep::run(a),
+        Cmd::Merge(a) => merge::run(a),
+        Cmd::Compare(a) => compare::run(a),
+        Cmd::Ncu(a) => ncu::run(a),
+        Cmd::ImportNcu(a) => import_ncu::run(a),
     }
 }

@@ -1,0 +1,294 @@
+//! `attnjoule estimate`: what the next phrase of a long conversation costs, per attention policy.
+
+use anyhow::{bail, Context};
+use attnjoule::estimate::{
+    analytical, estimate, interp::BigBird, model::ModelSpec, policy::Policy, policy::PolicyParams, Conversation,
+    Options, Report, RowStatus,
+};
+use attnjoule::plot::{side_by_side, HLine, LinePlot, Series};
+use attnjoule::profile::Profile;
+use std::path::PathBuf;
+
+#[derive(clap::Args)]
+pub struct Args {
+    /// Model preset (dense-1t, llama-3.1-70b, llama-3.1-405b, deepseek-v3) or a .toml/.json file.
+    #[arg(long, default_value = "dense-1t")]
+    model: String,
+    /// Profile JSON from `attnjoule sweep`; default: the bundled analytical H100 SXM profile.
+    #[arg(long)]
+    profile: Option<PathBuf>,
+    /// Conversations decoded together; a list gives one table each (both regimes by default).
+    #[arg(long, default_value = "1,64", value_delimiter = ',')]
+    batch: Vec<usize>,
+    /// Conversation tokens per minute (225 is about 150 spoken words).
+    #[arg(long, default_value_t = 225.0)]
+    tpm: f64,
+    /// Tokens per phrase.
+    #[arg(long, default_value_t = 50)]
+    phrase: usize,
+    /// Minutes into the conversation to report.
+    #[arg(long, default_value = "5,55,205,305,505", value_delimiter = ',', allow_negative_numbers = true)]
+    minutes: Vec<f64>,
+    /// Policies: all, or a list of kv-cache, no-cache, dense, window, block-sparse, budget, recurrent.
+    #[arg(long, default_value = "all")]
+    policies: String,
+    /// Fixed GPU count (at most a node, or whole nodes); default: sized from memory.
+    #[arg(long)]
+    gpus: Option<usize>,
+    /// Largest deployment the sizing may choose.
+    #[arg(long, default_value_t = 4096)]
+    max_gpus: usize,
+    #[arg(long, default_value_t = 8)]
+    gpus_per_node: usize,
+    /// Fraction of each GPU's memory kept free.
+    #[arg(long, default_value_t = 0.10)]
+    headroom: f64,
+    /// Watts of a GPU that waits (pipeline stages); default: the profile's idle power.
+    #[arg(long)]
+    wait_watts: Option<f64>,
+    /// Sliding window width, tokens.
+    #[arg(long, default_value_t = 4096)]
+    window: usize,
+    /// Fixed context budget, tokens.
+    #[arg(long, default_value_t = 8192)]
+    budget: usize,
+    /// Budget tokens refreshed (prefilled) by retrieval each phrase.
+    #[arg(long, default_value_t = 1024)]
+    refresh: usize,
+    /// Joules of the retrieval itself per phrase and conversation.
+    #[arg(long, default_value_t = 0.0)]
+    retrieval_joules: f64,
+    /// Print JSON instead of the table.
+    #[arg(long, conflicts_with = "csv")]
+    json: bool,
+    /// Print CSV instead of the table.
+    #[arg(long)]
+    csv: bool,
+    /// Where to write the SVG plot (Wh per phrase vs minute).
+    #[arg(long, default_value = "estimate.svg")]
+    plot: PathBuf,
+    /// Do not write the plot.
+    #[arg(long)]
+    no_plot: bool,
+    /// Write the analytical H100 SXM profile (what profiles/h100-sxm-analytical.json holds) to PATH
+    /// and exit.
+    #[arg(long, value_name = "PATH")]
+    write_analytical: Option<PathBuf>,
+}
+
+pub fn run(a: Args) -> anyhow::Result<()> {
+    if let Some(path) = &a.write_analytical {
+        analytical::h100_sxm().save(path)?;
+        println!("wrote the ANALYTICAL H100 SXM profile (datasheet roofline, not measured) to {}", path.display());
+        return Ok(());
+    }
+    let (profile, source) = match &a.profile {
+        Some(p) => (Profile::load(p)?, p.display().to_string()),
+        None => (analytical::bundled()?, "bundled profiles/h100-sxm-analytical.json".to_string()),
+    };
+    let model = ModelSpec::resolve(&a.model)?;
+    let policies = Policy::parse_list(&a.policies)?;
+    let conv = Conversation { tokens_per_minute: a.tpm, phrase_tokens: a.phrase, minutes: a.minutes.clone() };
+    if a.batch.is_empty() {
+        bail!("--batch needs at least one value");
+    }
+    let mut reports = Vec::new();
+    for &batch in &a.batch {
+        let opts = Options {
+            batch,
+            gpus: a.gpus,
+            max_gpus: a.max_gpus,
+            gpus_per_node: a.gpus_per_node,
+            headroom: a.headroom,
+            wait_watts: a.wait_watts,
+            params: PolicyParams {
+                window: a.window,
+                budget: a.budget,
+                refresh: a.refresh,
+                retrieval_joules: a.retrieval_joules,
+            },
+            bigbird: BigBird::default(),
+        };
+        reports.push(estimate(&profile, &source, model.clone(), &conv, opts, &policies)?);
+    }
+    if a.json {
+        println!("{}", serde_json::to_string_pretty(&reports)?);
+    } else if a.csv {
+        print_csv(&reports);
+    } else {
+        print_tables(&reports);
+    }
+    if !a.no_plot {
+        std::fs::write(&a.plot, plot_svg(&reports)).with_context(|| format!("writing {}", a.plot.display()))?;
+        if !a.json && !a.csv {
+            println!("plot: {}", a.plot.display());
+        }
+    }
+    Ok(())
+}
+
+fn sig(v: f64) -> String {
+    let a = v.abs();
+    if a == 0.0 {
+        "0".into()
+    } else if a >= 1e5 {
+        format!("{v:.3e}")
+    } else if a >= 100.0 {
+        format!("{v:.0}")
+    } else if a >= 1.0 {
+        format!("{v:.2}")
+    } else if a >= 1e-3 {
+        format!("{v:.4}")
+    } else {
+        format!("{v:.2e}")
+    }
+}
+
+fn print_tables(reports: &[Report]) {
+    let r0 = &reports[0];
+    let c = &r0.conversation;
+    println!("attnjoule estimate: the next phrase of a conversation, by attention policy");
+    println!("{}", r0.profile.line());
+    println!(
+        "model: {} ({:.3e} parameters, {:.3e} active per token); {}",
+        r0.model, r0.total_params, r0.active_params, r0.model_source
+    );
+    println!(
+        "GPU: {} TFLOP/s bf16, {} GB/s, {} W board, {} W waiting, {:.0} GB",
+        r0.hardware.bf16_tflops,
+        r0.hardware.hbm_gbps,
+        r0.hardware.board_watts,
+        r0.hardware.wait_watts,
+        r0.hardware.gpu_memory_bytes / 1e9
+    );
+    println!(
+        "conversation: {} tokens/min, {}-token phrases ({:.1} s to say; a person at 20 W: {} Wh per phrase)",
+        c.tokens_per_minute,
+        c.phrase_tokens,
+        c.phrase_seconds(),
+        sig(r0.human_wh_per_phrase)
+    );
+    println!(
+        "KV cache: {} MiB per token per conversation ({} GiB at minute {})",
+        sig(r0.kv_gib_per_token * 1024.0),
+        sig(r0.kv_gib_per_token * c.context_at(c.minutes.iter().copied().fold(0.0, f64::max)) as f64),
+        c.minutes.iter().copied().fold(0.0, f64::max)
+    );
+    for r in reports {
+        println!();
+        let regime = if r.batch == 1 {
+            "one conversation at a time: every token reads all weights".to_string()
+        } else {
+            format!("{} conversations decoded together: weights shared, each reads its own cache", r.batch)
+        };
+        println!("batch {} ({regime})", r.batch);
+        println!(
+            "{:<13} {:>6} {:>8} {:>10} {:>10} {:>10} {:>6} {:>9} {:>10} {:>11}",
+            "policy", "minute", "context", "s/phrase", "J/token", "Wh/phrase", "attn%", "KV GiB", "GPUs", "cum. Wh"
+        );
+        for row in &r.rows {
+            let gpus = format!("{}x{}", row.tp, row.pp);
+            let head = format!("{:<13} {:>6} {:>8}", row.policy.name(), sig(row.minute), row.context);
+            match &row.status {
+                RowStatus::Ok => println!(
+                    "{head} {:>10} {:>10} {:>10} {:>6} {:>9} {:>10} {:>11}{}",
+                    sig(row.seconds_per_phrase.unwrap_or(f64::NAN)),
+                    sig(row.joules_per_token.unwrap_or(f64::NAN)),
+                    sig(row.wh_per_phrase.unwrap_or(f64::NAN)),
+                    format!("{:.1}", 100.0 * row.attention_share.unwrap_or(f64::NAN)),
+                    sig(row.kv_gib),
+                    gpus,
+                    row.cumulative_wh.map_or("-".into(), sig),
+                    if row.extrapolated { " *" } else { "" }
+                ),
+                RowStatus::DoesNotFit { need_gib_per_gpu, have_gib_per_gpu } => println!(
+                    "{head}   does not fit: needs {} GiB per GPU, {} usable on {gpus} GPUs (KV {} GiB)",
+                    sig(*need_gib_per_gpu),
+                    sig(*have_gib_per_gpu),
+                    sig(row.kv_gib)
+                ),
+                RowStatus::NoData { reason } => println!("{head}   no data: {reason}"),
+            }
+        }
+    }
+    println!();
+    println!("GPUs = tensor x pipeline; * = read outside the profile's measured contexts (extrapolated)");
+    println!("KV GiB = one conversation's cache (recurrent: its state); cum. Wh = the whole conversation so far");
+    for n in &r0.notes {
+        println!("note: {n}");
+    }
+}
+
+fn print_csv(reports: &[Report]) {
+    println!(
+        "profile_kind,gpu,profile_created,model,batch,policy,minute,context,status,seconds_per_phrase,joules_per_token,\
+         wh_per_phrase,attention_share,kv_gib,mem_gib_per_gpu,gpus,tp,pp,cumulative_wh,extrapolated"
+    );
+    let o = |v: Option<f64>| v.map_or(String::new(), |v| format!("{v:e}"));
+    for r in reports {
+        for row in &r.rows {
+            let status = match &row.status {
+                RowStatus::Ok => "ok",
+                RowStatus::DoesNotFit { .. } => "does_not_fit",
+                RowStatus::NoData { .. } => "no_data",
+            };
+            println!(
+                "{:?},\"{}\",{},{},{},{},{},{},{},{},{},{},{},{:e},{:e},{},{},{},{},{}",
+                format!("{:?}", r.profile.kind).to_lowercase(),
+                r.profile.gpu.replace('"', "'"),
+                r.profile.created,
+                r.model,
+                r.batch,
+                row.policy.name(),
+                row.minute,
+                row.context,
+                status,
+                o(row.seconds_per_phrase),
+                o(row.joules_per_token),
+                o(row.wh_per_phrase),
+                o(row.attention_share),
+                row.kv_gib,
+                row.mem_gib_per_gpu,
+                row.gpus,
+                row.tp,
+                row.pp,
+                o(row.cumulative_wh),
+                row.extrapolated
+            );
+        }
+    }
+}
+
+/// One panel per batch size: Wh per phrase against minute, a line per policy, log-log, with the
+/// human speaker's reference line.
+pub fn plot_svg(reports: &[Report]) -> String {
+    // One y range for every panel, so the regimes compare at a glance.
+    let ys = reports.iter().flat_map(|r| {
+        r.curves.iter().flat_map(|c| c.points.iter().map(|p| p.1)).chain(std::iter::once(r.human_wh_per_phrase))
+    });
+    let (lo, hi) = ys.filter(|y| *y > 0.0).fold((f64::INFINITY, 0.0f64), |(a, b), y| (a.min(y), b.max(y)));
+    let y_range = (lo.is_finite() && hi > 0.0).then_some((lo, hi));
+    let plots: Vec<LinePlot> = reports
+        .iter()
+        .map(|r| LinePlot {
+            title: format!("{}: Wh per {}-token phrase, batch {}", r.model, r.conversation.phrase_tokens, r.batch),
+            subtitle: Some(r.profile.short()),
+            x_label: "minute of the conversation (a line ends where its context no longer fits)".into(),
+            y_label: "Wh per phrase (one conversation's share)".into(),
+            log_x: true,
+            log_y: true,
+            series: r
+                .curves
+                .iter()
+                .map(|c| Series { name: c.policy.name().to_string(), points: c.points.clone() })
+                .collect(),
+            hlines: vec![HLine {
+                y: r.human_wh_per_phrase,
+                label: format!("a person speaking the phrase at 20 W: {} Wh", sig(r.human_wh_per_phrase)),
+            }],
+            y_range,
+            ..Default::default()
+        })
+        .collect();
+    side_by_side(&plots)
+}

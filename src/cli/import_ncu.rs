@@ -1,0 +1,60 @@
+//! `attnjoule import-ncu report.csv --profile P --point KEY`: attaches Nsight Compute metrics
+//! (DRAM and SM throughput, tensor pipe utilization, achieved occupancy, duration) to one point.
+
+use attnjoule::profile::Profile;
+use attnjoule::sweep::{ncu, point_key};
+use std::path::PathBuf;
+
+#[derive(clap::Args)]
+pub struct Args {
+    /// `ncu --csv --page raw` (or `--page details`) output.
+    report: PathBuf,
+    /// The profile JSON to update (in place unless --out).
+    #[arg(long)]
+    profile: PathBuf,
+    /// The point's key (as printed by --list), or a unique substring of it.
+    #[arg(long)]
+    point: Option<String>,
+    /// List the profile's point keys and exit.
+    #[arg(long)]
+    list: bool,
+    #[arg(long)]
+    out: Option<PathBuf>,
+}
+
+pub fn run(a: Args) -> anyhow::Result<()> {
+    let mut prof = Profile::load(&a.profile)?;
+    if a.list {
+        for p in &prof.points {
+            println!("{}", point_key(p));
+        }
+        return Ok(());
+    }
+    let Some(sel) = a.point.as_deref() else { anyhow::bail!("--point KEY is required (see --list)") };
+    let matches: Vec<usize> = prof
+        .points
+        .iter()
+        .enumerate()
+        .filter(|(_, p)| point_key(p).contains(&sel.to_lowercase()))
+        .map(|(i, _)| i)
+        .collect();
+    let idx = match matches.as_slice() {
+        [i] => *i,
+        [] => anyhow::bail!("no point matches {sel:?} (see --list)"),
+        _ => anyhow::bail!("{} points match {sel:?}; give more of the key (see --list)", matches.len()),
+    };
+    let text = std::fs::read_to_string(&a.report).map_err(|e| anyhow::anyhow!("{}: {e}", a.report.display()))?;
+    let metrics = ncu::parse_report(&text)?;
+    if metrics.is_empty() {
+        anyhow::bail!("{}: none of the attnjoule metrics found (see profiles/ncu/README.md)", a.report.display());
+    }
+    let p = &mut prof.points[idx];
+    for (k, v) in &metrics {
+        p.ncu.insert(k.clone(), *v);
+        println!("{k} = {v}");
+    }
+    let out = a.out.unwrap_or(a.profile);
+    prof.save(&out)?;
+    println!("attached {} metrics to {} in {}", metrics.len(), point_key(&prof.points[idx]), out.display());
+    Ok(())
+}

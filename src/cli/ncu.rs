@@ -1,0 +1,96 @@
+//! `attnjoule ncu`: one call of one variant inside a named NVTX range, for Nsight Compute:
+//!
+//! ```text
+//! ncu --nvtx --nvtx-include "attnjoule/flash/prefill/ctx=32768/q=32768/" \
+//!     --section-folder profiles/ncu --section AttnjouleSummary --csv --page raw \
+//!     attnjoule ncu --variant flash --ctx 32768 > report.csv
+//! ```
+//! (profiles/ncu/README.md). Warm-up launches run before the range so that module loading and
+//! first-touch effects stay out of the profiled launch.
+
+use anyhow::Context;
+use attnjoule::device::cuda::CudaDevice;
+use attnjoule::device::Device;
+use attnjoule::ops::{Attention, Options};
+use attnjoule::profile::Phase;
+use attnjoule::sweep::{MaskChoice, PointSpec};
+use attnjoule::work::Variant;
+use attnjoule::Shape;
+
+#[derive(clap::Args)]
+pub struct Args {
+    #[arg(long, default_value = "flash")]
+    variant: String,
+    /// Context (keys).
+    #[arg(long, default_value_t = 32768)]
+    ctx: usize,
+    /// prefill or decode (default: decode for the decode variant, else prefill).
+    #[arg(long)]
+    phase: Option<String>,
+    /// Decode: new tokens.
+    #[arg(long, default_value_t = 1)]
+    decode_tokens: usize,
+    #[arg(long, default_value = "causal")]
+    mask: String,
+    #[arg(long, default_value_t = 1)]
+    batch: usize,
+    #[arg(long, default_value_t = 8)]
+    heads: usize,
+    #[arg(long, default_value_t = 1)]
+    kv_heads: usize,
+    #[arg(long, default_value_t = 128)]
+    head_dim: usize,
+    #[arg(long, default_value_t = 3)]
+    warmup: u32,
+    #[arg(long, default_value_t = 0)]
+    device: usize,
+}
+
+pub fn spec(a: &Args) -> anyhow::Result<PointSpec> {
+    let variant = Variant::parse(&a.variant).with_context(|| format!("unknown variant {:?}", a.variant))?;
+    let phase = match a.phase.as_deref() {
+        Some("prefill") => Phase::Prefill,
+        Some("decode") => Phase::Decode,
+        Some(p) => anyhow::bail!("--phase {p:?}: expected prefill or decode"),
+        None if variant == Variant::Decode => Phase::Decode,
+        None => Phase::Prefill,
+    };
+    let shape = match phase {
+        Phase::Prefill => Shape::prefill(a.batch, a.ctx, a.heads, a.kv_heads, a.head_dim),
+        Phase::Decode => Shape::decode(a.batch, a.decode_tokens, a.ctx, a.heads, a.kv_heads, a.head_dim),
+    };
+    Ok(PointSpec { variant, phase, mask: MaskChoice::parse(&a.mask)?, shape })
+}
+
+pub fn run(a: Args) -> anyhow::Result<()> {
+    let spec = spec(&a)?;
+    let dev = CudaDevice::new(a.device)?;
+    if !attnjoule::nvtx::available() {
+        eprintln!("warning: libnvToolsExt not loadable: no NVTX range will be emitted (ncu --nvtx-include will match nothing)");
+    }
+    let att = Attention::new(spec.variant, &spec.problem(), &Options::default())?;
+    let s = spec.shape;
+    let seed = attnjoule::reference::fresh_seed();
+    eprintln!("seed {seed}");
+    let q = attnjoule::reference::random_bf16(s.q_elems(), seed);
+    let k = attnjoule::reference::random_bf16(s.kv_elems(), seed ^ 1);
+    let v = attnjoule::reference::random_bf16(s.kv_elems(), seed ^ 2);
+    let bufs = att.alloc(&dev)?;
+    att.upload_inputs(&dev, &bufs, &q, &k, &v)?;
+    att.poison_outputs(&dev, &bufs)?;
+    for _ in 0..a.warmup {
+        att.run(&dev, &bufs)?;
+    }
+    dev.synchronize()?;
+    let name =
+        attnjoule::nvtx::point_name(spec.variant.name(), &format!("{:?}", spec.phase).to_lowercase(), s.seq_k, s.seq_q);
+    {
+        let _r = attnjoule::nvtx::range(&name);
+        att.run(&dev, &bufs)?;
+        dev.synchronize()?;
+    }
+    bufs.free(&dev)?;
+    eprintln!("profiled one call of {} inside NVTX range {name:?} ({})", spec.label(), att.plan.description);
+    eprintln!("ncu filter: --nvtx --nvtx-include \"{name}/\"");
+    Ok(())
+}

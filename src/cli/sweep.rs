@@ -1,0 +1,172 @@
+//! `attnjoule sweep`: seconds and joules per call over variants × contexts × phases.
+
+use anyhow::{bail, Context};
+use attnjoule::profile::Phase;
+use attnjoule::sweep::backend::{self, BackendKind, RunConfig};
+use attnjoule::sweep::protocol::ProtocolConfig;
+use attnjoule::sweep::{powers_of_two, MaskChoice, Shard, SweepSpec};
+use attnjoule::work::Variant;
+use std::path::PathBuf;
+
+#[derive(clap::Args)]
+pub struct Args {
+    /// cuda (a real GPU: time from CUDA events, energy from NVML) or emu (the CPU emulator:
+    /// counters only, small sizes).
+    #[arg(long, default_value = "cuda")]
+    backend: String,
+    /// Variants: flash (prefill), decode (decode), dense (both).
+    #[arg(long, value_delimiter = ',', default_value = "flash,decode,dense")]
+    variants: Vec<String>,
+    #[arg(long, value_delimiter = ',', default_value = "prefill,decode")]
+    phases: Vec<String>,
+    /// Context sizes (keys); default powers of two from --ctx-min to --ctx-max.
+    #[arg(long, value_delimiter = ',')]
+    ctx: Vec<usize>,
+    #[arg(long, default_value_t = 1024)]
+    ctx_min: usize,
+    #[arg(long, default_value_t = 1 << 20)]
+    ctx_max: usize,
+    /// Decode: new tokens per step (1..16), a point each.
+    #[arg(long, value_delimiter = ',', default_value = "1")]
+    decode_tokens: Vec<usize>,
+    /// Masks: none, causal, window:<keys>.
+    #[arg(long, value_delimiter = ',', default_value = "causal")]
+    mask: Vec<String>,
+    #[arg(long, default_value_t = 1)]
+    batch: usize,
+    #[arg(long, default_value_t = 8)]
+    heads: usize,
+    #[arg(long, default_value_t = 1)]
+    kv_heads: usize,
+    #[arg(long, default_value_t = 128)]
+    head_dim: usize,
+    /// Each measured window lasts at least this long (device time).
+    #[arg(long, default_value_t = 1.0)]
+    min_seconds: f64,
+    #[arg(long, default_value_t = 5)]
+    reps: u32,
+    #[arg(long, default_value_t = 5)]
+    warmup: u32,
+    /// Idle baseline window (seconds).
+    #[arg(long, default_value_t = 3.0)]
+    idle_seconds: f64,
+    /// Power sampling period (milliseconds).
+    #[arg(long, default_value_t = 10)]
+    power_period_ms: u64,
+    /// CUDA devices, one worker each (e.g. 0,1,2,3).
+    #[arg(long, value_delimiter = ',', default_value = "0")]
+    devices: Vec<usize>,
+    /// Take share i of n (0 <= i < n) of the points, e.g. a Slurm array task: --shard $SLURM_ARRAY_TASK_ID/8.
+    #[arg(long)]
+    shard: Option<String>,
+    /// Output folder (default profiles/<gpu>-<date>/).
+    #[arg(long)]
+    out: Option<PathBuf>,
+    /// Continue the JSONL log in the output folder.
+    #[arg(long)]
+    resume: bool,
+    /// With --resume, measure the points that failed before again.
+    #[arg(long)]
+    retry_failed: bool,
+    /// Skip the cuBLAS GEMM calibration points.
+    #[arg(long)]
+    no_gemm: bool,
+    /// Emulator: largest device footprint of one point (MiB); bigger points are infeasible.
+    #[arg(long, default_value_t = 1024)]
+    emu_max_mib: usize,
+    /// Seed for input data and idle gaps (default: fresh).
+    #[arg(long)]
+    seed: Option<u64>,
+}
+
+pub fn config(a: &Args) -> anyhow::Result<RunConfig> {
+    let backend = match a.backend.as_str() {
+        "cuda" => BackendKind::Cuda,
+        "emu" => BackendKind::Emu,
+        b => bail!("--backend {b:?}: expected cuda or emu"),
+    };
+    let variants = a
+        .variants
+        .iter()
+        .map(|v| Variant::parse(v).with_context(|| format!("--variants: unknown variant {v:?} (dense, flash, decode)")))
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    let phases = a
+        .phases
+        .iter()
+        .map(|p| match p.as_str() {
+            "prefill" => Ok(Phase::Prefill),
+            "decode" => Ok(Phase::Decode),
+            _ => bail!("--phases: unknown phase {p:?} (prefill, decode)"),
+        })
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    let masks = a.mask.iter().map(|m| MaskChoice::parse(m)).collect::<attnjoule::Result<Vec<_>>>()?;
+    let contexts = if a.ctx.is_empty() { powers_of_two(a.ctx_min, a.ctx_max) } else { a.ctx.clone() };
+    if contexts.is_empty() || contexts.contains(&0) {
+        bail!("no context sizes (check --ctx / --ctx-min / --ctx-max)");
+    }
+    if a.decode_tokens.contains(&0) {
+        bail!("--decode-tokens must be >= 1");
+    }
+    if a.min_seconds.is_nan() || a.min_seconds <= 0.0 || a.reps == 0 {
+        bail!("--min-seconds must be > 0 and --reps >= 1");
+    }
+    let seed = a.seed.unwrap_or_else(attnjoule::reference::fresh_seed);
+    Ok(RunConfig {
+        spec: SweepSpec {
+            variants,
+            phases,
+            contexts,
+            decode_tokens: a.decode_tokens.clone(),
+            masks,
+            batch: a.batch,
+            heads: a.heads,
+            kv_heads: a.kv_heads,
+            head_dim: a.head_dim,
+        },
+        protocol: ProtocolConfig {
+            warmup_calls: a.warmup,
+            min_seconds: a.min_seconds,
+            reps: a.reps,
+            seed,
+            ..Default::default()
+        },
+        backend,
+        devices: a.devices.clone(),
+        shard: a.shard.as_deref().map(Shard::parse).transpose()?,
+        out: a.out.clone(),
+        resume: a.resume,
+        retry_failed: a.retry_failed,
+        idle_seconds: a.idle_seconds,
+        power_period_ms: a.power_period_ms,
+        gemm: if a.no_gemm || backend == BackendKind::Emu { vec![] } else { RunConfig::default().gemm },
+        emu_max_bytes: a.emu_max_mib << 20,
+        seed,
+    })
+}
+
+pub fn run(a: Args) -> anyhow::Result<()> {
+    let cfg = config(&a)?;
+    if cfg.backend == BackendKind::Cuda {
+        // Fail with the driver's one line before anything else is printed.
+        attnjoule::device::cuda::probe().map_err(attnjoule::Error::NoGpu)?;
+    }
+    eprintln!("seed {}", cfg.seed);
+    let out = backend::run(&cfg, &mut |line| eprintln!("{line}"))?;
+    let p = &out.profile;
+    let count = |f: fn(&attnjoule::profile::PointStatus) -> bool| p.points.iter().filter(|x| f(&x.status)).count();
+    use attnjoule::profile::PointStatus as S;
+    println!(
+        "{} points on {}: {} ok, {} infeasible, {} failed; {} GEMM points",
+        p.points.len(),
+        p.gpu.name,
+        count(|s| matches!(s, S::Ok)),
+        count(|s| matches!(s, S::Infeasible { .. })),
+        count(|s| matches!(s, S::Failed { .. })),
+        p.gemm.len()
+    );
+    println!("log: {}", out.log.display());
+    for f in &out.files {
+        println!("wrote {}", f.display());
+    }
+    Ok(())
+}

@@ -1,0 +1,71 @@
+//! Two profiles side by side: for every configuration (phase, mask, shape) both measured, the
+//! ratios A ÷ B of seconds and joules per call. This is how a claim against a peer is made: ours ÷
+//! peer, measured in one run on one GPU.
+
+use crate::profile::{Phase, PointStatus, Profile};
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Row {
+    pub a: String,
+    pub b: String,
+    pub phase: Phase,
+    pub mask: String,
+    pub seq_q: usize,
+    pub context: usize,
+    pub seconds_a: f64,
+    pub seconds_b: f64,
+    /// seconds_a / seconds_b (below 1: A is faster).
+    pub time_ratio: f64,
+    pub joules_a: Option<f64>,
+    pub joules_b: Option<f64>,
+    pub joules_ratio: Option<f64>,
+}
+
+fn label(p: &crate::profile::Point) -> String {
+    if p.implementation == "attnjoule" {
+        p.variant.clone()
+    } else {
+        format!("{}:{}", p.implementation, p.variant)
+    }
+}
+
+/// Ratios for every pair of measured points with the same phase, mask and shape. `only_a` /
+/// `only_b` restrict the variants considered on each side.
+pub fn compare(a: &Profile, b: &Profile, only_a: Option<&str>, only_b: Option<&str>) -> Vec<Row> {
+    let ok = |p: &&crate::profile::Point| matches!(p.status, PointStatus::Ok) && p.seconds.is_some();
+    let mut rows = Vec::new();
+    for pa in a.points.iter().filter(ok).filter(|p| only_a.is_none_or(|v| p.variant == v)) {
+        for pb in b.points.iter().filter(ok).filter(|p| only_b.is_none_or(|v| p.variant == v)) {
+            if pa.phase != pb.phase || pa.mask != pb.mask || pa.shape != pb.shape {
+                continue;
+            }
+            let (sa, sb) = (pa.seconds.expect("filtered").median, pb.seconds.expect("filtered").median);
+            let (ja, jb) = (pa.joules.map(|j| j.median), pb.joules.map(|j| j.median));
+            rows.push(Row {
+                a: label(pa),
+                b: label(pb),
+                phase: pa.phase,
+                mask: pa.mask.kind.clone(),
+                seq_q: pa.shape.seq_q,
+                context: pa.shape.seq_k,
+                seconds_a: sa,
+                seconds_b: sb,
+                time_ratio: sa / sb,
+                joules_a: ja,
+                joules_b: jb,
+                joules_ratio: ja.zip(jb).map(|(x, y)| x / y),
+            });
+        }
+    }
+    rows.sort_by(|x, y| {
+        (&x.a, &x.b, x.phase, &x.mask, x.seq_q, x.context).cmp(&(&y.a, &y.b, y.phase, &y.mask, y.seq_q, y.context))
+    });
+    rows
+}
+
+/// The ratio plot: time and joules ratios vs context, one line per (A, B, phase, mask) pair.
+pub fn plot(rows: &[Row], path: &std::path::Path) -> crate::Result<()> {
+    let _ = (rows, path);
+    Err(crate::Error::Invalid("ratio plots need attnjoule::plot, which is not in this build yet".into()))
+}

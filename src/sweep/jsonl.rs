@@ -1,0 +1,137 @@
+//! The sweep's append-only log: one JSON object per line, written and fsynced as each point
+//! finishes, so Ctrl-C or a crash loses nothing. The first line is a header (GPU, kind, spec);
+//! then points and GEMM calibration points. A cut last line (a crash mid-write) is dropped with a
+//! warning; a corrupt line elsewhere is an error naming it.
+
+use crate::error::{Error, Result};
+use crate::profile::{GemmPoint, GpuInfo, Point, ProfileKind};
+use serde::{Deserialize, Serialize};
+use std::io::Write;
+use std::path::Path;
+
+/// First line of a JSONL log.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Header {
+    pub kind: ProfileKind,
+    pub gpu: GpuInfo,
+    pub created: String,
+    #[serde(default)]
+    pub tool: Option<String>,
+    #[serde(default)]
+    pub idle_watts: Option<f64>,
+    /// The sweep's spec, protocol and shard (free-form, for the record).
+    #[serde(default)]
+    pub config: serde_json::Value,
+}
+
+/// One line: exactly one of the fields is set.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+pub struct Line {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub header: Option<Header>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub point: Option<Point>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gemm: Option<GemmPoint>,
+}
+
+/// What a log holds.
+#[derive(Debug, Clone, Default)]
+pub struct Log {
+    pub header: Option<Header>,
+    pub points: Vec<Point>,
+    pub gemm: Vec<GemmPoint>,
+    /// Bytes of complete, valid lines: appending resumes here (a cut tail is cut off).
+    pub valid_len: u64,
+    pub warnings: Vec<String>,
+}
+
+fn io(path: &Path, e: std::io::Error) -> Error {
+    Error::Io { path: path.display().to_string(), source: e }
+}
+
+/// Reads a log. A missing file is an empty log.
+pub fn read(path: &Path) -> Result<Log> {
+    let bytes = match std::fs::read(path) {
+        Ok(b) => b,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Log::default()),
+        Err(e) => return Err(io(path, e)),
+    };
+    let mut log = Log::default();
+    let mut pos = 0usize;
+    let mut lineno = 0;
+    while pos < bytes.len() {
+        lineno += 1;
+        let (line, next, complete) = match bytes[pos..].iter().position(|&b| b == b'\n') {
+            Some(i) => (&bytes[pos..pos + i], pos + i + 1, true),
+            None => (&bytes[pos..], bytes.len(), false),
+        };
+        let parsed = std::str::from_utf8(line).ok().and_then(|t| {
+            if t.trim().is_empty() {
+                Some(Line::default())
+            } else {
+                serde_json::from_str::<Line>(t).ok()
+            }
+        });
+        match parsed {
+            Some(l) if complete => {
+                if let Some(h) = l.header {
+                    if log.header.is_some() {
+                        return Err(Error::Format(format!("{}:{lineno}: a second header", path.display())));
+                    }
+                    log.header = Some(h);
+                }
+                log.points.extend(l.point);
+                log.gemm.extend(l.gemm);
+                log.valid_len = next as u64;
+            }
+            // The last line without its newline: a write was cut (or the line is whole but its
+            // newline was lost); either way it is not trusted.
+            _ if !complete => {
+                log.warnings.push(format!(
+                    "{}:{lineno}: dropping a truncated last line ({} bytes) left by an interrupted write",
+                    path.display(),
+                    line.len()
+                ));
+            }
+            _ => {
+                return Err(Error::Format(format!(
+                    "{}:{lineno}: not a valid record (corrupt log; remove the line to continue)",
+                    path.display()
+                )))
+            }
+        }
+        pos = next;
+    }
+    Ok(log)
+}
+
+/// An open log for appending.
+pub struct Writer {
+    file: std::fs::File,
+    path: std::path::PathBuf,
+}
+
+impl Writer {
+    /// Opens `path` for appending after its last valid line (cutting a truncated tail).
+    pub fn open(path: &Path, valid_len: u64) -> Result<Writer> {
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir).map_err(|e| io(dir, e))?;
+        }
+        let file =
+            std::fs::OpenOptions::new().create(true).truncate(false).write(true).open(path).map_err(|e| io(path, e))?;
+        file.set_len(valid_len).map_err(|e| io(path, e))?;
+        let mut w = Writer { file, path: path.to_path_buf() };
+        use std::io::Seek;
+        w.file.seek(std::io::SeekFrom::End(0)).map_err(|e| io(path, e))?;
+        Ok(w)
+    }
+
+    /// Appends one line and fsyncs it.
+    pub fn append(&mut self, line: &Line) -> Result<()> {
+        let mut text = serde_json::to_string(line).map_err(|e| Error::Format(format!("record: {e}")))?;
+        text.push('\n');
+        self.file.write_all(text.as_bytes()).map_err(|e| io(&self.path, e))?;
+        self.file.sync_data().map_err(|e| io(&self.path, e))
+    }
+}

@@ -1,0 +1,493 @@
+//! The profiler without a GPU: the measurement protocol over a simulated energy counter and power
+//! trace, the JSONL log's recovery, schema round trip, sharding, merge refusals, a whole sweep
+//! over a simulated GPU (resume included), and the CLI's errors.
+
+use attnjoule::energy::{GpuState, SimGpu};
+use attnjoule::ops::{Attention, Options};
+use attnjoule::profile::*;
+use attnjoule::sweep::backend::{self, RunConfig, Worker, WorkerFactory};
+use attnjoule::sweep::jsonl::{self, Line};
+use attnjoule::sweep::protocol::{self, ProtocolConfig, SimTarget};
+use attnjoule::sweep::{self as sw, merge, MaskChoice, PointSpec, Shard, SweepSpec};
+use attnjoule::work::Variant;
+use std::sync::Arc;
+
+fn proto(seed: u64) -> ProtocolConfig {
+    ProtocolConfig {
+        warmup_calls: 3,
+        min_seconds: 1.0,
+        reps: 5,
+        gap_min_s: 0.1,
+        gap_max_s: 0.5,
+        seed,
+        ..Default::default()
+    }
+}
+
+fn close(a: f64, b: f64, rel: f64) -> bool {
+    (a - b).abs() <= rel * b.abs()
+}
+
+#[test]
+fn protocol_counter_gives_exact_joules_per_call() {
+    // 3.7 ms calls at 520 W over a 65 W idle board.
+    let gpu = SimGpu::new(true, 0.01);
+    let mut t = SimTarget::new(gpu.clone(), 3.7e-3, 520.0, 65.0, 4);
+    let idle = protocol::idle_watts(&mut t, &gpu, 2.0).unwrap();
+    assert!(close(idle, 65.0, 1e-6), "idle {idle}");
+    let m = protocol::measure(&mut t, &gpu, Some(idle), &proto(7)).unwrap();
+    assert_eq!(m.method, EnergyMethod::Counter);
+    assert_eq!(m.reps.len(), 5);
+    for r in &m.reps {
+        assert!(r.device_seconds >= 1.0, "window {} s shorter than min_seconds", r.device_seconds);
+        assert_eq!(r.calls, (1.0f64 / 3.7e-3).ceil() as u64);
+    }
+    assert!(close(m.seconds.median, 3.7e-3, 1e-9), "{}", m.seconds.median);
+    // the counter floors to mJ: at most 1 mJ per window of ~271 calls
+    assert!(close(m.joules.median, 520.0 * 3.7e-3, 1e-5), "{}", m.joules.median);
+    let above = m.joules_above_idle.unwrap().median;
+    assert!(close(above, (520.0 - 65.0) * 3.7e-3, 1e-5), "{above}");
+    assert!(close(m.watts, 520.0, 1e-5));
+    assert!(m.seconds.cv < 1e-9 && m.joules.cv < 1e-5);
+    assert!(!m.throttled);
+    // buffer sets rotate evenly (warm-up + windows)
+    let (lo, hi) = (t.launches.iter().min().unwrap(), t.launches.iter().max().unwrap());
+    assert!(hi - lo <= 1, "rotation {:?}", t.launches);
+}
+
+#[test]
+fn protocol_without_counter_integrates_sampled_power() {
+    let gpu = SimGpu::new(false, 0.01);
+    let mut t = SimTarget::new(gpu.clone(), 0.25, 610.0, 70.0, 1);
+    let idle = protocol::idle_watts(&mut t, &gpu, 2.0).unwrap();
+    assert!(close(idle, 70.0, 1e-9), "idle {idle}");
+    let m = protocol::measure(&mut t, &gpu, Some(idle), &proto(1)).unwrap();
+    assert_eq!(m.method, EnergyMethod::SampledPower);
+    assert!(close(m.seconds.median, 0.25, 1e-12));
+    assert!(close(m.joules.median, 610.0 * 0.25, 1e-9), "{}", m.joules.median);
+    assert!(close(m.joules_above_idle.unwrap().median, 540.0 * 0.25, 1e-9));
+    assert!(m.reps.iter().all(|r| r.energy.samples >= 100));
+}
+
+#[test]
+fn protocol_is_deterministic_and_flags_throttling() {
+    let run = |throttle: bool| {
+        let gpu = SimGpu::new(true, 0.01);
+        if throttle {
+            gpu.set_state(GpuState { throttle_reasons: vec!["sw_power_cap".into()], ..Default::default() });
+        }
+        let mut t = SimTarget::new(gpu.clone(), 1.3e-4, 300.0, 60.0, 3);
+        protocol::measure(&mut t, &gpu, None, &proto(42)).unwrap()
+    };
+    let (a, b) = (run(false), run(false));
+    assert_eq!(a, b);
+    assert!(a.joules_above_idle.is_none());
+    let c = run(true);
+    assert!(c.throttled && c.start.throttled());
+}
+
+#[test]
+fn protocol_lengthens_a_window_the_warmup_underestimated() {
+    // A target whose warm-up launches look 10x slower than steady state: the first window comes
+    // out short and must be redone longer.
+    struct Fast {
+        inner: SimTarget,
+        n: u32,
+    }
+    impl protocol::Target for Fast {
+        fn launch(&mut self, set: usize) -> attnjoule::Result<()> {
+            self.n += 1;
+            let s = if self.n <= 3 { 10e-3 } else { 1e-3 };
+            self.inner.gpu.run(s, 400.0);
+            self.inner.launches[set] += 1;
+            Ok(())
+        }
+        fn sets(&self) -> usize {
+            1
+        }
+        fn record(&mut self) -> attnjoule::Result<attnjoule::device::Timestamp> {
+            self.inner.record()
+        }
+        fn elapsed_s(
+            &mut self,
+            a: attnjoule::device::Timestamp,
+            b: attnjoule::device::Timestamp,
+        ) -> attnjoule::Result<f64> {
+            self.inner.elapsed_s(a, b)
+        }
+        fn synchronize(&mut self) -> attnjoule::Result<()> {
+            Ok(())
+        }
+        fn idle(&mut self, s: f64) {
+            self.inner.idle(s)
+        }
+    }
+    let gpu = SimGpu::new(true, 0.01);
+    let mut t = Fast { inner: SimTarget::new(gpu.clone(), 0.0, 0.0, 50.0, 1), n: 0 };
+    let m = protocol::measure(&mut t, &gpu, None, &proto(3)).unwrap();
+    assert!(m.reps.iter().all(|r| r.device_seconds >= 1.0), "{:?}", m.reps);
+    assert!(close(m.seconds.median, 1e-3, 1e-9));
+}
+
+fn sample_point(variant: &str, ctx: usize, status: PointStatus) -> Point {
+    Point {
+        variant: variant.into(),
+        implementation: "attnjoule".into(),
+        phase: Phase::Prefill,
+        mask: MaskSpec { kind: "causal".into(), size: None, detail: None },
+        shape: attnjoule::Shape::prefill(1, ctx, 8, 1, 128),
+        status,
+        flops: 1e12,
+        min_bytes: 1e9,
+        seconds: Some(Stat::from_samples(&[1e-3, 1.1e-3, 0.9e-3]).unwrap()),
+        joules: Some(Stat::exact(0.5)),
+        joules_above_idle: Some(Stat::exact(0.4)),
+        watts: Some(500.0),
+        energy_method: EnergyMethod::Counter,
+        throttled: false,
+        calls: Some(3000),
+        counters: None,
+        ncu: [("dram_throughput_pct".to_string(), 71.5)].into_iter().collect(),
+        note: None,
+        detail: Some(Box::new(PointDetail {
+            device: Some(1),
+            idle_watts: Some(66.0),
+            rep_seconds: vec![1e-3; 3],
+            start: Some(GpuState {
+                sm_clock_mhz: Some(1980),
+                throttle_reasons: vec!["gpu_idle".into()],
+                ..Default::default()
+            }),
+            ..Default::default()
+        })),
+    }
+}
+
+fn profile(gpu: &str, driver: &str, points: Vec<Point>) -> Profile {
+    Profile {
+        schema_version: SCHEMA_VERSION,
+        kind: ProfileKind::Measured,
+        gpu: GpuInfo { name: gpu.into(), driver: Some(driver.into()), ..Default::default() },
+        created: "2026-11-23".into(),
+        tool: None,
+        peaks: None,
+        idle_watts: Some(66.0),
+        points,
+        gemm: vec![],
+        notes: vec![],
+    }
+}
+
+#[test]
+fn schema_round_trip_with_all_statuses() {
+    let p = profile(
+        "NVIDIA H100 80GB HBM3",
+        "580.1",
+        vec![
+            sample_point("flash", 4096, PointStatus::Ok),
+            sample_point("dense", 65536, PointStatus::Infeasible { need_gib: 128.1, have_gib: 79.0 }),
+            sample_point("flash", 8192, PointStatus::Failed { error: "variant flash is not built yet".into() }),
+        ],
+    );
+    let back = Profile::from_json(&p.to_json()).unwrap();
+    assert_eq!(back, p);
+    // A point without the optional detail (older writers, peers) still reads.
+    let mut v: serde_json::Value = serde_json::from_str(&p.to_json()).unwrap();
+    v["points"][0].as_object_mut().unwrap().remove("detail");
+    let q = Profile::from_json(&v.to_string()).unwrap();
+    assert!(q.points[0].detail.is_none());
+}
+
+#[test]
+fn jsonl_drops_a_cut_last_line_and_appends_after_it() {
+    let dir = tempdir("jsonl");
+    let path = dir.join("points.jsonl");
+    let mut w = jsonl::Writer::open(&path, 0).unwrap();
+    let h = jsonl::Header {
+        kind: ProfileKind::Measured,
+        gpu: GpuInfo { name: "g".into(), ..Default::default() },
+        created: "2026-11-23".into(),
+        tool: None,
+        idle_watts: None,
+        config: serde_json::Value::Null,
+    };
+    w.append(&Line { header: Some(h.clone()), ..Default::default() }).unwrap();
+    for ctx in [1024, 2048, 4096] {
+        w.append(&Line { point: Some(sample_point("flash", ctx, PointStatus::Ok)), ..Default::default() }).unwrap();
+    }
+    drop(w);
+    // A crash in the middle of the 4th write.
+    let full = serde_json::to_string(&Line {
+        point: Some(sample_point("flash", 8192, PointStatus::Ok)),
+        ..Default::default()
+    })
+    .unwrap();
+    let mut f = std::fs::OpenOptions::new().append(true).open(&path).unwrap();
+    std::io::Write::write_all(&mut f, &full.as_bytes()[..full.len() / 2]).unwrap();
+    drop(f);
+    let log = jsonl::read(&path).unwrap();
+    assert_eq!(log.header, Some(h));
+    assert_eq!(log.points.len(), 3);
+    assert_eq!(log.warnings.len(), 1);
+    assert!(log.warnings[0].contains("truncated last line"), "{}", log.warnings[0]);
+    // Resume appends after the last good line.
+    let mut w = jsonl::Writer::open(&path, log.valid_len).unwrap();
+    w.append(&Line { point: Some(sample_point("flash", 8192, PointStatus::Ok)), ..Default::default() }).unwrap();
+    let log = jsonl::read(&path).unwrap();
+    assert_eq!(log.points.len(), 4);
+    assert!(log.warnings.is_empty());
+    // A corrupt line in the middle is an error naming the line, not a silent skip.
+    let text = std::fs::read_to_string(&path).unwrap();
+    let mut lines: Vec<&str> = text.lines().collect();
+    lines[2] = "{\"point\": garbage";
+    std::fs::write(&path, lines.join("\n") + "\n").unwrap();
+    let e = jsonl::read(&path).unwrap_err().to_string();
+    assert!(e.contains(":3:"), "{e}");
+}
+
+#[test]
+fn merge_joins_shards_and_refuses_mixtures() {
+    let a = profile("NVIDIA H100 80GB HBM3", "580.1", vec![sample_point("flash", 1024, PointStatus::Ok)]);
+    let b = profile(
+        "NVIDIA H100 80GB HBM3",
+        "580.1",
+        vec![
+            sample_point("flash", 2048, PointStatus::Ok),
+            sample_point("flash", 1024, PointStatus::Failed { error: "x".into() }),
+        ],
+    );
+    let m = merge::merge(vec![("a".into(), a.clone()), ("b".into(), b.clone())]).unwrap();
+    assert_eq!(m.points.len(), 2);
+    assert!(m.points.iter().all(|p| p.status == PointStatus::Ok), "the ok duplicate wins");
+    let other_gpu = profile("NVIDIA A100-SXM4-80GB", "580.1", vec![]);
+    let e = merge::merge(vec![("a".into(), a.clone()), ("c".into(), other_gpu)]).unwrap_err().to_string();
+    assert!(e.contains("different GPU models"), "{e}");
+    let other_driver = profile("NVIDIA H100 80GB HBM3", "575.0", vec![]);
+    let e = merge::merge(vec![("a".into(), a.clone()), ("d".into(), other_driver)]).unwrap_err().to_string();
+    assert!(e.contains("different drivers"), "{e}");
+    let mut emulated = a.clone();
+    emulated.kind = ProfileKind::Emulated;
+    assert!(merge::merge(vec![("a".into(), a), ("e".into(), emulated)]).is_err());
+}
+
+#[test]
+fn compare_ratios_match_configurations() {
+    let ours = profile(
+        "g",
+        "d",
+        vec![sample_point("flash", 1024, PointStatus::Ok), sample_point("flash", 2048, PointStatus::Ok)],
+    );
+    let mut peer_pt = sample_point("sdpa_flash", 1024, PointStatus::Ok);
+    peer_pt.implementation = "torch".into();
+    peer_pt.seconds = Some(Stat::exact(2e-3));
+    peer_pt.joules = Some(Stat::exact(1.0));
+    let peer = profile("g", "d", vec![peer_pt]);
+    let rows = sw::compare::compare(&ours, &peer, None, None);
+    assert_eq!(rows.len(), 1, "only ctx 1024 is in both");
+    assert!(close(rows[0].time_ratio, 0.5, 1e-12) && close(rows[0].joules_ratio.unwrap(), 0.5, 1e-12));
+    assert_eq!(rows[0].b, "torch:sdpa_flash");
+}
+
+/// A simulated GPU worker: the real protocol over SimGpu, call time from the work count.
+struct SimWorker {
+    mem: usize,
+    proto: ProtocolConfig,
+}
+
+impl Worker for SimWorker {
+    fn kind(&self) -> ProfileKind {
+        ProfileKind::Measured
+    }
+    fn info(&self) -> GpuInfo {
+        GpuInfo { name: "Simulated GPU".into(), driver: Some("sim".into()), ..Default::default() }
+    }
+    fn idle_watts(&self) -> Option<f64> {
+        Some(60.0)
+    }
+    fn point(&mut self, spec: &PointSpec, _seed: u64) -> Point {
+        let att = match Attention::new(spec.variant, &spec.problem(), &Options::default()) {
+            Ok(a) => a,
+            Err(e) => return backend::failed(spec, e),
+        };
+        if let Some((need_gib, have_gib)) = sw::infeasible(att.footprint_bytes() as u128, self.mem as u128) {
+            return backend::blank_point(spec, PointStatus::Infeasible { need_gib, have_gib });
+        }
+        let gpu = SimGpu::new(true, 0.01);
+        let call_s = att.work().executed_flops / 100e12;
+        let mut t = SimTarget::new(gpu.clone(), call_s, 400.0, 60.0, 2);
+        match protocol::measure(&mut t, &gpu, Some(60.0), &self.proto) {
+            Ok(m) => backend::measured_point(backend::blank_point(spec, PointStatus::Ok), &m, Some(60.0), 2),
+            Err(e) => backend::failed(spec, e),
+        }
+    }
+    fn gemm(&mut self, m: usize, n: usize, k: usize) -> attnjoule::Result<GemmPoint> {
+        let f = 2.0 * (m * n * k) as f64;
+        Ok(GemmPoint {
+            m: m as u64,
+            n: n as u64,
+            k: k as u64,
+            seconds: Stat::exact(f / 500e12),
+            joules: Some(Stat::exact(f * 1e-12)),
+            energy_method: EnergyMethod::Counter,
+        })
+    }
+}
+
+fn sim_factory(mem: usize) -> WorkerFactory {
+    Arc::new(move |_, cfg: &RunConfig| Ok(Box::new(SimWorker { mem, proto: cfg.protocol.clone() }) as Box<dyn Worker>))
+}
+
+fn tempdir(name: &str) -> std::path::PathBuf {
+    let d = std::env::temp_dir().join(format!(
+        "attnjoule-test-{name}-{}-{}",
+        std::process::id(),
+        attnjoule::reference::fresh_seed()
+    ));
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}
+
+fn sim_config(out: &std::path::Path) -> RunConfig {
+    RunConfig {
+        spec: SweepSpec {
+            variants: vec![Variant::Dense, Variant::Flash],
+            phases: vec![Phase::Prefill, Phase::Decode],
+            contexts: vec![1024, 4096, 65536],
+            decode_tokens: vec![1, 16],
+            masks: vec![MaskChoice::Causal],
+            ..Default::default()
+        },
+        protocol: ProtocolConfig { min_seconds: 0.05, reps: 3, warmup_calls: 2, ..Default::default() },
+        out: Some(out.to_path_buf()),
+        gemm: vec![(256, 256, 256)],
+        ..Default::default()
+    }
+}
+
+#[test]
+fn sweep_over_simulated_gpu_records_ok_infeasible_failed_and_resumes() {
+    let dir = tempdir("sweep");
+    let cfg = sim_config(&dir);
+    let mut lines = Vec::new();
+    let out = backend::run_with(&cfg, sim_factory(80 << 30), &mut |l| lines.push(l.to_string())).unwrap();
+    // dense prefill 3 + flash prefill 3 + dense decode 3x2 = 12 points
+    let p = &out.profile;
+    assert_eq!(p.points.len(), 12);
+    let by = |v: &str, ph: Phase, ctx: usize| {
+        p.points
+            .iter()
+            .find(|x| x.variant == v && x.phase == ph && x.shape.seq_k == ctx && x.shape.seq_q != 16)
+            .unwrap()
+    };
+    assert_eq!(by("dense", Phase::Prefill, 4096).status, PointStatus::Ok);
+    match &by("dense", Phase::Prefill, 65536).status {
+        PointStatus::Infeasible { need_gib, have_gib } => assert!(*need_gib > 128.0 && *have_gib == 80.0),
+        s => panic!("dense 64K prefill should not fit 80 GiB: {s:?}"),
+    }
+    // flash is not built yet: recorded as failed, the sweep went on
+    if let PointStatus::Failed { error } = &by("flash", Phase::Prefill, 1024).status {
+        assert!(error.contains("not built"), "{error}");
+    }
+    let ok = by("dense", Phase::Decode, 65536);
+    assert_eq!(ok.status, PointStatus::Ok);
+    assert!(ok.seconds.unwrap().median > 0.0 && ok.joules.unwrap().median > 0.0);
+    assert_eq!(p.gemm.len(), 1);
+    assert!(lines.iter().any(|l| l.contains("[12/12]") && l.contains("ETA")), "{lines:?}");
+    assert!(out.files.iter().any(|f| f.extension().is_some_and(|e| e == "csv")));
+    let csv = std::fs::read_to_string(dir.join("profile.csv")).unwrap();
+    assert_eq!(csv.lines().count(), 13);
+    let loaded = Profile::load(&dir.join("profile.json")).unwrap();
+    assert_eq!(loaded.points.len(), 12);
+    for (a, b) in loaded.points.iter().zip(&out.profile.points) {
+        assert_eq!((sw::point_key(a), &a.status), (sw::point_key(b), &b.status));
+        // JSON keeps 17 significant digits; the last may differ.
+        assert_eq!(a.seconds.map(|s| (s.median * 1e12).round()), b.seconds.map(|s| (s.median * 1e12).round()));
+    }
+
+    // A second run without --resume refuses to overwrite the log.
+    let e = backend::run_with(&cfg, sim_factory(80 << 30), &mut |_| {}).unwrap_err().to_string();
+    assert!(e.contains("--resume"), "{e}");
+
+    // Cut the log after 5 points plus half a line, then resume: the rest is measured once.
+    let log = dir.join("points.jsonl");
+    let text = std::fs::read_to_string(&log).unwrap();
+    let keep: Vec<&str> = text.lines().take(1 + 5).collect();
+    let cut = text.lines().nth(7).unwrap();
+    std::fs::write(&log, keep.join("\n") + "\n" + &cut[..cut.len() / 3]).unwrap();
+    let mut lines = Vec::new();
+    let cfg2 = RunConfig { resume: true, ..cfg.clone() };
+    let out2 = backend::run_with(&cfg2, sim_factory(80 << 30), &mut |l| lines.push(l.to_string())).unwrap();
+    assert!(lines.iter().any(|l| l.contains("truncated last line")), "{lines:?}");
+    assert!(lines.iter().any(|l| l.contains("5 points done, 7 to go")), "{lines:?}");
+    assert_eq!(out2.profile.points.len(), 12);
+    let keys: std::collections::HashSet<String> = out2.profile.points.iter().map(sw::point_key).collect();
+    assert_eq!(keys.len(), 12);
+    assert_eq!(out2.profile.gemm.len(), 1, "GEMM point kept once");
+}
+
+#[test]
+fn shards_then_merge_equal_one_sweep() {
+    let dir = tempdir("shards");
+    let base = sim_config(&dir);
+    let all: Vec<String> = sw::enumerate(&base.spec).unwrap().iter().map(|p| p.key()).collect();
+    let mut inputs = Vec::new();
+    for i in 0..3 {
+        let cfg = RunConfig { shard: Some(Shard { index: i, count: 3 }), ..base.clone() };
+        let out = backend::run_with(&cfg, sim_factory(80 << 30), &mut |_| {}).unwrap();
+        assert!(out.log.ends_with(format!("points-shard{i}of3.jsonl")));
+        let (p, _) = merge::load_any(&out.log).unwrap();
+        inputs.push((out.log.display().to_string(), p));
+    }
+    let m = merge::merge(inputs).unwrap();
+    let mut got: Vec<String> = m.points.iter().map(sw::point_key).collect();
+    let mut want = all.clone();
+    got.sort();
+    want.sort();
+    assert_eq!(got, want, "every point exactly once");
+    assert_eq!(m.gemm.len(), 1, "GEMM from shard 0 only");
+}
+
+fn bin() -> std::process::Command {
+    std::process::Command::new(env!("CARGO_BIN_EXE_attnjoule"))
+}
+
+#[test]
+fn cli_without_driver_says_so_in_one_line() {
+    if attnjoule::device::cuda::driver_present() {
+        return; // GPU machine: the sweep would run
+    }
+    for args in [&["sweep", "--ctx", "1024"][..], &["ncu", "--variant", "dense", "--ctx", "1024"][..]] {
+        let out = bin().args(args).output().unwrap();
+        assert!(!out.status.success());
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(err.trim_end().lines().count(), 1, "{args:?}: {err}");
+        assert!(err.contains("no CUDA driver found") && err.contains("--backend emu"), "{err}");
+    }
+}
+
+#[test]
+fn cli_rejects_bad_flags_and_mixed_merges() {
+    let out = bin().args(["sweep", "--backend", "emu", "--shard", "3/2"]).output().unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("shard"));
+    let out = bin().args(["sweep", "--backend", "emu", "--variants", "sparse"]).output().unwrap();
+    assert!(String::from_utf8_lossy(&out.stderr).contains("unknown variant"));
+    let dir = tempdir("cli-merge");
+    let a = profile("NVIDIA H100 80GB HBM3", "580.1", vec![sample_point("flash", 1024, PointStatus::Ok)]);
+    let b = profile("NVIDIA A100-SXM4-80GB", "580.1", vec![sample_point("flash", 2048, PointStatus::Ok)]);
+    a.save(&dir.join("a.json")).unwrap();
+    b.save(&dir.join("b.json")).unwrap();
+    let out = bin()
+        .arg("merge")
+        .arg(dir.join("a.json"))
+        .arg(dir.join("b.json"))
+        .arg("-o")
+        .arg(dir.join("m.json"))
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("different GPU models"));
+    let out = bin().arg("compare").arg(dir.join("a.json")).arg(dir.join("a.json")).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("1.000"));
+}
