@@ -1072,7 +1072,7 @@ impl<'a> Blk<'a, '_> {
 
     #[inline(always)]
     fn check_align(&mut self, addr: u64, size: u64, w: u32, lane: usize, line: u32) -> Result<()> {
-        if addr % size == 0 {
+        if addr.is_multiple_of(size) {
             return Ok(());
         }
         self.misaligned(addr, size, w, lane, line)
@@ -1839,7 +1839,7 @@ impl<'a> Blk<'a, '_> {
                         let mut data = [0u8; 16];
                         let mut o = 0u32;
                         while o < src_size {
-                            let step = if src_size - o >= 4 && (src + o as u64) % 4 == 0 { 4 } else { 1 };
+                            let step = if src_size - o >= 4 && (src + o as u64).is_multiple_of(4) { 4 } else { 1 };
                             let v = self.access(Space::Global, src + o as u64, step, None, w, lane, i.line)?;
                             data[o as usize..(o + step) as usize].copy_from_slice(&v.to_le_bytes()[..step as usize]);
                             o += step;
