@@ -49,3 +49,11 @@ extern "C" __global__ void bug_uninit_global(const float* in, float* out) {
   const int t = threadIdx.x;
   out[t] = in[t] + 1.0f;  // BUG: in was allocated but never written
 }
+
+// Not a bug but an instruction the emulator does not implement (testp): launching it must fail
+// with an error naming the instruction and its PTX line, never skip it.
+extern "C" __global__ void emu_unsupported(const float* in, int* out) {
+  int r;
+  asm volatile("{ .reg .pred p; testp.finite.f32 p, %1; selp.s32 %0, 1, 0, p; }" : "=r"(r) : "f"(in[threadIdx.x]));
+  out[threadIdx.x] = r;
+}

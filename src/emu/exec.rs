@@ -1868,6 +1868,11 @@ impl<'a> Blk<'a, '_> {
                         }
                     }
                 }
+                Op::Activemask => {
+                    lanes!(m, lane, {
+                        r[ix(i.d, lane)] = active as u64;
+                    });
+                }
                 Op::Clock => {
                     let c = self.clock;
                     lanes!(m, lane, {
