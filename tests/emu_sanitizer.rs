@@ -134,3 +134,16 @@ fn parameter_size_mismatch_is_an_error() {
     let err = attnjoule::device::Device::launch(&dev, k, cfg, &[&p, &p]).expect_err("two args");
     assert!(err.to_string().contains("takes 1 parameters"), "{err}");
 }
+
+#[test]
+fn missing_syncwarp_is_an_intra_warp_race() {
+    let dev = EmuDevice::new();
+    let input: Vec<i32> = (0..32).collect();
+    let (ib, ob) = (buf(&dev, &input), out(&dev, 4 * 32));
+    let rep = launch(&dev, "emu_bugs", "bug_missing_syncwarp", [1, 1, 1], [32, 1, 1], &[ptr(&ib), ptr(&ob)]);
+    expect(&rep, FindingKind::SharedRace, "BUG: missing __syncwarp");
+    let rep = launch(&dev, "emu_bugs", "ok_syncwarp", [1, 1, 1], [32, 1, 1], &[ptr(&ib), ptr(&ob)]);
+    assert_eq!(rep.findings_total, 0, "{:?}", rep.findings);
+    let got: Vec<i32> = get(&dev, &ob, 32);
+    assert_eq!(got, (0..32).map(|l| (l + 1) % 32).collect::<Vec<i32>>());
+}

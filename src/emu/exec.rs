@@ -102,6 +102,8 @@ struct Blk<'a, 's> {
     bar_expected: [u32; 16],
     /// Sanitizer: one finding per warp instruction.
     flagged: bool,
+    /// bar.warp.sync count of each warp (orders the lanes of one warp for racecheck).
+    wsync: [u32; 32],
     /// Index of the allocation the last global access hit (most accesses hit the same one).
     last_alloc: std::cell::Cell<usize>,
     /// The current access is an atomic: atomics do not race with each other.
@@ -774,6 +776,7 @@ pub fn run_block(l: &LaunchCtx, bid: u64, s: &mut Scratch) -> Result<BlockOut> {
         bar_expected: [0; 16],
         flagged: false,
         atomic: false,
+        wsync: [0; 32],
         last_alloc: std::cell::Cell::new(0),
     };
     let warps = &mut s.warps;
@@ -1042,7 +1045,8 @@ impl<'a> Blk<'a, '_> {
                 }
                 continue;
             }
-            let h = track(&mut self.shadow[bo as usize], tid, write, self.epoch, self.block_start);
+            let ws = self.wsync[w as usize];
+            let h = track(&mut self.shadow[bo as usize], tid, write, self.epoch, self.block_start, ws);
             if h != SharedHazard::None && !self.flagged {
                 self.flagged = true;
                 let (kind, msg) = match h {
@@ -1666,6 +1670,7 @@ impl<'a> Blk<'a, '_> {
                 Op::WarpSync => {
                     let members = if m != 0 { r[ix(i.a, m.trailing_zeros() as usize)] as u32 } else { 0 };
                     self.check_members(members, m, warp.live, w, i.line, "bar.warp.sync");
+                    self.wsync[w as usize] += 1;
                 }
                 Op::Shfl(mode) => {
                     let members = if m != 0 { r[ix(i.e, m.trailing_zeros() as usize)] as u32 } else { 0 };
