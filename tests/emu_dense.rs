@@ -68,3 +68,33 @@ fn dense_seq_q_ne_seq_k() {
     check(Shape::decode(2, 17, 100, 4, 2, 64), Mask::Causal);
     check(Shape::decode(1, 64, 33, 2, 1, 128), Mask::None);
 }
+
+/// Blocks run in parallel; the result must not depend on the number of worker threads.
+#[test]
+fn dense_independent_of_thread_count() {
+    use attnjoule::emu::EmuOptions;
+    let shape = Shape::prefill(1, 100, 2, 1, 64);
+    let p = Problem::new(shape, Mask::Causal);
+    let seed = reference::fresh_seed();
+    println!("seed {seed}");
+    let q = reference::random_bf16(shape.q_elems(), seed);
+    let k = reference::random_bf16(shape.kv_elems(), seed ^ 5);
+    let v = reference::random_bf16(shape.kv_elems(), seed ^ 6);
+    let att = Attention::new(Variant::Dense, &p, &Options::default()).expect("plan");
+    let run = |threads| {
+        let dev = EmuDevice::with_options(EmuOptions { threads: Some(threads), ..Default::default() }).expect("device");
+        let (o, reps) = att.run_once(&dev, &q, &k, &v).expect("run");
+        (o, reps.into_iter().map(|r| r.counters).collect::<Vec<_>>())
+    };
+    let (a, ca) = run(1);
+    let (b, cb) = run(3);
+    assert_eq!(
+        a.o.iter().map(|x| x.to_bits()).collect::<Vec<_>>(),
+        b.o.iter().map(|x| x.to_bits()).collect::<Vec<_>>()
+    );
+    assert_eq!(
+        a.lse.iter().map(|x| x.to_bits()).collect::<Vec<_>>(),
+        b.lse.iter().map(|x| x.to_bits()).collect::<Vec<_>>()
+    );
+    assert_eq!(ca, cb);
+}

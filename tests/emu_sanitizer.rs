@@ -107,3 +107,43 @@ fn sanitizer_off_faults_instead() {
     println!("{err}");
     assert!(err.to_string().contains("PTX line"));
 }
+
+#[test]
+fn unsupported_instruction_is_an_error_with_its_line() {
+    let dev = EmuDevice::new();
+    let (ib, ob) = (buf(&dev, &vec![1f32; 32]), out(&dev, 4 * 32));
+    let k = attnjoule::kernels::KernelRef::new("emu_bugs", "emu_unsupported").expect("kernel");
+    let cfg = attnjoule::device::LaunchConfig { grid: [1, 1, 1], block: [32, 1, 1], dynamic_shared_bytes: 0 };
+    let (p1, p2) = (ptr(&ib), ptr(&ob));
+    let err = attnjoule::device::Device::launch(&dev, k, cfg, &[&p1, &p2]).expect_err("must not run");
+    let msg = err.to_string();
+    println!("{msg}");
+    assert!(msg.contains("testp") && msg.contains("line"), "{msg}");
+}
+
+#[test]
+fn parameter_size_mismatch_is_an_error() {
+    let dev = EmuDevice::new();
+    let ob = out(&dev, 4 * 32);
+    let k = attnjoule::kernels::KernelRef::new("emu_bugs", "bug_uninit_shared").expect("kernel");
+    let cfg = attnjoule::device::LaunchConfig { grid: [1, 1, 1], block: [64, 1, 1], dynamic_shared_bytes: 0 };
+    let short = [0u8; 4];
+    let err = attnjoule::device::Device::launch(&dev, k, cfg, &[&short]).expect_err("4-byte pointer");
+    assert!(err.to_string().contains("8 bytes in the PTX"), "{err}");
+    let p = ptr(&ob);
+    let err = attnjoule::device::Device::launch(&dev, k, cfg, &[&p, &p]).expect_err("two args");
+    assert!(err.to_string().contains("takes 1 parameters"), "{err}");
+}
+
+#[test]
+fn missing_syncwarp_is_an_intra_warp_race() {
+    let dev = EmuDevice::new();
+    let input: Vec<i32> = (0..32).collect();
+    let (ib, ob) = (buf(&dev, &input), out(&dev, 4 * 32));
+    let rep = launch(&dev, "emu_bugs", "bug_missing_syncwarp", [1, 1, 1], [32, 1, 1], &[ptr(&ib), ptr(&ob)]);
+    expect(&rep, FindingKind::SharedRace, "BUG: missing __syncwarp");
+    let rep = launch(&dev, "emu_bugs", "ok_syncwarp", [1, 1, 1], [32, 1, 1], &[ptr(&ib), ptr(&ob)]);
+    assert_eq!(rep.findings_total, 0, "{:?}", rep.findings);
+    let got: Vec<i32> = get(&dev, &ob, 32);
+    assert_eq!(got, (0..32).map(|l| (l + 1) % 32).collect::<Vec<i32>>());
+}

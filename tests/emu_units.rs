@@ -36,6 +36,8 @@ fn c_pos(lane: usize, i: usize) -> (usize, usize) {
     (if i < 2 { g } else { g + 8 }, t * 2 + (i & 1))
 }
 
+type Pos = fn(usize, usize) -> (usize, usize);
+
 fn mma_case(entry: &str, k: usize, is_bf16: bool) {
     let dev = EmuDevice::new();
     let mut rng = Rng(seed());
@@ -47,8 +49,7 @@ fn mma_case(entry: &str, k: usize, is_bf16: bool) {
         (0..k).map(|_| (0..8).map(|_| to_bits(rng.range(-400, 400) as f32 / 89.0)).collect()).collect();
     let c: Vec<Vec<f32>> = (0..16).map(|_| (0..8).map(|_| rng.range(-1000, 1000) as f32 / 13.0).collect()).collect();
     let (na, nb) = if k == 16 { (4, 2) } else { (2, 1) };
-    let (apos, bpos): (fn(usize, usize) -> (usize, usize), fn(usize, usize) -> (usize, usize)) =
-        if k == 16 { (a_pos_k16, b_pos_k16) } else { (a_pos_k8, b_pos_k8) };
+    let (apos, bpos): (Pos, Pos) = if k == 16 { (a_pos_k16, b_pos_k16) } else { (a_pos_k8, b_pos_k8) };
     let mut af = vec![0u32; 4 * 32];
     let mut bfr = vec![0u32; 2 * 32];
     let mut cf = vec![0f32; 4 * 32];

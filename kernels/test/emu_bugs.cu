@@ -49,3 +49,28 @@ extern "C" __global__ void bug_uninit_global(const float* in, float* out) {
   const int t = threadIdx.x;
   out[t] = in[t] + 1.0f;  // BUG: in was allocated but never written
 }
+
+// One warp: lanes read what their neighbour wrote. Without __syncwarp this is a race under
+// independent thread scheduling; the _ok twin has the __syncwarp and must be clean.
+extern "C" __global__ void bug_missing_syncwarp(const int* in, int* out) {
+  __shared__ int s[32];
+  const int l = threadIdx.x;
+  s[l] = in[l];
+  out[l] = s[(l + 1) % 32];  // BUG: missing __syncwarp before reading a neighbour's write
+}
+
+extern "C" __global__ void ok_syncwarp(const int* in, int* out) {
+  __shared__ int s[32];
+  const int l = threadIdx.x;
+  s[l] = in[l];
+  __syncwarp();
+  out[l] = s[(l + 1) % 32];
+}
+
+// Not a bug but an instruction the emulator does not implement (testp): launching it must fail
+// with an error naming the instruction and its PTX line, never skip it.
+extern "C" __global__ void emu_unsupported(const float* in, int* out) {
+  int r;
+  asm volatile("{ .reg .pred p; testp.finite.f32 p, %1; selp.s32 %0, 1, 0, p; }" : "=r"(r) : "f"(in[threadIdx.x]));
+  out[threadIdx.x] = r;
+}

@@ -174,7 +174,7 @@ pub fn run(a: Args) -> anyhow::Result<()> {
             );
         }
     }
-    if !(rel_l2 <= 1e-2) {
+    if rel_l2.is_nan() || rel_l2 > 1e-2 {
         return Err(anyhow!("rel L2 error {rel_l2:.3e} exceeds 1e-2"));
     }
     Ok(())

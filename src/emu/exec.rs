@@ -102,6 +102,10 @@ struct Blk<'a, 's> {
     bar_expected: [u32; 16],
     /// Sanitizer: one finding per warp instruction.
     flagged: bool,
+    /// bar.warp.sync count of each warp (orders the lanes of one warp for racecheck).
+    wsync: [u32; 32],
+    /// Index of the allocation the last global access hit (most accesses hit the same one).
+    last_alloc: std::cell::Cell<usize>,
     /// The current access is an atomic: atomics do not race with each other.
     atomic: bool,
 }
@@ -140,6 +144,106 @@ macro_rules! lanes {
     }};
 }
 
+/// Reads (write None) or writes `size` bytes little-endian at `o` (in bounds).
+#[inline(always)]
+fn rw_bytes(mem: &mut [u8], o: usize, size: u32, write: Option<u64>) -> u64 {
+    match (size, write) {
+        (4, None) => u32::from_le_bytes(mem[o..o + 4].try_into().unwrap_or([0; 4])) as u64,
+        (4, Some(v)) => {
+            mem[o..o + 4].copy_from_slice(&(v as u32).to_le_bytes());
+            0
+        }
+        (2, None) => u16::from_le_bytes(mem[o..o + 2].try_into().unwrap_or([0; 2])) as u64,
+        (2, Some(v)) => {
+            mem[o..o + 2].copy_from_slice(&(v as u16).to_le_bytes());
+            0
+        }
+        (8, None) => u64::from_le_bytes(mem[o..o + 8].try_into().unwrap_or([0; 8])),
+        (8, Some(v)) => {
+            mem[o..o + 8].copy_from_slice(&v.to_le_bytes());
+            0
+        }
+        (_, None) => {
+            let mut b = [0u8; 8];
+            b[..size as usize].copy_from_slice(&mem[o..o + size as usize]);
+            u64::from_le_bytes(b)
+        }
+        (_, Some(v)) => {
+            mem[o..o + size as usize].copy_from_slice(&v.to_le_bytes()[..size as usize]);
+            0
+        }
+    }
+}
+
+/// d = f(a, b) over the lanes of `m`; the full-warp case is a plain loop the compiler vectorizes.
+#[inline(always)]
+fn map2(r: &mut [u64], m: u32, d: u32, a: u32, b: u32, f: impl Fn(u64, u64) -> u64) {
+    let (a0, b0, d0) = (ix(a, 0), ix(b, 0), ix(d, 0));
+    let av: [u64; 32] = r[a0..a0 + 32].try_into().unwrap_or([0; 32]);
+    let bv: [u64; 32] = r[b0..b0 + 32].try_into().unwrap_or([0; 32]);
+    let dst = &mut r[d0..d0 + 32];
+    if m == u32::MAX {
+        for l in 0..32 {
+            dst[l] = f(av[l], bv[l]);
+        }
+    } else {
+        lanes!(m, l, {
+            dst[l] = f(av[l], bv[l]);
+        });
+    }
+}
+
+/// d = f(a, b, c) over the lanes of `m`.
+#[inline(always)]
+fn map3(r: &mut [u64], m: u32, d: u32, a: u32, b: u32, c: u32, f: impl Fn(u64, u64, u64) -> u64) {
+    let (a0, b0, c0, d0) = (ix(a, 0), ix(b, 0), ix(c, 0), ix(d, 0));
+    let av: [u64; 32] = r[a0..a0 + 32].try_into().unwrap_or([0; 32]);
+    let bv: [u64; 32] = r[b0..b0 + 32].try_into().unwrap_or([0; 32]);
+    let cv: [u64; 32] = r[c0..c0 + 32].try_into().unwrap_or([0; 32]);
+    let dst = &mut r[d0..d0 + 32];
+    if m == u32::MAX {
+        for l in 0..32 {
+            dst[l] = f(av[l], bv[l], cv[l]);
+        }
+    } else {
+        lanes!(m, l, {
+            dst[l] = f(av[l], bv[l], cv[l]);
+        });
+    }
+}
+
+/// d = f(a) over the lanes of `m`.
+#[inline(always)]
+fn map1(r: &mut [u64], m: u32, d: u32, a: u32, f: impl Fn(u64) -> u64) {
+    let (a0, d0) = (ix(a, 0), ix(d, 0));
+    let av: [u64; 32] = r[a0..a0 + 32].try_into().unwrap_or([0; 32]);
+    let dst = &mut r[d0..d0 + 32];
+    if m == u32::MAX {
+        for l in 0..32 {
+            dst[l] = f(av[l]);
+        }
+    } else {
+        lanes!(m, l, {
+            dst[l] = f(av[l]);
+        });
+    }
+}
+
+#[inline(always)]
+fn find_cached<'x>(v: &'x [Arc<Alloc>], addr: u64, last: &std::cell::Cell<usize>) -> Option<&'x Arc<Alloc>> {
+    if let Some(a) = v.get(last.get()) {
+        if a.contains(addr, 1) {
+            return Some(a);
+        }
+    }
+    let i = v.partition_point(|a| a.base <= addr);
+    if i == 0 {
+        return None;
+    }
+    last.set(i - 1);
+    find_in(v, addr, 1)
+}
+
 enum Resolved<'x> {
     Global(&'x Alloc, u64),
     Shared(u64),
@@ -173,6 +277,21 @@ fn out32(x: f32, ftz: bool, sat: bool) -> u64 {
     x.to_bits() as u64
 }
 
+/// The next f32 above / below `x` (f32::next_up/next_down need Rust 1.86; MSRV is 1.85).
+fn next_up(x: f32) -> f32 {
+    if x.is_nan() || x == f32::INFINITY {
+        return x;
+    }
+    if x == 0.0 {
+        return f32::from_bits(1);
+    }
+    let b = x.to_bits();
+    f32::from_bits(if x > 0.0 { b + 1 } else { b - 1 })
+}
+fn next_down(x: f32) -> f32 {
+    -next_up(-x)
+}
+
 /// Error of the f64 sum `s = a + b` (Knuth's two-sum): `a + b == s + err` exactly.
 #[inline]
 fn two_sum_err(a: f64, b: f64, s: f64) -> f64 {
@@ -201,15 +320,15 @@ pub fn round_f32(hi: f64, lo: f64, r: Rnd) -> f32 {
         0.0
     };
     match r {
-        Rnd::Rm if sign < 0.0 => x.next_down(),
-        Rnd::Rp if sign > 0.0 => x.next_up(),
-        Rnd::Rz if sign < 0.0 && x > 0.0 => x.next_down(),
-        Rnd::Rz if sign > 0.0 && x < 0.0 => x.next_up(),
+        Rnd::Rm if sign < 0.0 => next_down(x),
+        Rnd::Rp if sign > 0.0 => next_up(x),
+        Rnd::Rz if sign < 0.0 && x > 0.0 => next_down(x),
+        Rnd::Rz if sign > 0.0 && x < 0.0 => next_up(x),
         Rnd::Rm | Rnd::Rp | Rnd::Rz => x,
         _ => {
             // Round to nearest: hi may sit exactly on an f32 midpoint that lo breaks.
             if lo != 0.0 && d != 0.0 {
-                let other = if d > 0.0 { x.next_up() } else { x.next_down() };
+                let other = if d > 0.0 { next_up(x) } else { next_down(x) };
                 let mid = (x as f64 + other as f64) * 0.5;
                 if hi == mid {
                     return if (lo > 0.0) == (other > x) { other } else { x };
@@ -220,10 +339,18 @@ pub fn round_f32(hi: f64, lo: f64, r: Rnd) -> f32 {
     }
 }
 
-#[inline]
+#[inline(always)]
 fn f32_fma(a: f32, b: f32, c: f32, r: Rnd) -> f32 {
     let p = a as f64 * b as f64; // exact
     let s = p + c as f64;
+    if matches!(r, Rnd::Default | Rnd::Rn) {
+        // Rounding s to f32 is correct unless s lies exactly halfway between two f32 values
+        // (low 29 mantissa bits 1000...0) or the result is subnormal; then use the exact path.
+        let x = s as f32;
+        if s.to_bits() & 0x1fff_ffff != 0x1000_0000 && (x.abs() >= f32::MIN_POSITIVE || x == 0.0) {
+            return x;
+        }
+    }
     round_f32(s, two_sum_err(p, c as f64, s), r)
 }
 
@@ -602,10 +729,16 @@ pub fn run_block(l: &LaunchCtx, bid: u64, s: &mut Scratch) -> Result<BlockOut> {
         warp.cp_open.clear();
         warp.cp_groups.clear();
         let r = &mut s.regs[w * stride..(w + 1) * stride];
+        let tids: [[u32; 3]; 32] = std::array::from_fn(|lane| {
+            let t = w as u32 * 32 + lane as u32;
+            [t % l.block[0], (t / l.block[0]) % l.block[1], t / (l.block[0] * l.block[1])]
+        });
         for &(reg, cv) in &k.consts {
-            for lane in 0..32usize {
-                let t = w as u32 * 32 + lane as u32;
-                let tid = [t % l.block[0], (t / l.block[0]) % l.block[1], t / (l.block[0] * l.block[1])];
+            if let ConstVal::Imm(v) = cv {
+                r[ix(reg, 0)..ix(reg, 0) + 32].fill(v);
+                continue;
+            }
+            for (lane, tid) in tids.iter().enumerate() {
                 let lb = 1u64 << lane;
                 r[ix(reg, lane)] = match cv {
                     ConstVal::Imm(v) => v,
@@ -643,15 +776,17 @@ pub fn run_block(l: &LaunchCtx, bid: u64, s: &mut Scratch) -> Result<BlockOut> {
         bar_expected: [0; 16],
         flagged: false,
         atomic: false,
+        wsync: [0; 32],
+        last_alloc: std::cell::Cell::new(0),
     };
     let warps = &mut s.warps;
     loop {
         let mut ran = false;
-        for w in 0..nw {
-            if warps[w].state == WState::Run {
+        for (w, warp) in warps.iter_mut().enumerate() {
+            if warp.state == WState::Run {
                 ran = true;
                 let r = &mut s.regs[w * stride..(w + 1) * stride];
-                b.run_warp(&mut warps[w], r, w as u32)?;
+                b.run_warp(warp, r, w as u32)?;
             }
         }
         if warps.iter().all(|w| w.state == WState::Done) {
@@ -755,7 +890,7 @@ impl<'a> Blk<'a, '_> {
         };
         let strip = |win: u64| if addr >= win && addr < win + WINDOW_SIZE { addr - win } else { addr };
         match sp {
-            Space::Global => match find_in(&l.mem, addr, 1) {
+            Space::Global => match find_cached(&l.mem, addr, &self.last_alloc) {
                 Some(a) => Resolved::Global(a, addr - a.base),
                 None => Resolved::Fault,
             },
@@ -840,38 +975,14 @@ impl<'a> Blk<'a, '_> {
                 if l.sanitize {
                     self.shadow_access(off, size, write.is_some(), w, lane, line);
                 }
-                let o = off as usize;
-                let sl = &mut self.shared[o..o + size as usize];
-                match write {
-                    Some(v) => {
-                        sl.copy_from_slice(&v.to_le_bytes()[..size as usize]);
-                        Ok(0)
-                    }
-                    None => {
-                        let mut b = [0u8; 8];
-                        b[..size as usize].copy_from_slice(sl);
-                        Ok(u64::from_le_bytes(b))
-                    }
-                }
+                Ok(rw_bytes(self.shared, off as usize, size, write))
             }
             Resolved::Local(off) => {
                 let end = (w as u64 * 32 + lane as u64 + 1) * l.k.local_bytes as u64;
                 if off + size as u64 > end {
                     return Err(err_at(l.k, line, format!("local memory access out of bounds at {off:#x}")));
                 }
-                let o = off as usize;
-                let sl = &mut self.local[o..o + size as usize];
-                match write {
-                    Some(v) => {
-                        sl.copy_from_slice(&v.to_le_bytes()[..size as usize]);
-                        Ok(0)
-                    }
-                    None => {
-                        let mut b = [0u8; 8];
-                        b[..size as usize].copy_from_slice(sl);
-                        Ok(u64::from_le_bytes(b))
-                    }
-                }
+                Ok(rw_bytes(self.local, off as usize, size, write))
             }
             Resolved::Param(off) => self.read_const(true, off, size, write.is_some(), line),
             Resolved::Const(off) => self.read_const(false, off, size, write.is_some(), line),
@@ -934,12 +1045,13 @@ impl<'a> Blk<'a, '_> {
                 }
                 continue;
             }
-            let h = track(&mut self.shadow[bo as usize], tid, write, self.epoch, self.block_start);
+            let ws = self.wsync[w as usize];
+            let h = track(&mut self.shadow[bo as usize], tid, write, self.epoch, self.block_start, ws);
             if h != SharedHazard::None && !self.flagged {
                 self.flagged = true;
                 let (kind, msg) = match h {
                     SharedHazard::Uninit => {
-                        (FindingKind::UninitShared, format!("read of shared memory never written in this launch"))
+                        (FindingKind::UninitShared, "read of shared memory never written in this launch".to_string())
                     }
                     SharedHazard::Race(other, wr) => (
                         FindingKind::SharedRace,
@@ -962,8 +1074,17 @@ impl<'a> Blk<'a, '_> {
         }
     }
 
+    #[inline(always)]
     fn check_align(&mut self, addr: u64, size: u64, w: u32, lane: usize, line: u32) -> Result<()> {
-        if addr % size != 0 {
+        if addr.is_multiple_of(size) {
+            return Ok(());
+        }
+        self.misaligned(addr, size, w, lane, line)
+    }
+
+    #[cold]
+    fn misaligned(&mut self, addr: u64, size: u64, w: u32, lane: usize, line: u32) -> Result<()> {
+        {
             let msg = format!("misaligned {size}-byte access at {addr:#x}");
             if !self.l.sanitize {
                 return Err(err_at(self.l.k, line, msg));
@@ -1081,9 +1202,7 @@ impl<'a> Blk<'a, '_> {
                 Op::Nop => {}
                 Op::Mov => {
                     let mk = wmask(i.ty.bits());
-                    lanes!(m, lane, {
-                        r[ix(i.d, lane)] = r[ix(i.a, lane)] & mk;
-                    });
+                    map1(r, m, i.d, i.a, |x| x & mk);
                 }
                 Op::Pack => {
                     let pb = i.ty.bits();
@@ -1108,14 +1227,28 @@ impl<'a> Blk<'a, '_> {
                 }
                 Op::IBin(op) => {
                     let t = i.ty;
-                    if op == IBin::Add && t.bits() == 32 {
-                        lanes!(m, lane, {
-                            r[ix(i.d, lane)] = (r[ix(i.a, lane)] as u32).wrapping_add(r[ix(i.b, lane)] as u32) as u64;
-                        });
-                    } else {
-                        lanes!(m, lane, {
-                            r[ix(i.d, lane)] = ibin(op, t, r[ix(i.a, lane)], r[ix(i.b, lane)]);
-                        });
+                    let (d, a, b) = (i.d, i.a, i.b);
+                    let mk = wmask(t.bits());
+                    match (op, t.bits()) {
+                        (IBin::Add, _) => map2(r, m, d, a, b, |x, y| x.wrapping_add(y) & mk),
+                        (IBin::Sub, _) => map2(r, m, d, a, b, |x, y| x.wrapping_sub(y) & mk),
+                        (IBin::MulLo, _) => map2(r, m, d, a, b, |x, y| x.wrapping_mul(y) & mk),
+                        (IBin::And, _) => map2(r, m, d, a, b, |x, y| x & y & mk),
+                        (IBin::Or, _) => map2(r, m, d, a, b, |x, y| (x | y) & mk),
+                        (IBin::Xor, _) => map2(r, m, d, a, b, |x, y| (x ^ y) & mk),
+                        (IBin::Shl, 32) => {
+                            map2(r, m, d, a, b, |x, y| if y as u32 >= 32 { 0 } else { (x << y as u32) & mk })
+                        }
+                        (IBin::Shr, 32) if !t.signed() => {
+                            map2(r, m, d, a, b, |x, y| if y as u32 >= 32 { 0 } else { (x & mk) >> y as u32 })
+                        }
+                        (IBin::Shr, 32) => {
+                            map2(r, m, d, a, b, |x, y| (((x as u32 as i32) >> (y as u32).min(31)) as u32) as u64)
+                        }
+                        (IBin::MulWide, 32) if t.signed() => {
+                            map2(r, m, d, a, b, |x, y| ((x as u32 as i32 as i64) * (y as u32 as i32 as i64)) as u64)
+                        }
+                        _ => map2(r, m, d, a, b, |x, y| ibin(op, t, x, y)),
                     }
                 }
                 Op::IMad(op) => {
@@ -1272,11 +1405,11 @@ impl<'a> Blk<'a, '_> {
                         });
                     } else {
                         let (ftz, sat, rnd) = (i.ftz, i.sat, i.rnd);
-                        lanes!(m, lane, {
-                            let a = ftz32(f32::from_bits(r[ix(i.a, lane)] as u32), ftz);
-                            let b = ftz32(f32::from_bits(r[ix(i.b, lane)] as u32), ftz);
-                            let c = ftz32(f32::from_bits(r[ix(i.c, lane)] as u32), ftz);
-                            r[ix(i.d, lane)] = out32(f32_fma(a, b, c, rnd), ftz, sat);
+                        map3(r, m, i.d, i.a, i.b, i.c, |a, b, c| {
+                            let a = ftz32(f32::from_bits(a as u32), ftz);
+                            let b = ftz32(f32::from_bits(b as u32), ftz);
+                            let c = ftz32(f32::from_bits(c as u32), ftz);
+                            out32(f32_fma(a, b, c, rnd), ftz, sat)
                         });
                     }
                 }
@@ -1350,10 +1483,7 @@ impl<'a> Blk<'a, '_> {
                 }
                 Op::Selp => {
                     let mk = wmask(i.ty.bits());
-                    lanes!(m, lane, {
-                        let v = if r[ix(i.c, lane)] & 1 != 0 { r[ix(i.a, lane)] } else { r[ix(i.b, lane)] };
-                        r[ix(i.d, lane)] = v & mk;
-                    });
+                    map3(r, m, i.d, i.a, i.b, i.c, |x, y, p| if p & 1 != 0 { x & mk } else { y & mk });
                 }
                 Op::Cvt { relu } => {
                     lanes!(m, lane, {
@@ -1540,6 +1670,7 @@ impl<'a> Blk<'a, '_> {
                 Op::WarpSync => {
                     let members = if m != 0 { r[ix(i.a, m.trailing_zeros() as usize)] as u32 } else { 0 };
                     self.check_members(members, m, warp.live, w, i.line, "bar.warp.sync");
+                    self.wsync[w as usize] += 1;
                 }
                 Op::Shfl(mode) => {
                     let members = if m != 0 { r[ix(i.e, m.trailing_zeros() as usize)] as u32 } else { 0 };
@@ -1713,7 +1844,7 @@ impl<'a> Blk<'a, '_> {
                         let mut data = [0u8; 16];
                         let mut o = 0u32;
                         while o < src_size {
-                            let step = if src_size - o >= 4 && (src + o as u64) % 4 == 0 { 4 } else { 1 };
+                            let step = if src_size - o >= 4 && (src + o as u64).is_multiple_of(4) { 4 } else { 1 };
                             let v = self.access(Space::Global, src + o as u64, step, None, w, lane, i.line)?;
                             data[o as usize..(o + step) as usize].copy_from_slice(&v.to_le_bytes()[..step as usize]);
                             o += step;
@@ -1741,6 +1872,11 @@ impl<'a> Blk<'a, '_> {
                             self.complete_cp(&g, w);
                         }
                     }
+                }
+                Op::Activemask => {
+                    lanes!(m, lane, {
+                        r[ix(i.d, lane)] = active as u64;
+                    });
                 }
                 Op::Clock => {
                     let c = self.clock;

@@ -338,6 +338,8 @@ pub enum Op {
         all: bool,
     },
     Clock,
+    /// d = mask of the lanes executing this instruction
+    Activemask,
     /// redux.sync.op: d = reduce(a) over members(b)
     Redux(AtomOp),
 }

@@ -87,7 +87,7 @@ impl Alloc {
     pub fn host_write(&self, off: u64, data: &[u8]) {
         let mut o = off;
         let mut d = data;
-        while !d.is_empty() && o % 4 != 0 {
+        while !d.is_empty() && !o.is_multiple_of(4) {
             self.write(o, 1, d[0] as u64);
             o += 1;
             d = &d[1..];
@@ -107,7 +107,7 @@ impl Alloc {
         let mut o = off;
         let mut i = 0;
         while i < out.len() {
-            if o % 4 == 0 && out.len() - i >= 4 {
+            if o.is_multiple_of(4) && out.len() - i >= 4 {
                 out[i..i + 4].copy_from_slice(&self.words[(o >> 2) as usize].load(Relaxed).to_le_bytes());
                 i += 4;
                 o += 4;
