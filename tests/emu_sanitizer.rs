@@ -111,7 +111,7 @@ fn sanitizer_off_faults_instead() {
 #[test]
 fn unsupported_instruction_is_an_error_with_its_line() {
     let dev = EmuDevice::new();
-    let (ib, ob) = (buf(&dev, &vec![1f32; 32]), out(&dev, 4 * 32));
+    let (ib, ob) = (buf(&dev, &[1f32; 32]), out(&dev, 4 * 32));
     let k = attnjoule::kernels::KernelRef::new("emu_bugs", "emu_unsupported").expect("kernel");
     let cfg = attnjoule::device::LaunchConfig { grid: [1, 1, 1], block: [32, 1, 1], dynamic_shared_bytes: 0 };
     let (p1, p2) = (ptr(&ib), ptr(&ob));
