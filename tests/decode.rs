@@ -320,7 +320,7 @@ fn cases_sparse(seed: u64) -> Vec<Case> {
     let mut st = seed;
     let random = BlockLayout::from_fn(1, 4097, 16, 128, |_, _| {
         st = st.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
-        (st >> 33) % 3 != 0
+        !(st >> 33).is_multiple_of(3)
     });
     let strided = BlockLayout::from_fn(4, 1000, 16, 64, |_, c| c % 4 == 0 || c == 15);
     let empty = BlockLayout::from_csr(16, 65, 16, 64, vec![0, 0], vec![]).unwrap();
