@@ -102,6 +102,18 @@ impl Shape {
         Ok(())
     }
 
+    /// Q, K and V element counts must match the shape.
+    pub fn check_input_lens(&self, q: usize, k: usize, v: usize) -> Result<()> {
+        if q != self.q_elems() || k != self.kv_elems() || v != self.kv_elems() {
+            return invalid(format!(
+                "input lengths q={q} k={k} v={v} do not match the shape (q {} / kv {})",
+                self.q_elems(),
+                self.kv_elems()
+            ));
+        }
+        Ok(())
+    }
+
     pub fn validate_for_kernels(&self) -> Result<()> {
         self.validate()?;
         if !SUPPORTED_HEAD_DIMS.contains(&self.head_dim) {

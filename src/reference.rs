@@ -1,7 +1,7 @@
 //! The f64 CPU reference: attention for every mask, prefill and decode alike, computed in f64 from
 //! the bf16-rounded inputs. It is the ground truth every kernel is compared against.
 
-use crate::error::{invalid, Result};
+use crate::error::Result;
 use crate::problem::Problem;
 use half::bf16;
 use rayon::prelude::*;
@@ -30,16 +30,7 @@ impl<'a> Inputs<'a> {
     fn new(p: &'a Problem, q: &[bf16], k: &[bf16], v: &[bf16]) -> Result<Self> {
         p.validate()?;
         let s = &p.shape;
-        if q.len() != s.q_elems() || k.len() != s.kv_elems() || v.len() != s.kv_elems() {
-            return invalid(format!(
-                "input lengths q={} k={} v={} do not match the shape (q {} / kv {})",
-                q.len(),
-                k.len(),
-                v.len(),
-                s.q_elems(),
-                s.kv_elems()
-            ));
-        }
+        s.check_input_lens(q.len(), k.len(), v.len())?;
         Ok(Inputs { p, q: widen(q), k: widen(k), v: widen(v) })
     }
 

@@ -2,6 +2,9 @@
 //! heuristic, then every mask on the emulator against the f64 reference with the sanitizer and
 //! counters, and the same cases on a GPU (ignored without one).
 
+mod common;
+use common::{cuda_device, emulator};
+
 use attnjoule::device::{Counters, Device, LaunchReport};
 use attnjoule::kernels::module;
 use attnjoule::ops::decode::{self, TILE_K};
@@ -340,16 +343,6 @@ fn cases_32k() -> Vec<Case> {
         case("none 32K model", [1, 1, 32768, 8, 1, 128], Mask::None, None),
         case("causal 32K sq4 gqa4 d64", [1, 4, 32768, 4, 1, 64], Mask::Causal, None),
     ]
-}
-
-/// The device the emulated tests run on (sanitizer and counters on).
-fn emulator() -> Box<dyn Device> {
-    Box::new(attnjoule::emu::EmuDevice::new())
-}
-
-/// CUDA device 0.
-fn cuda_device() -> Box<dyn Device> {
-    Box::new(attnjoule::device::cuda::CudaDevice::new(0).expect("CUDA device 0"))
 }
 
 fn run_all(dev: &dyn Device, cases: &[Case]) {

@@ -2,6 +2,9 @@
 //! on the emulator against the f64 reference with the sanitizer and counters, and the same cases on
 //! a GPU (ignored without one).
 
+mod common;
+use common::{cuda_device, emulator};
+
 use attnjoule::device::{Counters, Device, LaunchReport};
 use attnjoule::kernels::module;
 use attnjoule::mask::TileClass;
@@ -275,16 +278,6 @@ fn cases_sparse(seed: u64) -> Vec<Case> {
             Mask::BlockSparse(BlockLayout::strided(1024, 1024, 64, 1, 4)),
         ),
     ]
-}
-
-/// The device the emulated tests run on (sanitizer and counters on).
-fn emulator() -> Box<dyn Device> {
-    Box::new(attnjoule::emu::EmuDevice::new())
-}
-
-/// CUDA device 0.
-fn cuda_device() -> Box<dyn Device> {
-    Box::new(attnjoule::device::cuda::CudaDevice::new(0).expect("CUDA device 0"))
 }
 
 fn run_all(dev: &dyn Device, cases: &[Case]) {

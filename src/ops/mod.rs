@@ -149,16 +149,7 @@ impl Attention {
     /// Uploads Q, K, V (checked against the shape).
     pub fn upload_inputs(&self, dev: &dyn Device, bufs: &Buffers, q: &[bf16], k: &[bf16], v: &[bf16]) -> Result<()> {
         let s = &self.problem.shape;
-        if q.len() != s.q_elems() || k.len() != s.kv_elems() || v.len() != s.kv_elems() {
-            return invalid(format!(
-                "input lengths q={} k={} v={} do not match the shape (q {} / kv {})",
-                q.len(),
-                k.len(),
-                v.len(),
-                s.q_elems(),
-                s.kv_elems()
-            ));
-        }
+        s.check_input_lens(q.len(), k.len(), v.len())?;
         use crate::device::bytemuck_like::as_bytes;
         dev.upload(&bufs.q, 0, as_bytes(q))?;
         dev.upload(&bufs.k, 0, as_bytes(k))?;

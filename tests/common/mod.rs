@@ -1,4 +1,4 @@
-//! Helpers shared by the emulator tests.
+//! Helpers shared by the emulator and kernel tests.
 #![allow(dead_code)]
 
 use attnjoule::device::bytemuck_like::{as_bytes, Pod};
@@ -85,4 +85,14 @@ pub fn source_line(ptx: &str, ptx_line: u32) -> Option<u32> {
 /// 1-based line of the first line of `src` containing `marker`.
 pub fn marker_line(src: &str, marker: &str) -> u32 {
     src.lines().position(|l| l.contains(marker)).expect("marker") as u32 + 1
+}
+
+/// The device the emulated kernel tests run on (sanitizer and counters on).
+pub fn emulator() -> Box<dyn Device> {
+    Box::new(EmuDevice::new())
+}
+
+/// CUDA device 0 (the `#[ignore]`d GPU tests).
+pub fn cuda_device() -> Box<dyn Device> {
+    Box::new(attnjoule::device::cuda::CudaDevice::new(0).expect("CUDA device 0"))
 }
