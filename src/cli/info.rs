@@ -24,7 +24,7 @@ pub fn run(a: Args) -> anyhow::Result<()> {
     println!();
     println!(
         "{:<16} {:<34} {:>5} {:>8} {:>7} {:>7} {:>6}",
-        "module", "kernel", "regs", "smem", "stack", "spill", "bars"
+        "module", "kernel", "regs", "s.smem", "stack", "spill", "bars"
     );
     for m in MODULES.iter().filter(|m| a.all || !m.test_only) {
         for e in m.entries {
@@ -40,5 +40,6 @@ pub fn run(a: Args) -> anyhow::Result<()> {
             );
         }
     }
+    println!("s.smem: static shared memory in bytes (dynamic shared memory is chosen per launch: `attnjoule emu` prints the plan)");
     Ok(())
 }
