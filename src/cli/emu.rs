@@ -9,7 +9,6 @@ use attnjoule::ops::{Attention, Options};
 use attnjoule::problem::{Problem, Shape};
 use attnjoule::reference;
 use attnjoule::work::Variant;
-use attnjoule::Mask;
 use serde::Serialize;
 
 #[derive(clap::Args)]
@@ -31,7 +30,7 @@ pub struct Args {
     kv_heads: usize,
     #[arg(long, default_value_t = 128)]
     head_dim: usize,
-    /// none | causal
+    /// none, causal, window:<keys>, longformer:<block>:<local>:<global>
     #[arg(long, default_value = "causal")]
     mask: String,
     /// Decode: number of KV splits.
@@ -83,11 +82,7 @@ fn thread_insts(c: &Counters) -> u64 {
 
 pub fn run(a: Args) -> anyhow::Result<()> {
     let variant = Variant::parse(&a.variant).ok_or_else(|| anyhow!("unknown variant {}", a.variant))?;
-    let mask = match a.mask.as_str() {
-        "none" => Mask::None,
-        "causal" => Mask::Causal,
-        m => return Err(anyhow!("unknown mask {m} (none | causal)")),
-    };
+    let mask_choice = attnjoule::sweep::MaskChoice::parse(&a.mask)?;
     let shape = Shape {
         batch: a.batch,
         seq_q: a.seq,
@@ -96,6 +91,7 @@ pub fn run(a: Args) -> anyhow::Result<()> {
         kv_heads: a.kv_heads,
         head_dim: a.head_dim,
     };
+    let mask = mask_choice.mask(shape.seq_q, shape.seq_k);
     let p = Problem::new(shape, mask.clone());
     let att = Attention::new(variant, &p, &Options { splits: a.splits, ..Default::default() })?;
     let dev = EmuDevice::with_options(EmuOptions { sanitize: !a.no_sanitize, counters: true, threads: a.threads })?;
