@@ -284,8 +284,9 @@ fn find_nvcc() -> Result<PathBuf, String> {
 fn install_toolchain() -> Result<PathBuf, String> {
     let mut c = Command::new("bash");
     c.arg("scripts/install-cuda-toolchain.sh");
-    let out = run_checked(&mut c)?;
-    Ok(PathBuf::from(out.lines().last().unwrap_or("").trim()))
+    run_checked(&mut c)?;
+    // The script installs into the same prefix cache_prefix() computes (same env vars).
+    Ok(cache_prefix())
 }
 
 /// Runs a command; on failure returns its full command line and output. On success returns
