@@ -211,19 +211,20 @@ fn free_sets(dev: &dyn Device, sets: Vec<Buffers>) {
     }
 }
 
-/// An attention call on a device, as the protocol's target.
-struct CallTarget<'a> {
+/// A target on a real device: `launch` enqueues one call on input set `i`; the clock, the
+/// synchronization and the idle gaps are the device's.
+struct DeviceTarget<'a, F: FnMut(usize) -> Result<()>> {
     dev: &'a dyn Device,
-    att: &'a Attention,
-    sets: &'a [Buffers],
+    sets: usize,
+    launch: F,
 }
 
-impl Target for CallTarget<'_> {
+impl<F: FnMut(usize) -> Result<()>> Target for DeviceTarget<'_, F> {
     fn launch(&mut self, set: usize) -> Result<()> {
-        self.att.run(self.dev, &self.sets[set]).map(|_| ())
+        (self.launch)(set)
     }
     fn sets(&self) -> usize {
-        self.sets.len()
+        self.sets
     }
     fn record(&mut self) -> Result<Timestamp> {
         self.dev.record()
@@ -325,7 +326,8 @@ impl Worker for CudaWorker {
                 s.seq_k,
                 s.seq_q,
             ));
-            let mut t = CallTarget { dev: &self.dev, att: &att, sets: &bufs };
+            let dev: &dyn Device = &self.dev;
+            let mut t = DeviceTarget { dev, sets: bufs.len(), launch: |i: usize| att.run(dev, &bufs[i]).map(|_| ()) };
             protocol::measure(&mut t, &self.src, Some(self.idle), &proto)
         };
         free_sets(&self.dev, bufs);
@@ -355,7 +357,12 @@ impl Worker for CudaWorker {
                 self.data.upload(&self.dev, &b, k * n)?;
             }
             let _r = crate::nvtx::range(&format!("attnjoule.gemm.{m}x{n}x{k}"));
-            let mut t = GemmTarget { dev: &self.dev, blas: &blas, mnk: (m, n, k), bufs: &bufs };
+            let dev = &self.dev;
+            let launch = |i: usize| {
+                let (a, b, c) = &bufs[i];
+                dev.gemm_bf16(&blas, (m, n, k), [a, b, c])
+            };
+            let mut t = DeviceTarget { dev, sets: bufs.len(), launch };
             protocol::measure(&mut t, &self.src, Some(self.idle), &self.proto)
         })();
         for (a, b, c) in bufs {
@@ -373,36 +380,6 @@ impl Worker for CudaWorker {
             joules: Some(meas.joules),
             energy_method: meas.method,
         })
-    }
-}
-
-struct GemmTarget<'a> {
-    dev: &'a CudaDevice,
-    blas: &'a Cublas,
-    mnk: (usize, usize, usize),
-    bufs: &'a [(DevBuf, DevBuf, DevBuf)],
-}
-
-impl Target for GemmTarget<'_> {
-    fn launch(&mut self, set: usize) -> Result<()> {
-        let (a, b, c) = &self.bufs[set];
-        let (m, n, k) = self.mnk;
-        self.dev.gemm_bf16(self.blas, (m, n, k), [a, b, c])
-    }
-    fn sets(&self) -> usize {
-        self.bufs.len()
-    }
-    fn record(&mut self) -> Result<Timestamp> {
-        self.dev.record()
-    }
-    fn elapsed_s(&mut self, a: Timestamp, b: Timestamp) -> Result<f64> {
-        Ok(self.dev.elapsed_ms(a, b)? / 1e3)
-    }
-    fn synchronize(&mut self) -> Result<()> {
-        self.dev.synchronize()
-    }
-    fn idle(&mut self, seconds: f64) {
-        std::thread::sleep(Duration::from_secs_f64(seconds.max(0.0)));
     }
 }
 
