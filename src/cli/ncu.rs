@@ -68,7 +68,8 @@ pub fn run(a: Args) -> anyhow::Result<()> {
     if !attnjoule::nvtx::available() {
         eprintln!("warning: libnvToolsExt not loadable: no NVTX range will be emitted (ncu --nvtx-include will match nothing)");
     }
-    let att = Attention::new(spec.variant, &spec.problem(), &Options::default())?;
+    let opts = Options { sm_count: Some(dev.sm_count() as usize), ..Default::default() };
+    let att = Attention::new(spec.variant, &spec.problem(), &opts)?;
     let s = spec.shape;
     let seed = attnjoule::reference::fresh_seed();
     eprintln!("seed {seed}");

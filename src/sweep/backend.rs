@@ -298,7 +298,9 @@ impl Worker for CudaWorker {
         Some(self.idle)
     }
     fn point(&mut self, spec: &PointSpec, seed: u64) -> Point {
-        let att = match Attention::new(spec.variant, &spec.problem(), &Options::default()) {
+        // Decode splits follow this GPU's SM count, not the H100 default.
+        let opts = Options { sm_count: Some(self.dev.sm_count() as usize), ..Default::default() };
+        let att = match Attention::new(spec.variant, &spec.problem(), &opts) {
             Ok(a) => a,
             Err(e) => return failed(spec, e),
         };
@@ -414,7 +416,9 @@ impl Worker for EmuWorker {
         None
     }
     fn point(&mut self, spec: &PointSpec, seed: u64) -> Point {
-        let att = match Attention::new(spec.variant, &spec.problem(), &Options::default()) {
+        // Decode splits follow this device's SM count (the emulator reports an H100's 132).
+        let opts = Options { sm_count: Some(self.dev.sm_count() as usize), ..Default::default() };
+        let att = match Attention::new(spec.variant, &spec.problem(), &opts) {
             Ok(a) => a,
             Err(e) => return failed(spec, e),
         };
