@@ -7,18 +7,29 @@
 // Key range [lo, hi) that a row-band mask (none / causal / window) shows query row i.
 struct KeyRange { int lo, hi; };
 
-__device__ __forceinline__ KeyRange attn_key_range(const AttnParams& p, int i) {
-  const long long pos = (long long)i + p.seq_k - p.seq_q;
-  long long lo = 0, hi = p.seq_k;
-  if (p.mask_kind == ATTN_MASK_CAUSAL) {
+// KIND known at compile time (the tiled kernels' policies). Sequence lengths are validated to
+// i32, so pos fits; the window bounds use 64 bits since pos + right + 1 may overflow for right near
+// INT_MAX ("unbounded" windows).
+template <int KIND>
+__device__ __forceinline__ KeyRange attn_key_range_of(const AttnParams& p, int i) {
+  const int pos = i + (p.seq_k - p.seq_q);
+  int lo = 0, hi = p.seq_k;
+  if (KIND == ATTN_MASK_CAUSAL) {
     hi = pos + 1;
-  } else if (p.mask_kind == ATTN_MASK_WINDOW) {
-    if (p.window_left >= 0) lo = pos - p.window_left;
-    if (p.window_right >= 0) hi = pos + p.window_right + 1;
+  } else if (KIND == ATTN_MASK_WINDOW) {
+    if (p.window_left >= 0) lo = (int)max(min((long long)pos - p.window_left, (long long)p.seq_k), 0LL);
+    if (p.window_right >= 0) hi = (int)max(min((long long)pos + p.window_right + 1, (long long)p.seq_k), 0LL);
   }
-  lo = lo < 0 ? 0 : (lo > p.seq_k ? p.seq_k : lo);
-  hi = hi < lo ? lo : (hi > p.seq_k ? p.seq_k : hi);
-  return KeyRange{(int)lo, (int)hi};
+  lo = min(max(lo, 0), p.seq_k);
+  hi = min(max(hi, lo), p.seq_k);
+  return KeyRange{lo, hi};
+}
+
+// The same with the kind read from the parameters (the dense baseline).
+__device__ __forceinline__ KeyRange attn_key_range(const AttnParams& p, int i) {
+  if (p.mask_kind == ATTN_MASK_CAUSAL) return attn_key_range_of<ATTN_MASK_CAUSAL>(p, i);
+  if (p.mask_kind == ATTN_MASK_WINDOW) return attn_key_range_of<ATTN_MASK_WINDOW>(p, i);
+  return attn_key_range_of<ATTN_MASK_NONE>(p, i);
 }
 
 // Is block (r, c) present in the block-sparse CSR? Rows are sorted: binary search.

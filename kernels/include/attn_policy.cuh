@@ -32,18 +32,7 @@ struct RowBandPolicy {
   int q0, q_last, kt_begin, count;
 
   __device__ __forceinline__ static KeyRange key_range(const AttnParams& p, int i) {
-    const int pos = i + (p.seq_k - p.seq_q);  // |values| < 2^31: seq lengths are validated to i32
-    int lo = 0, hi = p.seq_k;
-    if (KIND == ATTN_MASK_CAUSAL) {
-      hi = pos + 1;
-    } else if (KIND == ATTN_MASK_WINDOW) {
-      // 64-bit: pos + right + 1 may overflow i32 for right near INT_MAX ("unbounded" windows).
-      if (p.window_left >= 0) lo = (int)max(min((long long)pos - p.window_left, (long long)p.seq_k), 0LL);
-      if (p.window_right >= 0) hi = (int)max(min((long long)pos + p.window_right + 1, (long long)p.seq_k), 0LL);
-    }
-    lo = min(max(lo, 0), p.seq_k);
-    hi = min(max(hi, lo), p.seq_k);
-    return KeyRange{lo, hi};
+    return attn_key_range_of<KIND>(p, i);
   }
 
   __device__ __forceinline__ void init(const AttnParams& p, int q_tile, int kt_min, int kt_max) {
