@@ -281,8 +281,7 @@ fn cases_sparse(seed: u64) -> Vec<Case> {
 }
 
 fn run_all(dev: &dyn Device, cases: &[Case]) {
-    let worst = cases.iter().map(|c| run_case(dev, c)).fold(0.0, f64::max);
-    println!("worst O rel L2: {worst:.2e}");
+    common::run_cases(dev, cases, run_case);
 }
 
 #[test]

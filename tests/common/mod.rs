@@ -96,3 +96,9 @@ pub fn emulator() -> Box<dyn Device> {
 pub fn cuda_device() -> Box<dyn Device> {
     Box::new(attnjoule::device::cuda::CudaDevice::new(0).expect("CUDA device 0"))
 }
+
+/// Runs every case (each returns its O rel L2 error) and prints the worst.
+pub fn run_cases<C>(dev: &dyn Device, cases: &[C], run_case: impl Fn(&dyn Device, &C) -> f64) {
+    let worst = cases.iter().map(|c| run_case(dev, c)).fold(0.0, f64::max);
+    println!("worst O rel L2: {worst:.2e}");
+}
