@@ -158,10 +158,11 @@ impl Mask {
     pub fn classify_tile(&self, q0: usize, q1: usize, k0: usize, k1: usize, seq_q: usize, seq_k: usize) -> TileClass {
         let (mut any, mut all) = (false, true);
         match self {
-            Mask::BlockSparse(_) => {
-                for i in q0..q1 {
-                    for j in k0..k1 {
-                        let v = self.visible(i, j, seq_q, seq_k);
+            // Visibility is block membership: check each block the tile overlaps, not each element.
+            Mask::BlockSparse(l) => {
+                for r in q0 / l.block_q..=(q1 - 1) / l.block_q {
+                    for c in k0 / l.block_k..=(k1 - 1) / l.block_k {
+                        let v = l.contains(r, c);
                         any |= v;
                         all &= v;
                     }
@@ -189,12 +190,50 @@ impl Mask {
     /// head), split into (partial, full).
     pub fn tile_counts(&self, seq_q: usize, seq_k: usize, tile_q: usize, tile_k: usize) -> (u64, u64) {
         let (mut partial, mut full) = (0, 0);
+        let mut tally = |class: TileClass| match class {
+            TileClass::Empty => {}
+            TileClass::Partial => partial += 1,
+            TileClass::Full => full += 1,
+        };
+        let classify = |q0: usize, q1: usize, kt: usize| {
+            let k0 = kt * tile_k;
+            self.classify_tile(q0, q1, k0, (k0 + tile_k).min(seq_k), seq_q, seq_k)
+        };
+        let num_kt = seq_k.div_ceil(tile_k);
+        // Only candidate tiles are classified, so that counting stays linear in the sequence
+        // (a sweep plans 1M-token calls): a row band's tiles lie in [min lo, max hi), and those
+        // inside [max lo, min hi) are full without looking; a layout's lie under its blocks.
         for q0 in (0..seq_q).step_by(tile_q) {
-            for k0 in (0..seq_k).step_by(tile_k) {
-                match self.classify_tile(q0, (q0 + tile_q).min(seq_q), k0, (k0 + tile_k).min(seq_k), seq_q, seq_k) {
-                    TileClass::Empty => {}
-                    TileClass::Partial => partial += 1,
-                    TileClass::Full => full += 1,
+            let q1 = (q0 + tile_q).min(seq_q);
+            match self {
+                Mask::BlockSparse(l) => {
+                    let mut kts: Vec<usize> = (q0 / l.block_q..=(q1 - 1) / l.block_q)
+                        .flat_map(|r| l.row(r).iter())
+                        .flat_map(|&c| {
+                            let c = c as usize;
+                            c * l.block_k / tile_k..=(((c + 1) * l.block_k).min(seq_k) - 1) / tile_k
+                        })
+                        .collect();
+                    kts.sort_unstable();
+                    kts.dedup();
+                    kts.into_iter().for_each(|kt| tally(classify(q0, q1, kt)));
+                }
+                m => {
+                    let (mut min_lo, mut max_lo, mut min_hi, mut max_hi) = (seq_k, 0, seq_k, 0);
+                    for i in q0..q1 {
+                        let (lo, hi) = m.key_range(i, seq_q, seq_k).unwrap();
+                        if lo < hi {
+                            (min_lo, max_hi) = (min_lo.min(lo), max_hi.max(hi));
+                        }
+                        (max_lo, min_hi) = (max_lo.max(lo), min_hi.min(hi));
+                    }
+                    if min_lo >= max_hi {
+                        continue;
+                    }
+                    for kt in min_lo / tile_k..max_hi.div_ceil(tile_k).min(num_kt) {
+                        let (k0, k1) = (kt * tile_k, ((kt + 1) * tile_k).min(seq_k));
+                        tally(if max_lo <= k0 && k1 <= min_hi { TileClass::Full } else { classify(q0, q1, kt) });
+                    }
                 }
             }
         }
@@ -377,6 +416,45 @@ mod tests {
         assert_eq!(fn_, 256);
         // each 64-row tile touches at most 5 key tiles of a 256-key window
         assert!(p + f <= 16 * 5 && p + f >= 16 * 4 - 6, "{p} {f}");
+    }
+
+    /// Every tile classified, no shortcuts: the definition tile_counts must agree with.
+    fn tile_counts_brute(m: &Mask, sq: usize, sk: usize, tq: usize, tk: usize) -> (u64, u64) {
+        let (mut p, mut f) = (0, 0);
+        for q0 in (0..sq).step_by(tq) {
+            for k0 in (0..sk).step_by(tk) {
+                match m.classify_tile(q0, (q0 + tq).min(sq), k0, (k0 + tk).min(sk), sq, sk) {
+                    TileClass::Empty => {}
+                    TileClass::Partial => p += 1,
+                    TileClass::Full => f += 1,
+                }
+            }
+        }
+        (p, f)
+    }
+
+    #[test]
+    fn tile_counts_match_classifying_every_tile() {
+        let seed = crate::reference::fresh_seed();
+        println!("seed {seed}");
+        let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
+        for _ in 0..300 {
+            let (sq, sk) = (rng.random_range(1..400), rng.random_range(1..400));
+            let (tq, tk) = ([16, 64, 128][rng.random_range(0..3)], [32, 64][rng.random_range(0..2)]);
+            let b = [1, 16, 64][rng.random_range(0..3)];
+            let mask = match rng.random_range(0..5) {
+                0 => Mask::None,
+                1 => Mask::Causal,
+                2 => Mask::Window { left: rng.random_range(-1..300), right: rng.random_range(-1..300) },
+                3 => Mask::BlockSparse(BlockLayout::bigbird(sq, sk, b, 1, 1, 2, seed)),
+                _ => Mask::BlockSparse(BlockLayout::from_fn(sq, sk, b, b * 2, |_, _| rng.random_bool(0.3))),
+            };
+            assert_eq!(
+                mask.tile_counts(sq, sk, tq, tk),
+                tile_counts_brute(&mask, sq, sk, tq, tk),
+                "{mask:?} {sq}x{sk} tile {tq}x{tk}"
+            );
+        }
     }
 
     #[test]
