@@ -4,7 +4,8 @@
 # carry/run.sh that unpacks and runs them there.
 #
 #   scripts/gpu-bundle.sh            # here; then carry `carry` to the GPU machine
-#   carry/run.sh OUTDIR              # there, from the repository root: GPU tests + a sweep
+#   carry/run.sh OUTDIR tests        # there, from the repository root: every GPU test
+#   carry/run.sh OUTDIR measure      # there: sweep + peer check + peers + comparisons
 set -euo pipefail
 cd "$(dirname "$0")/.."
 rm -rf carry && mkdir -p carry/stage/tests
@@ -29,17 +30,26 @@ tar -C carry/stage -cf - . | xz -T0 -6 > carry/bundle.tar.xz
 rm -rf carry/stage
 cat > carry/run.sh <<'RUN'
 #!/usr/bin/env bash
-# On the GPU machine, from the repository root: unpacks the bundle, runs every GPU test, then a
-# short sweep (time + NVML energy) into $1 (default $OUT).
+# On the GPU machine, from the repository root: unpacks the bundle, then
+#   carry/run.sh OUTDIR tests     every GPU test (#[ignore]d without a GPU)
+#   carry/run.sh OUTDIR measure   scripts/measure.sh: sweep, peer --check, peers, comparisons
+#   carry/run.sh OUTDIR [all]     both (may need more than one 10-minute call: run them apart)
+# Extra arguments after the mode go to scripts/measure.sh (default: 4 contexts, 3 reps).
 set -uo pipefail
-out="${1:-${OUT:-carry-out}}"; mkdir -p "$out"
+out="${1:-${OUT:-carry-out}}"; mode="${2:-all}"; shift $(( $# < 2 ? $# : 2 ))
+mkdir -p "$out"
 bin=$(mktemp -d); tar -C "$bin" -xJf carry/bundle.tar.xz
 nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv | tee "$out/gpu.txt"
-for t in "$bin"/tests/*; do
-  echo "== $(basename "$t") --ignored" | tee -a "$out/tests.txt"
-  "$t" --ignored --test-threads=1 2>&1 | tail -n 60 | tee -a "$out/tests.txt"
-done
-"$bin/attnjoule" sweep --out "$out/sweep" --ctx 1024,4096,16384,65536 --reps 3 --min-seconds 0.5 2>&1 | tail -n 40
+if [ "$mode" = tests ] || [ "$mode" = all ]; then
+  for t in "$bin"/tests/*; do
+    echo "== $(basename "$t") --ignored" | tee -a "$out/tests.txt"
+    "$t" --ignored --test-threads=1 2>&1 | tail -n 60 | tee -a "$out/tests.txt"
+  done
+fi
+if [ "$mode" = measure ] || [ "$mode" = all ]; then
+  [ $# -gt 0 ] || set -- --ctx 1024,4096,16384,65536 --reps 3 --min-seconds 0.5
+  ATTNJOULE="$bin/attnjoule" scripts/measure.sh "$out/measure" "$@" 2>&1 | tail -n 80
+fi
 RUN
 chmod +x carry/run.sh
 du -sh carry carry/*

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# One command on a GPU machine: the attnjoule sweep, the PyTorch peers on the same shapes and
-# masks with the same protocol, and the comparisons (tables, CSV, ratio plots).
+# One command on a GPU machine: the attnjoule sweep, a check that the PyTorch peers compute the
+# same masked attention as attnjoule (peer script --check), the peers on the same shapes and masks
+# with the same protocol, and the comparisons (tables, CSV, ratio plots).
 #
 #   scripts/measure.sh OUTDIR [shared flags]
 #   scripts/measure.sh profiles/h100-run1 --ctx 1024,4096,16384,65536 --reps 5
@@ -16,14 +17,17 @@ bin="${ATTNJOULE:-target/release/attnjoule}"
 [ -x "$bin" ] || cargo build --release
 mkdir -p "$out"
 "$bin" sweep --out "$out" "$@"
-if python3 -c "import torch" 2>/dev/null; then
+if ! python3 -c "import torch" 2>/dev/null; then
+  echo "PyTorch not importable: peers skipped (pip install torch pynvml, then rerun the peer script)"
+elif ! python3 benches/peers/torch_attention.py --check --attnjoule "$bin" 2>&1 | tee "$out/peers-check.txt"; then
+  # A peer that computes another mask than ours makes every ratio meaningless.
+  echo "peer check found mismatches (see $out/peers-check.txt): peers not measured"
+else
   python3 benches/peers/torch_attention.py --out "$out/peers.json" "$@"
   for pair in flash:sdpa_flash flash:sdpa_cudnn flash:flex decode:sdpa_flash decode:flex; do
     a="${pair%%:*}"; b="${pair##*:}"
     "$bin" compare "$out/profile.json" "$out/peers.json" --variant-a "$a" --variant-b "$b" \
       --csv "$out/$a-vs-$b.csv" --plot "$out/$a-vs-$b.svg" || echo "no common points for $a vs $b"
   done
-else
-  echo "PyTorch not importable: peers skipped (pip install torch pynvml, then rerun the peer script)"
 fi
 ls -1 "$out"

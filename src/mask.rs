@@ -92,6 +92,29 @@ impl Mask {
         }
     }
 
+    /// The keys query row `i` sees, as sorted, disjoint `[lo, hi)` runs (adjacent layout blocks
+    /// merged): what a peer implementation's mask must reproduce row by row.
+    pub fn row_runs(&self, i: usize, seq_q: usize, seq_k: usize) -> Vec<(usize, usize)> {
+        match self {
+            Mask::BlockSparse(l) => {
+                let mut runs: Vec<(usize, usize)> = Vec::new();
+                let r = i / l.block_q;
+                for &c in if r < l.rows() { l.row(r) } else { &[] } {
+                    let (lo, hi) = (c as usize * l.block_k, ((c as usize + 1) * l.block_k).min(seq_k));
+                    match runs.last_mut() {
+                        Some(last) if last.1 == lo => last.1 = hi,
+                        _ => runs.push((lo, hi)),
+                    }
+                }
+                runs
+            }
+            m => match m.key_range(i, seq_q, seq_k) {
+                Some((lo, hi)) if lo < hi => vec![(lo, hi)],
+                _ => vec![],
+            },
+        }
+    }
+
     /// Number of visible (query, key) pairs for one (batch, head).
     pub fn visible_pairs(&self, seq_q: usize, seq_k: usize) -> u64 {
         match self {
@@ -478,5 +501,34 @@ mod tests {
         assert_eq!(Mask::None.visible_key_ranges(3, 10), vec![(0, 10)]);
         let l = BlockLayout::from_csr(64, 256, 64, 64, vec![0, 2], vec![0, 2]).unwrap();
         assert_eq!(Mask::BlockSparse(l).visible_key_ranges(64, 256), vec![(0, 64), (128, 192)]);
+    }
+
+    #[test]
+    fn row_runs_are_the_visible_keys() {
+        let seed = crate::reference::fresh_seed();
+        println!("seed {seed}");
+        let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
+        for _ in 0..200 {
+            let (sq, sk) = (rng.random_range(1..200), rng.random_range(1..200));
+            let b = [1, 16, 64][rng.random_range(0..3)];
+            let mask = match rng.random_range(0..4) {
+                0 => Mask::None,
+                1 => Mask::Causal,
+                2 => Mask::Window { left: rng.random_range(-1..100), right: rng.random_range(-1..100) },
+                _ => Mask::BlockSparse(BlockLayout::from_fn(sq, sk, b, b * 2, |_, _| rng.random_bool(0.4))),
+            };
+            for i in 0..sq {
+                let runs = mask.row_runs(i, sq, sk);
+                let want: Vec<bool> = (0..sk).map(|j| mask.visible(i, j, sq, sk)).collect();
+                let mut got = vec![false; sk];
+                let mut last = None;
+                for &(lo, hi) in &runs {
+                    assert!(lo < hi && last.is_none_or(|l| l < lo), "{mask:?} row {i}: runs {runs:?} not disjoint");
+                    got[lo..hi].iter_mut().for_each(|g| *g = true);
+                    last = Some(hi);
+                }
+                assert_eq!(got, want, "{mask:?} {sq}x{sk} row {i}");
+            }
+        }
     }
 }

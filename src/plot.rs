@@ -68,7 +68,8 @@ fn style(i: usize) -> (&'static str, &'static str, f64) {
     (COLORS[i % COLORS.len()], DASHES[i % DASHES.len()], width)
 }
 
-fn esc(s: &str) -> String {
+/// Escapes text for SVG/XML.
+pub fn esc(s: &str) -> String {
     s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;")
 }
 

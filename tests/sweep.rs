@@ -665,3 +665,72 @@ fn gpu_nvml_source_counts_and_samples() {
     }
     println!("{info:?} state {:?}", src.state().unwrap());
 }
+
+#[test]
+fn peer_script_real_output_lines_up_with_our_sweep() {
+    // Written by the peer script itself (torch 2.15, `--cpu` dry run; command in tests/data/README.md):
+    // the structures measure() really returns, failures included.
+    let text = include_str!("data/peers-cpu-dryrun.json");
+    let peers = Profile::from_json(text).unwrap();
+    assert_eq!(peers.points.len(), 12);
+    let ok: Vec<&Point> = peers.points.iter().filter(|p| matches!(p.status, PointStatus::Ok)).collect();
+    assert_eq!(ok.len(), 6);
+    assert!(ok.iter().all(|p| p.seconds.is_some() && p.joules.is_none() && p.energy_method == EnergyMethod::None));
+    assert!(peers
+        .points
+        .iter()
+        .any(|p| matches!(&p.status, PointStatus::Failed { error } if error.contains("window"))));
+    // The same flags given to `attnjoule sweep` produce the same configuration keys, so that
+    // `compare` pairs every measured peer point with one of ours.
+    let spec = SweepSpec {
+        variants: vec![Variant::Flash, Variant::Decode],
+        contexts: vec![256],
+        masks: vec![MaskChoice::Causal, MaskChoice::Window(128)],
+        ..SweepSpec::default()
+    };
+    let config = |k: String| k.split('/').skip(2).collect::<Vec<_>>().join("/");
+    let ours: std::collections::HashSet<String> =
+        sw::enumerate(&spec).unwrap().iter().map(|p| config(p.key())).collect();
+    for p in &peers.points {
+        assert!(ours.contains(&config(sw::point_key(p))), "no attnjoule point for {}", sw::point_key(p));
+    }
+    // And the profile's work counts agree with the crate's for those problems.
+    for p in &ok {
+        let spec = sw::PointSpec {
+            variant: Variant::Flash,
+            phase: p.phase,
+            mask: if p.mask.kind == "causal" { MaskChoice::Causal } else { MaskChoice::Window(128) },
+            shape: p.shape,
+        };
+        assert_eq!(p.flops, attnjoule::work::useful_flops(&spec.problem()), "{}", sw::point_key(p));
+    }
+}
+
+#[test]
+fn cli_mask_rows_are_the_masks_rows_and_bad_input_is_one_line() {
+    // What the peer script's --check reads: every row's visible key runs.
+    let out = bin()
+        .args(["mask", "--mask", "longformer:100:1:1", "--seq", "130", "--seq-k", "300", "--json", "--rows"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let mask = attnjoule::Mask::BlockSparse(attnjoule::BlockLayout::longformer(130, 300, 100, 1, 1));
+    let rows: Vec<Vec<(usize, usize)>> = serde_json::from_value(v["rows"].clone()).unwrap();
+    assert_eq!(rows.len(), 130);
+    for (i, r) in rows.iter().enumerate() {
+        assert_eq!(*r, mask.row_runs(i, 130, 300), "row {i}");
+    }
+    assert_eq!(v["visible_pairs"].as_u64(), Some(mask.visible_pairs(130, 300)));
+    assert!(
+        v["flash_error"].as_str().is_some_and(|e| e.contains("multiple of")),
+        "100-token blocks are not whole tiles: {v}"
+    );
+    for args in
+        [&["mask", "--mask", "window:0"][..], &["mask", "--seq", "0"], &["mask", "--seq", "70000", "--json", "--rows"]]
+    {
+        let out = bin().args(args).output().unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success() && err.trim_end().lines().count() == 1, "{args:?}: {err}");
+    }
+}

@@ -5,6 +5,8 @@ profile (schema v1) so that `attnjoule compare ours.json peers.json` prints ours
 Implementations (variant names in the profile; implementation = "torch-<version>"):
   sdpa_flash, sdpa_efficient, sdpa_cudnn  scaled_dot_product_attention pinned to one backend
                                           (torch.nn.attention.sdpa_kernel); masks: none, causal
+  sdpa_math                               the same, math backend (materialized scores; not in the
+                                          default list: the dense baseline of PyTorch)
   flex                                    FlexAttention with block masks; masks: none, causal,
                                           window:<keys>, longformer:<block>:<local>:<global>
 
@@ -14,19 +16,31 @@ rotate input sets so that 50 MB of L2 never holds them; energy from NVML's total
 (pynvml) when present, else integrated power samples (pynvml or torch.cuda.power_draw) every 10 ms;
 idle baseline before the first point. Masks are bottom-right aligned like attnjoule's.
 
+    python3 benches/peers/torch_attention.py --check
     python3 benches/peers/torch_attention.py --ctx 1024,4096,16384,65536 --out profiles/peers.json
     attnjoule compare profiles/<gpu>-<date>/profile.json profiles/peers.json \\
         --variant-a flash --variant-b sdpa_flash --plot flash-vs-sdpa.svg
+
+--check runs every implementation exactly as measured (same call, same mask construction) on
+small shapes, including GQA, decode steps and lengths that are not multiples of a block, and
+compares its output with a float64 reference whose visible keys per row come from
+`attnjoule mask --json --rows`: a ratio ours / peer is only meaningful if both compute the same
+masked attention. --cpu runs on the CPU (no GPU, no energy: a dry run of the protocol and the
+output format, and --check in float32).
 """
 
 import argparse
 import datetime
 import json
 import math
+import os
+import platform
 import random
+import subprocess
 import sys
 import threading
 import time
+import warnings
 
 L2_BYTES = 50 * 1024 * 1024
 GIB = 1024.0 ** 3
@@ -34,7 +48,8 @@ GIB = 1024.0 ** 3
 
 def parse_args():
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--impls", default="sdpa_flash,sdpa_efficient,sdpa_cudnn,flex")
+    p.add_argument("--impls", default="sdpa_flash,sdpa_efficient,sdpa_cudnn,flex",
+                   help="comma list of sdpa_flash, sdpa_efficient, sdpa_cudnn, sdpa_math, flex")
     p.add_argument("--phases", default="prefill,decode")
     p.add_argument("--ctx", default="", help="comma list; default powers of two --ctx-min..--ctx-max")
     p.add_argument("--ctx-min", type=int, default=1024)
@@ -49,7 +64,12 @@ def parse_args():
     p.add_argument("--reps", type=int, default=5)
     p.add_argument("--warmup", type=int, default=5)
     p.add_argument("--idle-seconds", type=float, default=3.0)
-    p.add_argument("--device", type=int, default=0)
+    p.add_argument("--device", type=int, default=0, help="CUDA ordinal")
+    p.add_argument("--cpu", action="store_true", help="run on the CPU: no GPU, no energy (dry run, or --check)")
+    p.add_argument("--check", action="store_true",
+                   help="compare every implementation's output with a float64 reference on small shapes, then exit")
+    p.add_argument("--attnjoule", default=os.environ.get("ATTNJOULE", "target/release/attnjoule"),
+                   help="attnjoule binary whose `mask --json --rows` defines the masks (--check)")
     p.add_argument("--seed", type=int, default=None)
     p.add_argument("--out", default="peers.json")
     return p.parse_args()
@@ -125,14 +145,43 @@ def work(mask, b, sq, sk, h, hk, d):
     return flops, q_o_lse + 2.0 * b * keys * hk * d * 2
 
 
-# ---------------------------------------------------------------- energy
+# ---------------------------------------------------------------- clocks and energy
+
+class Clock:
+    """Times enqueued work: CUDA events on a GPU, the host clock on the CPU (--cpu)."""
+
+    def __init__(self, torch, cuda):
+        self.torch, self.cuda = torch, cuda
+
+    def sync(self):
+        if self.cuda:
+            self.torch.cuda.synchronize()
+
+    def start(self):
+        if self.cuda:
+            ev = self.torch.cuda.Event(enable_timing=True)
+            ev.record()
+            return ev
+        return time.perf_counter()
+
+    def seconds_since(self, mark):
+        if self.cuda:
+            ev = self.torch.cuda.Event(enable_timing=True)
+            ev.record()
+            ev.synchronize()
+            return mark.elapsed_time(ev) / 1e3
+        return time.perf_counter() - mark
+
 
 class Meter:
-    """NVML total-energy counter when available, else integrated power samples."""
+    """NVML total-energy counter when available, else integrated power samples; nothing on --cpu."""
 
-    def __init__(self, torch, index):
-        self.torch, self.index = torch, index
+    def __init__(self, torch, index, cuda=True):
+        self.torch, self.index, self.cuda = torch, index, cuda
         self.nvml, self.handle, self.counter = None, None, False
+        self.samples, self.stop = [], False
+        if not cuda:
+            return
         try:
             import pynvml
             pynvml.nvmlInit()
@@ -145,7 +194,6 @@ class Meter:
                 pass
         except Exception:  # no pynvml: torch's power API (which itself needs NVML)
             pass
-        self.samples, self.stop = [], False
         self.thread = threading.Thread(target=self._sample, daemon=True)
         self.thread.start()
 
@@ -171,8 +219,11 @@ class Meter:
         return time.perf_counter(), e
 
     def end(self, mark):
+        """(joules or None, wall seconds, method)."""
         t0, e0 = mark
         t1 = time.perf_counter()
+        if not self.cuda:
+            return None, t1 - t0, "none"
         if self.counter:
             e1 = self.nvml.nvmlDeviceGetTotalEnergyConsumption(self.handle)
             if e1 > e0:
@@ -207,6 +258,10 @@ class Meter:
 
     def gpu_info(self):
         t = self.torch
+        if not self.cuda:
+            return {"name": f"CPU {platform.machine()} (--cpu dry run, not a GPU)", "uuid": None, "driver": None,
+                    "cuda": None, "sm_count": None, "memory_bytes": None, "power_limit_w": None,
+                    "sm_clock_mhz": None, "mem_clock_mhz": None}
         info = {"name": t.cuda.get_device_name(self.index), "uuid": None, "driver": None,
                 "cuda": t.version.cuda, "sm_count": t.cuda.get_device_properties(self.index).multi_processor_count,
                 "memory_bytes": t.cuda.get_device_properties(self.index).total_memory,
@@ -238,16 +293,13 @@ def stat(xs):
     return {"median": med, "min": v[0], "max": v[-1], "cv": sd / abs(mean) if mean else 0.0, "n": n}
 
 
-def measure(torch, call, sets, meter, idle_w, a, rng):
+def measure(clock, call, sets, meter, idle_w, a, rng):
     """The protocol; `call(i)` enqueues one call on input set i."""
     warm = []
     for i in range(max(1, a.warmup)):
-        s, e = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-        s.record()
+        mark = clock.start()
         call(i % sets)
-        e.record()
-        e.synchronize()
-        warm.append(s.elapsed_time(e) / 1e3)
+        warm.append(clock.seconds_since(mark))
         if sum(warm) >= 3.0:
             break
     t_est = sorted(warm)[len(warm) // 2]
@@ -256,17 +308,15 @@ def measure(torch, call, sets, meter, idle_w, a, rng):
     reps, nxt, retries = [], len(warm) % sets, 0
     while len(reps) < a.reps:
         time.sleep(rng.uniform(0.2, 0.6))
-        torch.cuda.synchronize()
-        mark = meter.begin()
-        s, e = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-        s.record()
+        clock.sync()
+        energy_mark = meter.begin()
+        mark = clock.start()
         for _ in range(calls):
             call(nxt)
             nxt = (nxt + 1) % sets
-        e.record()
-        torch.cuda.synchronize()
-        joules, wall, method = meter.end(mark)
-        dev_s = s.elapsed_time(e) / 1e3
+        dev_s = clock.seconds_since(mark)
+        clock.sync()
+        joules, wall, method = meter.end(energy_mark)
         if dev_s < a.min_seconds and retries < 4:
             calls = max(calls + 1, math.ceil(calls * a.min_seconds / max(dev_s, 1e-9) * 1.05))
             retries += 1
@@ -275,30 +325,57 @@ def measure(torch, call, sets, meter, idle_w, a, rng):
         reps.append((calls, dev_s, joules, wall, method))
     end = meter.state()
     thr = any(r not in THROTTLE_BENIGN for st in (start, end) for r in st["throttle_reasons"])
+    metered = all(r[2] is not None for r in reps)
     return {
         "seconds": stat([r[1] / r[0] for r in reps]),
-        "joules": stat([r[2] / r[0] for r in reps]),
-        "joules_above_idle": stat([(r[2] - idle_w * r[3]) / r[0] for r in reps]) if idle_w is not None else None,
-        "watts": stat([r[2] / r[3] for r in reps])["median"],
-        "energy_method": "counter" if all(r[4] == "counter" for r in reps) else "sampled_power",
+        "joules": stat([r[2] / r[0] for r in reps]) if metered else None,
+        "joules_above_idle": stat([(r[2] - idle_w * r[3]) / r[0] for r in reps])
+        if metered and idle_w is not None else None,
+        "watts": stat([r[2] / r[3] for r in reps])["median"] if metered else None,
+        "energy_method": reps[0][4] if len({r[4] for r in reps}) == 1 else "sampled_power",
         "throttled": thr,
         "calls": sum(r[0] for r in reps),
         "detail": {"idle_watts": idle_w, "buffer_sets": sets, "warmup_seconds_per_call": t_est,
-                   "rep_seconds": [r[1] / r[0] for r in reps], "rep_joules": [r[2] / r[0] for r in reps],
+                   "rep_seconds": [r[1] / r[0] for r in reps],
+                   "rep_joules": [r[2] / r[0] for r in reps] if metered else [],
                    "rep_calls": [r[0] for r in reps], "start": start, "end": end},
     }
 
 
 # ---------------------------------------------------------------- implementations
 
+SDPA_BACKENDS = {"sdpa_flash": "FLASH_ATTENTION", "sdpa_efficient": "EFFICIENT_ATTENTION",
+                 "sdpa_cudnn": "CUDNN_ATTENTION", "sdpa_math": "MATH"}
+
+
+def allow_recompiles(torch):
+    """torch.compile recompiles flex_attention for every shape and mask, and after
+    `recompile_limit` (8) recompilations of one function it silently falls back to the eager,
+    score-materializing implementation: a sweep of 11 context sizes would then time that. Raise the
+    limits, and make hitting one an error (a failed point) rather than a silent fallback."""
+    cfg = torch._dynamo.config
+    for name, value in (("recompile_limit", 4096), ("cache_size_limit", 4096),
+                        ("accumulated_recompile_limit", 1 << 16), ("accumulated_cache_size_limit", 1 << 16),
+                        ("fail_on_recompile_limit_hit", True), ("fail_on_cache_limit_hit", True)):
+        if hasattr(cfg, name):
+            setattr(cfg, name, value)
+
+
+def make_inputs(torch, dev, dtype, b, sq, sk, h, hk, d):
+    """q, k, v in attnjoule's [batch, seq, heads, dim] memory layout, viewed as torch's [b, h, s, d]."""
+    mk = lambda s_, hh: torch.empty(b, s_, hh, d, device=dev, dtype=dtype).uniform_(-1, 1).transpose(1, 2)  # noqa
+    return mk(sq, h), mk(sk, hk), mk(sk, hk)
+
+
 def make_call(torch, impl, mask, sets_qkv, sq, sk, h, hk):
-    """A callable(i) running one attention call on input set i, or raises if unsupported."""
+    """A callable(i) running one attention call on input set i (returning its output), or raises
+    if the implementation refuses the shape or mask."""
     F = torch.nn.functional
     gqa = h != hk
-    if impl.startswith("sdpa_"):
+    dev = sets_qkv[0][0].device
+    if impl in SDPA_BACKENDS:
         from torch.nn.attention import SDPBackend, sdpa_kernel
-        backend = {"sdpa_flash": SDPBackend.FLASH_ATTENTION, "sdpa_efficient": SDPBackend.EFFICIENT_ATTENTION,
-                   "sdpa_cudnn": SDPBackend.CUDNN_ATTENTION}[impl]
+        backend = getattr(SDPBackend, SDPA_BACKENDS[impl])
         if mask["kind"] not in ("none", "causal"):
             raise NotImplementedError(f"{impl} has no {mask['kind']} mask (use flex)")
         kw = {}
@@ -323,18 +400,20 @@ def make_call(torch, impl, mask, sets_qkv, sq, sk, h, hk):
         if mask["kind"] == "none":
             block_mask = None
         elif mask["kind"] == "causal":
-            block_mask = create_block_mask(lambda b, hh, qi, ki: qi + off >= ki, None, None, sq, sk)
+            block_mask = create_block_mask(lambda b, hh, qi, ki: qi + off >= ki, None, None, sq, sk, device=dev)
         elif mask["kind"] == "window":
             w = mask["size"]
             block_mask = create_block_mask(lambda b, hh, qi, ki: (qi + off >= ki) & (qi + off - ki < w),
-                                           None, None, sq, sk)
+                                           None, None, sq, sk, device=dev)
         else:
             bsz = mask["size"]
             local, glob = [int(x.split("=")[1]) for x in mask["detail"].split()[1:]]
-            lay = torch.tensor(longformer_layout(sq, sk, bsz, local, glob), device="cuda")
+            lay = torch.tensor(longformer_layout(sq, sk, bsz, local, glob), device=dev)
             block_mask = create_block_mask(lambda b, hh, qi, ki: lay[qi // bsz, ki // bsz], None, None, sq, sk,
-                                           BLOCK_SIZE=bsz)
-        fa = torch.compile(flex_attention, dynamic=False)
+                                           device=dev, BLOCK_SIZE=bsz)
+        # Compiled on a GPU (FlexAttention's fused kernel, what users run); eager on --cpu.
+        fa = torch.compile(flex_attention, dynamic=False) if dev.type == "cuda" else flex_attention
+        warnings.filterwarnings("ignore", message="flex_attention called without torch.compile")
 
         def call(i):
             q, k, v = sets_qkv[i]
@@ -344,22 +423,108 @@ def make_call(torch, impl, mask, sets_qkv, sq, sk, h, hk):
     raise ValueError(f"unknown implementation {impl}")
 
 
+# ---------------------------------------------------------------- --check
+
+CHECK_SHAPES = [  # (seq_q, seq_k): prefill, blocks cut short, decode steps of 1, 4, 16 tokens
+    (256, 256), (300, 300), (1, 1000), (4, 1000), (16, 333)]
+CHECK_MASKS = ["none", "causal", "window:1", "window:100", "longformer:128:1:1", "longformer:64:0:2"]
+
+
+def attnjoule_rows(binary, ms, sq, sk):
+    """Visible key runs per query row, as attnjoule defines the mask."""
+    try:
+        out = subprocess.run([binary, "mask", "--mask", ms, "--seq", str(sq), "--seq-k", str(sk), "--json", "--rows"],
+                             check=True, capture_output=True, text=True).stdout
+    except FileNotFoundError:
+        sys.exit(f"--check needs the attnjoule binary at {binary!r} (cargo build --release, or --attnjoule PATH)")
+    except subprocess.CalledProcessError as e:
+        sys.exit(f"attnjoule mask failed: {e.stderr.strip()}")
+    return json.loads(out)["rows"]
+
+
+def reference(torch, q, k, v, rows):
+    """float64 masked attention; rows[i] = visible [lo, hi) key runs of query i (none visible: 0)."""
+    q, k, v = (x.to(torch.float64).cpu() for x in (q, k, v))
+    group = q.shape[1] // k.shape[1]
+    k, v = k.repeat_interleave(group, dim=1), v.repeat_interleave(group, dim=1)
+    vis = torch.zeros(q.shape[2], k.shape[2], dtype=torch.bool)
+    for i, runs in enumerate(rows):
+        for lo, hi in runs:
+            vis[i, lo:hi] = True
+    s = (q @ k.transpose(-1, -2)) / math.sqrt(q.shape[-1])
+    s = s.masked_fill(~vis, float("-inf"))
+    p = torch.softmax(s, dim=-1).nan_to_num(0.0)
+    return p @ v
+
+
+def check(torch, a, dev):
+    """Each implementation, called as the measurement calls it, against the float64 reference."""
+    dtype = torch.bfloat16 if dev.type == "cuda" else torch.float32
+    limit = 1e-2 if dtype == torch.bfloat16 else 1e-5
+    b, h, hk, d = 2, 4, 2, 64
+    # On a GPU every shape and mask compiles FlexAttention anew (seconds each): fewer shapes there.
+    shapes = CHECK_SHAPES if dev.type == "cpu" else [(300, 300), (4, 1000), (16, 333)]
+    bad, ran, worst = 0, 0, {}
+    for impl in a.impls.split(","):
+        for ms in CHECK_MASKS:
+            mask = parse_mask(ms)
+            if impl in SDPA_BACKENDS and mask["kind"] not in ("none", "causal"):
+                continue  # not offered (make_call refuses it): those points are recorded failed
+            for sq, sk in shapes:
+                rows = attnjoule_rows(a.attnjoule, ms, sq, sk)
+                q, k, v = make_inputs(torch, dev, dtype, b, sq, sk, h, hk, d)
+                try:
+                    out = make_call(torch, impl, mask, [(q, k, v)], sq, sk, h, hk)(0)
+                except Exception as e:  # a refusal is not a mismatch: that point is recorded failed
+                    print(f"{impl:15} {ms:20} q={sq:<4} k={sk:<5} unsupported: {str(e).splitlines()[0][:90]}")
+                    continue
+                ref = reference(torch, q, k, v, rows)
+                got = out.to(torch.float64).cpu()
+                err = ((got - ref).norm() / ref.norm()).item()
+                ran += 1
+                worst[impl] = max(worst.get(impl, 0.0), err)
+                ok = err <= limit
+                bad += not ok
+                print(f"{impl:15} {ms:20} q={sq:<4} k={sk:<5} rel L2 {err:.2e} {'ok' if ok else 'MISMATCH'}")
+    summary = ", ".join(f"{i} worst {e:.2e}" for i, e in worst.items())
+    print(f"check on {dev} ({dtype}), limit {limit:g}: {ran} cases ran, {bad} mismatches; {summary}")
+    return bad == 0 and ran > 0
+
+
+# ---------------------------------------------------------------- the sweep
+
+def free_bytes(torch, cuda):
+    if cuda:
+        return torch.cuda.mem_get_info()[0]
+    return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+
+
 def main():
     a = parse_args()
     import torch
-    torch.cuda.set_device(a.device)
+    cuda = not a.cpu
+    if cuda and not torch.cuda.is_available():
+        sys.exit("no CUDA GPU visible to PyTorch; --cpu runs the same script on the CPU (dry run, no energy)")
+    if cuda:
+        torch.cuda.set_device(a.device)
+    dev = torch.device("cuda", a.device) if cuda else torch.device("cpu")
     seed = a.seed if a.seed is not None else random.SystemRandom().randrange(2 ** 63)
     print(f"seed {seed}", file=sys.stderr)
     rng = random.Random(seed)
     torch.manual_seed(seed)
-    meter = Meter(torch, a.device)
+    allow_recompiles(torch)
+    if a.check:
+        sys.exit(0 if check(torch, a, dev) else 1)
+    clock, meter = Clock(torch, cuda), Meter(torch, a.device, cuda)
     gpu = meter.gpu_info()
-    torch.cuda.synchronize()
-    m = meter.begin()
-    time.sleep(max(0.5, a.idle_seconds))
-    j, wall, _ = meter.end(m)
-    idle_w = j / wall
-    print(f"{gpu['name']}: idle {idle_w:.1f} W", file=sys.stderr)
+    idle_w = None
+    if cuda:
+        clock.sync()
+        m = meter.begin()
+        time.sleep(max(0.5, a.idle_seconds))
+        j, wall, _ = meter.end(m)
+        idle_w = j / wall
+        print(f"{gpu['name']}: idle {idle_w:.1f} W", file=sys.stderr)
 
     ctxs = [int(x) for x in a.ctx.split(",") if x] or [c for c in (2 ** i for i in range(31))
                                                        if a.ctx_min <= c <= a.ctx_max]
@@ -380,7 +545,7 @@ def main():
                               "status": "ok", "flops": flops, "min_bytes": min_bytes, "energy_method": "none",
                               "throttled": False, "ncu": {}, "note": None}
                         set_bytes = 2 * (2 * b * sq * h * d + 2 * b * sk * hk * d)
-                        free, _ = torch.cuda.mem_get_info()
+                        free = free_bytes(torch, cuda)
                         if set_bytes * 1.5 > free * 0.95:
                             pt.update(status="infeasible", need_gib=set_bytes * 1.5 / GIB, have_gib=free / GIB)
                             points.append(pt)
@@ -391,36 +556,41 @@ def main():
                         sets, call = [], None
                         try:
                             for _ in range(nsets):
-                                mk = lambda s_, hh: torch.empty(b, s_, hh, d, device="cuda", dtype=torch.bfloat16  # noqa
-                                                               ).uniform_(-1, 1).transpose(1, 2)
-                                sets.append((mk(sq, h), mk(sk, hk), mk(sk, hk)))
+                                sets.append(make_inputs(torch, dev, torch.bfloat16, b, sq, sk, h, hk, d))
                             call = make_call(torch, impl, mask, sets, sq, sk, h, hk)
-                            torch.cuda.nvtx.range_push(f"peer.{impl}.{phase}.ctx{ctx}.q{sq}")
+                            if cuda:
+                                torch.cuda.nvtx.range_push(f"peer.{impl}.{phase}.ctx{ctx}.q{sq}")
                             try:
-                                r = measure(torch, call, nsets, meter, idle_w, a, rng)
+                                r = measure(clock, call, nsets, meter, idle_w, a, rng)
                             finally:
-                                torch.cuda.nvtx.range_pop()
+                                if cuda:
+                                    torch.cuda.nvtx.range_pop()
                             pt.update(r)
-                            msg = (f"{r['seconds']['median'] * 1e3:.4f} ms/call, {r['joules']['median']:.4f} J/call, "
-                                   f"{flops / r['seconds']['median'] / 1e12:.1f} TFLOP/s")
+                            msg = f"{r['seconds']['median'] * 1e3:.4f} ms/call"
+                            if r["joules"] is not None:
+                                msg += f", {r['joules']['median']:.4f} J/call"
+                            msg += f", {flops / r['seconds']['median'] / 1e12:.3f} TFLOP/s"
                         except Exception as e:  # unsupported or failed: recorded, the sweep goes on
                             pt.update(status="failed", error=f"{type(e).__name__}: {e}".splitlines()[0])
                             msg = "FAILED " + pt["error"]
                         del sets, call
-                        torch.cuda.empty_cache()
+                        if cuda:
+                            torch.cuda.empty_cache()
                         points.append(pt)
                         print(f"{impl} {phase} {mask['kind']} ctx={ctx} q={sq}: {msg}", file=sys.stderr)
                         with open(a.out, "w") as f:  # rewrite after each point: a crash keeps what ran
-                            json.dump(profile(gpu, idle_w, points, impl_name, a), f, indent=1)
+                            json.dump(profile(gpu, idle_w, points, impl_name, a, cuda), f, indent=1)
     print(f"wrote {a.out} ({len(points)} points)")
 
 
-def profile(gpu, idle_w, points, impl_name, a):
+def profile(gpu, idle_w, points, impl_name, a, cuda=True):
+    notes = [f"peer baseline; protocol: {a.reps} reps of >= {a.min_seconds} s windows, medians"]
+    if not cuda:
+        notes.append("--cpu dry run: host-clock seconds on the CPU, no energy; not a GPU measurement")
     return {"schema_version": 1, "kind": "measured", "gpu": gpu,
             "created": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d"),
             "tool": f"benches/peers/torch_attention.py ({impl_name})", "peaks": None, "idle_watts": idle_w,
-            "points": points, "gemm": [],
-            "notes": [f"peer baseline; protocol: {a.reps} reps of >= {a.min_seconds} s windows, medians"]}
+            "points": points, "gemm": [], "notes": notes}
 
 
 if __name__ == "__main__":

@@ -32,15 +32,19 @@ pub fn run(a: Args) -> anyhow::Result<()> {
     if rows.is_empty() {
         anyhow::bail!("no configuration (phase, mask, shape) was measured in both profiles");
     }
+    // Peer labels ("torch-2.15.0+cu132:sdpa_flash") are long: columns fit the longest.
+    let wa = rows.iter().map(|r| r.a.len()).max().unwrap_or(0).max(1);
+    let wb = rows.iter().map(|r| r.b.len()).max().unwrap_or(0).max(1);
+    let wm = rows.iter().map(|r| r.mask.len()).max().unwrap_or(0).max(4);
     println!(
-        "{:<18} {:<24} {:<8} {:<8} {:>6} {:>9} {:>12} {:>12} {:>8} {:>8}",
+        "{:<wa$} {:<wb$} {:<8} {:<wm$} {:>6} {:>9} {:>12} {:>12} {:>8} {:>8}",
         "A", "B", "phase", "mask", "q", "ctx", "A ms", "B ms", "time A/B", "J A/B"
     );
     let mut csv =
         String::from("a,b,phase,mask,seq_q,context,seconds_a,seconds_b,time_ratio,joules_a,joules_b,joules_ratio\n");
     for r in &rows {
         println!(
-            "{:<18} {:<24} {:<8} {:<8} {:>6} {:>9} {:>12.4} {:>12.4} {:>8.3} {:>8}",
+            "{:<wa$} {:<wb$} {:<8} {:<wm$} {:>6} {:>9} {:>12.4} {:>12.4} {:>8.3} {:>8}",
             r.a,
             r.b,
             format!("{:?}", r.phase).to_lowercase(),

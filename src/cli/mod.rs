@@ -7,6 +7,7 @@ mod emu;
 mod estimate;
 mod import_ncu;
 mod info;
+mod mask;
 mod merge;
 mod ncu;
 mod sweep;
@@ -24,6 +25,9 @@ enum Cmd {
     Info(info::Args),
     /// Run one attention variant on the CPU emulator: error vs the f64 reference, time, counters.
     Emu(emu::Args),
+    /// What a mask shows: visible pairs, flash tiles visited, a map of the plane (text or SVG),
+    /// each row's visible keys (--json --rows).
+    Mask(mask::Args),
     /// What the next phrase of a long conversation costs (s, J, Wh) per attention policy, from a
     /// profile (default: the bundled analytical H100 profile) and a model.
     Estimate(Box<estimate::Args>),
@@ -44,6 +48,7 @@ pub fn main() -> anyhow::Result<()> {
     match Cli::parse().cmd {
         Cmd::Info(a) => info::run(a),
         Cmd::Emu(a) => emu::run(a),
+        Cmd::Mask(a) => mask::run(a),
         Cmd::Estimate(a) => estimate::run(*a),
         Cmd::Sweep(a) => sweep::run(a),
         Cmd::Merge(a) => merge::run(a),

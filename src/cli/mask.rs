@@ -1,0 +1,252 @@
+//! `attnjoule mask`: what a mask shows, before any kernel runs: visible pairs and keys, the flash
+//! kernel's tile visits for it, a map of the (query, key) plane (text or SVG), and with
+//! `--json --rows` every row's visible key runs, which the peer script's `--check` compares
+//! against PyTorch's masks.
+
+use anyhow::{bail, Context};
+use attnjoule::mask::TileClass;
+use attnjoule::problem::{Problem, Shape};
+use attnjoule::sweep::MaskChoice;
+use attnjoule::Mask;
+use serde::Serialize;
+use std::fmt::Write;
+
+#[derive(clap::Args)]
+pub struct Args {
+    /// none, causal, window:<keys>, longformer:<block>:<local>:<global>
+    #[arg(long, default_value = "causal")]
+    mask: String,
+    /// Query sequence length.
+    #[arg(long, default_value_t = 4096)]
+    seq: usize,
+    /// Key sequence length (default: --seq; a decode step has --seq 1 --seq-k <context>).
+    #[arg(long)]
+    seq_k: Option<usize>,
+    /// Head dimension: picks the flash kernel's tile shape (64 or 128).
+    #[arg(long, default_value_t = 128)]
+    head_dim: usize,
+    /// Map cells per side (at most; fewer when the plane is smaller).
+    #[arg(long, default_value_t = 48)]
+    cells: usize,
+    /// Write the map as an SVG picture here.
+    #[arg(long)]
+    svg: Option<std::path::PathBuf>,
+    /// Print one JSON object instead of text.
+    #[arg(long)]
+    json: bool,
+    /// With --json: every query row's visible keys as [lo, hi) runs (at most 65536 rows).
+    #[arg(long)]
+    rows: bool,
+}
+
+#[derive(Serialize)]
+struct Summary {
+    mask: String,
+    seq_q: usize,
+    seq_k: usize,
+    visible_pairs: u64,
+    density: f64,
+    /// Keys visible to at least one query.
+    visible_keys: usize,
+    /// The flash kernel's tiles for this mask, or why it cannot run it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    flash: Option<FlashTiles>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    flash_error: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    rows: Option<Vec<Vec<(usize, usize)>>>,
+}
+
+#[derive(Serialize)]
+struct FlashTiles {
+    tile_q: usize,
+    tile_k: usize,
+    total: u64,
+    partial: u64,
+    full: u64,
+}
+
+const MAX_ROWS: usize = 1 << 16;
+
+pub fn run(a: Args) -> anyhow::Result<()> {
+    let choice = MaskChoice::parse(&a.mask)?;
+    let (seq_q, seq_k) = (a.seq, a.seq_k.unwrap_or(a.seq));
+    if seq_q == 0 || seq_k == 0 {
+        bail!("--seq and --seq-k must be at least 1");
+    }
+    if a.cells == 0 {
+        bail!("--cells must be at least 1");
+    }
+    if a.rows && seq_q > MAX_ROWS {
+        bail!("--rows prints every query row: at most {MAX_ROWS} rows, not {seq_q}");
+    }
+    let mask = choice.mask(seq_q, seq_k);
+    let shape = Shape { batch: 1, seq_q, seq_k, heads: 1, kv_heads: 1, head_dim: a.head_dim };
+    let flash = attnjoule::ops::flash::config(&Problem::new(shape, mask.clone()))
+        .map(|c| {
+            let (partial, full) = mask.tile_counts(seq_q, seq_k, c.tile_q, c.tile_k);
+            let total = (seq_q.div_ceil(c.tile_q) * seq_k.div_ceil(c.tile_k)) as u64;
+            FlashTiles { tile_q: c.tile_q, tile_k: c.tile_k, total, partial, full }
+        })
+        .map_err(|e| e.to_string());
+    let (flash, flash_error) = match flash {
+        Ok(f) => (Some(f), None),
+        Err(e) => (None, Some(e)),
+    };
+    let visible_pairs = mask.visible_pairs(seq_q, seq_k);
+    let s = Summary {
+        mask: a.mask.clone(),
+        seq_q,
+        seq_k,
+        visible_pairs,
+        density: visible_pairs as f64 / (seq_q as f64 * seq_k as f64),
+        visible_keys: mask.visible_key_ranges(seq_q, seq_k).iter().map(|(lo, hi)| hi - lo).sum(),
+        flash,
+        flash_error,
+        rows: a.rows.then(|| (0..seq_q).map(|i| mask.row_runs(i, seq_q, seq_k)).collect()),
+    };
+    let map = Map::new(&mask, seq_q, seq_k, a.cells);
+    if let Some(path) = &a.svg {
+        std::fs::write(path, map.svg(&format!("{} mask, {seq_q} queries x {seq_k} keys", a.mask)))
+            .with_context(|| format!("writing {}", path.display()))?;
+    }
+    if a.json {
+        println!("{}", serde_json::to_string(&s)?);
+        return Ok(());
+    }
+    println!("{} mask, {seq_q} queries x {seq_k} keys (bottom-right aligned)", a.mask);
+    println!(
+        "visible pairs {visible_pairs} ({:.2}% of the plane), keys seen by some query {}",
+        s.density * 100.0,
+        s.visible_keys
+    );
+    match (&s.flash, &s.flash_error) {
+        (Some(f), _) => println!(
+            "flash d{} tiles {}x{}: visits {} of {} ({} full, {} masked)",
+            a.head_dim,
+            f.tile_q,
+            f.tile_k,
+            f.partial + f.full,
+            f.total,
+            f.full,
+            f.partial
+        ),
+        (None, e) => println!("flash: {}", e.as_deref().unwrap_or("no kernel")),
+    }
+    println!(
+        "map: {} x {} cells of {} queries x {} keys ('#' all visible, '+' some, ' ' none)",
+        map.rows, map.cols, map.cell_q, map.cell_k
+    );
+    print!("{}", map.text());
+    if let Some(path) = &a.svg {
+        println!("wrote {}", path.display());
+    }
+    Ok(())
+}
+
+/// The (query, key) plane in cells, each classified like a kernel tile.
+struct Map {
+    rows: usize,
+    cols: usize,
+    cell_q: usize,
+    cell_k: usize,
+    class: Vec<TileClass>,
+}
+
+impl Map {
+    fn new(mask: &Mask, seq_q: usize, seq_k: usize, cells: usize) -> Map {
+        let (cell_q, cell_k) = (seq_q.div_ceil(cells), seq_k.div_ceil(cells));
+        let (rows, cols) = (seq_q.div_ceil(cell_q), seq_k.div_ceil(cell_k));
+        let mut class = Vec::with_capacity(rows * cols);
+        for r in 0..rows {
+            for c in 0..cols {
+                let (q0, k0) = (r * cell_q, c * cell_k);
+                class.push(mask.classify_tile(
+                    q0,
+                    (q0 + cell_q).min(seq_q),
+                    k0,
+                    (k0 + cell_k).min(seq_k),
+                    seq_q,
+                    seq_k,
+                ));
+            }
+        }
+        Map { rows, cols, cell_q, cell_k, class }
+    }
+
+    fn text(&self) -> String {
+        let mut out = String::new();
+        let edge = format!("+{}+\n", "-".repeat(self.cols));
+        out.push_str(&edge);
+        for row in self.class.chunks(self.cols) {
+            out.push('|');
+            out.extend(row.iter().map(|c| match c {
+                TileClass::Full => '#',
+                TileClass::Partial => '+',
+                TileClass::Empty => ' ',
+            }));
+            out.push_str("|\n");
+        }
+        out.push_str(&edge);
+        out
+    }
+
+    fn svg(&self, title: &str) -> String {
+        let px = (480.0 / self.rows.max(self.cols) as f64).clamp(2.0, 24.0);
+        let (w, h) = (self.cols as f64 * px, self.rows as f64 * px);
+        let (x0, y0) = (40.0, 50.0);
+        let mut s = String::new();
+        let _ = write!(
+            s,
+            "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"{}\" height=\"{}\" font-family=\"sans-serif\" \
+             font-size=\"12\">\n<rect width=\"100%\" height=\"100%\" fill=\"white\"/>\n\
+             <text x=\"{x0}\" y=\"20\" font-size=\"14\">{}</text>\n\
+             <text x=\"{x0}\" y=\"38\" fill=\"#555\">keys \u{2192} ({} per cell); queries \u{2193} ({} per cell); \
+             dark: all visible, light: partly</text>\n",
+            w + 2.0 * x0,
+            h + y0 + 20.0,
+            attnjoule::plot::esc(title),
+            self.cell_k,
+            self.cell_q
+        );
+        for (i, c) in self.class.iter().enumerate() {
+            let fill = match c {
+                TileClass::Full => "#0072B2",
+                TileClass::Partial => "#9ecae1",
+                TileClass::Empty => continue,
+            };
+            let (r, col) = (i / self.cols, i % self.cols);
+            let _ = writeln!(
+                s,
+                "<rect x=\"{:.2}\" y=\"{:.2}\" width=\"{px:.2}\" height=\"{px:.2}\" fill=\"{fill}\"/>",
+                x0 + col as f64 * px,
+                y0 + r as f64 * px
+            );
+        }
+        let _ = writeln!(s, "<rect x=\"{x0}\" y=\"{y0}\" width=\"{w}\" height=\"{h}\" fill=\"none\" stroke=\"#333\"/>");
+        s.push_str("</svg>\n");
+        s
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn map_of_causal_is_lower_triangle() {
+        let m = Map::new(&Mask::Causal, 64, 64, 4);
+        assert_eq!((m.rows, m.cols, m.cell_q, m.cell_k), (4, 4, 16, 16));
+        assert_eq!(m.text(), "+----+\n|+   |\n|#+  |\n|##+ |\n|###+|\n+----+\n");
+        let svg = m.svg("a <causal> mask");
+        assert!(svg.contains("a &lt;causal&gt; mask") && svg.matches("<rect").count() == 2 + 10);
+    }
+
+    #[test]
+    fn map_covers_uneven_planes() {
+        // 1 query x 1000 keys, window 100: only the last cells are lit.
+        let m = Map::new(&Mask::causal_window(100), 1, 1000, 10);
+        assert_eq!((m.rows, m.cols), (1, 10));
+        assert_eq!(m.text().lines().nth(1), Some("|         #|"));
+    }
+}
