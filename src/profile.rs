@@ -196,7 +196,8 @@ pub struct PointDetail {
     pub rep_joules: Vec<f64>,
     #[serde(default)]
     pub rep_calls: Vec<u64>,
-    /// Clocks, temperature and throttle reasons at the start and end of the point.
+    /// Clocks, temperature and throttle reasons at the start and end of the point (read while the
+    /// first and the last measured window run).
     #[serde(default)]
     pub start: Option<crate::energy::GpuState>,
     #[serde(default)]

@@ -87,6 +87,52 @@ fn protocol_is_deterministic_and_flags_throttling() {
 }
 
 #[test]
+fn protocol_reads_gpu_state_while_the_window_runs() {
+    // NVML reports what the GPU is doing now: power capping while the calls run, idle once they
+    // are done. The point's start/end states (and its throttle flag) must come from inside the
+    // windows, not from the idle moments after a synchronize.
+    struct Capped(SimTarget);
+    impl protocol::Target for Capped {
+        fn launch(&mut self, set: usize) -> attnjoule::Result<()> {
+            let busy = GpuState {
+                sm_clock_mhz: Some(1500),
+                throttle_reasons: vec!["sw_power_cap".into()],
+                ..Default::default()
+            };
+            self.0.gpu.set_state(busy);
+            self.0.launch(set)
+        }
+        fn sets(&self) -> usize {
+            self.0.sets()
+        }
+        fn record(&mut self) -> attnjoule::Result<attnjoule::device::Timestamp> {
+            self.0.record()
+        }
+        fn elapsed_s(
+            &mut self,
+            a: attnjoule::device::Timestamp,
+            b: attnjoule::device::Timestamp,
+        ) -> attnjoule::Result<f64> {
+            self.0.elapsed_s(a, b)
+        }
+        fn synchronize(&mut self) -> attnjoule::Result<()> {
+            let idle =
+                GpuState { sm_clock_mhz: Some(345), throttle_reasons: vec!["gpu_idle".into()], ..Default::default() };
+            self.0.gpu.set_state(idle);
+            self.0.synchronize()
+        }
+        fn idle(&mut self, s: f64) {
+            self.0.idle(s)
+        }
+    }
+    let gpu = SimGpu::new(true, 0.01);
+    let mut t = Capped(SimTarget::new(gpu.clone(), 2e-3, 700.0, 70.0, 2));
+    let m = protocol::measure(&mut t, &gpu, None, &proto(5)).unwrap();
+    assert_eq!((m.start.sm_clock_mhz, m.end.sm_clock_mhz), (Some(1500), Some(1500)), "{:?} {:?}", m.start, m.end);
+    assert!(m.throttled && m.start.throttled() && m.end.throttled());
+}
+
+#[test]
 fn protocol_lengthens_a_window_the_warmup_underestimated() {
     // A target whose warm-up launches look 10x slower than steady state: the first window comes
     // out short and must be redone longer.

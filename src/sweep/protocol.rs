@@ -123,7 +123,11 @@ pub fn measure(
     calls = calls.clamp(1, cfg.max_calls);
 
     let mut rng = rand::rngs::StdRng::seed_from_u64(cfg.seed);
-    let start = src.state()?;
+    // Clocks, temperature and throttle reasons of the first and last kept windows, read while
+    // their calls run. (Read here, after the warm-up's synchronize, or after the last window's,
+    // the GPU is idle: NVML then reports idle clocks and `gpu_idle`, and a point that ran
+    // power-capped or hot could never be flagged `throttled`.)
+    let (mut start, mut end): (Option<GpuState>, Option<GpuState>) = (None, None);
     let mut reps = Vec::new();
     // Continue the rotation where the warm-up left it.
     let mut next_set = warm.len() % sets;
@@ -142,6 +146,10 @@ pub fn measure(
             next_set = (next_set + 1) % sets;
         }
         let b = target.record()?;
+        // Both events are enqueued, so this host-side read costs no device time; the calls of
+        // the window are still queued or running (the launch queue holds the tail of a short-call
+        // window, a long call runs for its whole length).
+        let state = src.state()?;
         target.synchronize()?;
         let e = energy::end(src, mark)?;
         let dev_s = target.elapsed_s(a, b)?;
@@ -153,8 +161,10 @@ pub fn measure(
         }
         retries = 0;
         reps.push(Rep { calls, device_seconds: dev_s, energy: e });
+        start.get_or_insert_with(|| state.clone());
+        end = Some(state);
     }
-    let end = src.state()?;
+    let (start, end) = (start.expect("reps >= 1"), end.expect("reps >= 1"));
     let per = |f: &dyn Fn(&Rep) -> f64| Stat::from_samples(&reps.iter().map(f).collect::<Vec<_>>()).expect("reps >= 1");
     let seconds = per(&|r| r.device_seconds / r.calls as f64);
     let joules = per(&|r| r.energy.joules / r.calls as f64);
