@@ -150,7 +150,11 @@ pub trait DeviceExt: Device {
     fn upload_new<T: bytemuck_like::Pod>(&self, data: &[T]) -> Result<DevBuf> {
         let bytes = bytemuck_like::as_bytes(data);
         let buf = self.alloc(bytes.len().max(1))?;
-        self.upload(&buf, 0, bytes)?;
+        if let Err(e) = self.upload(&buf, 0, bytes) {
+            // Do not leak the allocation on a failed copy.
+            let _ = self.free(buf);
+            return Err(e);
+        }
         Ok(buf)
     }
     fn download_vec<T: bytemuck_like::Pod + Default + Clone>(&self, buf: &DevBuf, n: usize) -> Result<Vec<T>> {

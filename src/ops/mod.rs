@@ -64,15 +64,21 @@ pub struct Buffers {
 }
 
 impl Buffers {
+    /// Frees every buffer; the first error is returned after trying all of them (stopping at
+    /// the first would leak the rest for the device's lifetime, i.e. the rest of a sweep).
     pub fn free(self, dev: &dyn Device) -> Result<()> {
+        let mut first = Ok(());
         for b in [Some(self.q), Some(self.k), Some(self.v), Some(self.o), Some(self.lse)]
             .into_iter()
             .chain([self.scratch, self.scratch_lse, self.row_ptr, self.col_idx])
             .flatten()
         {
-            dev.free(b)?;
+            let r = dev.free(b);
+            if first.is_ok() {
+                first = r;
+            }
         }
-        Ok(())
+        first
     }
 }
 
@@ -126,24 +132,38 @@ impl Attention {
     }
 
     /// Allocates every buffer of the call; inputs are left unwritten (upload or fill them).
+    /// When one allocation fails (out of memory), the ones made before it are freed: on a GPU a
+    /// leaked buffer stays allocated for the rest of the sweep and starves every later point.
     pub fn alloc(&self, dev: &dyn Device) -> Result<Buffers> {
         let s = &self.problem.shape;
-        let opt = |n: usize| if n > 0 { dev.alloc(n).map(Some) } else { Ok(None) };
-        let (row_ptr, col_idx) = match &self.problem.mask {
-            Mask::BlockSparse(l) => (Some(dev.upload_new(&l.row_ptr)?), Some(dev.upload_new(&l.col_idx)?)),
-            _ => (None, None),
-        };
-        Ok(Buffers {
-            q: dev.alloc(2 * s.q_elems())?,
-            k: dev.alloc(2 * s.kv_elems())?,
-            v: dev.alloc(2 * s.kv_elems())?,
-            o: dev.alloc(2 * s.q_elems())?,
-            lse: dev.alloc(4 * s.lse_elems())?,
-            scratch: opt(self.plan.scratch_bytes)?,
-            scratch_lse: opt(self.plan.scratch_lse_bytes)?,
-            row_ptr,
-            col_idx,
-        })
+        let made = std::cell::RefCell::new(Vec::new());
+        let keep = |r: Result<DevBuf>| r.inspect(|b| made.borrow_mut().push(*b));
+        let opt = |n: usize| if n > 0 { keep(dev.alloc(n)).map(Some) } else { Ok(None) };
+        let res = (|| {
+            let (row_ptr, col_idx) = match &self.problem.mask {
+                Mask::BlockSparse(l) => {
+                    (Some(keep(dev.upload_new(&l.row_ptr))?), Some(keep(dev.upload_new(&l.col_idx))?))
+                }
+                _ => (None, None),
+            };
+            Ok(Buffers {
+                q: keep(dev.alloc(2 * s.q_elems()))?,
+                k: keep(dev.alloc(2 * s.kv_elems()))?,
+                v: keep(dev.alloc(2 * s.kv_elems()))?,
+                o: keep(dev.alloc(2 * s.q_elems()))?,
+                lse: keep(dev.alloc(4 * s.lse_elems()))?,
+                scratch: opt(self.plan.scratch_bytes)?,
+                scratch_lse: opt(self.plan.scratch_lse_bytes)?,
+                row_ptr,
+                col_idx,
+            })
+        })();
+        if res.is_err() {
+            for b in made.into_inner() {
+                let _ = dev.free(b);
+            }
+        }
+        res
     }
 
     /// Uploads Q, K, V (checked against the shape).
@@ -270,4 +290,96 @@ pub fn check_grid(grid: [u32; 3]) -> Result<()> {
         return invalid(format!("grid {grid:?} is outside CUDA's limits (x < 2^31, y and z <= 65535, none zero)"));
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::device::Timestamp;
+    use crate::problem::Shape;
+    use std::cell::Cell;
+
+    /// The emulator, with allocation number `fail_at` failing (out of memory) and a count of
+    /// live allocations.
+    struct Oom {
+        inner: crate::emu::EmuDevice,
+        fail_at: usize,
+        allocs: Cell<usize>,
+        live: Cell<i64>,
+    }
+    impl Device for Oom {
+        fn name(&self) -> String {
+            self.inner.name()
+        }
+        fn is_emulator(&self) -> bool {
+            true
+        }
+        fn alloc(&self, bytes: usize) -> Result<DevBuf> {
+            self.allocs.set(self.allocs.get() + 1);
+            if self.allocs.get() == self.fail_at {
+                return Err(crate::Error::Cuda("cuMemAlloc: CUDA_ERROR_OUT_OF_MEMORY".into()));
+            }
+            let b = self.inner.alloc(bytes)?;
+            self.live.set(self.live.get() + 1);
+            Ok(b)
+        }
+        fn free(&self, buf: DevBuf) -> Result<()> {
+            self.inner.free(buf)?;
+            self.live.set(self.live.get() - 1);
+            Ok(())
+        }
+        fn upload(&self, buf: &DevBuf, offset: usize, data: &[u8]) -> Result<()> {
+            self.inner.upload(buf, offset, data)
+        }
+        fn download(&self, buf: &DevBuf, offset: usize, out: &mut [u8]) -> Result<()> {
+            self.inner.download(buf, offset, out)
+        }
+        fn fill(&self, buf: &DevBuf, pattern: u32) -> Result<()> {
+            self.inner.fill(buf, pattern)
+        }
+        fn launch(
+            &self,
+            kernel: KernelRef,
+            cfg: LaunchConfig,
+            args: &[crate::device::KernelArg],
+        ) -> Result<LaunchReport> {
+            self.inner.launch(kernel, cfg, args)
+        }
+        fn synchronize(&self) -> Result<()> {
+            self.inner.synchronize()
+        }
+        fn record(&self) -> Result<Timestamp> {
+            self.inner.record()
+        }
+        fn elapsed_ms(&self, start: Timestamp, end: Timestamp) -> Result<f64> {
+            self.inner.elapsed_ms(start, end)
+        }
+        fn max_dynamic_shared_bytes(&self) -> u32 {
+            self.inner.max_dynamic_shared_bytes()
+        }
+        fn sm_count(&self) -> u32 {
+            self.inner.sm_count()
+        }
+    }
+
+    #[test]
+    fn failed_allocation_frees_the_earlier_ones() {
+        // Decode (scratch and scratch_lse) with a block-sparse layout: 9 allocations in all.
+        let shape = Shape::decode(1, 1, 256, 2, 1, 64);
+        let layout = crate::mask::BlockLayout::full(1, 256, 64, 64);
+        let p = Problem::new(shape, Mask::BlockSparse(layout));
+        let att = Attention::new(Variant::Decode, &p, &Options { splits: Some(2), ..Default::default() }).unwrap();
+        let n = {
+            let d = Oom { inner: crate::emu::EmuDevice::new(), fail_at: 0, allocs: Cell::new(0), live: Cell::new(0) };
+            att.alloc(&d).unwrap().free(&d).unwrap();
+            assert_eq!(d.live.get(), 0);
+            d.allocs.get()
+        };
+        assert!(n >= 8, "{n} allocations");
+        for fail_at in 1..=n {
+            let d = Oom { inner: crate::emu::EmuDevice::new(), fail_at, allocs: Cell::new(0), live: Cell::new(0) };
+            assert!(att.alloc(&d).is_err(), "allocation {fail_at} of {n} failed");
+            assert_eq!(d.live.get(), 0, "allocation {fail_at} of {n} failed: {} buffers leaked", d.live.get());
+        }
+    }
 }

@@ -168,13 +168,27 @@ fn alloc_sets(dev: &dyn Device, att: &Attention, sets: usize, data: &HostData) -
             let b = if i == 0 {
                 att.alloc(dev)?
             } else {
+                // One at a time, so that a failed allocation frees this set's earlier ones (they
+                // are not in `out` yet, and free_sets below would not see them).
+                let mut own: Vec<DevBuf> = Vec::with_capacity(5);
+                for bytes in [2 * s.q_elems(), 2 * s.kv_elems(), 2 * s.kv_elems(), 2 * s.q_elems(), 4 * s.lse_elems()] {
+                    match dev.alloc(bytes) {
+                        Ok(b) => own.push(b),
+                        Err(e) => {
+                            for b in own {
+                                let _ = dev.free(b);
+                            }
+                            return Err(e);
+                        }
+                    }
+                }
                 let b0 = &out[0];
                 Buffers {
-                    q: dev.alloc(2 * s.q_elems())?,
-                    k: dev.alloc(2 * s.kv_elems())?,
-                    v: dev.alloc(2 * s.kv_elems())?,
-                    o: dev.alloc(2 * s.q_elems())?,
-                    lse: dev.alloc(4 * s.lse_elems())?,
+                    q: own[0],
+                    k: own[1],
+                    v: own[2],
+                    o: own[3],
+                    lse: own[4],
                     scratch: b0.scratch,
                     scratch_lse: b0.scratch_lse,
                     row_ptr: b0.row_ptr,
@@ -351,9 +365,12 @@ impl Worker for CudaWorker {
         }
         let sets = super::buffer_sets(set_bytes, set_bytes, free);
         let mut bufs = Vec::new();
+        // Every allocation, for freeing: a set whose B or C failed must not leak its A.
+        let mut owned: Vec<DevBuf> = Vec::new();
         let res = (|| {
             for _ in 0..sets {
-                let (a, b, c) = (self.dev.alloc(2 * m * k)?, self.dev.alloc(2 * k * n)?, self.dev.alloc(2 * m * n)?);
+                let mut alloc = |bytes: usize| self.dev.alloc(bytes).inspect(|x| owned.push(*x));
+                let (a, b, c) = (alloc(2 * m * k)?, alloc(2 * k * n)?, alloc(2 * m * n)?);
                 bufs.push((a, b, c));
                 self.data.upload(&self.dev, &a, m * k)?;
                 self.data.upload(&self.dev, &b, k * n)?;
@@ -367,10 +384,8 @@ impl Worker for CudaWorker {
             let mut t = DeviceTarget { dev, sets: bufs.len(), launch };
             protocol::measure(&mut t, &self.src, Some(self.idle), &self.proto)
         })();
-        for (a, b, c) in bufs {
-            for x in [a, b, c] {
-                let _ = self.dev.free(x);
-            }
+        for x in owned {
+            let _ = self.dev.free(x);
         }
         let _ = self.dev.reset_events();
         let meas = res?;
