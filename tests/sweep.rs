@@ -673,15 +673,37 @@ fn gpu_sweep_measures_time_and_energy() {
         lines.push(l.to_string())
     })
     .unwrap();
-    let ok: Vec<_> = out.profile.points.iter().filter(|p| p.status == PointStatus::Ok).collect();
-    assert!(!ok.is_empty(), "{lines:?}");
-    for p in ok {
-        let (s, j) = (p.seconds.unwrap(), p.joules.unwrap());
-        assert!(s.median > 0.0 && j.median > 0.0 && p.watts.unwrap() > 0.0);
+    // Every point fits an 80 GB H100 at 1K and 4K and every kernel is built: all must be measured
+    // (a variant that fails to launch must fail this test, not hide behind the others).
+    let bad: Vec<String> =
+        out.profile.points.iter().filter(|p| p.status != PointStatus::Ok).map(|p| format!("{p:?}")).collect();
+    assert!(bad.is_empty(), "points not measured: {bad:#?}\n{lines:#?}");
+    let idle = out.profile.idle_watts.unwrap();
+    // An idle H100 draws tens of watts: catches mW/W and mJ/J slips in the idle window.
+    assert!(idle > 10.0 && idle < 300.0, "idle {idle} W");
+    for p in &out.profile.points {
+        let (s, j, w) = (p.seconds.unwrap(), p.joules.unwrap(), p.watts.unwrap());
+        assert!(s.median > 0.0 && j.median > 0.0, "{p:?}");
+        // Board power between idle-ish and the H100's 700 W limit (with margin).
+        assert!(w > 0.5 * idle && w < 1000.0, "{} W: {p:?}", w);
+        // Joules per call come from the host-timed energy window, seconds per call from CUDA
+        // events: they must agree through the window's average power (event ms vs s, counter mJ
+        // vs J, a window that is not the timed one would all break this).
+        let implied = w * s.median;
+        assert!((j.median / implied - 1.0).abs() < 0.15, "J/call {} vs W x s/call {implied}: {p:?}", j.median);
+        assert!(p.joules_above_idle.unwrap().median < j.median);
         assert!(matches!(p.energy_method, EnergyMethod::Counter | EnergyMethod::SampledPower));
-        assert!(p.detail.as_ref().unwrap().rep_seconds.len() == 3);
+        let d = p.detail.as_ref().unwrap();
+        assert!(d.rep_seconds.len() == 3 && d.buffer_sets.unwrap() >= 2, "{d:?}");
+        // Every window lasted at least min_seconds of device time.
+        assert!(d.rep_seconds.iter().zip(&d.rep_calls).all(|(s, &n)| s * n as f64 >= 0.299), "{d:?}");
     }
-    assert!(out.profile.gpu.uuid.is_some() && out.profile.idle_watts.unwrap() > 0.0);
+    // cuBLAS bf16 4096^3: hundreds of TFLOP/s on an H100 (a layout or unit slip is far off).
+    assert_eq!(out.profile.gemm.len(), 1, "{lines:#?}");
+    let g = &out.profile.gemm[0];
+    let tflops = g.flops() / g.seconds.median / 1e12;
+    assert!(tflops > 100.0 && tflops < 1200.0, "GEMM {tflops} TFLOP/s");
+    assert!(out.profile.gpu.uuid.is_some());
     assert!(out.files.iter().any(|f| f.extension().is_some_and(|e| e == "svg")));
 }
 
@@ -702,12 +724,16 @@ fn gpu_nvml_source_counts_and_samples() {
     assert!(!info.name.is_empty() && info.power_limit_w.unwrap_or(0.0) > 0.0);
     let t0 = src.now();
     let e0 = src.energy_mj().unwrap();
-    std::thread::sleep(std::time::Duration::from_millis(500));
-    let samples = src.samples(t0, src.now());
-    assert!(samples.len() >= 20, "{} samples in 0.5 s", samples.len());
-    assert!(samples.iter().all(|s| s.watts > 0.0));
-    if let (Some(a), Some(b)) = (e0, src.energy_mj().unwrap()) {
-        assert!(b >= a);
+    std::thread::sleep(std::time::Duration::from_secs(2));
+    let (t1, e1) = (src.now(), src.energy_mj().unwrap());
+    let samples = src.samples(t0, t1);
+    assert!(samples.len() >= 100, "{} samples in 2 s at 10 ms", samples.len());
+    assert!(samples.iter().all(|s| s.watts > 10.0 && s.watts < 1000.0), "{samples:?}");
+    let mean_w = samples.iter().map(|s| s.watts).sum::<f64>() / samples.len() as f64;
+    if let (Some(a), Some(b)) = (e0, e1) {
+        // The counter (mJ) and the power readings (mW) must tell the same idle power.
+        let counter_w = (b - a) as f64 / 1000.0 / (t1 - t0);
+        assert!(counter_w > 0.5 * mean_w && counter_w < 2.0 * mean_w, "counter {counter_w} W, samples {mean_w} W");
     }
     println!("{info:?} state {:?}", src.state().unwrap());
 }
