@@ -106,10 +106,6 @@ impl CudaDevice {
             return Err(Error::NoGpu(format!("CUDA device {ordinal} does not exist ({count} visible)")));
         }
         let dev = cu::device::get(ordinal as i32).map_err(|e| cuda_err("cuDeviceGet", e))?;
-        // SAFETY: `dev` came from cuDeviceGet; the context is released in Drop.
-        let ctx = unsafe { cu::primary_ctx::retain(dev) }.map_err(|e| cuda_err("cuDevicePrimaryCtxRetain", e))?;
-        // SAFETY: `ctx` is the live primary context just retained.
-        unsafe { cu::ctx::set_current(ctx) }.map_err(|e| cuda_err("cuCtxSetCurrent", e))?;
         let attr = |a: sys::CUdevice_attribute| {
             // SAFETY: `dev` came from cuDeviceGet.
             unsafe { cu::device::get_attribute(dev, a) }.map_err(|e| cuda_err("cuDeviceGetAttribute", e))
@@ -120,6 +116,16 @@ impl CudaDevice {
         let name = cu::device::get_name(dev).map_err(|e| cuda_err("cuDeviceGetName", e))?;
         // SAFETY: `dev` came from cuDeviceGet.
         let total_mem = unsafe { cu::device::total_mem(dev) }.map_err(|e| cuda_err("cuDeviceTotalMem", e))?;
+        // The context last (the queries above need none): an error before this point cannot leak
+        // a primary-context reference, and Drop releases this one.
+        // SAFETY: `dev` came from cuDeviceGet.
+        let ctx = unsafe { cu::primary_ctx::retain(dev) }.map_err(|e| cuda_err("cuDevicePrimaryCtxRetain", e))?;
+        // SAFETY: `ctx` is the live primary context just retained.
+        if let Err(e) = unsafe { cu::ctx::set_current(ctx) } {
+            // SAFETY: releases the reference retained just above.
+            let _ = unsafe { cu::primary_ctx::release(dev) };
+            return Err(cuda_err("cuCtxSetCurrent", e));
+        }
         Ok(CudaDevice {
             ordinal,
             dev,
