@@ -806,3 +806,88 @@ fn cli_mask_rows_are_the_masks_rows_and_bad_input_is_one_line() {
         assert!(!out.status.success() && err.trim_end().lines().count() == 1, "{args:?}: {err}");
     }
 }
+
+/// A GPU whose context a kernel fault poisons (every later call fails) until the worker holding
+/// it is dropped; `restarts` limits how many fresh workers the factory can make.
+fn faulting_factory(fault_ctx: usize, restarts: usize) -> (WorkerFactory, Arc<std::sync::atomic::AtomicUsize>) {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    struct Faulty {
+        sim: SimWorker,
+        fault_ctx: usize,
+        poisoned: bool,
+    }
+    impl Worker for Faulty {
+        fn kind(&self) -> ProfileKind {
+            ProfileKind::Measured
+        }
+        fn info(&self) -> GpuInfo {
+            self.sim.info()
+        }
+        fn idle_watts(&self) -> Option<f64> {
+            Some(60.0)
+        }
+        fn point(&mut self, spec: &PointSpec, seed: u64) -> Point {
+            if (spec.variant, spec.phase, spec.shape.seq_k) == (Variant::Dense, Phase::Prefill, self.fault_ctx)
+                && !self.poisoned
+            {
+                self.poisoned = true;
+                return backend::failed(spec, "CUDA_ERROR_ILLEGAL_ADDRESS");
+            }
+            if self.poisoned {
+                return backend::failed(spec, "CUDA_ERROR_ILLEGAL_ADDRESS (sticky)");
+            }
+            self.sim.point(spec, seed)
+        }
+        fn gemm(&mut self, m: usize, n: usize, k: usize) -> attnjoule::Result<GemmPoint> {
+            self.sim.gemm(m, n, k)
+        }
+        fn healthy(&mut self) -> bool {
+            !self.poisoned
+        }
+    }
+    let made = Arc::new(AtomicUsize::new(0));
+    let count = made.clone();
+    let f: WorkerFactory = Arc::new(move |_, cfg: &RunConfig| {
+        if count.fetch_add(1, Ordering::SeqCst) > restarts {
+            return Err(attnjoule::Error::Cuda("cuDevicePrimaryCtxRetain: CUDA_ERROR_UNKNOWN".into()));
+        }
+        let sim = SimWorker { mem: 80 << 30, proto: cfg.protocol.clone() };
+        Ok(Box::new(Faulty { sim, fault_ctx, poisoned: false }) as Box<dyn Worker>)
+    });
+    (f, made)
+}
+
+#[test]
+fn a_kernel_fault_fails_one_point_and_the_worker_restarts() {
+    use std::sync::atomic::Ordering;
+    let dir = tempdir("fault");
+    let cfg = sim_config(&dir);
+    let (factory, made) = faulting_factory(4096, 1);
+    let mut lines = Vec::new();
+    let out = backend::run_with(&cfg, factory, &mut |l| lines.push(l.to_string())).unwrap();
+    let failed: Vec<String> = out
+        .profile
+        .points
+        .iter()
+        .filter(|p| matches!(p.status, PointStatus::Failed { .. }))
+        .map(sw::point_key)
+        .collect();
+    assert_eq!(failed, vec!["attnjoule/dense/prefill/causal/b1q4096k4096h8kv1d128"], "only the faulting point");
+    assert_eq!(out.profile.points.len(), 12);
+    assert_eq!(made.load(Ordering::SeqCst), 2, "one restart");
+    assert!(out.warnings.iter().any(|w| w.contains("worker restarted")), "{:?}", out.warnings);
+    assert!(lines.iter().any(|l| l.contains("warning") && l.contains("restarted")), "{lines:?}");
+
+    // No restart possible: the sweep stops early, says so, and --resume finishes it.
+    let dir = tempdir("fault-stop");
+    let cfg = sim_config(&dir);
+    let (factory, _) = faulting_factory(4096, 0);
+    let out = backend::run_with(&cfg, factory, &mut |_| {}).unwrap();
+    let n = out.profile.points.len();
+    assert!(n < 12, "stopped after the fault: {n} points");
+    assert!(out.warnings.iter().any(|w| w.contains("not restartable")), "{:?}", out.warnings);
+    assert!(out.warnings.iter().any(|w| w.contains(&format!("{} points not run", 12 - n))), "{:?}", out.warnings);
+    let cfg2 = RunConfig { resume: true, ..cfg };
+    let out2 = backend::run_with(&cfg2, sim_factory(80 << 30), &mut |_| {}).unwrap();
+    assert_eq!(out2.profile.points.len(), 12);
+}

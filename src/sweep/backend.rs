@@ -92,6 +92,13 @@ pub trait Worker {
     fn idle_watts(&self) -> Option<f64>;
     fn point(&mut self, spec: &PointSpec, seed: u64) -> Point;
     fn gemm(&mut self, m: usize, n: usize, k: usize) -> Result<GemmPoint>;
+    /// Asked after a failed point: can this worker still run the next one? A CUDA kernel fault
+    /// (illegal address, launch failure, ...) is sticky: every later call in the context fails.
+    /// An unhealthy worker is dropped (releasing the context resets it) and made anew, instead
+    /// of recording every remaining point as failed with the same error.
+    fn healthy(&mut self) -> bool {
+        true
+    }
 }
 
 enum Msg {
@@ -99,6 +106,7 @@ enum Msg {
     Fatal(Error),
     Point(Box<Point>, f64),
     Gemm(Result<GemmPoint>),
+    Warning(String),
     Done,
 }
 
@@ -356,6 +364,15 @@ impl Worker for CudaWorker {
         p.detail.get_or_insert_with(Default::default).plan = Some(att.plan.description.clone());
         p
     }
+    fn healthy(&mut self) -> bool {
+        // A sticky fault fails every call in the context, so a sync and a small round trip tell.
+        let dev = &self.dev;
+        dev.synchronize().is_ok()
+            && dev.alloc(256).is_ok_and(|b| {
+                let filled = dev.fill(&b, 0x5a5a_5a5a).and_then(|_| dev.synchronize());
+                dev.free(b).and(filled).is_ok()
+            })
+    }
     fn gemm(&mut self, m: usize, n: usize, k: usize) -> Result<GemmPoint> {
         let blas = Cublas::new(&self.dev)?;
         let set_bytes = 2 * (m * k + k * n + m * n);
@@ -567,8 +584,32 @@ pub fn run_with(cfg: &RunConfig, factory: WorkerFactory, progress: &mut dyn FnMu
                 let t0 = Instant::now();
                 let seed = cfg.seed ^ (crate::sweep::fnv(&spec.key()));
                 let p = worker.point(&spec, seed);
+                let failed = match &p.status {
+                    PointStatus::Failed { error } => Some(error.clone()),
+                    _ => None,
+                };
                 if tx.send((w, Msg::Point(Box::new(p), t0.elapsed().as_secs_f64()))).is_err() {
                     return;
+                }
+                if let Some(error) = failed.filter(|_| !worker.healthy()) {
+                    drop(worker); // first: the old context must be released before a new one is made
+                    worker = match factory(ordinal, &cfg).map(|mut x| (x.healthy(), x)) {
+                        Ok((true, x)) => {
+                            let m = format!("GPU {ordinal} unusable after a failed point ({error}); worker restarted");
+                            let _ = tx.send((w, Msg::Warning(m)));
+                            x
+                        }
+                        made => {
+                            let why = made.err().map_or("still unusable".to_string(), |e| e.to_string());
+                            let m = format!(
+                                "GPU {ordinal} unusable after a failed point ({error}) and not restartable ({why}): \
+                                 it stops here; `--resume` runs the points left"
+                            );
+                            let _ = tx.send((w, Msg::Warning(m)));
+                            let _ = tx.send((w, Msg::Done));
+                            return;
+                        }
+                    };
                 }
             }
             if gemm_here {
@@ -738,12 +779,22 @@ pub fn run_with(cfg: &RunConfig, factory: WorkerFactory, progress: &mut dyn FnMu
                 progress(&format!("warning: {m}"));
                 warnings.push(m);
             }
+            Msg::Warning(m) => {
+                progress(&format!("warning: {m}"));
+                warnings.push(m);
+            }
             Msg::Done => live -= 1,
             Msg::Ready { .. } | Msg::Fatal(_) => {}
         }
     }
     for h in handles {
         let _ = h.join();
+    }
+    let left = queue.lock().unwrap_or_else(|p| p.into_inner()).len();
+    if left > 0 {
+        let m = format!("{left} points not run (no usable GPU left); `--resume` runs them");
+        progress(&format!("warning: {m}"));
+        warnings.push(m);
     }
 
     let profile = Profile {
