@@ -551,7 +551,7 @@ def main():
                             points.append(pt)
                             print(f"{impl} {phase} ctx={ctx} q={sq}: infeasible", file=sys.stderr)
                             continue
-                        nsets = max(1, min(64, max(2, -(-2 * L2_BYTES // set_bytes) + 1),
+                        nsets = max(1, min(1024, max(2, -(-2 * L2_BYTES // set_bytes) + 1),
                                            int(free * 0.5 // set_bytes)))
                         sets, call = [], None
                         try:

@@ -257,12 +257,14 @@ pub fn infeasible(need: u128, free: u128) -> Option<(f64, f64)> {
 }
 
 /// Input buffer sets to rotate: enough that the bytes touched between two uses of a set are at
-/// least twice L2, at most what fits beside the shared scratch, at least one.
+/// least twice L2, at most what fits beside the shared scratch, at least one. The cap (1024) is
+/// above what the smallest default point needs (decode at 1K, one KV head of 128: 0.5 MB sets,
+/// 200 sets); a lower one would leave small points' inputs in L2.
 pub fn buffer_sets(set_bytes: usize, footprint: usize, free: usize) -> usize {
     let want = (2 * L2_BYTES).div_ceil(set_bytes.max(1)) + 1;
     let room = (free as f64 * 0.9) as usize;
     let fit = if footprint > room { 1 } else { 1 + (room - footprint) / set_bytes.max(1) };
-    want.clamp(2, 64).min(fit).max(1)
+    want.clamp(2, 1024).min(fit).max(1)
 }
 
 /// FNV-1a of a string: a stable per-point seed component (std's hasher is not stable).
@@ -322,5 +324,10 @@ mod tests {
         // huge sets: at least 2 when two fit, 1 when not
         assert_eq!(buffer_sets(30 << 30, 31 << 30, 80 << 30), 2);
         assert_eq!(buffer_sets(30 << 30, 60 << 30, 64 << 30), 1);
+        // decode at 1K (K, V, Q, O of 8 heads / 1 KV head, d 128): 2x L2 needs 200 sets
+        let dec = Shape::decode(1, 1, 1024, 8, 1, 128);
+        let set = 4 * dec.q_elems() + 4 * dec.kv_elems() + 4 * dec.lse_elems();
+        let sets = buffer_sets(set, set, 80 << 30);
+        assert!(sets * set >= 2 * L2_BYTES && (sets - 2) * set < 2 * L2_BYTES && sets > 64, "{sets} sets of {set}");
     }
 }
