@@ -1383,7 +1383,7 @@ mod tests {
         let m = lower_module(&src);
         for (name, k) in &m {
             match k {
-                Ok(k) => println!("{name}: {} instructions, {} registers", k.insts.len(), k.nregs),
+                Ok(k) => println!("{name}: {} instructions, {} registers in {} slots", k.insts.len(), k.vregs, k.nregs),
                 Err(e) => println!("{name}: ERROR {e}"),
             }
         }

@@ -266,7 +266,10 @@ mod tests {
 
     /// Per-instruction liveness, computed independently of `allocate` (no basic blocks, no
     /// hulls): a worklist over instructions until live-in / live-out sets stop changing.
-    fn per_position_liveness(k: &Kernel) -> (Vec<BTreeSet<u32>>, Vec<BTreeSet<u32>>, Vec<Vec<u32>>) {
+    /// Per instruction: live-in, live-out, registers written.
+    type Liveness = (Vec<BTreeSet<u32>>, Vec<BTreeSet<u32>>, Vec<Vec<u32>>);
+
+    fn per_position_liveness(k: &Kernel) -> Liveness {
         let n = k.insts.len();
         let consts: BTreeSet<u32> = k.consts.iter().map(|&(r, _)| r).collect();
         let (mut uses, mut defs, mut kills) = (vec![], vec![], vec![]);
