@@ -429,6 +429,130 @@ impl Inst {
     }
 }
 
+/// How an instruction touches one of its register operands (see [`Inst::for_each_reg`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Access {
+    /// Read by the executing lane (or, for warp collectives, by the participating lanes).
+    Use,
+    /// Written by the executing lane. A guarded instruction's writes leave the old value in
+    /// lanes whose guard is false; register allocation treats those as use + def.
+    Def,
+}
+
+impl Inst {
+    /// Calls `f` for every register operand of this instruction (NOREG skipped), with whether the
+    /// executor reads or writes it. Register allocation derives liveness from this alone, so a
+    /// missing operand here would let another value overwrite a live one: the match is exhaustive
+    /// on purpose (no wildcard), so adding an [`Op`] forces deciding its operands here.
+    /// `ext` is the kernel's [`Kernel::ext`].
+    pub fn for_each_reg(&self, ext: &[u32], mut f: impl FnMut(u32, Access)) {
+        let mut g = |r: u32, a: Access| {
+            if r != NOREG {
+                f(r, a)
+            }
+        };
+        use Access::{Def, Use};
+        let xs = ext.get(self.ext as usize..self.ext as usize + self.next as usize).unwrap_or(&[]);
+        g(self.guard, Use);
+        match self.op {
+            Op::Nop | Op::Exit | Op::Bra { .. } | Op::CpCommit | Op::CpWait { .. } => {}
+            Op::Mov | Op::IUn(_) | Op::FUn(_) | Op::Cvt { .. } | Op::Cvta { .. } => {
+                g(self.a, Use);
+                g(self.d, Def);
+            }
+            Op::IBin(_) | Op::FBin(_) | Op::Set(_) | Op::CvtPack { .. } => {
+                g(self.a, Use);
+                g(self.b, Use);
+                g(self.d, Def);
+            }
+            Op::IMad(_) | Op::Bfe | Op::Prmt | Op::Lop3(_) | Op::Shf { .. } | Op::Fma | Op::Selp => {
+                g(self.a, Use);
+                g(self.b, Use);
+                g(self.c, Use);
+                g(self.d, Def);
+            }
+            Op::Bfi => {
+                g(self.a, Use);
+                g(self.b, Use);
+                g(self.c, Use);
+                g(self.e, Use);
+                g(self.d, Def);
+            }
+            Op::Setp(..) => {
+                g(self.a, Use);
+                g(self.b, Use);
+                g(self.c, Use);
+                g(self.d, Def);
+                g(self.d2, Def);
+            }
+            Op::Pack => {
+                xs.iter().for_each(|&r| g(r, Use));
+                g(self.d, Def);
+            }
+            Op::Unpack => {
+                g(self.a, Use);
+                xs.iter().for_each(|&r| g(r, Def));
+            }
+            Op::Ld { vec, .. } => {
+                g(self.a, Use);
+                if vec == 1 {
+                    g(self.d, Def);
+                } else {
+                    xs.iter().for_each(|&r| g(r, Def));
+                }
+            }
+            Op::St { vec, .. } => {
+                g(self.a, Use);
+                if vec == 1 {
+                    g(self.b, Use);
+                } else {
+                    xs.iter().for_each(|&r| g(r, Use));
+                }
+            }
+            Op::Atom { .. } => {
+                g(self.a, Use);
+                g(self.b, Use);
+                g(self.c, Use);
+                g(self.d, Def);
+            }
+            Op::Bar { .. } => {
+                g(self.a, Use);
+                g(self.b, Use);
+            }
+            Op::WarpSync => g(self.a, Use),
+            Op::Shfl(_) => {
+                g(self.a, Use);
+                g(self.b, Use);
+                g(self.c, Use);
+                g(self.e, Use);
+                g(self.d, Def);
+                g(self.d2, Def);
+            }
+            Op::Vote(_) | Op::Redux(_) => {
+                g(self.a, Use);
+                g(self.e, Use);
+                g(self.d, Def);
+            }
+            Op::Mma { .. } => {
+                // ext: 4 destinations, then the a, b and c fragments (all read).
+                let (d, src) = xs.split_at(xs.len().min(4));
+                src.iter().for_each(|&r| g(r, Use));
+                d.iter().for_each(|&r| g(r, Def));
+            }
+            Op::Ldmatrix { .. } => {
+                g(self.a, Use);
+                xs.iter().for_each(|&r| g(r, Def));
+            }
+            Op::CpAsync { .. } => {
+                g(self.a, Use);
+                g(self.b, Use);
+                g(self.c, Use);
+            }
+            Op::Clock | Op::Activemask => g(self.d, Def),
+        }
+    }
+}
+
 /// Initial value of a read-only register.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum ConstVal {
@@ -460,7 +584,11 @@ pub struct Kernel {
     pub name: String,
     pub insts: Vec<Inst>,
     pub ext: Vec<u32>,
+    /// Register slots per lane after allocation (`regalloc`): read-only registers first, then
+    /// the slots shared by virtual registers whose live ranges do not overlap.
     pub nregs: u32,
+    /// Virtual registers the PTX used (read-only ones included), before allocation.
+    pub vregs: u32,
     pub consts: Vec<(u32, ConstVal)>,
     pub params: Vec<ParamDecl>,
     pub param_bytes: u32,

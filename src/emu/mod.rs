@@ -2,6 +2,8 @@
 //! with a sanitizer (memcheck, initcheck, racecheck, synccheck) and Nsight-style counters.
 //!
 //! - [`parse`]: hand-written PTX parser lowering each `.entry` to [`ir`] once per module.
+//! - [`regalloc`]: liveness over the kernel's control-flow graph; virtual registers whose live
+//!   ranges do not overlap share a register slot (keeps a warp's registers cache-resident).
 //! - [`exec`]: warp-synchronous execution of one block (reconvergence rule documented there).
 //! - [`memory`]: global allocations with unmapped gaps; [`sanitizer`]: shadow state;
 //!   [`counters`]: bank-conflict and sector model.
@@ -14,6 +16,7 @@ pub mod exec;
 pub mod ir;
 pub mod memory;
 pub mod parse;
+pub mod regalloc;
 pub mod sanitizer;
 
 use crate::device::{Counters, DevBuf, Device, KernelArg, LaunchConfig, LaunchReport, Timestamp};

@@ -4,6 +4,7 @@
 //! plus an opcode table covers it; anything unknown is reported with its line, never skipped.
 
 use super::ir::*;
+use super::regalloc;
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
@@ -1102,6 +1103,7 @@ fn lower_entry(
     b: &[u8],
     body: (usize, usize, u32),
     md: &ModDecls,
+    alloc: bool,
 ) -> std::result::Result<Kernel, (String, String)> {
     let name = header
         .split(".entry")
@@ -1227,22 +1229,33 @@ fn lower_entry(
         f.insts[i].op = Op::Bra { target: t };
     }
     let _ = &f.name;
-    Ok(Kernel {
+    let mut k = Kernel {
         name,
         insts: f.insts,
         ext: f.ext,
         nregs: f.nregs,
+        vregs: f.nregs,
         consts: f.consts,
         params,
         param_bytes: off,
         shared_static,
         local_bytes: align_up(local, 16),
         const_data: Arc::new(md.const_data.clone()),
-    })
+    };
+    if alloc {
+        regalloc::allocate(&mut k).map_err(|e| (k.name.clone(), e))?;
+    }
+    Ok(k)
 }
 
-/// Parses a module's PTX and lowers every `.entry`.
+/// Parses a module's PTX and lowers every `.entry`, with register reuse ([`regalloc`]).
 pub fn lower_module(src: &str) -> LoweredModule {
+    lower_module_with(src, true)
+}
+
+/// [`lower_module`], optionally keeping one slot per virtual register (`allocate: false`, for
+/// checking the allocation against the unallocated kernel).
+pub fn lower_module_with(src: &str, allocate: bool) -> LoweredModule {
     let b = strip_comments(src);
     let mut cur = Cursor { b: &b, i: 0, line: 1 };
     let mut md = ModDecls { shared_static: Vec::new(), shared_dyn: None, syms: HashMap::new(), const_data: Vec::new() };
@@ -1292,7 +1305,7 @@ pub fn lower_module(src: &str) -> LoweredModule {
         module_decl(&t, &mut md);
     }
     for (h, s, e, line) in entries {
-        match lower_entry(&h, &b, (s, e, line), &md) {
+        match lower_entry(&h, &b, (s, e, line), &md, allocate) {
             Ok(k) => {
                 out.insert(k.name.clone(), Ok(Arc::new(k)));
             }
@@ -1370,7 +1383,7 @@ mod tests {
         let m = lower_module(&src);
         for (name, k) in &m {
             match k {
-                Ok(k) => println!("{name}: {} instructions, {} registers", k.insts.len(), k.nregs),
+                Ok(k) => println!("{name}: {} instructions, {} registers in {} slots", k.insts.len(), k.vregs, k.nregs),
                 Err(e) => println!("{name}: ERROR {e}"),
             }
         }
