@@ -58,6 +58,8 @@ pub trait EnergySource {
     fn samples(&self, t0: f64, t1: f64) -> Vec<PowerSample>;
     fn state(&self) -> Result<GpuState>;
     fn info(&self) -> Result<GpuInfo>;
+    /// Lets `seconds` pass with the GPU idle (a sleep on a real GPU).
+    fn wait(&self, seconds: f64);
 }
 
 /// The start of a metered window.
@@ -117,6 +119,45 @@ pub fn end(src: &dyn EnergySource, m: Mark) -> Result<WindowEnergy> {
         ))
     })?;
     Ok(WindowEnergy { joules, seconds, method: EnergyMethod::SampledPower, samples: samples.len() })
+}
+
+/// How often the total-energy counter moves: polls it every `poll` seconds for `span` seconds
+/// and returns the median interval between changes (`None`: no counter, or fewer than three
+/// changes). Each end of a metered window can lag by up to one period, so windows must be long
+/// against it; polling costs host time only, so it doubles as the idle baseline's wait. A result
+/// equal to `poll` means "at least this fine".
+pub fn counter_period(src: &dyn EnergySource, span: f64, poll: f64) -> Result<Option<f64>> {
+    let Some(mut last) = src.energy_mj()? else { return Ok(None) };
+    let t0 = src.now();
+    let mut changes = Vec::new();
+    while src.now() - t0 < span {
+        src.wait(poll);
+        if let Some(e) = src.energy_mj()? {
+            if e != last {
+                changes.push(src.now());
+                last = e;
+            }
+        }
+    }
+    let mut gaps: Vec<f64> = changes.windows(2).map(|w| w[1] - w[0]).collect();
+    if gaps.len() < 2 {
+        return Ok(None);
+    }
+    gaps.sort_by(f64::total_cmp);
+    Ok(Some(gaps[gaps.len() / 2]))
+}
+
+/// A warning when a counter that moves every `period` seconds makes windows of `min_seconds`
+/// uncertain by more than 1% (up to one period at each end).
+pub fn counter_period_warning(period: f64, min_seconds: f64) -> Option<String> {
+    (period > 0.01 * min_seconds).then(|| {
+        format!(
+            "NVML's energy counter moves every {:.1} ms: windows of {min_seconds} s can be off by up to {:.1}%; \
+             raise --min-seconds",
+            period * 1e3,
+            100.0 * period / min_seconds
+        )
+    })
 }
 
 /// Joules over `[t0, t1]` from power samples: trapezoids between samples, the first and last
@@ -268,7 +309,11 @@ impl EnergySource for NvmlSource {
             power_limit_w: d.enforced_power_limit().ok().map(|mw| mw as f64 / 1000.0),
             sm_clock_mhz: d.max_clock_info(Clock::SM).ok(),
             mem_clock_mhz: d.max_clock_info(Clock::Memory).ok(),
+            energy_counter_period_s: None,
         })
+    }
+    fn wait(&self, seconds: f64) {
+        std::thread::sleep(Duration::from_secs_f64(seconds.max(0.0)));
     }
 }
 
@@ -288,6 +333,10 @@ struct SimState {
     trace: Vec<(f64, f64, f64)>,
     counter: bool,
     sample_period: f64,
+    /// The counter shows the energy at the last multiple of this (None: always current).
+    counter_period: Option<f64>,
+    /// Power while `wait`ing.
+    idle_watts: f64,
     state: GpuState,
     /// Timestamps handed out by `stamp`.
     stamps: Vec<f64>,
@@ -303,10 +352,17 @@ impl SimGpu {
                 trace: Vec::new(),
                 counter,
                 sample_period,
+                counter_period: None,
+                idle_watts: 60.0,
                 state: GpuState::default(),
                 stamps: Vec::new(),
             })),
         }
+    }
+    /// A counter that updates only every `period` seconds (as NVML's does, at some rate).
+    pub fn with_counter_period(self, period: f64) -> Self {
+        self.lock().counter_period = Some(period);
+        self
     }
     fn lock(&self) -> std::sync::MutexGuard<'_, SimState> {
         self.inner.lock().unwrap_or_else(|p| p.into_inner())
@@ -345,7 +401,14 @@ impl EnergySource for SimGpu {
     }
     fn energy_mj(&self) -> Result<Option<u64>> {
         let s = self.lock();
-        Ok(s.counter.then(|| (s.joules * 1000.0).floor() as u64))
+        let joules = match s.counter_period {
+            None => s.joules,
+            Some(p) => {
+                let tq = (s.t / p).floor() * p;
+                s.trace.iter().map(|&(a, b, w)| w * (b.min(tq) - a).max(0.0)).sum()
+            }
+        };
+        Ok(s.counter.then(|| (joules * 1000.0).floor() as u64))
     }
     fn samples(&self, t0: f64, t1: f64) -> Vec<PowerSample> {
         let s = self.lock();
@@ -364,6 +427,10 @@ impl EnergySource for SimGpu {
     }
     fn info(&self) -> Result<GpuInfo> {
         Ok(GpuInfo { name: "Simulated GPU".into(), driver: Some("sim".into()), ..Default::default() })
+    }
+    fn wait(&self, seconds: f64) {
+        let w = self.lock().idle_watts;
+        self.run(seconds, w);
     }
 }
 
@@ -398,6 +465,20 @@ mod tests {
         assert_eq!(w.method, EnergyMethod::SampledPower);
         assert_eq!(w.samples, 201);
         assert!((w.joules - 800.0).abs() < 1e-6, "{}", w.joules);
+    }
+
+    #[test]
+    fn counter_period_is_measured_and_warned_about() {
+        let g = SimGpu::new(true, 0.01).with_counter_period(0.025);
+        let p = counter_period(&g, 0.5, 0.001).unwrap().unwrap();
+        assert!((p - 0.025).abs() < 0.0015, "{p}");
+        // An always-current counter reads as the poll interval; none at all gives None.
+        let p = counter_period(&SimGpu::new(true, 0.01), 0.1, 0.001).unwrap().unwrap();
+        assert!((p - 0.001).abs() < 1e-9, "{p}");
+        assert_eq!(counter_period(&SimGpu::new(false, 0.01), 0.1, 0.001).unwrap(), None);
+        assert!(counter_period_warning(0.001, 1.0).is_none());
+        let w = counter_period_warning(0.1, 1.0).unwrap();
+        assert!(w.contains("100.0 ms") && w.contains("10.0%"), "{w}");
     }
 
     #[test]

@@ -41,6 +41,11 @@ pub struct GpuInfo {
     pub sm_clock_mhz: Option<u32>,
     #[serde(default)]
     pub mem_clock_mhz: Option<u32>,
+    /// How often NVML's total-energy counter moved, measured at idle before the sweep (seconds;
+    /// equal to the 1 ms poll means "at least that fine"): each end of a metered window can lag by
+    /// up to this.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub energy_counter_period_s: Option<f64>,
 }
 
 /// Datasheet peaks (analytical profiles) with their sources.

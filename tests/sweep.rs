@@ -734,6 +734,10 @@ fn gpu_nvml_source_counts_and_samples() {
         // The counter (mJ) and the power readings (mW) must tell the same idle power.
         let counter_w = (b - a) as f64 / 1000.0 / (t1 - t0);
         assert!(counter_w > 0.5 * mean_w && counter_w < 2.0 * mean_w, "counter {counter_w} W, samples {mean_w} W");
+        // How often the counter moves (recorded in every profile): print it, and it must move.
+        let period = attnjoule::energy::counter_period(&src, 1.0, 1e-3).unwrap();
+        println!("energy counter period: {period:?} s");
+        assert!(period.is_some_and(|p| p < 0.5), "{period:?}");
     }
     println!("{info:?} state {:?}", src.state().unwrap());
 }
@@ -890,4 +894,39 @@ fn a_kernel_fault_fails_one_point_and_the_worker_restarts() {
     let cfg2 = RunConfig { resume: true, ..cfg };
     let out2 = backend::run_with(&cfg2, sim_factory(80 << 30), &mut |_| {}).unwrap();
     assert_eq!(out2.profile.points.len(), 12);
+}
+
+#[test]
+fn a_coarse_energy_counter_is_warned_about() {
+    struct Coarse(SimWorker);
+    impl Worker for Coarse {
+        fn kind(&self) -> ProfileKind {
+            ProfileKind::Measured
+        }
+        fn info(&self) -> GpuInfo {
+            GpuInfo { energy_counter_period_s: Some(0.1), ..self.0.info() }
+        }
+        fn idle_watts(&self) -> Option<f64> {
+            Some(60.0)
+        }
+        fn point(&mut self, spec: &PointSpec, seed: u64) -> Point {
+            self.0.point(spec, seed)
+        }
+        fn gemm(&mut self, m: usize, n: usize, k: usize) -> attnjoule::Result<GemmPoint> {
+            self.0.gemm(m, n, k)
+        }
+    }
+    let dir = tempdir("coarse");
+    let cfg = sim_config(&dir);
+    let f: WorkerFactory = Arc::new(|_, cfg: &RunConfig| {
+        Ok(Box::new(Coarse(SimWorker { mem: 80 << 30, proto: cfg.protocol.clone() })) as Box<dyn Worker>)
+    });
+    let out = backend::run_with(&cfg, f, &mut |_| {}).unwrap();
+    // min_seconds 0.05 against a 100 ms counter: off by up to 200%.
+    assert!(
+        out.warnings.iter().any(|w| w.contains("moves every 100.0 ms") && w.contains("200.0%")),
+        "{:?}",
+        out.warnings
+    );
+    assert_eq!(out.profile.gpu.energy_counter_period_s, Some(0.1), "recorded in the profile");
 }

@@ -300,10 +300,11 @@ impl CudaWorker {
         info.sm_count = Some(dev.sm_count());
         info.cuda = dev.driver_version().ok().or(info.cuda);
         info.memory_bytes = Some(dev.total_memory() as u64);
-        // Idle baseline: nothing running for idle_seconds.
+        // Idle baseline: nothing running for idle_seconds, spent polling the energy counter to
+        // learn how often it moves (how far each end of a window can lag).
         dev.synchronize()?;
         let m = energy::begin(&src)?;
-        std::thread::sleep(Duration::from_secs_f64(cfg.idle_seconds.max(0.5)));
+        info.energy_counter_period_s = energy::counter_period(&src, cfg.idle_seconds.max(0.5), 1e-3)?;
         let idle = energy::end(&src, m)?.watts();
         Ok(CudaWorker { dev, src, info, idle, proto: cfg.protocol.clone(), data: HostData::new(cfg.seed) })
     }
@@ -664,6 +665,13 @@ pub fn run_with(cfg: &RunConfig, factory: WorkerFactory, progress: &mut dyn FnMu
         return Err(e);
     }
     let (gpu, idle) = ready[0].clone();
+    let mut early = Vec::new();
+    if let Some(w) =
+        gpu.energy_counter_period_s.and_then(|p| energy::counter_period_warning(p, cfg.protocol.min_seconds))
+    {
+        progress(&format!("warning: {w}"));
+        early.push(w);
+    }
 
     // Output folder and log; resume.
     let dir = cfg.out.clone().unwrap_or_else(|| {
@@ -673,6 +681,7 @@ pub fn run_with(cfg: &RunConfig, factory: WorkerFactory, progress: &mut dyn FnMu
     let log_path = dir.join(log_name(cfg.shard));
     let existing = jsonl::read(&log_path)?;
     let mut warnings = existing.warnings.clone();
+    warnings.extend(early);
     for w in &warnings {
         progress(&format!("warning: {w}"));
     }
