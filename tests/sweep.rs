@@ -930,3 +930,52 @@ fn a_coarse_energy_counter_is_warned_about() {
     );
     assert_eq!(out.profile.gpu.energy_counter_period_s, Some(0.1), "recorded in the profile");
 }
+
+#[test]
+fn peer_script_work_counts_equal_the_crates() {
+    // FLOPs and minimum bytes the peer script computes (closed forms, no torch) for prefill and
+    // decode shapes of every mask it offers, against `work` on the crate's own masks.
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/benches/peers/torch_attention.py");
+    let cases: Vec<(&str, usize, usize)> = vec![
+        ("none", 300, 300),
+        ("causal", 1, 1000),
+        ("causal", 16, 333),
+        ("window:100", 300, 300),
+        ("window:100", 4, 1000),
+        ("longformer:128:1:1", 2048, 2048),
+        ("longformer:64:0:2", 300, 300),
+        ("longformer:64:2:0", 7, 1000),
+        ("longformer:128:1:1", 1, 5000),
+        ("longformer:64:3:0", 1000, 1000),
+    ];
+    let list: Vec<String> = cases.iter().map(|(m, q, k)| format!("({m:?}, {q}, {k})")).collect();
+    let code = format!(
+        r#"
+import importlib.util, json
+spec = importlib.util.spec_from_file_location("peer", "{script}")
+t = importlib.util.module_from_spec(spec); spec.loader.exec_module(t)
+print(json.dumps([t.work(t.parse_mask(m), 1, q, k, 8, 1, 128) for m, q, k in [{}]]))
+"#,
+        list.join(", ")
+    );
+    let out = match std::process::Command::new("python3").arg("-c").arg(&code).output() {
+        Ok(o) => o,
+        Err(e) => {
+            eprintln!("python3 not available ({e}); the peer script cannot be checked here");
+            return;
+        }
+    };
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let got: Vec<(f64, f64)> = serde_json::from_slice(&out.stdout).unwrap();
+    for ((m, q, k), (flops, bytes)) in cases.iter().zip(got) {
+        let shape = if q == k {
+            attnjoule::Shape::prefill(1, *q, 8, 1, 128)
+        } else {
+            attnjoule::Shape::decode(1, *q, *k, 8, 1, 128)
+        };
+        let p = attnjoule::Problem::new(shape, MaskChoice::parse(m).unwrap().mask(*q, *k));
+        assert_eq!(flops, attnjoule::work::useful_flops(&p), "{m} {q}x{k} flops");
+        let want = if q == k { attnjoule::work::flash(&p, 64, 64) } else { attnjoule::work::decode(&p, 1) };
+        assert_eq!(bytes, want.min_bytes, "{m} {q}x{k} bytes");
+    }
+}

@@ -99,27 +99,45 @@ def key_range(mask, i, sq, sk):
     return max(0, i + off - (w - 1)), min(i + off + 1, sk)
 
 
-def longformer_layout(sq, sk, block, local, glob):
-    """Block (r, c) present: the same rule as attnjoule's BlockLayout::longformer."""
-    nq, nk = -(-sq // block), -(-sk // block)
-    off = max(sk - sq, 0)
-    return [[r < glob or c < glob or abs((r * block + off) // block - c) <= local for c in range(nk)] for r in range(nq)]
+def longformer_cols(r, nk, block, local, glob, off):
+    """Key-block columns of block row r as disjoint [c0, c1) ranges: the rule of attnjoule's
+    BlockLayout::longformer (global rows see all; every row sees the global columns and `local`
+    blocks either side of its bottom-right-aligned diagonal). Closed form: at 1M tokens a
+    materialized layout would be 67M Python booleans."""
+    if r < glob:
+        return [(0, nk)]
+    d = r + off // block  # == (r * block + off) // block
+    out = []
+    for a, b in sorted(x for x in ((0, min(glob, nk)), (max(0, d - local), min(nk, d + local + 1))) if x[0] < x[1]):
+        if out and a <= out[-1][1]:
+            out[-1] = (out[-1][0], max(out[-1][1], b))
+        else:
+            out.append((a, b))
+    return out
+
+
+def longformer_params(mask):
+    local, glob = [int(x.split("=")[1]) for x in mask["detail"].split()[1:]]
+    return mask["size"], local, glob
 
 
 def visible(mask, sq, sk):
     """(visible pairs, keys visible to some query)."""
     if mask["kind"] == "block_sparse":
-        b = mask["size"]
-        local, glob = [int(x.split("=")[1]) for x in mask["detail"].split()[1:]]
-        lay = longformer_layout(sq, sk, b, local, glob)
-        pairs, cols = 0, set()
-        for r, row in enumerate(lay):
-            rows = min(b, sq - r * b)
-            for c, on in enumerate(row):
-                if on:
-                    pairs += rows * min(b, sk - c * b)
-                    cols.add(c)
-        keys = sum(min(b, sk - c * b) for c in cols)
+        b, local, glob = longformer_params(mask)
+        nq, nk, off = -(-sq // b), -(-sk // b), max(sk - sq, 0)
+        width = lambda c0, c1: min(c1 * b, sk) - c0 * b  # noqa: E731
+        pairs, seen = 0, []
+        for r in range(nq):
+            cols = longformer_cols(r, nk, b, local, glob, off)
+            pairs += min(b, sq - r * b) * sum(width(c0, c1) for c0, c1 in cols)
+            seen += cols
+        keys, end = 0, 0
+        for c0, c1 in sorted(seen):  # union of the column ranges
+            c0 = max(c0, end)
+            if c0 < c1:
+                keys += width(c0, c1)
+                end = c1
         return pairs, keys
     pairs, lo_all, hi_all = 0, sk, 0
     for i in range(sq) if sq <= 4096 else ():
@@ -396,6 +414,10 @@ def make_call(torch, impl, mask, sets_qkv, sq, sk, h, hk):
         return call
     if impl == "flex":
         from torch.nn.attention.flex_attention import create_block_mask, flex_attention
+        if dev.type == "cuda":
+            # Eager create_block_mask materializes the whole seq_q x seq_k mask (1 TB at 1M tokens);
+            # compiled, it is fused into a block reduction.
+            create_block_mask = torch.compile(create_block_mask)
         off = sk - sq
         if mask["kind"] == "none":
             block_mask = None
@@ -406,11 +428,13 @@ def make_call(torch, impl, mask, sets_qkv, sq, sk, h, hk):
             block_mask = create_block_mask(lambda b, hh, qi, ki: (qi + off >= ki) & (qi + off - ki < w),
                                            None, None, sq, sk, device=dev)
         else:
-            bsz = mask["size"]
-            local, glob = [int(x.split("=")[1]) for x in mask["detail"].split()[1:]]
-            lay = torch.tensor(longformer_layout(sq, sk, bsz, local, glob), device=dev)
-            block_mask = create_block_mask(lambda b, hh, qi, ki: lay[qi // bsz, ki // bsz], None, None, sq, sk,
-                                           device=dev, BLOCK_SIZE=bsz)
+            bsz, local, glob = longformer_params(mask)
+            doff = max(sk - sq, 0) // bsz  # block row r's diagonal is column r + doff
+
+            def longformer(b, hh, qi, ki):
+                r, c = qi // bsz, ki // bsz
+                return (r < glob) | (c < glob) | ((r + doff - c).abs() <= local)
+            block_mask = create_block_mask(longformer, None, None, sq, sk, device=dev, BLOCK_SIZE=bsz)
         # Compiled on a GPU (FlexAttention's fused kernel, what users run); eager on --cpu.
         fa = torch.compile(flex_attention, dynamic=False) if dev.type == "cuda" else flex_attention
         warnings.filterwarnings("ignore", message="flex_attention called without torch.compile")
