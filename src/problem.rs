@@ -95,7 +95,7 @@ impl Shape {
         }
         // Kernels index with 32-bit rows and 64-bit element offsets; keep every extent in i32.
         // Products are checked, not wrapped: a huge batch times heads must not pass as a small one.
-        let bh = batch.checked_mul(heads).unwrap_or(usize::MAX);
+        let bh = batch.saturating_mul(heads);
         for (name, v) in [("seq_q", seq_q), ("seq_k", seq_k), ("batch*heads", bh)] {
             if v > i32::MAX as usize {
                 return invalid(format!("{name} = {v} exceeds the kernels' 32-bit index range"));

@@ -984,7 +984,7 @@ fn cli_bad_files_fail_in_one_line() {
     std::fs::write(dir.join("g.csv"), "garbage\n").unwrap();
     fails_in_one_line(
         &["import-ncu", &d("g.csv"), "--profile", &d("a.json"), "--point", "flash"],
-        "g.csv: not an ncu CSV",
+        "g.csv: format error: not an ncu CSV",
     );
 }
 
@@ -992,19 +992,18 @@ fn cli_bad_files_fail_in_one_line() {
 fn cli_resume_refuses_a_log_of_another_shape() {
     let dir = tempdir("cli-resume");
     let out_dir = dir.join("sweep").display().to_string();
-    let args = |heads: &'static str| {
+    let args = |heads: &'static str, resume: bool| {
         let mut a = vec!["sweep", "--backend", "emu", "--variants", "flash", "--phases", "prefill", "--ctx", "64"];
-        a.extend(["--kv-heads", "1", "--head-dim", "64", "--seed", "1", "--heads", heads]);
+        a.extend(["--kv-heads", "1", "--head-dim", "64", "--seed", "1", "--heads", heads, "--out", out_dir.as_str()]);
+        if resume {
+            a.push("--resume");
+        }
         a
     };
-    let mut first = args("1");
-    first.extend(["--out", &out_dir]);
-    let out = bin().args(&first).output().unwrap();
+    let out = bin().args(args("1", false)).output().unwrap();
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     // Was: resumed, mixing heads-2 points into the heads-1 profile.
-    let mut other = args("2");
-    other.extend(["--out", &out_dir, "--resume"]);
-    fails_in_one_line(&other, "heads 1 (now 2)");
+    fails_in_one_line(&args("2", true), "heads 1 (now 2)");
     let p = Profile::load(&dir.join("sweep").join("profile.json")).unwrap();
     assert!(p.points.iter().all(|x| x.shape.heads == 1));
 }

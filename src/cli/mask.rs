@@ -79,17 +79,17 @@ pub fn run(a: Args) -> anyhow::Result<()> {
     if a.cells == 0 {
         bail!("--cells must be at least 1");
     }
+    if a.rows && seq_q > MAX_ROWS {
+        bail!("--rows prints every query row: at most {MAX_ROWS} rows, not {seq_q}");
+    }
+    let shape = Shape { batch: 1, seq_q, seq_k, heads: 1, kv_heads: 1, head_dim: a.head_dim };
+    shape.validate()?;
     if seq_q.max(seq_k) > MAX_SEQ {
         bail!(
             "the mask command walks every query row and key: at most {MAX_SEQ} tokens per side, not {}",
             seq_q.max(seq_k)
         );
     }
-    if a.rows && seq_q > MAX_ROWS {
-        bail!("--rows prints every query row: at most {MAX_ROWS} rows, not {seq_q}");
-    }
-    let shape = Shape { batch: 1, seq_q, seq_k, heads: 1, kv_heads: 1, head_dim: a.head_dim };
-    shape.validate()?;
     choice.validate(seq_q, seq_k)?;
     let mask = choice.mask(seq_q, seq_k);
     let flash = attnjoule::ops::flash::config(&Problem::new(shape, mask.clone()))
