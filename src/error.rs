@@ -21,8 +21,10 @@ pub enum Error {
     Emu(String),
     #[error("kernel not found: {0}")]
     KernelNotFound(String),
-    #[error("I/O error on {path}: {source}")]
-    Io { path: String, source: std::io::Error },
+    /// The OS error is part of the message, not a `source()`: a chain printed with `{:#}` would
+    /// repeat it.
+    #[error("I/O error on {path}: {err}")]
+    Io { path: String, err: std::io::Error },
     #[error("format error: {0}")]
     Format(String),
 }

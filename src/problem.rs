@@ -94,9 +94,25 @@ impl Shape {
             return invalid(format!("heads ({heads}) must be a multiple of kv_heads ({kv_heads}) for GQA"));
         }
         // Kernels index with 32-bit rows and 64-bit element offsets; keep every extent in i32.
-        for (name, v) in [("seq_q", seq_q), ("seq_k", seq_k), ("batch*heads", batch * heads)] {
+        // Products are checked, not wrapped: a huge batch times heads must not pass as a small one.
+        let bh = batch.saturating_mul(heads);
+        for (name, v) in [("seq_q", seq_q), ("seq_k", seq_k), ("batch*heads", bh)] {
             if v > i32::MAX as usize {
                 return invalid(format!("{name} = {v} exceeds the kernels' 32-bit index range"));
+            }
+        }
+        // Element counts (and their bytes) must be addressable: Q/O, K/V and the f32 LSE.
+        let elems = |dims: [usize; 4]| dims.iter().try_fold(1usize, |a, &d| a.checked_mul(d));
+        for (name, dims) in [
+            ("Q", [batch, seq_q, heads, head_dim]),
+            ("K/V", [batch, seq_k, kv_heads, head_dim]),
+            ("LSE", [batch, heads, seq_q, 1]),
+        ] {
+            if elems(dims).and_then(|n| n.checked_mul(4)).is_none_or(|b| b > isize::MAX as usize) {
+                return invalid(format!(
+                    "{name} of {} elements is beyond addressable memory; reduce batch, heads or sequence",
+                    dims.iter().map(|d| d.to_string()).collect::<Vec<_>>().join(" x ")
+                ));
             }
         }
         Ok(())
@@ -152,5 +168,20 @@ impl Problem {
             }
         }
         self.mask.validate(&self.shape)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn validation_catches_overflowing_products() {
+        assert!(Shape::prefill(1, 64, 4, 4, 128).validate().is_ok());
+        // batch * heads wraps to 0 in 64 bits: refused, not taken as small.
+        assert!(Shape::prefill(1 << 62, 64, 4, 4, 128).validate().is_err());
+        // Every extent in range, the element count beyond addressable memory.
+        let e = Shape::prefill(1 << 20, i32::MAX as usize, 1, 1, 1 << 20).validate().unwrap_err();
+        assert!(e.to_string().contains("beyond addressable memory"), "{e}");
     }
 }

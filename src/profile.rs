@@ -285,11 +285,13 @@ impl Profile {
         serde_json::to_string_pretty(self).expect("profile serializes")
     }
     pub fn load(path: &Path) -> Result<Profile> {
-        let text =
-            std::fs::read_to_string(path).map_err(|e| Error::Io { path: path.display().to_string(), source: e })?;
-        Self::from_json(&text).map_err(|e| Error::Format(format!("{}: {e}", path.display())))
+        let text = std::fs::read_to_string(path).map_err(|e| Error::Io { path: path.display().to_string(), err: e })?;
+        Self::from_json(&text).map_err(|e| match e {
+            Error::Format(m) => Error::Format(format!("{}: {m}", path.display())),
+            e => e,
+        })
     }
     pub fn save(&self, path: &Path) -> Result<()> {
-        std::fs::write(path, self.to_json()).map_err(|e| Error::Io { path: path.display().to_string(), source: e })
+        std::fs::write(path, self.to_json()).map_err(|e| Error::Io { path: path.display().to_string(), err: e })
     }
 }

@@ -418,3 +418,38 @@ fn custom_model_files_load() {
     let _ = std::fs::remove_file(&json);
     assert!(matches!(ModelSpec::resolve("/nonexistent/m.toml"), Err(Error::Io { .. })));
 }
+
+#[test]
+fn hostile_conversations_and_deployments_are_refused() {
+    let p = profile();
+    let m = || preset("llama-3.1-70b").unwrap();
+    // Contexts beyond the kernels' range (was: an abort allocating 2^57 bytes, or a panic in the
+    // mask arithmetic for a huge phrase).
+    for conv in [
+        Conversation { minutes: vec![1e15], ..Default::default() },
+        Conversation { tokens_per_minute: 1e300, ..Default::default() },
+        Conversation { phrase_tokens: usize::MAX, ..Default::default() },
+    ] {
+        let e = estimate(&p, "t", m(), &conv, Options::default(), &ALL).unwrap_err();
+        assert!(matches!(&e, Error::Invalid(s) if s.contains("32-bit range")), "{e}");
+    }
+    // A deployment search over 2^64 GPUs (was: a loop without end).
+    let e =
+        estimate(&p, "t", m(), &Conversation::default(), Options { max_gpus: usize::MAX, ..Default::default() }, &ALL)
+            .unwrap_err();
+    assert!(matches!(&e, Error::Invalid(s) if s.contains("at most")), "{e}");
+
+    for (args, needle) in [
+        (&["estimate", "--minutes", "1e15", "--no-plot"][..], "32-bit range"),
+        (&["estimate", "--max-gpus", "18446744073709551615", "--no-plot"][..], "at most"),
+        // Negative numbers reach the validation (was: clap's "unexpected argument '-1'").
+        (&["estimate", "--retrieval-joules", "-1", "--no-plot"][..], "retrieval joules"),
+        (&["estimate", "--wait-watts", "-1", "--no-plot"][..], "waiting power"),
+        (&["estimate", "--tpm", "-5", "--no-plot"][..], "tokens per minute"),
+    ] {
+        let out = run(args);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{args:?}: {err}");
+        assert!(err.trim_end().lines().count() == 1 && err.contains(needle), "{args:?}: {err}");
+    }
+}

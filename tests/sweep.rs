@@ -979,3 +979,119 @@ print(json.dumps([t.work(t.parse_mask(m), 1, q, k, 8, 1, 128) for m, q, k in [{}
         assert_eq!(bytes, want.min_bytes, "{m} {q}x{k} bytes");
     }
 }
+
+/// Runs the binary; asserts it fails with one line on stderr, no panic, naming `needle`.
+fn fails_in_one_line(args: &[&str], needle: &str) {
+    let out = std::process::Command::new("timeout")
+        .arg("60")
+        .arg(env!("CARGO_BIN_EXE_attnjoule"))
+        .args(args)
+        .env("RUST_BACKTRACE", "1")
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    // The sweep prints its seed before it starts; the error is the line after it.
+    let err_lines: Vec<&str> = err.lines().filter(|l| !l.starts_with("seed ")).collect();
+    assert_eq!(out.status.code(), Some(1), "{args:?}: {err}");
+    assert!(!err.contains("panicked"), "{args:?}: {err}");
+    assert_eq!(err_lines.len(), 1, "{args:?}: {err}");
+    assert!(err_lines[0].starts_with("error: ") && err_lines[0].contains(needle), "{args:?}: {err}");
+}
+
+#[test]
+fn cli_hostile_sizes_fail_in_one_line() {
+    // Overflowing products are caught, not wrapped into a small (or zero) grid.
+    fails_in_one_line(&["emu", "--batch", "4611686018427387904", "--seq", "64"], "batch*heads");
+    fails_in_one_line(
+        &["emu", "--heads", "1", "--kv-heads", "1", "--seq", "2147483647", "--batch", "2147483647"],
+        "Q of",
+    );
+    // Absurd emulator sizes are refused up front with the GiB they need (was: abort on a 64 GiB
+    // allocation, or hours of planning).
+    fails_in_one_line(&["emu", "--seq", "65536", "--variant", "dense"], "GiB of memory, more than --max-gib");
+    fails_in_one_line(&["emu", "--seq", "2000000000", "--variant", "flash"], "GiB of memory");
+    fails_in_one_line(
+        &["emu", "--variant", "decode", "--seq", "1", "--seq-k", "256", "--splits", "4294967296"],
+        "splits",
+    );
+    // Sequences beyond the kernels' range (was: a panic in the mask's i64 arithmetic).
+    fails_in_one_line(&["mask", "--seq", "18446744073709551615"], "32-bit index range");
+    fails_in_one_line(&["mask", "--seq", "1", "--seq-k", "18446744073709551615"], "32-bit index range");
+    fails_in_one_line(&["mask", "--seq", "2147483647"], "at most");
+    // Longformer layouts of too many blocks (was: minutes of building a 10^12-block layout).
+    fails_in_one_line(&["mask", "--mask", "longformer:1:1:1", "--seq", "1000000"], "use a larger block");
+    fails_in_one_line(
+        &["sweep", "--backend", "emu", "--mask", "longformer:1:1:1", "--ctx", "1048576", "--dry-run"],
+        "blocks",
+    );
+    // Huge context bounds (was: an endless loop doubling past usize::MAX).
+    fails_in_one_line(&["sweep", "--ctx-min", "18446744073709551615", "--dry-run"], "no context sizes");
+    fails_in_one_line(&["sweep", "--backend", "emu", "--emu-max-mib", "18446744073709551615"], "--emu-max-mib");
+    fails_in_one_line(&["sweep", "--backend", "emu", "--min-seconds", "inf"], "--min-seconds");
+    let out = bin()
+        .args(["sweep", "--ctx-min", "4611686018427387904", "--ctx-max", "18446744073709551615", "--dry-run"])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success() && text.contains("ctx=9223372036854775808") && text.contains("32-bit"), "{text}");
+    // A plane of 16M x 16M keys maps in seconds (was: tiles counted one by one, quadratic).
+    let t = std::time::Instant::now();
+    let out = bin().args(["mask", "--mask", "none", "--seq", "16777216", "--json"]).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("\"full\":34359738368"));
+    assert!(t.elapsed().as_secs() < 30, "{:?}", t.elapsed());
+}
+
+#[test]
+fn cli_bad_files_fail_in_one_line() {
+    let dir = tempdir("cli-files");
+    let d = |f: &str| dir.join(f).display().to_string();
+    std::fs::write(dir.join("empty.json"), "").unwrap();
+    // Missing and corrupt inputs: the path and what is wrong, once (was: the OS error twice, a
+    // missing log reported as "no header line", "format error" twice).
+    fails_in_one_line(&["merge", &d("missing.jsonl")], "No such file");
+    fails_in_one_line(&["compare", &d("missing.json"), &d("empty.json")], "No such file");
+    let out = bin().args(["compare", &d("empty.json"), &d("empty.json")]).output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("not valid JSON") && err.matches("format error").count() == 1, "{err}");
+    let out = bin().args(["estimate", "--profile", &d("missing.json"), "--no-plot"]).output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success() && err.matches("No such file").count() == 1, "{err}");
+    // Outputs that are a folder or a file where the other is needed.
+    let p = profile("NVIDIA H100 80GB HBM3", "580.1", vec![sample_point("flash", 1024, PointStatus::Ok)]);
+    p.save(&dir.join("a.json")).unwrap();
+    fails_in_one_line(&["merge", &d("a.json"), "-o", &d("")], "is a folder");
+    fails_in_one_line(&["compare", &d("a.json"), &d("a.json"), "--csv", &d("")], "writing");
+    fails_in_one_line(&["sweep", "--backend", "emu", "--out", &d("a.json")], "is a file");
+    // Emulated profiles have no times to compare (was: "no configuration was measured in both").
+    let mut emu = p.clone();
+    emu.kind = ProfileKind::Emulated;
+    emu.save(&dir.join("emu.json")).unwrap();
+    fails_in_one_line(&["compare", &d("emu.json"), &d("a.json")], "emulated profile");
+    // A report that is not ncu's CSV: named with its path (was: no path).
+    std::fs::write(dir.join("g.csv"), "garbage\n").unwrap();
+    fails_in_one_line(
+        &["import-ncu", &d("g.csv"), "--profile", &d("a.json"), "--point", "flash"],
+        "g.csv: format error: not an ncu CSV",
+    );
+}
+
+#[test]
+fn cli_resume_refuses_a_log_of_another_shape() {
+    let dir = tempdir("cli-resume");
+    let out_dir = dir.join("sweep").display().to_string();
+    let args = |heads: &'static str, resume: bool| {
+        let mut a = vec!["sweep", "--backend", "emu", "--variants", "flash", "--phases", "prefill", "--ctx", "64"];
+        a.extend(["--kv-heads", "1", "--head-dim", "64", "--seed", "1", "--heads", heads, "--out", out_dir.as_str()]);
+        if resume {
+            a.push("--resume");
+        }
+        a
+    };
+    let out = bin().args(args("1", false)).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    // Was: resumed, mixing heads-2 points into the heads-1 profile.
+    fails_in_one_line(&args("2", true), "heads 1 (now 2)");
+    let p = Profile::load(&dir.join("sweep").join("profile.json")).unwrap();
+    assert!(p.points.iter().all(|x| x.shape.heads == 1));
+}

@@ -1,6 +1,7 @@
 //! `attnjoule compare A B`: ratios A ÷ B of seconds and joules per call for every configuration
 //! both profiles measured (ours ÷ a peer's, on one GPU).
 
+use anyhow::Context;
 use attnjoule::sweep::{compare, merge};
 use std::path::PathBuf;
 
@@ -25,6 +26,15 @@ pub struct Args {
 pub fn run(a: Args) -> anyhow::Result<()> {
     let (pa, _) = merge::load_any(&a.a)?;
     let (pb, _) = merge::load_any(&a.b)?;
+    for (path, p) in [(&a.a, &pa), (&a.b, &pb)] {
+        if p.kind == attnjoule::profile::ProfileKind::Emulated {
+            anyhow::bail!(
+                "{} is an emulated profile (counters only, no seconds or joules); compare measured or analytical \
+                 profiles",
+                path.display()
+            );
+        }
+    }
     if pa.gpu.name != pb.gpu.name {
         eprintln!("warning: comparing different GPUs ({} vs {})", pa.gpu.name, pb.gpu.name);
     }
@@ -74,7 +84,7 @@ pub fn run(a: Args) -> anyhow::Result<()> {
         ));
     }
     if let Some(p) = &a.csv {
-        std::fs::write(p, csv)?;
+        std::fs::write(p, csv).with_context(|| format!("writing {}", p.display()))?;
         println!("wrote {}", p.display());
     }
     if let Some(p) = &a.plot {

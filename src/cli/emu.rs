@@ -2,7 +2,7 @@
 //! and prints its error against the f64 reference, the time taken, and with `--counters` the
 //! Nsight-style counters and sanitizer findings of each launch.
 
-use anyhow::{anyhow, Context};
+use anyhow::{anyhow, bail, Context};
 use attnjoule::device::{Counters, Device, LaunchReport};
 use attnjoule::emu::{EmuDevice, EmuOptions};
 use attnjoule::ops::{Attention, Options};
@@ -51,6 +51,10 @@ pub struct Args {
     /// Print one JSON object instead of text.
     #[arg(long)]
     json: bool,
+    /// Refuse calls whose emulation needs more host memory than this (GiB): device buffers,
+    /// inputs and the f64 reference.
+    #[arg(long, default_value_t = 8.0)]
+    max_gib: f64,
 }
 
 #[derive(Serialize)]
@@ -91,9 +95,32 @@ pub fn run(a: Args) -> anyhow::Result<()> {
         kv_heads: a.kv_heads,
         head_dim: a.head_dim,
     };
+    shape.validate()?;
+    mask_choice.validate(shape.seq_q, shape.seq_k)?;
+    // Up front, with the GiB it needs: an emulated call holds its device buffers (with their
+    // shadow), bf16 and f64 copies of the inputs, and the f64 reference and result. Checked on
+    // the inputs before planning (a plan walks the sequence), then with the plan's scratch.
+    if !(a.max_gib.is_finite() && a.max_gib > 0.0) {
+        bail!("--max-gib must be a positive number of GiB, got {}", a.max_gib);
+    }
+    let (qe, kve, lse) = (shape.q_elems() as u128, shape.kv_elems() as u128, shape.lse_elems() as u128);
+    let fits = |device_bytes: u128| {
+        let need = attnjoule::emu::host_bytes_for(device_bytes) + 34 * qe + 20 * kve + 64 * lse;
+        let gib = need as f64 / attnjoule::sweep::GIB;
+        if gib > a.max_gib {
+            bail!(
+                "emulating this call needs about {gib:.1} GiB of memory, more than --max-gib {}; use a smaller \
+                 --seq, --batch or --heads (the emulator runs small sizes)",
+                a.max_gib
+            );
+        }
+        Ok(())
+    };
+    fits(4 * (qe + kve + lse))?;
     let mask = mask_choice.mask(shape.seq_q, shape.seq_k);
     let p = Problem::new(shape, mask.clone());
     let att = Attention::new(variant, &p, &Options { splits: a.splits, ..Default::default() })?;
+    fits(att.footprint_bytes() as u128)?;
     let dev = EmuDevice::with_options(EmuOptions { sanitize: !a.no_sanitize, counters: true, threads: a.threads })?;
     let seed = a.seed.unwrap_or_else(reference::fresh_seed);
     let q = reference::random_bf16(shape.q_elems(), seed);

@@ -21,7 +21,7 @@ pub struct Args {
     #[arg(long, default_value = "1,64", value_delimiter = ',')]
     batch: Vec<usize>,
     /// Conversation tokens per minute (225 is about 150 spoken words).
-    #[arg(long, default_value_t = 225.0)]
+    #[arg(long, default_value_t = 225.0, allow_negative_numbers = true)]
     tpm: f64,
     /// Tokens per phrase.
     #[arg(long, default_value_t = 50)]
@@ -41,10 +41,10 @@ pub struct Args {
     #[arg(long, default_value_t = 8)]
     gpus_per_node: usize,
     /// Fraction of each GPU's memory kept free.
-    #[arg(long, default_value_t = 0.10)]
+    #[arg(long, default_value_t = 0.10, allow_negative_numbers = true)]
     headroom: f64,
     /// Watts of a GPU that waits (pipeline stages); default: the profile's idle power.
-    #[arg(long)]
+    #[arg(long, allow_negative_numbers = true)]
     wait_watts: Option<f64>,
     /// Sliding window width, tokens.
     #[arg(long, default_value_t = 4096)]
@@ -56,7 +56,7 @@ pub struct Args {
     #[arg(long, default_value_t = 1024)]
     refresh: usize,
     /// Joules of the retrieval itself per phrase and conversation.
-    #[arg(long, default_value_t = 0.0)]
+    #[arg(long, default_value_t = 0.0, allow_negative_numbers = true)]
     retrieval_joules: f64,
     /// Print JSON instead of the table.
     #[arg(long, conflicts_with = "csv")]

@@ -44,7 +44,7 @@ pub fn run(a: Args) -> anyhow::Result<()> {
         _ => anyhow::bail!("{} points match {sel:?}; give more of the key (see --list)", matches.len()),
     };
     let text = std::fs::read_to_string(&a.report).map_err(|e| anyhow::anyhow!("{}: {e}", a.report.display()))?;
-    let metrics = ncu::parse_report(&text)?;
+    let metrics = ncu::parse_report(&text).map_err(|e| anyhow::anyhow!("{}: {e}", a.report.display()))?;
     if metrics.is_empty() {
         anyhow::bail!("{}: none of the attnjoule metrics found (see profiles/ncu/README.md)", a.report.display());
     }

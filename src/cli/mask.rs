@@ -67,6 +67,8 @@ struct FlashTiles {
 }
 
 const MAX_ROWS: usize = 1 << 16;
+/// Longest sequence mapped: the counts are linear in the rows, about 20 s at 2^27 tokens.
+const MAX_SEQ: usize = 1 << 27;
 
 pub fn run(a: Args) -> anyhow::Result<()> {
     let choice = MaskChoice::parse(&a.mask)?;
@@ -80,8 +82,16 @@ pub fn run(a: Args) -> anyhow::Result<()> {
     if a.rows && seq_q > MAX_ROWS {
         bail!("--rows prints every query row: at most {MAX_ROWS} rows, not {seq_q}");
     }
-    let mask = choice.mask(seq_q, seq_k);
     let shape = Shape { batch: 1, seq_q, seq_k, heads: 1, kv_heads: 1, head_dim: a.head_dim };
+    shape.validate()?;
+    if seq_q.max(seq_k) > MAX_SEQ {
+        bail!(
+            "the mask command walks every query row and key: at most {MAX_SEQ} tokens per side, not {}",
+            seq_q.max(seq_k)
+        );
+    }
+    choice.validate(seq_q, seq_k)?;
+    let mask = choice.mask(seq_q, seq_k);
     let flash = attnjoule::ops::flash::config(&Problem::new(shape, mask.clone()))
         .map(|c| {
             let (partial, full) = mask.tile_counts(seq_q, seq_k, c.tile_q, c.tile_k);

@@ -14,6 +14,9 @@ pub struct Args {
 }
 
 pub fn run(a: Args) -> anyhow::Result<()> {
+    if a.out.is_dir() {
+        anyhow::bail!("--out {} is a folder; give the merged profile's file name (e.g. profile.json)", a.out.display());
+    }
     let mut inputs = Vec::new();
     for path in &a.inputs {
         let (p, warnings) = merge::load_any(path)?;

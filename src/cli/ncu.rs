@@ -59,7 +59,9 @@ pub fn spec(a: &Args) -> anyhow::Result<PointSpec> {
         Phase::Prefill => Shape::prefill(a.batch, a.ctx, a.heads, a.kv_heads, a.head_dim),
         Phase::Decode => Shape::decode(a.batch, a.decode_tokens, a.ctx, a.heads, a.kv_heads, a.head_dim),
     };
-    Ok(PointSpec { variant, phase, mask: MaskChoice::parse(&a.mask)?, shape })
+    let mask = MaskChoice::parse(&a.mask)?;
+    mask.validate(shape.seq_q, shape.seq_k)?;
+    Ok(PointSpec { variant, phase, mask, shape })
 }
 
 pub fn run(a: Args) -> anyhow::Result<()> {

@@ -116,9 +116,18 @@ pub fn config(a: &Args) -> anyhow::Result<RunConfig> {
     if a.decode_tokens.contains(&0) {
         bail!("--decode-tokens must be >= 1");
     }
-    if a.min_seconds.is_nan() || a.min_seconds <= 0.0 || a.reps == 0 {
-        bail!("--min-seconds must be > 0 and --reps >= 1");
+    if !(a.min_seconds.is_finite() && a.min_seconds > 0.0) || a.reps == 0 {
+        bail!("--min-seconds must be a positive number of seconds and --reps >= 1");
     }
+    if !(a.idle_seconds.is_finite() && a.idle_seconds >= 0.0) {
+        bail!("--idle-seconds must be a non-negative number of seconds");
+    }
+    if let Some(out) = a.out.as_ref().filter(|o| o.exists() && !o.is_dir()) {
+        bail!("--out {} is a file; give a folder (it holds the log, profile and plots)", out.display());
+    }
+    let Some(emu_max_bytes) = a.emu_max_mib.checked_mul(1 << 20) else {
+        bail!("--emu-max-mib {} is beyond addressable memory", a.emu_max_mib);
+    };
     let seed = a.seed.unwrap_or_else(attnjoule::reference::fresh_seed);
     Ok(RunConfig {
         spec: SweepSpec {
@@ -148,7 +157,7 @@ pub fn config(a: &Args) -> anyhow::Result<RunConfig> {
         idle_seconds: a.idle_seconds,
         power_period_ms: a.power_period_ms,
         gemm: if a.no_gemm || backend == BackendKind::Emu { vec![] } else { RunConfig::default().gemm },
-        emu_max_bytes: a.emu_max_mib << 20,
+        emu_max_bytes,
         seed,
     })
 }

@@ -66,6 +66,13 @@ impl Default for EmuDevice {
     }
 }
 
+/// Host bytes the emulator holds for `device_bytes` of device allocations: the data itself plus
+/// the one-bit-per-byte initcheck shadow (1/8 more). For refusing a call up front, with the GiB it
+/// needs, instead of failing an allocation midway (or aborting on out-of-memory).
+pub fn host_bytes_for(device_bytes: u128) -> u128 {
+    device_bytes + device_bytes.div_ceil(8)
+}
+
 impl EmuDevice {
     pub fn new() -> Self {
         Self::with_options(EmuOptions::default()).unwrap_or_else(|_| EmuDevice {

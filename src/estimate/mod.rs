@@ -33,6 +33,13 @@ use model::ModelSpec;
 use policy::{Policy, PolicyParams};
 use serde::Serialize;
 
+/// Longest context (tokens, the phrase included) an estimate reads: the kernels' 32-bit range.
+pub const MAX_CONTEXT: usize = i32::MAX as usize;
+
+/// Most GPUs a deployment may have (`max_gpus`, `gpus`, `gpus_per_node`): the sizing tries every
+/// node count up to `max_gpus`.
+pub const MAX_GPUS: usize = 1 << 20;
+
 /// A conversation: how fast the context grows, how long a phrase is, when to report.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Conversation {
@@ -60,6 +67,20 @@ impl Conversation {
         }
         if let Some(m) = self.minutes.iter().find(|m| !(m.is_finite() && **m > 0.0)) {
             return invalid(format!("minutes must be positive, got {m}"));
+        }
+        // Contexts become attention shapes: within the kernels' 32-bit range, phrase included
+        // (beyond it the float-to-int conversion saturates and the shapes overflow).
+        let last = self.minutes.iter().copied().fold(0.0, f64::max);
+        let tokens = last * self.tokens_per_minute + self.phrase_tokens as f64;
+        if tokens > MAX_CONTEXT as f64 {
+            let num = |x: f64| if x < 1e9 { format!("{x}") } else { format!("{x:.3e}") };
+            return invalid(format!(
+                "minute {} at {} tokens/min with {}-token phrases reaches {tokens:.3e} tokens of context, beyond \
+                 {MAX_CONTEXT} (the kernels' 32-bit range); report earlier minutes or fewer tokens per minute",
+                num(last),
+                num(self.tokens_per_minute),
+                self.phrase_tokens
+            ));
         }
         Ok(())
     }
@@ -113,6 +134,9 @@ impl Options {
         }
         if self.max_gpus == 0 || self.gpus == Some(0) || self.gpus_per_node == 0 {
             return invalid("GPU counts must be at least 1");
+        }
+        if self.max_gpus.max(self.gpus.unwrap_or(0)).max(self.gpus_per_node) > MAX_GPUS {
+            return invalid(format!("GPU counts (max GPUs, GPUs, GPUs per node) must be at most {MAX_GPUS}"));
         }
         if !(0.0..0.9).contains(&self.headroom) {
             return invalid(format!("headroom must be in [0, 0.9), got {}", self.headroom));

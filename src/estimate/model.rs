@@ -201,8 +201,7 @@ impl ModelSpec {
                 PRESETS.join(", ")
             ));
         }
-        let text =
-            std::fs::read_to_string(path).map_err(|e| Error::Io { path: path.display().to_string(), source: e })?;
+        let text = std::fs::read_to_string(path).map_err(|e| Error::Io { path: path.display().to_string(), err: e })?;
         let r = if name_or_path.ends_with(".toml") { Self::from_toml(&text) } else { Self::from_json(&text) };
         r.map_err(|e| match e {
             Error::Format(m) => Error::Format(format!("{}: {m}", path.display())),

@@ -177,10 +177,11 @@ pub fn plan(p: &Problem, splits: Option<usize>, sm_count: Option<usize>) -> Resu
     };
     let per_split_tiles = tiles.div_ceil(splits).max(1);
     let split_len = per_split_tiles * TILE_K;
-    let grid_x = (chunks as u64) * splits as u64;
+    let grid_x = (chunks as u64).saturating_mul(splits as u64);
     if grid_x > i32::MAX as u64 || s.kv_heads > 65535 || s.batch > 65535 || split_len > i32::MAX as usize {
         return invalid(format!(
-            "decode grid ({grid_x}, {}, {}) exceeds CUDA's limits (kv_heads and batch at most 65535)",
+            "decode grid ({grid_x}, {}, {}) exceeds CUDA's limits ({splits} splits x {chunks} row chunks below \
+             2^31, kv_heads and batch at most 65535)",
             s.kv_heads, s.batch
         ));
     }

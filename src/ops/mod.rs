@@ -124,11 +124,17 @@ impl Attention {
             Mask::BlockSparse(l) => 4 * (l.row_ptr.len() + l.col_idx.len()),
             _ => 0,
         };
-        2 * (2 * s.q_elems() + 2 * s.kv_elems())
-            + 4 * s.lse_elems()
-            + self.plan.scratch_bytes
-            + self.plan.scratch_lse_bytes
-            + csr
+        // Saturating: each term is addressable (Shape::validate, the plans), their sum may not be.
+        [
+            4 * s.q_elems(),
+            4 * s.kv_elems(),
+            4 * s.lse_elems(),
+            self.plan.scratch_bytes,
+            self.plan.scratch_lse_bytes,
+            csr,
+        ]
+        .into_iter()
+        .fold(0usize, usize::saturating_add)
     }
 
     /// Allocates every buffer of the call; inputs are left unwritten (upload or fill them).

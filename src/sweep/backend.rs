@@ -710,6 +710,30 @@ pub fn run_with(cfg: &RunConfig, factory: WorkerFactory, progress: &mut dyn FnMu
             )));
         }
     }
+    // A log of another shape (batch, heads, KV heads, head_dim) would mix its points into this
+    // profile under the same curves; older logs without a recorded config are taken as they are.
+    if let Some(h) = &existing.header {
+        let logged = &h.config["spec"];
+        let s = &cfg.spec;
+        let differ: Vec<String> =
+            [("batch", s.batch), ("heads", s.heads), ("kv_heads", s.kv_heads), ("head_dim", s.head_dim)]
+                .into_iter()
+                .filter_map(|(k, v)| {
+                    logged[k].as_u64().filter(|&l| l != v as u64).map(|l| format!("{k} {l} (now {v})"))
+                })
+                .collect();
+        if !differ.is_empty() {
+            release(false);
+            for h in handles {
+                let _ = h.join();
+            }
+            return Err(Error::Invalid(format!(
+                "{} is a sweep of another shape: {}; refusing to resume it (choose another --out)",
+                log_path.display(),
+                differ.join(", ")
+            )));
+        }
+    }
     let mut writer = jsonl::Writer::open(&log_path, existing.valid_len)?;
     let header = match existing.header.clone() {
         Some(h) => h,

@@ -47,7 +47,7 @@ pub struct Log {
 }
 
 fn io(path: &Path, e: std::io::Error) -> Error {
-    Error::Io { path: path.display().to_string(), source: e }
+    Error::Io { path: path.display().to_string(), err: e }
 }
 
 /// Reads a log. A missing file is an empty log.

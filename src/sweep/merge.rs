@@ -9,6 +9,10 @@ use std::path::Path;
 /// Loads a JSONL log (header required) or a JSON profile as a profile.
 pub fn load_any(path: &Path) -> Result<(Profile, Vec<String>)> {
     if path.extension().is_some_and(|e| e == "jsonl") {
+        // `jsonl::read` takes a missing log as empty (a sweep starting); here it is an error.
+        if let Err(err) = std::fs::metadata(path) {
+            return Err(Error::Io { path: path.display().to_string(), err });
+        }
         let log = jsonl::read(path)?;
         let h =
             log.header.ok_or_else(|| Error::Format(format!("{}: no header line (not a sweep log)", path.display())))?;

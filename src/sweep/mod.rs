@@ -63,6 +63,21 @@ impl MaskChoice {
             }
         }
     }
+    /// Whether this mask can be built for `seq_q x seq_k`: a longformer layout is a CSR with i32
+    /// offsets whose construction visits every (block row, block column) pair, so its block grid
+    /// is bounded ([`MAX_LAYOUT_BLOCKS`]); a bigger block keeps long sequences in range.
+    pub fn validate(&self, seq_q: usize, seq_k: usize) -> Result<()> {
+        if let MaskChoice::Longformer { block, .. } = *self {
+            let (nq, nk) = (seq_q.div_ceil(block), seq_k.div_ceil(block));
+            if nq.checked_mul(nk).is_none_or(|n| n > MAX_LAYOUT_BLOCKS) {
+                return invalid(format!(
+                    "longformer block {block} at {seq_q} x {seq_k} tokens makes {nq} x {nk} blocks (at most \
+                     {MAX_LAYOUT_BLOCKS}); use a larger block"
+                ));
+            }
+        }
+        Ok(())
+    }
     pub fn mask(&self, seq_q: usize, seq_k: usize) -> Mask {
         match *self {
             MaskChoice::None => Mask::None,
@@ -87,6 +102,10 @@ impl MaskChoice {
         }
     }
 }
+
+/// Largest block grid (block rows x block columns) a layout mask is built for: 2^28 pairs take
+/// about a second to enumerate; the sweep's 1M-token contexts need 2^26 at block 128.
+pub const MAX_LAYOUT_BLOCKS: usize = 1 << 28;
 
 /// What to sweep.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -119,12 +138,13 @@ impl Default for SweepSpec {
     }
 }
 
+/// Powers of two in `[lo, hi]` (empty when there are none; never loops on huge bounds).
 pub fn powers_of_two(lo: usize, hi: usize) -> Vec<usize> {
     let mut v = Vec::new();
-    let mut x = lo.max(1).next_power_of_two();
-    while x <= hi {
-        v.push(x);
-        x *= 2;
+    let mut x = lo.max(1).checked_next_power_of_two();
+    while let Some(p) = x.filter(|&p| p <= hi) {
+        v.push(p);
+        x = p.checked_mul(2);
     }
     v
 }
@@ -194,6 +214,7 @@ pub fn enumerate(spec: &SweepSpec) -> Result<Vec<PointSpec>> {
             }
             for mask in &spec.masks {
                 for &ctx in &spec.contexts {
+                    mask.validate(ctx, ctx)?;
                     let (b, h, hk, d) = (spec.batch, spec.heads, spec.kv_heads, spec.head_dim);
                     match phase {
                         Phase::Prefill => out.push(PointSpec {
@@ -306,6 +327,18 @@ mod tests {
         );
         assert!(MaskChoice::parse("longformer:0:1:1").is_err() && MaskChoice::parse("window:").is_err());
         assert!(Shard::parse("3/3").is_err() && Shard::parse("1/0").is_err() && Shard::parse("x").is_err());
+    }
+
+    #[test]
+    fn huge_bounds_and_layouts() {
+        assert_eq!(powers_of_two(1000, 5000), vec![1024, 2048, 4096]);
+        assert!(powers_of_two(usize::MAX, usize::MAX).is_empty());
+        assert_eq!(powers_of_two(1 << 62, usize::MAX), vec![1 << 62, 1 << 63]);
+        let lf = |block| MaskChoice::Longformer { block, local: 1, global: 1 };
+        assert!(lf(128).validate(1 << 20, 1 << 20).is_ok());
+        assert!(lf(1).validate(1 << 20, 1 << 20).is_err());
+        let spec = SweepSpec { masks: vec![lf(1)], contexts: vec![1 << 20], ..Default::default() };
+        assert!(enumerate(&spec).is_err());
     }
 
     #[test]

@@ -140,12 +140,12 @@ pub fn csv(profile: &Profile) -> String {
 }
 
 fn write(path: &Path, text: &str) -> Result<()> {
-    std::fs::write(path, text).map_err(|e| Error::Io { path: path.display().to_string(), source: e })
+    std::fs::write(path, text).map_err(|e| Error::Io { path: path.display().to_string(), err: e })
 }
 
 /// Writes `<stem>.json`, `<stem>.csv` and the plots into `dir`; returns the files written.
 pub fn write_all(profile: &Profile, dir: &Path, stem: &str) -> Result<Vec<PathBuf>> {
-    std::fs::create_dir_all(dir).map_err(|e| Error::Io { path: dir.display().to_string(), source: e })?;
+    std::fs::create_dir_all(dir).map_err(|e| Error::Io { path: dir.display().to_string(), err: e })?;
     let json = dir.join(format!("{stem}.json"));
     profile.save(&json)?;
     let csvp = dir.join(format!("{stem}.csv"));
