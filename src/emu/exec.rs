@@ -15,7 +15,7 @@
 use super::counters;
 use super::ir::*;
 use super::memory::{find_in, Alloc};
-use super::sanitizer::{track, Shadow, SharedHazard, MULTI};
+use super::sanitizer::{track, SharedHazard, SharedShadow, MULTI};
 use crate::device::{Counters, Finding, FindingKind};
 use crate::error::{Error, Result};
 use half::{bf16, f16};
@@ -78,7 +78,7 @@ struct Warp {
 pub struct Scratch {
     regs: Vec<u64>,
     shared: Vec<u8>,
-    shadow: Vec<Shadow>,
+    shadow: SharedShadow,
     local: Vec<u8>,
     epoch: u32,
     warps: Vec<Warp>,
@@ -89,7 +89,7 @@ pub struct Scratch {
 struct Blk<'a, 's> {
     l: &'a LaunchCtx<'a>,
     shared: &'s mut [u8],
-    shadow: &'s mut [Shadow],
+    shadow: &'s mut SharedShadow,
     local: &'s mut [u8],
     words: &'s mut Vec<u32>,
     sectors: &'s mut Vec<u64>,
@@ -702,8 +702,8 @@ pub fn run_block(l: &LaunchCtx, bid: u64, s: &mut Scratch) -> Result<BlockOut> {
         s.shared.resize(l.shared_bytes as usize, 0);
     }
     s.shared[..l.shared_bytes as usize].fill(0);
-    if l.sanitize && s.shadow.len() < l.shared_bytes as usize {
-        s.shadow.resize(l.shared_bytes as usize, Shadow::default());
+    if l.sanitize {
+        s.shadow.ensure(l.shared_bytes as usize);
     }
     let local_len = k.local_bytes as usize * nw * 32;
     if s.local.len() < local_len {
@@ -763,7 +763,7 @@ pub fn run_block(l: &LaunchCtx, bid: u64, s: &mut Scratch) -> Result<BlockOut> {
     let mut b = Blk {
         l,
         shared: &mut s.shared[..l.shared_bytes as usize],
-        shadow: &mut s.shadow[..],
+        shadow: &mut s.shadow,
         local: &mut s.local[..],
         words: &mut s.words,
         sectors: &mut s.sectors,
@@ -1034,48 +1034,52 @@ impl<'a> Blk<'a, '_> {
     #[allow(clippy::too_many_arguments)]
     fn shadow_access(&mut self, off: u64, size: u32, elem: u32, write: bool, w: u32, lane: usize, line: u32) {
         let tid = (w * 32 + lane as u32) as u16;
-        let at = |bo: u64| off + (bo - off) / elem as u64 * elem as u64;
-        for bo in off..off + size as u64 {
-            if self.atomic {
-                let sh = &mut self.shadow[bo as usize];
-                if sh.w_epoch < self.block_start {
-                    sh.w_epoch = self.epoch;
+        let (epoch, start, ws, atomic) = (self.epoch, self.block_start, self.wsync[w as usize], self.atomic);
+        // One finding per warp instruction: only the first byte in conflict is reported, so the
+        // walk keeps the first hazard and reports it afterwards (every byte's state still updates).
+        let mut first: Option<(u64, SharedHazard)> = None;
+        self.shadow.for_each(off, size as u64, |sh, bo| {
+            if atomic {
+                if sh.w_epoch < start {
+                    sh.w_epoch = epoch;
                     sh.w_tid = tid;
-                    if !write && !self.flagged {
-                        self.flagged = true;
-                        let msg = "atomic on shared memory never written in this launch".to_string();
-                        self.finding(FindingKind::UninitShared, w, lane, line, Some(at(bo)), msg);
+                    if !write && first.is_none() {
+                        first = Some((bo, SharedHazard::Uninit));
                     }
                 }
-                continue;
+                return;
             }
-            let ws = self.wsync[w as usize];
-            let h = track(&mut self.shadow[bo as usize], tid, write, self.epoch, self.block_start, ws);
-            if h != SharedHazard::None && !self.flagged {
-                self.flagged = true;
-                let (kind, msg) = match h {
-                    SharedHazard::Uninit => {
-                        (FindingKind::UninitShared, "read of shared memory never written in this launch".to_string())
-                    }
-                    SharedHazard::Race(other, wr) => (
-                        FindingKind::SharedRace,
-                        format!(
-                            "{} by thread {} races with a {} by {} in the same barrier interval",
-                            if write { "write" } else { "read" },
-                            tid,
-                            if wr { "write" } else { "read" },
-                            if other == MULTI {
-                                "threads of other warps".to_string()
-                            } else {
-                                format!("thread {other}")
-                            }
-                        ),
-                    ),
-                    SharedHazard::None => unreachable!(),
-                };
-                self.finding(kind, w, lane, line, Some(at(bo)), msg);
+            let h = track(sh, tid, write, epoch, start, ws);
+            if h != SharedHazard::None && first.is_none() {
+                first = Some((bo, h));
             }
+        });
+        let Some((bo, h)) = first else { return };
+        if self.flagged {
+            return;
         }
+        self.flagged = true;
+        let at = off + (bo - off) / elem as u64 * elem as u64;
+        let (kind, msg) = match h {
+            SharedHazard::Uninit if atomic => {
+                (FindingKind::UninitShared, "atomic on shared memory never written in this launch".to_string())
+            }
+            SharedHazard::Uninit => {
+                (FindingKind::UninitShared, "read of shared memory never written in this launch".to_string())
+            }
+            SharedHazard::Race(other, wr) => (
+                FindingKind::SharedRace,
+                format!(
+                    "{} by thread {} races with a {} by {} in the same barrier interval",
+                    if write { "write" } else { "read" },
+                    tid,
+                    if wr { "write" } else { "read" },
+                    if other == MULTI { "threads of other warps".to_string() } else { format!("thread {other}") }
+                ),
+            ),
+            SharedHazard::None => return,
+        };
+        self.finding(kind, w, lane, line, Some(at), msg);
     }
 
     #[inline(always)]

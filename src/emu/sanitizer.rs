@@ -10,9 +10,16 @@
 //! independent thread scheduling: each access records its warp's warp-sync count, and accesses
 //! by two lanes of one warp with the same count (and the same barrier epoch) race, even though
 //! the emulator happens to run the lanes in lockstep.
+//!
+//! The state is per byte, but it is stored per [`GRAIN`]-byte grain while all the grain's bytes
+//! agree (the common case: 16-byte cp.async / ldmatrix rows / vector accesses), so that one
+//! [`track`] call stands for all of them; a grain splits into per-byte records when an access
+//! covers part of it, and merges back when its bytes agree again. [`track`] is a function of the
+//! byte's record and the access alone, so bytes with equal records reach equal records and
+//! hazards: the result is the per-byte one.
 
-/// Per-byte shadow of shared memory.
-#[derive(Debug, Clone, Copy, Default)]
+/// Shadow of one byte of shared memory.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Shadow {
     pub w_epoch: u32,
     pub r_epoch: u32,
@@ -25,6 +32,66 @@ pub struct Shadow {
 }
 
 pub const MULTI: u16 = u16::MAX;
+
+/// Bytes per grain of [`SharedShadow`].
+pub const GRAIN: usize = 4;
+
+/// Shadow of a block's shared memory: one record per grain whose bytes agree, else per byte.
+#[derive(Debug, Default)]
+pub struct SharedShadow {
+    /// Record of every byte of grain `g`, valid while `!split[g]`.
+    grain: Vec<Shadow>,
+    split: Vec<bool>,
+    /// Per-byte records, valid for the bytes of split grains.
+    bytes: Vec<Shadow>,
+}
+
+impl SharedShadow {
+    /// Covers at least `len` bytes (new bytes: never written).
+    pub fn ensure(&mut self, len: usize) {
+        let ng = len.div_ceil(GRAIN);
+        if self.grain.len() < ng {
+            self.grain.resize(ng, Shadow::default());
+            self.split.resize(ng, false);
+            self.bytes.resize(ng * GRAIN, Shadow::default());
+        }
+    }
+
+    /// Calls `f(record, byte)` for the bytes of `[off, off + len)` (within [`ensure`]d length) in
+    /// address order, once per whole grain whose bytes agree (`byte` is then the grain's first).
+    ///
+    /// [`ensure`]: SharedShadow::ensure
+    #[inline]
+    pub fn for_each(&mut self, off: u64, len: u64, mut f: impl FnMut(&mut Shadow, u64)) {
+        let (mut b, e) = (off as usize, (off + len) as usize);
+        while b < e {
+            let g = b / GRAIN;
+            let (gs, ge) = (g * GRAIN, g * GRAIN + GRAIN);
+            if !self.split[g] {
+                if b == gs && e >= ge {
+                    f(&mut self.grain[g], b as u64);
+                    b = ge;
+                    continue;
+                }
+                // Part of a grain: its bytes may now diverge.
+                let r = self.grain[g];
+                self.bytes[gs..ge].fill(r);
+                self.split[g] = true;
+            }
+            let end = e.min(ge);
+            for (x, s) in self.bytes[b..end].iter_mut().enumerate() {
+                f(s, (b + x) as u64);
+            }
+            // Merge back once the bytes agree (e.g. after a whole-grain write by one thread).
+            let r = self.bytes[gs];
+            if self.bytes[gs + 1..ge].iter().all(|x| *x == r) {
+                self.grain[g] = r;
+                self.split[g] = false;
+            }
+            b = end;
+        }
+    }
+}
 
 /// What an access to one shared byte found.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
