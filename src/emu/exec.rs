@@ -354,6 +354,35 @@ fn f32_fma(a: f32, b: f32, c: f32, r: Rnd) -> f32 {
     round_f32(s, two_sum_err(p, c as f64, s), r)
 }
 
+/// f16 bits to f64, exactly (finite values by their bits; infinities and NaNs as the `half`
+/// crate converts them). The `half` conversion dispatches on CPU features per call, which was a
+/// visible cost of mma.
+#[inline(always)]
+fn f16_f64(h: u16) -> f64 {
+    let e = ((h >> 10) & 0x1f) as u64;
+    let m = (h & 0x3ff) as u64;
+    let v = match e {
+        0x1f => return f16::from_bits(h).to_f64(),
+        // Subnormal or zero: m * 2^-24, exact.
+        0 => m as f64 * f64::from_bits((1023 - 24) << 52),
+        _ => f64::from_bits((e + 1023 - 15) << 52 | m << 42),
+    };
+    if h & 0x8000 != 0 {
+        -v
+    } else {
+        v
+    }
+}
+
+/// bf16 bits to f64, exactly (NaNs as the `half` crate converts them).
+#[inline(always)]
+fn bf16_f64(h: u16) -> f64 {
+    if h & 0x7f80 == 0x7f80 && h & 0x7f != 0 {
+        return bf16::from_bits(h).to_f64();
+    }
+    f32::from_bits((h as u32) << 16) as f64
+}
+
 fn half_to_f64(v: u64, t: Ty) -> f64 {
     match t {
         Ty::F16 => f16::from_bits(v as u16).to_f64(),
@@ -1758,14 +1787,15 @@ impl<'a> Blk<'a, '_> {
                     let (br, cr) = rest.split_at(nb);
                     let el = |v: u64| -> f64 {
                         if isbf {
-                            bf16::from_bits(v as u16).to_f64()
+                            bf16_f64(v as u16)
                         } else {
-                            f16::from_bits(v as u16).to_f64()
+                            f16_f64(v as u16)
                         }
                     };
                     let mut am = [[0f64; 16]; 16];
                     let mut bm = [[0f64; 8]; 16];
-                    let mut cm = [[0f64; 8]; 16];
+                    // D (16 x 8), starting from C.
+                    let mut dm = [[0f64; 8]; 16];
                     for lane in 0..32usize {
                         let (g, t) = (lane >> 2, lane & 3);
                         for (j, &reg) in ar.iter().enumerate() {
@@ -1784,19 +1814,27 @@ impl<'a> Blk<'a, '_> {
                         for (j, &reg) in cr.iter().enumerate() {
                             let row = g + 8 * (j >> 1);
                             let col = 2 * t + (j & 1);
-                            cm[row][col] = f32::from_bits(r[ix(reg, lane)] as u32) as f64;
+                            dm[row][col] = f32::from_bits(r[ix(reg, lane)] as u32) as f64;
                         }
+                    }
+                    // Each output accumulates c + a0*b0 + a1*b1 + ... in k order (the same f64
+                    // operations as one dot product per output), a row's 8 outputs side by side so
+                    // that the loop vectorizes; products of f16/bf16 values are exact in f64.
+                    for (drow, arow) in dm.iter_mut().zip(am.iter()) {
+                        let mut acc = *drow;
+                        for (&a, brow) in arow.iter().zip(bm.iter()).take(kk as usize) {
+                            for (x, &b) in acc.iter_mut().zip(brow.iter()) {
+                                *x += a * b;
+                            }
+                        }
+                        *drow = acc;
                     }
                     for lane in 0..32usize {
                         let (g, t) = (lane >> 2, lane & 3);
                         for (j, &reg) in dr.iter().enumerate() {
                             let row = g + 8 * (j >> 1);
                             let col = 2 * t + (j & 1);
-                            let mut acc = cm[row][col];
-                            for (kk_, brow) in bm.iter().enumerate().take(kk as usize) {
-                                acc += am[row][kk_] * brow[col];
-                            }
-                            r[ix(reg, lane)] = (acc as f32).to_bits() as u64;
+                            r[ix(reg, lane)] = (dm[row][col] as f32).to_bits() as u64;
                         }
                     }
                     if l.counters {
@@ -1915,6 +1953,20 @@ impl<'a> Blk<'a, '_> {
             }
             let _ = &mut next;
             warp.advance(active, next);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The mma operand conversions agree with the `half` crate bit for bit on every input.
+    #[test]
+    fn half_conversions_match_half_crate() {
+        for h in 0..=u16::MAX {
+            assert_eq!(f16_f64(h).to_bits(), f16::from_bits(h).to_f64().to_bits(), "f16 {h:#06x}");
+            assert_eq!(bf16_f64(h).to_bits(), bf16::from_bits(h).to_f64().to_bits(), "bf16 {h:#06x}");
         }
     }
 }
