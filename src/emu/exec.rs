@@ -1845,6 +1845,12 @@ impl<'a> Blk<'a, '_> {
                 Op::Ldmatrix { num, trans } => {
                     self.check_members(u32::MAX, m, warp.live, w, i.line, "ldmatrix.sync");
                     let mut rows = [[0u16; 8]; 32];
+                    // Bank model shortcut: while every row is a 16-byte-aligned in-bounds row, the
+                    // request's words are whole 4-word blocks, kept as block numbers (`blocks`);
+                    // any other row turns them into words for the general path.
+                    let mut blocks = [0u32; 32];
+                    let mut nblocks = 0usize;
+                    let mut aligned = true;
                     for (src, row) in rows.iter_mut().enumerate().take(8 * num as usize) {
                         let base = if i.a == NOREG { 0 } else { r[ix(i.a, src)] };
                         let addr = base.wrapping_add(i.imm as u64);
@@ -1852,6 +1858,10 @@ impl<'a> Blk<'a, '_> {
                         let off = match self.resolve(Space::Shared, addr, w, src) {
                             Resolved::Shared(off) if off + 16 <= self.shared.len() as u64 => off,
                             _ => {
+                                if aligned && l.counters {
+                                    aligned = false;
+                                    self.words.extend(blocks[..nblocks].iter().flat_map(|&b| 4 * b..4 * b + 4));
+                                }
                                 // Out of bounds: element by element, so the finding names the element.
                                 for (e, x) in row.iter_mut().enumerate() {
                                     *x = self.access(Space::Shared, addr + 2 * e as u64, 2, None, w, src, i.line)?
@@ -1863,7 +1873,16 @@ impl<'a> Blk<'a, '_> {
                         // The whole 16-byte row in one go (the same bytes, words and shadow checks, in
                         // the same order, as eight 2-byte accesses): ldmatrix dominated flash/decode time.
                         if l.counters {
-                            self.words.extend((off >> 2) as u32..=((off + 15) >> 2) as u32);
+                            if aligned && off.is_multiple_of(16) {
+                                blocks[nblocks] = (off >> 4) as u32;
+                                nblocks += 1;
+                            } else {
+                                if aligned {
+                                    aligned = false;
+                                    self.words.extend(blocks[..nblocks].iter().flat_map(|&b| 4 * b..4 * b + 4));
+                                }
+                                self.words.extend((off >> 2) as u32..=((off + 15) >> 2) as u32);
+                            }
                         }
                         if l.sanitize {
                             self.shadow_access(off, 16, 2, false, w, src, i.line);
@@ -1873,8 +1892,22 @@ impl<'a> Blk<'a, '_> {
                             *x = u16::from_le_bytes([self.shared[o + 2 * e], self.shared[o + 2 * e + 1]]);
                         }
                     }
-                    // One request's words (each row counted once per 4 bytes).
-                    if l.counters {
+                    if l.counters && aligned {
+                        // Block b's words 4b..4b+3 lie in banks 4(b % 8)..4(b % 8)+3: the most distinct
+                        // words in one bank is the most distinct blocks with one b % 8, exactly what
+                        // `counters::bank_wavefronts` finds from the words.
+                        let bl = &mut blocks[..nblocks];
+                        bl.sort_unstable();
+                        let mut per = [0u64; 8];
+                        for (x, &b) in bl.iter().enumerate() {
+                            if x == 0 || bl[x - 1] != b {
+                                per[(b % 8) as usize] += 1;
+                            }
+                        }
+                        self.out.counters.ldmatrix_instructions += 1;
+                        self.out.counters.ldmatrix_wavefronts += per.iter().copied().max().unwrap_or(0);
+                    } else if l.counters {
+                        // One request's words (each row counted once per 4 bytes).
                         let mut ws = std::mem::take(self.words);
                         ws.sort_unstable();
                         ws.dedup();
@@ -1909,6 +1942,27 @@ impl<'a> Blk<'a, '_> {
                         self.check_align(src, size as u64, w, lane, i.line)?;
                         let mut data = [0u8; 16];
                         let mut o = 0u32;
+                        // Whole 4-byte-aligned source inside one allocation and (sanitizer) written:
+                        // one lookup and word reads, with the same bytes and distinct sectors counted
+                        // as the 4-byte accesses below, which handle every other case (and findings).
+                        if src_size > 0 && src_size.is_multiple_of(4) && src.is_multiple_of(4) {
+                            if let Resolved::Global(a, off) = self.resolve(Space::Global, src, w, lane) {
+                                if a.contains(src, src_size as u64) && (!l.sanitize || a.is_init(off, src_size as u64))
+                                {
+                                    if l.counters {
+                                        self.sectors.push(src >> 5);
+                                        if (src + src_size as u64 - 1) >> 5 != src >> 5 {
+                                            self.sectors.push((src + src_size as u64 - 1) >> 5);
+                                        }
+                                        self.out.counters.global_load_bytes += src_size as u64;
+                                    }
+                                    for (x, d) in data[..src_size as usize].chunks_exact_mut(4).enumerate() {
+                                        d.copy_from_slice(&(a.read(off + 4 * x as u64, 4) as u32).to_le_bytes());
+                                    }
+                                    o = src_size;
+                                }
+                            }
+                        }
                         while o < src_size {
                             let step = if src_size - o >= 4 && (src + o as u64).is_multiple_of(4) { 4 } else { 1 };
                             let v = self.access(Space::Global, src + o as u64, step, None, w, lane, i.line)?;
