@@ -136,3 +136,65 @@ pub fn track(s: &mut Shadow, tid: u16, write: bool, epoch: u32, block_start: u32
     }
     h
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Grain-wise tracking gives every byte the hazards and final state of per-byte tracking.
+    #[test]
+    fn grains_match_per_byte_tracking() {
+        const LEN: usize = 256;
+        let mut bytes = vec![Shadow::default(); LEN];
+        let mut sh = SharedShadow::default();
+        sh.ensure(LEN);
+        let mut seed = 0x9e37_79b9_7f4a_7c15u64;
+        let mut rnd = |n: u64| {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            seed % n
+        };
+        let (mut epoch, mut block_start) = (1u32, 1u32);
+        for step in 0..200_000 {
+            if step % 5000 == 0 {
+                // A new block: earlier writes become uninitialized.
+                epoch += 1;
+                block_start = epoch;
+            } else if rnd(50) == 0 {
+                epoch += 1;
+            }
+            let len = [1u64, 2, 4, 8, 16][rnd(5) as usize];
+            let off = rnd((LEN as u64) / len) * len + if rnd(8) == 0 { rnd(len) } else { 0 };
+            let len = len.min(LEN as u64 - off);
+            // Few threads (some in one warp) so that races and merges both happen.
+            let tid = [0u16, 1, 2, 33, 64][rnd(5) as usize];
+            let (write, wsync) = (rnd(2) == 0, rnd(2) as u32);
+            let mut want = Vec::new();
+            for b in off..off + len {
+                want.push((b, track(&mut bytes[b as usize], tid, write, epoch, block_start, wsync)));
+            }
+            // A call for byte b stands for the bytes up to the next call (the rest of its grain).
+            let mut calls = Vec::new();
+            sh.for_each(off, len, |s, b| calls.push((b, track(s, tid, write, epoch, block_start, wsync))));
+            assert_eq!(calls.first().map(|c| c.0), Some(off), "step {step}");
+            let got: Vec<_> = (off..off + len)
+                .map(|x| (x, calls.iter().rev().find(|c| c.0 <= x).map_or(SharedHazard::None, |c| c.1)))
+                .collect();
+            assert_eq!(got, want, "step {step}");
+            for (b, s) in bytes.iter().enumerate() {
+                assert_eq!(sh.byte(b), *s, "step {step} byte {b}");
+            }
+        }
+    }
+
+    impl SharedShadow {
+        fn byte(&self, b: usize) -> Shadow {
+            if self.split[b / GRAIN] {
+                self.bytes[b]
+            } else {
+                self.grain[b / GRAIN]
+            }
+        }
+    }
+}
