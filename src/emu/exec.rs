@@ -15,7 +15,7 @@
 use super::counters;
 use super::ir::*;
 use super::memory::{find_in, Alloc};
-use super::sanitizer::{track, Shadow, SharedHazard, MULTI};
+use super::sanitizer::{track, SharedHazard, SharedShadow, MULTI};
 use crate::device::{Counters, Finding, FindingKind};
 use crate::error::{Error, Result};
 use half::{bf16, f16};
@@ -78,7 +78,7 @@ struct Warp {
 pub struct Scratch {
     regs: Vec<u64>,
     shared: Vec<u8>,
-    shadow: Vec<Shadow>,
+    shadow: SharedShadow,
     local: Vec<u8>,
     epoch: u32,
     warps: Vec<Warp>,
@@ -89,7 +89,7 @@ pub struct Scratch {
 struct Blk<'a, 's> {
     l: &'a LaunchCtx<'a>,
     shared: &'s mut [u8],
-    shadow: &'s mut [Shadow],
+    shadow: &'s mut SharedShadow,
     local: &'s mut [u8],
     words: &'s mut Vec<u32>,
     sectors: &'s mut Vec<u64>,
@@ -352,6 +352,35 @@ fn f32_fma(a: f32, b: f32, c: f32, r: Rnd) -> f32 {
         }
     }
     round_f32(s, two_sum_err(p, c as f64, s), r)
+}
+
+/// f16 bits to f64, exactly (finite values by their bits; infinities and NaNs as the `half`
+/// crate converts them). The `half` conversion dispatches on CPU features per call, which was a
+/// visible cost of mma.
+#[inline(always)]
+fn f16_f64(h: u16) -> f64 {
+    let e = ((h >> 10) & 0x1f) as u64;
+    let m = (h & 0x3ff) as u64;
+    let v = match e {
+        0x1f => return f16::from_bits(h).to_f64(),
+        // Subnormal or zero: m * 2^-24, exact.
+        0 => m as f64 * f64::from_bits((1023 - 24) << 52),
+        _ => f64::from_bits((e + 1023 - 15) << 52 | m << 42),
+    };
+    if h & 0x8000 != 0 {
+        -v
+    } else {
+        v
+    }
+}
+
+/// bf16 bits to f64, exactly (NaNs as the `half` crate converts them).
+#[inline(always)]
+fn bf16_f64(h: u16) -> f64 {
+    if h & 0x7f80 == 0x7f80 && h & 0x7f != 0 {
+        return bf16::from_bits(h).to_f64();
+    }
+    f32::from_bits((h as u32) << 16) as f64
 }
 
 fn half_to_f64(v: u64, t: Ty) -> f64 {
@@ -702,8 +731,8 @@ pub fn run_block(l: &LaunchCtx, bid: u64, s: &mut Scratch) -> Result<BlockOut> {
         s.shared.resize(l.shared_bytes as usize, 0);
     }
     s.shared[..l.shared_bytes as usize].fill(0);
-    if l.sanitize && s.shadow.len() < l.shared_bytes as usize {
-        s.shadow.resize(l.shared_bytes as usize, Shadow::default());
+    if l.sanitize {
+        s.shadow.ensure(l.shared_bytes as usize);
     }
     let local_len = k.local_bytes as usize * nw * 32;
     if s.local.len() < local_len {
@@ -763,7 +792,7 @@ pub fn run_block(l: &LaunchCtx, bid: u64, s: &mut Scratch) -> Result<BlockOut> {
     let mut b = Blk {
         l,
         shared: &mut s.shared[..l.shared_bytes as usize],
-        shadow: &mut s.shadow[..],
+        shadow: &mut s.shadow,
         local: &mut s.local[..],
         words: &mut s.words,
         sectors: &mut s.sectors,
@@ -1034,48 +1063,52 @@ impl<'a> Blk<'a, '_> {
     #[allow(clippy::too_many_arguments)]
     fn shadow_access(&mut self, off: u64, size: u32, elem: u32, write: bool, w: u32, lane: usize, line: u32) {
         let tid = (w * 32 + lane as u32) as u16;
-        let at = |bo: u64| off + (bo - off) / elem as u64 * elem as u64;
-        for bo in off..off + size as u64 {
-            if self.atomic {
-                let sh = &mut self.shadow[bo as usize];
-                if sh.w_epoch < self.block_start {
-                    sh.w_epoch = self.epoch;
+        let (epoch, start, ws, atomic) = (self.epoch, self.block_start, self.wsync[w as usize], self.atomic);
+        // One finding per warp instruction: only the first byte in conflict is reported, so the
+        // walk keeps the first hazard and reports it afterwards (every byte's state still updates).
+        let mut first: Option<(u64, SharedHazard)> = None;
+        self.shadow.for_each(off, size as u64, |sh, bo| {
+            if atomic {
+                if sh.w_epoch < start {
+                    sh.w_epoch = epoch;
                     sh.w_tid = tid;
-                    if !write && !self.flagged {
-                        self.flagged = true;
-                        let msg = "atomic on shared memory never written in this launch".to_string();
-                        self.finding(FindingKind::UninitShared, w, lane, line, Some(at(bo)), msg);
+                    if !write && first.is_none() {
+                        first = Some((bo, SharedHazard::Uninit));
                     }
                 }
-                continue;
+                return;
             }
-            let ws = self.wsync[w as usize];
-            let h = track(&mut self.shadow[bo as usize], tid, write, self.epoch, self.block_start, ws);
-            if h != SharedHazard::None && !self.flagged {
-                self.flagged = true;
-                let (kind, msg) = match h {
-                    SharedHazard::Uninit => {
-                        (FindingKind::UninitShared, "read of shared memory never written in this launch".to_string())
-                    }
-                    SharedHazard::Race(other, wr) => (
-                        FindingKind::SharedRace,
-                        format!(
-                            "{} by thread {} races with a {} by {} in the same barrier interval",
-                            if write { "write" } else { "read" },
-                            tid,
-                            if wr { "write" } else { "read" },
-                            if other == MULTI {
-                                "threads of other warps".to_string()
-                            } else {
-                                format!("thread {other}")
-                            }
-                        ),
-                    ),
-                    SharedHazard::None => unreachable!(),
-                };
-                self.finding(kind, w, lane, line, Some(at(bo)), msg);
+            let h = track(sh, tid, write, epoch, start, ws);
+            if h != SharedHazard::None && first.is_none() {
+                first = Some((bo, h));
             }
+        });
+        let Some((bo, h)) = first else { return };
+        if self.flagged {
+            return;
         }
+        self.flagged = true;
+        let at = off + (bo - off) / elem as u64 * elem as u64;
+        let (kind, msg) = match h {
+            SharedHazard::Uninit if atomic => {
+                (FindingKind::UninitShared, "atomic on shared memory never written in this launch".to_string())
+            }
+            SharedHazard::Uninit => {
+                (FindingKind::UninitShared, "read of shared memory never written in this launch".to_string())
+            }
+            SharedHazard::Race(other, wr) => (
+                FindingKind::SharedRace,
+                format!(
+                    "{} by thread {} races with a {} by {} in the same barrier interval",
+                    if write { "write" } else { "read" },
+                    tid,
+                    if wr { "write" } else { "read" },
+                    if other == MULTI { "threads of other warps".to_string() } else { format!("thread {other}") }
+                ),
+            ),
+            SharedHazard::None => return,
+        };
+        self.finding(kind, w, lane, line, Some(at), msg);
     }
 
     #[inline(always)]
@@ -1754,14 +1787,15 @@ impl<'a> Blk<'a, '_> {
                     let (br, cr) = rest.split_at(nb);
                     let el = |v: u64| -> f64 {
                         if isbf {
-                            bf16::from_bits(v as u16).to_f64()
+                            bf16_f64(v as u16)
                         } else {
-                            f16::from_bits(v as u16).to_f64()
+                            f16_f64(v as u16)
                         }
                     };
                     let mut am = [[0f64; 16]; 16];
                     let mut bm = [[0f64; 8]; 16];
-                    let mut cm = [[0f64; 8]; 16];
+                    // D (16 x 8), starting from C.
+                    let mut dm = [[0f64; 8]; 16];
                     for lane in 0..32usize {
                         let (g, t) = (lane >> 2, lane & 3);
                         for (j, &reg) in ar.iter().enumerate() {
@@ -1780,19 +1814,27 @@ impl<'a> Blk<'a, '_> {
                         for (j, &reg) in cr.iter().enumerate() {
                             let row = g + 8 * (j >> 1);
                             let col = 2 * t + (j & 1);
-                            cm[row][col] = f32::from_bits(r[ix(reg, lane)] as u32) as f64;
+                            dm[row][col] = f32::from_bits(r[ix(reg, lane)] as u32) as f64;
                         }
+                    }
+                    // Each output accumulates c + a0*b0 + a1*b1 + ... in k order (the same f64
+                    // operations as one dot product per output), a row's 8 outputs side by side so
+                    // that the loop vectorizes; products of f16/bf16 values are exact in f64.
+                    for (drow, arow) in dm.iter_mut().zip(am.iter()) {
+                        let mut acc = *drow;
+                        for (&a, brow) in arow.iter().zip(bm.iter()).take(kk as usize) {
+                            for (x, &b) in acc.iter_mut().zip(brow.iter()) {
+                                *x += a * b;
+                            }
+                        }
+                        *drow = acc;
                     }
                     for lane in 0..32usize {
                         let (g, t) = (lane >> 2, lane & 3);
                         for (j, &reg) in dr.iter().enumerate() {
                             let row = g + 8 * (j >> 1);
                             let col = 2 * t + (j & 1);
-                            let mut acc = cm[row][col];
-                            for (kk_, brow) in bm.iter().enumerate().take(kk as usize) {
-                                acc += am[row][kk_] * brow[col];
-                            }
-                            r[ix(reg, lane)] = (acc as f32).to_bits() as u64;
+                            r[ix(reg, lane)] = (dm[row][col] as f32).to_bits() as u64;
                         }
                     }
                     if l.counters {
@@ -1803,6 +1845,12 @@ impl<'a> Blk<'a, '_> {
                 Op::Ldmatrix { num, trans } => {
                     self.check_members(u32::MAX, m, warp.live, w, i.line, "ldmatrix.sync");
                     let mut rows = [[0u16; 8]; 32];
+                    // Bank model shortcut: while every row is a 16-byte-aligned in-bounds row, the
+                    // request's words are whole 4-word blocks, kept as block numbers (`blocks`);
+                    // any other row turns them into words for the general path.
+                    let mut blocks = [0u32; 32];
+                    let mut nblocks = 0usize;
+                    let mut aligned = true;
                     for (src, row) in rows.iter_mut().enumerate().take(8 * num as usize) {
                         let base = if i.a == NOREG { 0 } else { r[ix(i.a, src)] };
                         let addr = base.wrapping_add(i.imm as u64);
@@ -1810,6 +1858,10 @@ impl<'a> Blk<'a, '_> {
                         let off = match self.resolve(Space::Shared, addr, w, src) {
                             Resolved::Shared(off) if off + 16 <= self.shared.len() as u64 => off,
                             _ => {
+                                if aligned && l.counters {
+                                    aligned = false;
+                                    self.words.extend(blocks[..nblocks].iter().flat_map(|&b| 4 * b..4 * b + 4));
+                                }
                                 // Out of bounds: element by element, so the finding names the element.
                                 for (e, x) in row.iter_mut().enumerate() {
                                     *x = self.access(Space::Shared, addr + 2 * e as u64, 2, None, w, src, i.line)?
@@ -1821,7 +1873,16 @@ impl<'a> Blk<'a, '_> {
                         // The whole 16-byte row in one go (the same bytes, words and shadow checks, in
                         // the same order, as eight 2-byte accesses): ldmatrix dominated flash/decode time.
                         if l.counters {
-                            self.words.extend((off >> 2) as u32..=((off + 15) >> 2) as u32);
+                            if aligned && off.is_multiple_of(16) {
+                                blocks[nblocks] = (off >> 4) as u32;
+                                nblocks += 1;
+                            } else {
+                                if aligned {
+                                    aligned = false;
+                                    self.words.extend(blocks[..nblocks].iter().flat_map(|&b| 4 * b..4 * b + 4));
+                                }
+                                self.words.extend((off >> 2) as u32..=((off + 15) >> 2) as u32);
+                            }
                         }
                         if l.sanitize {
                             self.shadow_access(off, 16, 2, false, w, src, i.line);
@@ -1831,8 +1892,22 @@ impl<'a> Blk<'a, '_> {
                             *x = u16::from_le_bytes([self.shared[o + 2 * e], self.shared[o + 2 * e + 1]]);
                         }
                     }
-                    // One request's words (each row counted once per 4 bytes).
-                    if l.counters {
+                    if l.counters && aligned {
+                        // Block b's words 4b..4b+3 lie in banks 4(b % 8)..4(b % 8)+3: the most distinct
+                        // words in one bank is the most distinct blocks with one b % 8, exactly what
+                        // `counters::bank_wavefronts` finds from the words.
+                        let bl = &mut blocks[..nblocks];
+                        bl.sort_unstable();
+                        let mut per = [0u64; 8];
+                        for (x, &b) in bl.iter().enumerate() {
+                            if x == 0 || bl[x - 1] != b {
+                                per[(b % 8) as usize] += 1;
+                            }
+                        }
+                        self.out.counters.ldmatrix_instructions += 1;
+                        self.out.counters.ldmatrix_wavefronts += per.iter().copied().max().unwrap_or(0);
+                    } else if l.counters {
+                        // One request's words (each row counted once per 4 bytes).
                         let mut ws = std::mem::take(self.words);
                         ws.sort_unstable();
                         ws.dedup();
@@ -1867,6 +1942,27 @@ impl<'a> Blk<'a, '_> {
                         self.check_align(src, size as u64, w, lane, i.line)?;
                         let mut data = [0u8; 16];
                         let mut o = 0u32;
+                        // Whole 4-byte-aligned source inside one allocation and (sanitizer) written:
+                        // one lookup and word reads, with the same bytes and distinct sectors counted
+                        // as the 4-byte accesses below, which handle every other case (and findings).
+                        if src_size > 0 && src_size.is_multiple_of(4) && src.is_multiple_of(4) {
+                            if let Resolved::Global(a, off) = self.resolve(Space::Global, src, w, lane) {
+                                if a.contains(src, src_size as u64) && (!l.sanitize || a.is_init(off, src_size as u64))
+                                {
+                                    if l.counters {
+                                        self.sectors.push(src >> 5);
+                                        if (src + src_size as u64 - 1) >> 5 != src >> 5 {
+                                            self.sectors.push((src + src_size as u64 - 1) >> 5);
+                                        }
+                                        self.out.counters.global_load_bytes += src_size as u64;
+                                    }
+                                    for (x, d) in data[..src_size as usize].chunks_exact_mut(4).enumerate() {
+                                        d.copy_from_slice(&(a.read(off + 4 * x as u64, 4) as u32).to_le_bytes());
+                                    }
+                                    o = src_size;
+                                }
+                            }
+                        }
                         while o < src_size {
                             let step = if src_size - o >= 4 && (src + o as u64).is_multiple_of(4) { 4 } else { 1 };
                             let v = self.access(Space::Global, src + o as u64, step, None, w, lane, i.line)?;
@@ -1911,6 +2007,20 @@ impl<'a> Blk<'a, '_> {
             }
             let _ = &mut next;
             warp.advance(active, next);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The mma operand conversions agree with the `half` crate bit for bit on every input.
+    #[test]
+    fn half_conversions_match_half_crate() {
+        for h in 0..=u16::MAX {
+            assert_eq!(f16_f64(h).to_bits(), f16::from_bits(h).to_f64().to_bits(), "f16 {h:#06x}");
+            assert_eq!(bf16_f64(h).to_bits(), bf16::from_bits(h).to_f64().to_bits(), "bf16 {h:#06x}");
         }
     }
 }

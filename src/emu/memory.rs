@@ -142,7 +142,17 @@ impl Alloc {
         }
     }
     pub fn is_init(&self, off: u64, size: u64) -> bool {
-        (off..off + size).all(|b| self.init[(b >> 5) as usize].load(Relaxed) & (1 << (b & 31)) != 0)
+        // A word of the bitmap at a time.
+        let (mut b, e) = (off, off + size);
+        while b < e {
+            let n = (32 - (b & 31)).min(e - b);
+            let m = (u32::MAX >> (32 - n)) << (b & 31);
+            if self.init[(b >> 5) as usize].load(Relaxed) & m != m {
+                return false;
+            }
+            b += n;
+        }
+        true
     }
 }
 
