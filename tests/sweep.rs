@@ -338,6 +338,8 @@ fn compare_ratios_match_configurations() {
 struct SimWorker {
     mem: usize,
     proto: ProtocolConfig,
+    /// How often its energy counter moves, as the idle baseline would report it.
+    counter_period: Option<f64>,
 }
 
 impl Worker for SimWorker {
@@ -345,7 +347,12 @@ impl Worker for SimWorker {
         ProfileKind::Measured
     }
     fn info(&self) -> GpuInfo {
-        GpuInfo { name: "Simulated GPU".into(), driver: Some("sim".into()), ..Default::default() }
+        GpuInfo {
+            name: "Simulated GPU".into(),
+            driver: Some("sim".into()),
+            energy_counter_period_s: self.counter_period,
+            ..Default::default()
+        }
     }
     fn idle_watts(&self) -> Option<f64> {
         Some(60.0)
@@ -380,7 +387,9 @@ impl Worker for SimWorker {
 }
 
 fn sim_factory(mem: usize) -> WorkerFactory {
-    Arc::new(move |_, cfg: &RunConfig| Ok(Box::new(SimWorker { mem, proto: cfg.protocol.clone() }) as Box<dyn Worker>))
+    Arc::new(move |_, cfg: &RunConfig| {
+        Ok(Box::new(SimWorker { mem, proto: cfg.protocol.clone(), counter_period: None }) as Box<dyn Worker>)
+    })
 }
 
 fn tempdir(name: &str) -> std::path::PathBuf {
@@ -630,7 +639,8 @@ fn mixed_factory() -> WorkerFactory {
     }
     Arc::new(|ordinal, cfg: &RunConfig| {
         let name = if ordinal == 0 { "NVIDIA H100 80GB HBM3" } else { "NVIDIA A100-SXM4-80GB" };
-        Ok(Box::new(Named(SimWorker { mem: 80 << 30, proto: cfg.protocol.clone() }, name)) as Box<dyn Worker>)
+        Ok(Box::new(Named(SimWorker { mem: 80 << 30, proto: cfg.protocol.clone(), counter_period: None }, name))
+            as Box<dyn Worker>)
     })
 }
 
@@ -855,7 +865,7 @@ fn faulting_factory(fault_ctx: usize, restarts: usize) -> (WorkerFactory, Arc<st
         if count.fetch_add(1, Ordering::SeqCst) > restarts {
             return Err(attnjoule::Error::Cuda("cuDevicePrimaryCtxRetain: CUDA_ERROR_UNKNOWN".into()));
         }
-        let sim = SimWorker { mem: 80 << 30, proto: cfg.protocol.clone() };
+        let sim = SimWorker { mem: 80 << 30, proto: cfg.protocol.clone(), counter_period: None };
         Ok(Box::new(Faulty { sim, fault_ctx, poisoned: false }) as Box<dyn Worker>)
     });
     (f, made)
@@ -898,28 +908,11 @@ fn a_kernel_fault_fails_one_point_and_the_worker_restarts() {
 
 #[test]
 fn a_coarse_energy_counter_is_warned_about() {
-    struct Coarse(SimWorker);
-    impl Worker for Coarse {
-        fn kind(&self) -> ProfileKind {
-            ProfileKind::Measured
-        }
-        fn info(&self) -> GpuInfo {
-            GpuInfo { energy_counter_period_s: Some(0.1), ..self.0.info() }
-        }
-        fn idle_watts(&self) -> Option<f64> {
-            Some(60.0)
-        }
-        fn point(&mut self, spec: &PointSpec, seed: u64) -> Point {
-            self.0.point(spec, seed)
-        }
-        fn gemm(&mut self, m: usize, n: usize, k: usize) -> attnjoule::Result<GemmPoint> {
-            self.0.gemm(m, n, k)
-        }
-    }
     let dir = tempdir("coarse");
     let cfg = sim_config(&dir);
     let f: WorkerFactory = Arc::new(|_, cfg: &RunConfig| {
-        Ok(Box::new(Coarse(SimWorker { mem: 80 << 30, proto: cfg.protocol.clone() })) as Box<dyn Worker>)
+        Ok(Box::new(SimWorker { mem: 80 << 30, proto: cfg.protocol.clone(), counter_period: Some(0.1) })
+            as Box<dyn Worker>)
     });
     let out = backend::run_with(&cfg, f, &mut |_| {}).unwrap();
     // min_seconds 0.05 against a 100 ms counter: off by up to 200%.
