@@ -1002,6 +1002,7 @@ fn cli_hostile_sizes_fail_in_one_line() {
     // Absurd emulator sizes are refused up front with the GiB they need (was: abort on a 64 GiB
     // allocation, or hours of planning).
     fails_in_one_line(&["emu", "--seq", "65536", "--variant", "dense"], "GiB of memory, more than --max-gib");
+    fails_in_one_line(&["emu", "--seq", "64", "--threads", "0"], "at least 1 thread");
     fails_in_one_line(&["emu", "--seq", "2000000000", "--variant", "flash"], "GiB of memory");
     fails_in_one_line(
         &["emu", "--variant", "decode", "--seq", "1", "--seq-k", "256", "--splits", "4294967296"],

@@ -85,9 +85,10 @@ impl EmuDevice {
     }
     pub fn with_options(opts: EmuOptions) -> Result<Self> {
         let pool = match opts.threads {
+            Some(0) => return Err(Error::Invalid("the emulator needs at least 1 thread, not 0".into())),
             Some(n) => Some(
                 rayon::ThreadPoolBuilder::new()
-                    .num_threads(n.max(1))
+                    .num_threads(n)
                     .build()
                     .map_err(|e| Error::Emu(format!("thread pool: {e}")))?,
             ),
