@@ -567,15 +567,30 @@ fn cli_rejects_bad_flags_and_mixed_merges() {
     assert!(dir.join("m.csv").exists() && dir.join("m-seconds.svg").exists());
 }
 
+/// Runs `code` in python3 with the peer script loaded as `t` (and `json`, `sys` imported; torch
+/// is imported only in the script's main()); its stdout. None when python3 is missing.
+fn peer_python(code: &str) -> Option<Vec<u8>> {
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/benches/peers/torch_attention.py");
+    let prelude = format!(
+        "import importlib.util, json, sys\nspec = importlib.util.spec_from_file_location(\"peer\", {script:?})\n\
+         t = importlib.util.module_from_spec(spec); spec.loader.exec_module(t)\n"
+    );
+    let out = match std::process::Command::new("python3").arg("-c").arg(prelude + code).output() {
+        Ok(o) => o,
+        Err(e) => {
+            eprintln!("python3 not available ({e}); the peer script cannot be checked here");
+            return None;
+        }
+    };
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    Some(out.stdout)
+}
+
 #[test]
 fn peer_script_writes_the_profile_schema() {
     // The peer script's schema writer and work counts, without torch (imported only in main()).
-    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/benches/peers/torch_attention.py");
     let code = format!(
         r#"
-import importlib.util, json, sys
-spec = importlib.util.spec_from_file_location("peer", "{script}")
-t = importlib.util.module_from_spec(spec); spec.loader.exec_module(t)
 class A: reps = 5; min_seconds = 1.0
 pts = []
 for ms, sq, sk in [("causal", 1024, 1024), ("window:4096", 1, 32768), ("longformer:128:1:1", 2048, 2048)]:
@@ -591,15 +606,8 @@ pts.append(dict(pts[0], status="infeasible", need_gib=200.0, have_gib=79.0, vari
 print(json.dumps(t.profile({{"name": "g"}}, 60.0, pts, "torch-x", A)))
 "#
     );
-    let out = match std::process::Command::new("python3").arg("-c").arg(&code).output() {
-        Ok(o) => o,
-        Err(e) => {
-            eprintln!("python3 not available ({e}); the peer script cannot be checked here");
-            return;
-        }
-    };
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    let p = Profile::from_json(&String::from_utf8_lossy(&out.stdout)).unwrap();
+    let Some(out) = peer_python(&code) else { return };
+    let p = Profile::from_json(&String::from_utf8_lossy(&out)).unwrap();
     assert_eq!(p.points.len(), 4);
     // The script's work counts agree with the crate's for the same problems.
     let causal = attnjoule::Problem::new(attnjoule::Shape::prefill(1, 1024, 8, 1, 128), attnjoule::Mask::Causal);
@@ -928,7 +936,6 @@ fn a_coarse_energy_counter_is_warned_about() {
 fn peer_script_work_counts_equal_the_crates() {
     // FLOPs and minimum bytes the peer script computes (closed forms, no torch) for prefill and
     // decode shapes of every mask it offers, against `work` on the crate's own masks.
-    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/benches/peers/torch_attention.py");
     let cases: Vec<(&str, usize, usize)> = vec![
         ("none", 300, 300),
         ("causal", 1, 1000),
@@ -944,22 +951,12 @@ fn peer_script_work_counts_equal_the_crates() {
     let list: Vec<String> = cases.iter().map(|(m, q, k)| format!("({m:?}, {q}, {k})")).collect();
     let code = format!(
         r#"
-import importlib.util, json
-spec = importlib.util.spec_from_file_location("peer", "{script}")
-t = importlib.util.module_from_spec(spec); spec.loader.exec_module(t)
 print(json.dumps([t.work(t.parse_mask(m), 1, q, k, 8, 1, 128) for m, q, k in [{}]]))
 "#,
         list.join(", ")
     );
-    let out = match std::process::Command::new("python3").arg("-c").arg(&code).output() {
-        Ok(o) => o,
-        Err(e) => {
-            eprintln!("python3 not available ({e}); the peer script cannot be checked here");
-            return;
-        }
-    };
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    let got: Vec<(f64, f64)> = serde_json::from_slice(&out.stdout).unwrap();
+    let Some(out) = peer_python(&code) else { return };
+    let got: Vec<(f64, f64)> = serde_json::from_slice(&out).unwrap();
     for ((m, q, k), (flops, bytes)) in cases.iter().zip(got) {
         let shape = if q == k {
             attnjoule::Shape::prefill(1, *q, 8, 1, 128)

@@ -13,7 +13,7 @@ use crate::ops::{Attention, Buffers, Options};
 use crate::profile::{EnergyMethod, GemmPoint, GpuInfo, Point, PointDetail, PointStatus, Profile, ProfileKind};
 use half::bf16;
 use serde::{Deserialize, Serialize};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::{mpsc, Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -538,6 +538,49 @@ pub fn run(cfg: &RunConfig, progress: &mut dyn FnMut(&str)) -> Result<Outcome> {
 }
 
 /// Runs the sweep with workers from `factory`.
+/// Tells the workers waiting for the go to stop, and joins them: the sweep refused to start.
+fn stop_workers(release: &dyn Fn(bool), handles: Vec<std::thread::JoinHandle<()>>) {
+    release(false);
+    for h in handles {
+        let _ = h.join();
+    }
+}
+
+/// Why an existing log at `log_path` must not be continued by this run, if it must not.
+fn resume_refusal(h: &Header, cfg: &RunConfig, gpu: &GpuInfo, kind: ProfileKind, log_path: &Path) -> Option<Error> {
+    if !cfg.resume {
+        return Some(Error::Invalid(format!(
+            "{} exists; pass --resume to continue it, or choose another --out",
+            log_path.display()
+        )));
+    }
+    if h.gpu.name != gpu.name || h.kind != kind {
+        return Some(Error::Invalid(format!(
+            "{} was written on {:?} ({:?}); refusing to resume it on {:?}",
+            log_path.display(),
+            h.gpu.name,
+            h.kind,
+            gpu.name
+        )));
+    }
+    // A log of another shape (batch, heads, KV heads, head_dim) would mix its points into this
+    // profile under the same curves; older logs without a recorded config are taken as they are.
+    let logged = &h.config["spec"];
+    let s = &cfg.spec;
+    let differ: Vec<String> =
+        [("batch", s.batch), ("heads", s.heads), ("kv_heads", s.kv_heads), ("head_dim", s.head_dim)]
+            .into_iter()
+            .filter_map(|(k, v)| logged[k].as_u64().filter(|&l| l != v as u64).map(|l| format!("{k} {l} (now {v})")))
+            .collect();
+    (!differ.is_empty()).then(|| {
+        Error::Invalid(format!(
+            "{} is a sweep of another shape: {}; refusing to resume it (choose another --out)",
+            log_path.display(),
+            differ.join(", ")
+        ))
+    })
+}
+
 pub fn run_with(cfg: &RunConfig, factory: WorkerFactory, progress: &mut dyn FnMut(&str)) -> Result<Outcome> {
     let all = super::enumerate(&cfg.spec)?;
     let mine = cfg.shard.map_or(all.clone(), |s| s.select(&all));
@@ -658,10 +701,7 @@ pub fn run_with(cfg: &RunConfig, factory: WorkerFactory, progress: &mut dyn FnMu
         }
     }
     if let Some(e) = fatal {
-        release(false);
-        for h in handles {
-            let _ = h.join();
-        }
+        stop_workers(&release, handles);
         return Err(e);
     }
     let (gpu, idle) = ready[0].clone();
@@ -679,60 +719,21 @@ pub fn run_with(cfg: &RunConfig, factory: WorkerFactory, progress: &mut dyn FnMu
         PathBuf::from("profiles").join(format!("{who}-{}", output::utc_date()))
     });
     let log_path = dir.join(log_name(cfg.shard));
-    let existing = jsonl::read(&log_path)?;
+    let existing = match jsonl::read(&log_path) {
+        Ok(x) => x,
+        Err(e) => {
+            stop_workers(&release, handles);
+            return Err(e);
+        }
+    };
     let mut warnings = existing.warnings.clone();
     warnings.extend(early);
     for w in &warnings {
         progress(&format!("warning: {w}"));
     }
-    if existing.header.is_some() && !cfg.resume {
-        release(false);
-        for h in handles {
-            let _ = h.join();
-        }
-        return Err(Error::Invalid(format!(
-            "{} exists; pass --resume to continue it, or choose another --out",
-            log_path.display()
-        )));
-    }
-    if let Some(h) = &existing.header {
-        if h.gpu.name != gpu.name || h.kind != kind {
-            release(false);
-            for h in handles {
-                let _ = h.join();
-            }
-            return Err(Error::Invalid(format!(
-                "{} was written on {:?} ({:?}); refusing to resume it on {:?}",
-                log_path.display(),
-                h.gpu.name,
-                h.kind,
-                gpu.name
-            )));
-        }
-    }
-    // A log of another shape (batch, heads, KV heads, head_dim) would mix its points into this
-    // profile under the same curves; older logs without a recorded config are taken as they are.
-    if let Some(h) = &existing.header {
-        let logged = &h.config["spec"];
-        let s = &cfg.spec;
-        let differ: Vec<String> =
-            [("batch", s.batch), ("heads", s.heads), ("kv_heads", s.kv_heads), ("head_dim", s.head_dim)]
-                .into_iter()
-                .filter_map(|(k, v)| {
-                    logged[k].as_u64().filter(|&l| l != v as u64).map(|l| format!("{k} {l} (now {v})"))
-                })
-                .collect();
-        if !differ.is_empty() {
-            release(false);
-            for h in handles {
-                let _ = h.join();
-            }
-            return Err(Error::Invalid(format!(
-                "{} is a sweep of another shape: {}; refusing to resume it (choose another --out)",
-                log_path.display(),
-                differ.join(", ")
-            )));
-        }
+    if let Some(e) = existing.header.as_ref().and_then(|h| resume_refusal(h, cfg, &gpu, kind, &log_path)) {
+        stop_workers(&release, handles);
+        return Err(e);
     }
     let mut writer = jsonl::Writer::open(&log_path, existing.valid_len)?;
     let header = match existing.header.clone() {
