@@ -589,24 +589,22 @@ fn peer_python(code: &str) -> Option<Vec<u8>> {
 #[test]
 fn peer_script_writes_the_profile_schema() {
     // The peer script's schema writer and work counts, without torch (imported only in main()).
-    let code = format!(
-        r#"
+    let code = r#"
 class A: reps = 5; min_seconds = 1.0
 pts = []
 for ms, sq, sk in [("causal", 1024, 1024), ("window:4096", 1, 32768), ("longformer:128:1:1", 2048, 2048)]:
     m = t.parse_mask(ms); f, b = t.work(m, 1, sq, sk, 8, 1, 128)
-    pts.append({{"variant": "flex", "implementation": "torch-x", "phase": "prefill" if sq == sk else "decode",
-        "mask": m, "shape": {{"batch": 1, "seq_q": sq, "seq_k": sk, "heads": 8, "kv_heads": 1, "head_dim": 128}},
-        "status": "ok", "flops": f, "min_bytes": b, "energy_method": "counter", "throttled": False, "ncu": {{}},
+    pts.append({"variant": "flex", "implementation": "torch-x", "phase": "prefill" if sq == sk else "decode",
+        "mask": m, "shape": {"batch": 1, "seq_q": sq, "seq_k": sk, "heads": 8, "kv_heads": 1, "head_dim": 128},
+        "status": "ok", "flops": f, "min_bytes": b, "energy_method": "counter", "throttled": False, "ncu": {},
         "note": None, "seconds": t.stat([1e-3, 2e-3]), "joules": t.stat([0.5, 0.7]), "joules_above_idle": None,
-        "watts": 400.0, "calls": 10, "detail": {{"idle_watts": 60.0, "buffer_sets": 2, "rep_seconds": [1e-3],
-        "start": {{"sm_clock_mhz": 1980, "mem_clock_mhz": None, "temperature_c": 40, "power_w": 300.0,
-                   "throttle_reasons": ["gpu_idle"]}}}}}})
+        "watts": 400.0, "calls": 10, "detail": {"idle_watts": 60.0, "buffer_sets": 2, "rep_seconds": [1e-3],
+        "start": {"sm_clock_mhz": 1980, "mem_clock_mhz": None, "temperature_c": 40, "power_w": 300.0,
+                   "throttle_reasons": ["gpu_idle"]}}})
 pts.append(dict(pts[0], status="infeasible", need_gib=200.0, have_gib=79.0, variant="sdpa_flash"))
-print(json.dumps(t.profile({{"name": "g"}}, 60.0, pts, "torch-x", A)))
-"#
-    );
-    let Some(out) = peer_python(&code) else { return };
+print(json.dumps(t.profile({"name": "g"}, 60.0, pts, "torch-x", A)))
+"#;
+    let Some(out) = peer_python(code) else { return };
     let p = Profile::from_json(&String::from_utf8_lossy(&out)).unwrap();
     assert_eq!(p.points.len(), 4);
     // The script's work counts agree with the crate's for the same problems.
