@@ -82,13 +82,13 @@ pub struct Args {
 
 /// The bundled analytical profiles `--gpu` picks from.
 #[derive(Clone, Copy, clap::ValueEnum)]
-enum Gpu {
+pub(crate) enum Gpu {
     H100,
     H200,
 }
 
 impl Gpu {
-    fn sheet(self) -> analytical::Datasheet {
+    pub(crate) fn sheet(self) -> analytical::Datasheet {
         match self {
             Gpu::H100 => analytical::H100_SXM,
             Gpu::H200 => analytical::H200_SXM,
