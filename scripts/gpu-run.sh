@@ -18,13 +18,14 @@
 # starts after it and a running one is stopped at it; the folder is packed after every step, so
 # a run killed from outside still returns what it finished), ATTNJOULE and ATTNJOULE_TESTS (the
 # binary and the test executables; default the bundle's bin/), PYTHON (default python3),
-# ATTNJOULE_PLAN (a file of steps to run instead of the binary's plan; for tests).
+# ATTNJOULE_PLAN (a file of steps to run instead of the binary's plan) and ATTNJOULE_PACK_MAX_BYTES
+# (a smaller pack limit), both for tests.
 set -uo pipefail
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 ROOT=$(dirname "$here")
 PY=${PYTHON:-python3}
 PACK=attnjoule-gpu-run.tar.xz
-MAX_BYTES=$((15 * 1024 * 1024)) # under the 16 MiB a returned file may have
+MAX_BYTES=${ATTNJOULE_PACK_MAX_BYTES:-$((15 * 1024 * 1024))} # under the 16 MiB a returned file may have
 LOG_BYTES=$((1024 * 1024))      # per step log: its head and tail are kept
 export ROOT PY
 
@@ -62,7 +63,12 @@ pack() {
   if [ "$size" -gt "$MAX_BYTES" ] || [ "$size" -eq 0 ]; then
     echo "packing: even without plots and logs the pack exceeded $MAX_BYTES bytes; only the summaries kept" \
       >"$work/packing-note.txt"
-    (cd "$work" && tar -cf - summary.md steps.tsv packing-note.txt sweep/profile.json 2>/dev/null) | xz >"$tmp"
+    local keep
+    for keep in "summary.md steps.tsv packing-note.txt sweep/profile.json" "summary.md steps.tsv packing-note.txt"; do
+      # shellcheck disable=SC2086 # the lists are words
+      (cd "$work" && tar -cf - $keep 2>/dev/null) | xz >"$tmp"
+      [ "$(stat -c %s "$tmp")" -le "$MAX_BYTES" ] && break
+    done
   fi
   mv -f "$tmp" "$out/$PACK"
   if [ -f "$work/summary.md" ]; then

@@ -130,6 +130,7 @@ fn packing_an_emulated_run_fits_the_return_limits() {
         w.join("peers/peers-sdpa.json"),
     )
     .unwrap();
+    std::fs::write(w.join("sweep/profile-seconds.svg"), "<svg></svg>").unwrap();
     std::fs::write(w.join("steps.tsv"), "test-flash\tok\t12\t17\nsweep-decode\tcut\t30\t43\nsweep-decode\tok\t9\t43\n")
         .unwrap();
     std::fs::write(
@@ -143,6 +144,7 @@ fn packing_an_emulated_run_fits_the_return_limits() {
     println!("{summary}");
     assert!(s.status.success(), "{}", text(&s.stderr));
     assert!(summary.contains("- test-flash: ok; 1 passed, 0 failed"), "{summary}");
+    assert!(summary.contains("EMULATED") && !summary.contains("MEASURED"), "{summary}");
     assert!(summary.contains("| sweep-decode | ok | 39 | 43 |"), "a resumed step's seconds add up: {summary}");
     assert_eq!(summary.matches("not timed (emulator)").count(), 2, "one row per point: {summary}");
     assert!(summary.trim_end().lines().last().unwrap().starts_with("| decode |"), "the table comes last");
@@ -156,8 +158,10 @@ fn packing_an_emulated_run_fits_the_return_limits() {
     assert_eq!(std::fs::read(out.join("summary.md")).unwrap(), std::fs::read(w.join("summary.md")).unwrap());
 
     // Incompressible Nsight reports, a huge log and deep folders: still two flat files, the
-    // profile kept, what was left out named inside.
-    let mut noise = vec![0u8; 20 * MIB as usize];
+    // profile kept, what was left out named inside. (A 2 MiB limit instead of 15 MiB, so that
+    // the test compresses megabytes of noise, not tens of them.)
+    let limit = 2 * MIB;
+    let mut noise = vec![0u8; 3 * MIB as usize];
     let mut x = 0x9e3779b97f4a7c15u64;
     for b in noise.iter_mut() {
         x ^= x << 13;
@@ -165,21 +169,30 @@ fn packing_an_emulated_run_fits_the_return_limits() {
         x ^= x << 17;
         *b = x as u8;
     }
+    let small = [("ATTNJOULE_PACK_MAX_BYTES", &*limit.to_string())];
+    let pack = |w: &Path| script(&["--pack", w.to_str().unwrap(), out.to_str().unwrap()], &small).status.success();
     std::fs::write(w.join("ncu-flash.ncu-rep"), &noise).unwrap();
     std::fs::create_dir_all(w.join("a/b/c/d")).unwrap();
     std::fs::write(w.join("a/b/c/d/deep.txt"), "deep").unwrap();
-    assert!(script(&["--pack", w.to_str().unwrap(), out.to_str().unwrap()], &[]).status.success());
+    assert!(pack(&w));
     assert_returnable(&out);
+    assert!(entries(&out).iter().all(|e| e.2 <= limit), "{:?}", entries(&out));
     let list = tar_list(&out.join("attnjoule-gpu-run.tar.xz"));
     assert!(list.contains("./sweep/profile.json") && list.contains("./packing-note.txt"), "{list}");
-    assert!(!list.contains("ncu-rep"), "{list}");
+    assert!(!list.contains("ncu-rep") && !list.contains(".svg") && list.contains("deep.txt"), "{list}");
     // Logs too when nothing else helps.
     std::fs::write(w.join("logs/huge.log"), &noise).unwrap();
     std::fs::remove_file(w.join("ncu-flash.ncu-rep")).unwrap();
-    assert!(script(&["--pack", w.to_str().unwrap(), out.to_str().unwrap()], &[]).status.success());
-    assert_returnable(&out);
+    assert!(pack(&w));
+    assert!(entries(&out).iter().all(|e| e.2 <= limit), "{:?}", entries(&out));
     let list = tar_list(&out.join("attnjoule-gpu-run.tar.xz"));
     assert!(list.contains("./sweep/profile.json") && !list.contains("huge.log"), "{list}");
+    // And the summaries alone when even that is too much.
+    std::fs::write(w.join("sweep/noise.bin"), &noise).unwrap();
+    assert!(pack(&w));
+    assert!(entries(&out).iter().all(|e| e.2 <= limit), "{:?}", entries(&out));
+    let list = tar_list(&out.join("attnjoule-gpu-run.tar.xz"));
+    assert!(list.contains("sweep/profile.json") && list.contains("summary.md") && !list.contains("noise"), "{list}");
     let _ = std::fs::remove_dir_all(&dir);
 }
 

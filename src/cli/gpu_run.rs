@@ -7,7 +7,7 @@
 use super::estimate::Gpu;
 use super::sweep;
 use anyhow::{bail, Context};
-use attnjoule::profile::{PointStatus, Profile};
+use attnjoule::profile::{PointStatus, Profile, ProfileKind};
 use attnjoule::sweep::backend::BackendKind;
 use attnjoule::sweep::budget::{self, Assumptions, PointEstimate};
 use clap::Parser;
@@ -147,7 +147,7 @@ fn default_plan() -> Vec<Step> {
         step("ceilings", Fg, Ceilings),
         step("peer-check", Bg, PeerCheck("sdpa_flash,sdpa_cudnn,flex")),
         // Assumed seconds: process and CUDA context, the cases, their f64 references on the CPU.
-        step("test-lib", Fg, Test("attnjoule-lib", 5.0)),
+        step("test-attnjoule-lib", Fg, Test("attnjoule-lib", 5.0)),
         step("test-device_backends", Fg, Test("device_backends", 5.0)),
         step("test-flash", Fg, Test("flash", 15.0)),
         step("test-decode", Fg, Test("decode", 15.0)),
@@ -491,9 +491,15 @@ fn summary(dir: &Path) -> anyhow::Result<()> {
     let mut md = String::new();
     let gpu = ours.as_ref().map_or("GPU not recorded (no sweep profile)".to_string(), |p| p.gpu.name.clone());
     let _ = writeln!(md, "# attnjoule GPU run: {gpu}\n");
+    let kind = match ours.as_ref().map(|p| p.kind) {
+        Some(ProfileKind::Measured) => "MEASURED on this GPU",
+        Some(ProfileKind::Emulated) => "EMULATED (the CPU emulator: counters, no time or energy), not measured,",
+        Some(ProfileKind::Analytical) => "ANALYTICAL, not measured,",
+        None => "Nothing measured yet (no sweep profile);",
+    };
     let _ = writeln!(
         md,
-        "MEASURED by scripts/gpu-run.sh with the budget protocol ({}): a first look at every kernel, not the full \
+        "{kind} by scripts/gpu-run.sh with the budget protocol ({}): a first look at every kernel, not the full \
          sweep. Ratios are ours / peer from this run (below 1: ours is faster or cheaper).\n",
         PROTOCOL.join(" ")
     );
