@@ -236,7 +236,8 @@ while IFS=$'\t' read -r name mode cap est cmd; do
         continue
       fi
       if ! awk -F'\t' '$1 == "peer-check" { s = $2 } END { exit s != "ok" }' "$W/steps.tsv"; then
-        skip "$name" "$est" "the peer check did not pass (logs/peer-check.log): a ratio to a peer computing another mask means nothing"
+        # A ratio to a peer that computes another mask would mean nothing.
+        skip "$name" "$est" "the peer check did not pass (logs/peer-check.log)"
         continue
       fi
       ;;

@@ -492,21 +492,29 @@ fn summary(dir: &Path) -> anyhow::Result<()> {
     let gpu = ours.as_ref().map_or("GPU not recorded (no sweep profile)".to_string(), |p| p.gpu.name.clone());
     let _ = writeln!(md, "# attnjoule GPU run: {gpu}\n");
     let kind = match ours.as_ref().map(|p| p.kind) {
-        Some(ProfileKind::Measured) => "MEASURED on this GPU",
-        Some(ProfileKind::Emulated) => "EMULATED (the CPU emulator: counters, no time or energy), not measured,",
-        Some(ProfileKind::Analytical) => "ANALYTICAL, not measured,",
-        None => "Nothing measured yet (no sweep profile);",
+        Some(ProfileKind::Measured) => "MEASURED on this GPU.",
+        Some(ProfileKind::Emulated) => "EMULATED (the CPU emulator: counters, no time or energy), not measured.",
+        Some(ProfileKind::Analytical) => "ANALYTICAL, not measured.",
+        None => "Nothing measured: no sweep profile.",
     };
     let _ = writeln!(
         md,
-        "{kind} by scripts/gpu-run.sh with the budget protocol ({}): a first look at every kernel, not the full \
-         sweep. Ratios are ours / peer from this run (below 1: ours is faster or cheaper).\n",
+        "{kind} scripts/gpu-run.sh, budget protocol ({}): a first look at every kernel, not the full sweep; ratios \
+         are ours / peer from this run (below 1: ours is faster or cheaper).\n",
         PROTOCOL.join(" ")
     );
     if let Some(t) = read(&dir.join("gpu.txt")) {
-        let _ = writeln!(md, "- nvidia-smi: {}", t.lines().skip(1).collect::<Vec<_>>().join(" | "));
+        let mut lines = t.lines();
+        let smi = match (lines.next(), lines.next()) {
+            (Some(head), Some(values)) if head.starts_with("name") => format!("{head} = {values}"),
+            _ => format!("failed ({})", t.lines().next().unwrap_or("no output")),
+        };
+        let _ = writeln!(md, "- nvidia-smi: {smi}");
     }
     match read(&dir.join("ceilings.json")).and_then(|t| serde_json::from_str::<serde_json::Value>(&t).ok()) {
+        Some(c) if c["error"].is_string() => {
+            let _ = writeln!(md, "- ceilings: not measured: {}", c["error"].as_str().unwrap_or_default());
+        }
         Some(c) => {
             let f = |k: &str| c[k].as_f64().map_or("-".into(), num);
             let _ = writeln!(
