@@ -36,10 +36,8 @@ fn the_default_plan_fits_six_minutes_by_its_own_estimate() {
     let stdout = text(&out.stdout);
     println!("{stdout}");
     assert!(out.status.success(), "{}", text(&out.stderr));
-    let total: f64 = stdout
-        .lines()
-        .find_map(|l| l.strip_prefix("total: ")?.split(' ').next()?.parse().ok())
-        .expect("a total line");
+    let total: f64 =
+        stdout.lines().find_map(|l| l.strip_prefix("total: ")?.split(' ').next()?.parse().ok()).expect("a total line");
     assert!(total > 60.0 && total <= 360.0, "the plan's estimate is {total} s");
     // Every point and every assumption is printed with a number and a source.
     assert!(stdout.contains("decode decode causal ctx=1048576 q=1") && stdout.contains("import torch"));

@@ -25,7 +25,11 @@ fn sbatch(dir: &Path, name: &str, args: &[&str], array: Option<(usize, usize)>) 
             .env("SLURM_ARRAY_TASK_MIN", "0");
     }
     let out = c.output().unwrap();
-    println!("{name} {args:?} {array:?}:\n{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    println!(
+        "{name} {args:?} {array:?}:\n{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
     out
 }
 

@@ -295,7 +295,11 @@ pub fn wh_table(reports: &[Report]) -> String {
     );
     let mut titles = format!("{:<first$}", "");
     for (b, r) in reports.iter().enumerate() {
-        let t = if r.batch == 1 { "batch 1: one conversation".to_string() } else { format!("batch {}: served together", r.batch) };
+        let t = if r.batch == 1 {
+            "batch 1: one conversation".to_string()
+        } else {
+            format!("batch {}: served together", r.batch)
+        };
         titles += &format!("{:>w$}", t, w = group(b));
     }
     out += titles.trim_end();

@@ -53,7 +53,14 @@ pub fn run(a: Args) -> anyhow::Result<()> {
         Cmd::Plan(p) => plan(&p),
         Cmd::Steps(p) => {
             for s in estimate_steps(&p)? {
-                println!("{}\t{}\t{:.0}\t{:.0}\t{}", s.step.name, s.step.mode.name(), s.cap_s, s.est_s, s.step.command());
+                println!(
+                    "{}\t{}\t{:.0}\t{:.0}\t{}",
+                    s.step.name,
+                    s.step.mode.name(),
+                    s.cap_s,
+                    s.est_s,
+                    s.step.command()
+                );
             }
             Ok(())
         }
@@ -202,14 +209,27 @@ fn default_plan() -> Vec<Step> {
         step(
             "sweep-dense-gemm",
             Fg,
-            Sweep(flags(&["--variants", "dense", "--phases", "prefill,decode", "--mask", "causal", "--ctx", "1024,16384"])),
+            Sweep(flags(&[
+                "--variants",
+                "dense",
+                "--phases",
+                "prefill,decode",
+                "--mask",
+                "causal",
+                "--ctx",
+                "1024,16384",
+            ])),
         ),
         step(
             "peers-sdpa-prefill",
             Fg,
             Peers("sdpa_flash,sdpa_cudnn", flags(&["--phases", "prefill", "--mask", "causal", "--ctx", CTX_SHORT])),
         ),
-        step("peers-sdpa-decode", Fg, Peers("sdpa_flash", flags(&["--phases", "decode", "--mask", "causal", "--ctx", CTX_ALL]))),
+        step(
+            "peers-sdpa-decode",
+            Fg,
+            Peers("sdpa_flash", flags(&["--phases", "decode", "--mask", "causal", "--ctx", CTX_ALL])),
+        ),
         step(
             "peers-flex",
             Fg,
@@ -235,7 +255,9 @@ impl Step {
     fn command(&self) -> String {
         let peer = r#"LD_LIBRARY_PATH="$PY_LD" "$PY" "$ROOT/benches/peers/torch_attention.py""#;
         match &self.action {
-            Action::Ceilings => r#"LD_LIBRARY_PATH="$PY_LD" "$PY" "$ROOT/scripts/gpu_ceilings.py" --out "$W/ceilings.json""#.to_string(),
+            Action::Ceilings => {
+                r#"LD_LIBRARY_PATH="$PY_LD" "$PY" "$ROOT/scripts/gpu_ceilings.py" --out "$W/ceilings.json""#.to_string()
+            }
             Action::PeerCheck(impls) => format!(r#"{peer} --check --attnjoule "$BIN" --impls {impls}"#),
             Action::Test(bin, _) => format!(r#"ATTNJOULE="$BIN" "$TESTS/{bin}" --ignored --test-threads=1"#),
             Action::Sweep(args) => {
@@ -362,7 +384,10 @@ fn timeline(steps: &[Estimated]) -> (f64, f64) {
 fn plan(p: &PlanArgs) -> anyhow::Result<()> {
     let steps = estimate_steps(p)?;
     let sheet = p.gpu.sheet();
-    println!("attnjoule gpu-run plan: scripts/gpu-run.sh OUTDIR on one {} (dry run, no GPU used)", sheet.key.to_uppercase());
+    println!(
+        "attnjoule gpu-run plan: scripts/gpu-run.sh OUTDIR on one {} (dry run, no GPU used)",
+        sheet.key.to_uppercase()
+    );
     println!(
         "calls timed at the ANALYTICAL profiles/{} ({} TFLOP/s bf16, {} GB/s), derated as assumed below",
         sheet.file, sheet.bf16_tflops, sheet.hbm_gbps
@@ -373,10 +398,21 @@ fn plan(p: &PlanArgs) -> anyhow::Result<()> {
     );
     println!();
     println!("{:<20} {:<4} {:>6} {:>7} {:>6}  what", "step", "mode", "points", "est. s", "cap s");
-    println!("{:<20} {:<4} {:>6} {:>7.0} {:>6}  unpack, start every binary, nvidia-smi", "preflight", "fg", "-", PREFLIGHT_S, "-");
+    println!(
+        "{:<20} {:<4} {:>6} {:>7.0} {:>6}  unpack, start every binary, nvidia-smi",
+        "preflight", "fg", "-", PREFLIGHT_S, "-"
+    );
     for s in &steps {
         let n = if s.points.is_empty() { "-".to_string() } else { s.points.len().to_string() };
-        println!("{:<20} {:<4} {:>6} {:>7.1} {:>6.0}  {}", s.step.name, s.step.mode.name(), n, s.est_s, s.cap_s, s.what);
+        println!(
+            "{:<20} {:<4} {:>6} {:>7.1} {:>6.0}  {}",
+            s.step.name,
+            s.step.mode.name(),
+            n,
+            s.est_s,
+            s.cap_s,
+            s.what
+        );
     }
     let (total, optional) = timeline(&steps);
     println!();
@@ -656,7 +692,8 @@ fn summary(dir: &Path) -> anyhow::Result<()> {
     if rows == 0 {
         let _ = writeln!(md, "| (no sweep points yet) | | | | | | | | | |");
     }
-    std::fs::write(dir.join("summary.md"), &md).with_context(|| format!("writing {}", dir.join("summary.md").display()))?;
+    std::fs::write(dir.join("summary.md"), &md)
+        .with_context(|| format!("writing {}", dir.join("summary.md").display()))?;
     print!("{md}");
     Ok(())
 }

@@ -224,7 +224,10 @@ pub fn profile(sheet: &Datasheet) -> Profile {
         notes: vec![
             "ANALYTICAL, NOT MEASURED: every point is a roofline bound computed from datasheet peaks".into(),
             "time = max(useful FLOPs / peak, minimum DRAM bytes / bandwidth); no launch overhead".into(),
-            format!("energy = time x {} W board power (pessimistic: memory-bound kernels draw less)", sheet.board_watts),
+            format!(
+                "energy = time x {} W board power (pessimistic: memory-bound kernels draw less)",
+                sheet.board_watts
+            ),
             format!("dense prefill points whose score matrix exceeds {gb} GB are recorded infeasible"),
             "block-sparse points: BigBird-like decode row (64-token blocks, 2 global, 3 local, 3 random)".into(),
             "non-attention layers: no GEMM calibration; the estimator uses the peaks' roofline".into(),

@@ -84,11 +84,7 @@ impl Assumptions {
                 "the lending workplace's notes: 770-800 TFLOP/s of 989 on an H200, random data",
             ),
             ("launch and gap per call", format!("{} us", self.launch_s * 1e6), "assumed (no CUDA graphs)"),
-            (
-                "input upload",
-                format!("{} GB/s", self.upload_bytes_per_s / 1e9),
-                "assumed pageable host-to-device copy",
-            ),
+            ("input upload", format!("{} GB/s", self.upload_bytes_per_s / 1e9), "assumed pageable host-to-device copy"),
             (
                 "per measured window",
                 format!("{} s", self.window_overhead_s),
@@ -163,7 +159,13 @@ fn set_bytes(s: &crate::Shape) -> (usize, usize) {
 }
 
 /// One attnjoule sweep point on a GPU with `gpu_memory` bytes free.
-pub fn point(spec: &PointSpec, proto: &ProtocolConfig, roof: &Roofline, gpu_memory: usize, a: &Assumptions) -> PointEstimate {
+pub fn point(
+    spec: &PointSpec,
+    proto: &ProtocolConfig,
+    roof: &Roofline,
+    gpu_memory: usize,
+    a: &Assumptions,
+) -> PointEstimate {
     let label = spec.label();
     let att = match Attention::new(spec.variant, &spec.problem(), &Options::default()) {
         Ok(att) => att,
