@@ -363,9 +363,13 @@ fn v1_mask(m: &serde_json::Value, seq_q: Option<u64>) -> std::result::Result<Mas
                 }
             } else if let Some(p) = params("bigbird-decode") {
                 match (p.get("local"), p.get("global"), p.get("random"), p.get("seed"), p.len(), seq_q) {
-                    (Some(&l), Some(&g), Some(&r), Some(&seed), 4, Some(1)) if l >= 1 => {
-                        MaskRecipe::BigBird { block, local: l as usize - 1, global: g as usize, random: r as usize, seed }
-                    }
+                    (Some(&l), Some(&g), Some(&r), Some(&seed), 4, Some(1)) if l >= 1 => MaskRecipe::BigBird {
+                        block,
+                        local: l as usize - 1,
+                        global: g as usize,
+                        random: r as usize,
+                        seed,
+                    },
                     _ => return Err(refuse()),
                 }
             } else {

@@ -90,10 +90,13 @@ pub fn run(a: Args) -> anyhow::Result<()> {
     let policies: Vec<Policy> = if a.policies.contains(&PolicyArg::All) {
         policy::ALL.to_vec()
     } else {
-        a.policies.iter().filter_map(|p| match p {
-            PolicyArg::One(p) => Some(*p),
-            PolicyArg::All => None,
-        }).collect()
+        a.policies
+            .iter()
+            .filter_map(|p| match p {
+                PolicyArg::One(p) => Some(*p),
+                PolicyArg::All => None,
+            })
+            .collect()
     };
     let conv = Conversation { tokens_per_minute: a.tpm, phrase_tokens: a.phrase, minutes: a.minutes.clone() };
     if a.batch.is_empty() {
@@ -146,9 +149,8 @@ fn policy_arg() -> impl clap::builder::TypedValueParser<Value = PolicyArg> {
     use clap::builder::TypedValueParser;
     use clap::ValueEnum;
     let names = std::iter::once("all").chain(Policy::value_variants().iter().map(|p| p.name()));
-    clap::builder::PossibleValuesParser::new(names.map(clap::builder::PossibleValue::new)).map(|s| {
-        Policy::value_variants().iter().find(|p| p.name() == s).map_or(PolicyArg::All, |p| PolicyArg::One(*p))
-    })
+    clap::builder::PossibleValuesParser::new(names.map(clap::builder::PossibleValue::new))
+        .map(|s| Policy::value_variants().iter().find(|p| p.name() == s).map_or(PolicyArg::All, |p| PolicyArg::One(*p)))
 }
 
 fn sig(v: f64) -> String {

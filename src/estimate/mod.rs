@@ -24,8 +24,8 @@ pub mod policy;
 
 use crate::error::{invalid, Error, Result};
 use crate::mask::Mask;
-use crate::problem::{Problem, Shape};
 use crate::mask::MaskRecipe;
+use crate::problem::{Problem, Shape};
 use crate::profile::{Phase, Profile, ProfileKind};
 use crate::work::Variant;
 use deploy::{Deployment, Memory, GIB};

@@ -74,7 +74,8 @@ impl BlockLayout {
                 self.block_q
             ));
         }
-        if let Some((r, &c)) = (0..nq).flat_map(|r| self.row(r).iter().map(move |c| (r, c))).find(|(_, &c)| c as usize >= nk)
+        if let Some((r, &c)) =
+            (0..nq).flat_map(|r| self.row(r).iter().map(move |c| (r, c))).find(|(_, &c)| c as usize >= nk)
         {
             return invalid(format!("block layout row {r} has column {c}, outside 0..{nk}"));
         }

@@ -281,7 +281,6 @@ impl Mask {
     }
 }
 
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -381,6 +380,30 @@ mod tests {
         let s = BlockLayout::strided(512, 512, 64, 1, 3);
         assert!(s.validate(512, 512).is_ok());
         assert!(!s.contains(0, 1));
+    }
+
+    #[test]
+    fn bigbird_decode_row_is_global_band_and_picks() {
+        // A decode row (one query at the end of the cache) by the definition: the first `global`
+        // key blocks, its own block and the `local` before it, `random` blocks drawn from a
+        // generator seeded with seed ^ key blocks.
+        let seed = crate::reference::fresh_seed();
+        println!("seed {seed}");
+        let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
+        for _ in 0..100 {
+            let (sk, block): (usize, usize) = (rng.random_range(1..5000), [16, 64, 100][rng.random_range(0..3)]);
+            let (local, global, random, s): (usize, usize, usize, u64) =
+                (rng.random_range(0..4), rng.random_range(0..4), rng.random_range(0..4), rng.random());
+            let nk = sk.div_ceil(block);
+            let mut picks = rand::rngs::StdRng::seed_from_u64(s ^ nk as u64);
+            let picks: Vec<usize> = (0..random).map(|_| picks.random_range(0..nk)).collect();
+            let l = BlockLayout::bigbird(1, sk, block, local, global, random, s);
+            let want: Vec<i32> = (0..nk)
+                .filter(|&c| c < global || nk - 1 - c <= local || nk - 1 < global || picks.contains(&c))
+                .map(|c| c as i32)
+                .collect();
+            assert_eq!(l.row(0), &want[..], "sk {sk} block {block} local {local} global {global} random {random}");
+        }
     }
 
     #[test]

@@ -36,15 +36,34 @@ pub enum MaskRecipe {
     None,
     Causal,
     /// Causal sliding window of `keys` keys ending at the query.
-    Window { keys: usize },
+    Window {
+        keys: usize,
+    },
     /// `local` blocks either side of the diagonal, the first `global` blocks global.
-    Longformer { block: usize, local: usize, global: usize },
+    Longformer {
+        block: usize,
+        local: usize,
+        global: usize,
+    },
     /// Longformer's band and global blocks plus `random` seeded random blocks per block row.
-    BigBird { block: usize, local: usize, global: usize, random: usize, seed: u64 },
+    BigBird {
+        block: usize,
+        local: usize,
+        global: usize,
+        random: usize,
+        seed: u64,
+    },
     /// The previous `local` blocks and every `stride`-th block column, causal.
-    Strided { block: usize, local: usize, stride: usize },
+    Strided {
+        block: usize,
+        local: usize,
+        stride: usize,
+    },
     /// A block layout from a JSON file, pinned by [`layout_hash`] of its content.
-    Csr { path: String, hash: u64 },
+    Csr {
+        path: String,
+        hash: u64,
+    },
 }
 
 /// Why a spelling is not a recipe (or a layout file not a layout): one line, naming the input.
@@ -234,9 +253,11 @@ impl FromStr for MaskRecipe {
             "none" => MaskRecipe::None,
             "causal" => MaskRecipe::Causal,
             "window" => MaskRecipe::Window { keys: size(0, "window")? },
-            "longformer" => {
-                MaskRecipe::Longformer { block: size(0, "block")?, local: size(1, "local")?, global: size(2, "global")? }
-            }
+            "longformer" => MaskRecipe::Longformer {
+                block: size(0, "block")?,
+                local: size(1, "local")?,
+                global: size(2, "global")?,
+            },
             "bigbird" => MaskRecipe::BigBird {
                 block: size(0, "block")?,
                 local: size(1, "local")?,
@@ -395,14 +416,8 @@ mod tests {
     fn recipes_build_the_layout_builders_masks() {
         let m = |s: &str, q, k| s.parse::<MaskRecipe>().unwrap().mask(q, k).unwrap();
         assert_eq!(m("window:100", 4, 1000), Mask::causal_window(100));
-        assert_eq!(
-            m("longformer:64:1:2", 300, 300),
-            Mask::BlockSparse(BlockLayout::longformer(300, 300, 64, 1, 2))
-        );
-        assert_eq!(
-            m("bigbird:64:1:1:2:9", 1, 5000),
-            Mask::BlockSparse(BlockLayout::bigbird(1, 5000, 64, 1, 1, 2, 9))
-        );
+        assert_eq!(m("longformer:64:1:2", 300, 300), Mask::BlockSparse(BlockLayout::longformer(300, 300, 64, 1, 2)));
+        assert_eq!(m("bigbird:64:1:1:2:9", 1, 5000), Mask::BlockSparse(BlockLayout::bigbird(1, 5000, 64, 1, 1, 2, 9)));
         assert_eq!(m("strided:16:1:4", 100, 100), Mask::BlockSparse(BlockLayout::strided(100, 100, 16, 1, 4)));
         let e = "longformer:1:1:1".parse::<MaskRecipe>().unwrap().mask(1 << 20, 1 << 20).unwrap_err();
         assert!(e.to_string().contains("use a larger block"), "{e}");
@@ -433,13 +448,10 @@ mod tests {
         let spaced = tmp("ok", &text.replace(", ", ",\n   "));
         assert_eq!(MaskRecipe::from_arg(&format!("csr:{spaced}")).unwrap(), r);
         let other = tmp("other", r#"{"block_q": 64, "block_k": 64, "row_ptr": [0, 1, 3], "col_idx": [0, 1, 2]}"#);
-        let MaskRecipe::Csr { hash: h2, .. } = MaskRecipe::from_arg(&format!("csr:{other}")).unwrap() else {
-            panic!()
-        };
+        let MaskRecipe::Csr { hash: h2, .. } = MaskRecipe::from_arg(&format!("csr:{other}")).unwrap() else { panic!() };
         assert_ne!(hash, h2);
         // The file changing under a recorded recipe is refused.
-        std::fs::write(&path, r#"{"block_q": 64, "block_k": 64, "row_ptr": [0, 2, 3], "col_idx": [0, 1, 2]}"#)
-            .unwrap();
+        std::fs::write(&path, r#"{"block_q": 64, "block_k": 64, "row_ptr": [0, 2, 3], "col_idx": [0, 1, 2]}"#).unwrap();
         let e = r.mask(128, 192).unwrap_err().to_string();
         assert!(e.contains("the file changed"), "{e}");
         let e = MaskRecipe::from_arg(&r.to_string()).unwrap_err().to_string();

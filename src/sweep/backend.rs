@@ -353,12 +353,8 @@ impl Worker for CudaWorker {
         let mut proto = self.proto.clone();
         proto.seed ^= seed;
         let res = {
-            let _r = crate::nvtx::range(&crate::nvtx::point_name(
-                spec.variant.name(),
-                spec.phase.name(),
-                s.seq_k,
-                s.seq_q,
-            ));
+            let _r =
+                crate::nvtx::range(&crate::nvtx::point_name(spec.variant.name(), spec.phase.name(), s.seq_k, s.seq_q));
             let dev: &dyn Device = &self.dev;
             let mut t = DeviceTarget { dev, sets: bufs.len(), launch: |i: usize| att.run(dev, &bufs[i]).map(|_| ()) };
             protocol::measure(&mut t, &self.src, Some(self.idle), &proto)

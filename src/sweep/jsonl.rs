@@ -79,9 +79,13 @@ pub fn read(path: &Path) -> Result<Log> {
             if t.trim().is_empty() {
                 return Ok(None);
             }
+            let version = log.header.as_ref().map_or(SCHEMA_VERSION, |h| h.schema_version);
+            if version >= SCHEMA_VERSION {
+                return serde_json::from_str::<Line>(t).map(Some).map_err(|e| e.to_string());
+            }
+            // An older log's point: converted as JSON, then read.
             let mut v: serde_json::Value = serde_json::from_str(t).map_err(|e| e.to_string())?;
             if let Some(p) = v.get_mut("point") {
-                let version = log.header.as_ref().map_or(SCHEMA_VERSION, |h| h.schema_version);
                 upgrade_point(p, version)?;
             }
             serde_json::from_value::<Line>(v).map(Some).map_err(|e| e.to_string())
