@@ -57,23 +57,6 @@ impl Policy {
             Policy::Recurrent => "recurrent state (analytical only)",
         }
     }
-    pub fn parse(s: &str) -> Result<Policy> {
-        ALL.iter()
-            .copied()
-            .find(|p| p.name() == s)
-            .map_or_else(|| invalid(format!("unknown policy {s:?}; one of {}", ALL.map(|p| p.name()).join(", "))), Ok)
-    }
-    /// Parses a comma-separated list; "all" is every policy.
-    pub fn parse_list(s: &str) -> Result<Vec<Policy>> {
-        if s.trim() == "all" {
-            return Ok(ALL.to_vec());
-        }
-        let v: Vec<Policy> = s.split(',').map(|p| Policy::parse(p.trim())).collect::<Result<_>>()?;
-        if v.is_empty() {
-            return invalid("no policy given");
-        }
-        Ok(v)
-    }
     /// Is the history re-prefilled every phrase?
     pub fn reprefills(self) -> bool {
         matches!(self, Policy::NoCache | Policy::Dense)

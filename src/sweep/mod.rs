@@ -129,27 +129,26 @@ pub fn enumerate(spec: &SweepSpec) -> Result<Vec<PointSpec>> {
             }
             for mask in &spec.masks {
                 for &ctx in &spec.contexts {
-                    mask.validate(ctx, ctx)?;
                     let (b, h, hk, d) = (spec.batch, spec.heads, spec.kv_heads, spec.head_dim);
-                    match phase {
-                        Phase::Prefill => out.push(PointSpec {
-                            variant,
-                            phase,
-                            mask: mask.clone(),
-                            shape: Shape::prefill(b, ctx, h, hk, d),
-                        }),
-                        Phase::Decode => {
-                            for &q in &spec.decode_tokens {
-                                if q <= ctx {
-                                    out.push(PointSpec {
-                                        variant,
-                                        phase,
-                                        mask: mask.clone(),
-                                        shape: Shape::decode(b, q, ctx, h, hk, d),
-                                    });
-                                }
-                            }
-                        }
+                    let shapes: Vec<Shape> = match phase {
+                        Phase::Prefill => vec![Shape::prefill(b, ctx, h, hk, d)],
+                        Phase::Decode => spec
+                            .decode_tokens
+                            .iter()
+                            .filter(|&&q| q <= ctx)
+                            .map(|&q| Shape::decode(b, q, ctx, h, hk, d))
+                            .collect(),
+                    };
+                    for shape in shapes {
+                        // Every point's mask must build: refused here, before anything runs.
+                        mask.validate(shape.seq_q, shape.seq_k).map_err(|e| match e {
+                            crate::Error::Invalid(m) => crate::Error::Invalid(format!(
+                                "{phase} point of {} queries x {ctx} keys: {m}",
+                                shape.seq_q
+                            )),
+                            e => e,
+                        })?;
+                        out.push(PointSpec { variant, phase, mask: mask.clone(), shape });
                     }
                 }
             }
