@@ -147,12 +147,18 @@ impl BlockLayout {
         let nk = seq_k.div_ceil(block.max(1));
         let nq = seq_q.div_ceil(block.max(1));
         let mut rng = rand::rngs::StdRng::seed_from_u64(seed ^ nk as u64);
-        let picks: Vec<Vec<usize>> =
-            (0..nq).map(|_| (0..random).map(|_| rng.random_range(0..nk.max(1))).collect()).collect();
+        let picks: Vec<Vec<usize>> = (0..nq)
+            .map(|_| {
+                let mut row: Vec<usize> = (0..random).map(|_| rng.random_range(0..nk.max(1))).collect();
+                row.sort_unstable();
+                row.dedup();
+                row
+            })
+            .collect();
         let diag = Self::diag_fn(seq_q, seq_k, block);
         Self::from_fn(seq_q, seq_k, block, block, |r, c| {
             let d = diag(r);
-            d < global || c < global || d.abs_diff(c) <= local || picks[r].contains(&c)
+            d < global || c < global || d.abs_diff(c) <= local || picks[r].binary_search(&c).is_ok()
         })
     }
 

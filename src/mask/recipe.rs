@@ -135,6 +135,15 @@ impl MaskRecipe {
                     self.kind()
                 )));
             }
+            // BigBird draws `random` blocks per block row: bounded like the grid.
+            if let MaskRecipe::BigBird { random, .. } = *self {
+                if nq.checked_mul(random).is_none_or(|n| n > MAX_LAYOUT_BLOCKS) {
+                    return Err(Error::Invalid(format!(
+                        "bigbird: {random} random blocks per block row x {nq} block rows is more than \
+                         {MAX_LAYOUT_BLOCKS} draws; use fewer random blocks or a larger block"
+                    )));
+                }
+            }
         }
         if let MaskRecipe::Csr { .. } = self {
             self.mask(seq_q, seq_k)?;
@@ -421,6 +430,8 @@ mod tests {
         assert_eq!(m("strided:16:1:4", 100, 100), Mask::BlockSparse(BlockLayout::strided(100, 100, 16, 1, 4)));
         let e = "longformer:1:1:1".parse::<MaskRecipe>().unwrap().mask(1 << 20, 1 << 20).unwrap_err();
         assert!(e.to_string().contains("use a larger block"), "{e}");
+        let e = "bigbird:64:1:1:1000000000000:0".parse::<MaskRecipe>().unwrap().mask(4096, 4096).unwrap_err();
+        assert!(e.to_string().contains("fewer random blocks"), "{e}");
     }
 
     fn tmp(name: &str, text: &str) -> String {
