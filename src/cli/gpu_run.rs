@@ -642,10 +642,7 @@ fn summary(dir: &Path) -> anyhow::Result<()> {
     md.push('\n');
     let mut rows = 0;
     for x in ours.iter().flat_map(|p| &p.points) {
-        let mask = match x.mask.size {
-            Some(s) => format!("{}:{s}", x.mask.kind),
-            None => x.mask.kind.clone(),
-        };
+        let mask = x.mask.to_string();
         let phase = format!("{:?}", x.phase).to_lowercase();
         let head = format!("| {} | {phase} | {mask} | {} |", x.variant, x.shape.seq_k);
         let Some(s) = x.seconds.map(|s| s.median).filter(|_| matches!(x.status, PointStatus::Ok)) else {
@@ -727,10 +724,10 @@ mod tests {
         assert!(steps.iter().all(|s| s.est_s > 0.0 && s.cap_s > s.est_s), "every step has an estimate and a cap");
         // The sweeps cover decode 1K..1M for every mask and the 1M prefill only for bounded masks.
         let labels: Vec<&str> = steps.iter().flat_map(|s| &s.points).map(|p| p.label.as_str()).collect();
-        for mask in ["causal", "window", "block_sparse"] {
+        for mask in ["causal", "window:4096", "longformer:128:1:1"] {
             assert!(labels.contains(&format!("decode decode {mask} ctx=1048576 q=1").as_str()), "{mask}");
         }
-        assert!(labels.contains(&"flash prefill window ctx=1048576"));
+        assert!(labels.contains(&"flash prefill window:4096 ctx=1048576"));
         assert!(!labels.contains(&"flash prefill causal ctx=1048576"));
     }
 }

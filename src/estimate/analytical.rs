@@ -5,12 +5,13 @@
 //! what [`profile`] produces for [`H100_SXM`] and [`H200_SXM`] (a test checks it); regenerate them
 //! with `attnjoule estimate [--gpu h200] --write-analytical profiles/<gpu>-sxm-analytical.json`.
 
-use super::interp::{work_of, BigBird, Roofline};
+use super::interp::{work_of, Roofline};
+use super::BLOCK_SPARSE_DEFAULT;
 use crate::error::{invalid, Result};
-use crate::mask::Mask;
+use crate::mask::{Mask, MaskRecipe};
 use crate::problem::{Problem, Shape};
 use crate::profile::{
-    EnergyMethod, GpuInfo, MaskSpec, Peaks, Phase, Point, PointStatus, Profile, ProfileKind, Stat, SCHEMA_VERSION,
+    EnergyMethod, GpuInfo, Peaks, Phase, Point, PointStatus, Profile, ProfileKind, Stat, SCHEMA_VERSION,
 };
 use crate::work::{self, Variant};
 
@@ -125,30 +126,21 @@ pub fn h100_roofline() -> Roofline {
     H100_SXM.roofline()
 }
 
-fn spec(mask: &Mask, bigbird: &BigBird) -> MaskSpec {
-    match mask {
-        Mask::None => MaskSpec { kind: "none".into(), size: None, detail: None },
-        Mask::Causal => MaskSpec { kind: "causal".into(), size: None, detail: None },
-        Mask::Window { left, .. } => MaskSpec { kind: "window".into(), size: Some(*left as u64 + 1), detail: None },
-        Mask::BlockSparse(_) => bigbird.spec(),
-    }
-}
-
 /// "3.35 TB/s", "989 TFLOP/s": figures as the notes print them.
 fn tbps(sheet: &Datasheet) -> String {
     format!("{} TB/s", sheet.hbm_gbps / 1000.0)
 }
 
-/// One roofline point on `sheet`'s GPU; infeasible (like the sweep records it) when the dense
-/// score matrix and operands exceed the GPU's memory.
-pub fn roofline_point(sheet: &Datasheet, variant: Variant, phase: Phase, p: &Problem, bigbird: &BigBird) -> Point {
+/// One roofline point of `p`, whose mask `recipe` built, on `sheet`'s GPU; infeasible (like the
+/// sweep records it) when the dense score matrix and operands exceed the GPU's memory.
+pub fn roofline_point(sheet: &Datasheet, variant: Variant, phase: Phase, p: &Problem, recipe: &MaskRecipe) -> Point {
     let roof = sheet.roofline();
     let w = work_of(variant, p);
     let mut pt = Point {
         variant: variant.name().into(),
         implementation: "roofline".into(),
         phase,
-        mask: spec(&p.mask, bigbird),
+        mask: recipe.clone(),
         shape: p.shape,
         status: PointStatus::Ok,
         flops: w.flops,
@@ -186,18 +178,20 @@ pub fn roofline_point(sheet: &Datasheet, variant: Variant, phase: Phase, p: &Pro
 
 /// The analytical profile of `sheet`'s GPU.
 pub fn profile(sheet: &Datasheet) -> Profile {
-    let bb = BigBird::default();
     let mut points = Vec::new();
+    let causal = MaskRecipe::Causal;
     for n in contexts() {
         let decode = Shape::decode(1, 1, n, HEADS, KV_HEADS, HEAD_DIM);
         let prefill = Shape::prefill(1, n, HEADS, KV_HEADS, HEAD_DIM);
-        let point = |v, ph, s, m| roofline_point(sheet, v, ph, &Problem::new(s, m), &bb);
-        for mask in [Mask::Causal, Mask::causal_window(4096), bb.mask(n)] {
-            points.push(point(Variant::Decode, Phase::Decode, decode, mask));
+        for recipe in [MaskRecipe::Causal, MaskRecipe::Window { keys: 4096 }, BLOCK_SPARSE_DEFAULT] {
+            // Fixed recipes at 1K..1M keys: small block grids, always buildable.
+            let mask = recipe.mask(1, n).expect("the bundled recipes build at every bundled context");
+            points.push(roofline_point(sheet, Variant::Decode, Phase::Decode, &Problem::new(decode, mask), &recipe));
         }
-        points.push(point(Variant::Flash, Phase::Prefill, prefill, Mask::Causal));
-        points.push(point(Variant::Dense, Phase::Prefill, prefill, Mask::Causal));
-        points.push(point(Variant::Dense, Phase::Decode, decode, Mask::Causal));
+        let (pre, dec) = (Problem::new(prefill, Mask::Causal), Problem::new(decode, Mask::Causal));
+        points.push(roofline_point(sheet, Variant::Flash, Phase::Prefill, &pre, &causal));
+        points.push(roofline_point(sheet, Variant::Dense, Phase::Prefill, &pre, &causal));
+        points.push(roofline_point(sheet, Variant::Dense, Phase::Decode, &dec, &causal));
     }
     let gb = sheet.memory_bytes as f64 / 1e9;
     Profile {
@@ -229,7 +223,9 @@ pub fn profile(sheet: &Datasheet) -> Profile {
                 sheet.board_watts
             ),
             format!("dense prefill points whose score matrix exceeds {gb} GB are recorded infeasible"),
-            "block-sparse points: BigBird-like decode row (64-token blocks, 2 global, 3 local, 3 random)".into(),
+            "block-sparse points: bigbird:64:2:2:3:0 decode rows (64-token blocks: the first 2, the query's and the 2 \
+             before it, 3 seeded random ones)"
+                .into(),
             "non-attention layers: no GEMM calibration; the estimator uses the peaks' roofline".into(),
         ],
     }

@@ -167,7 +167,7 @@ pub fn point(
     a: &Assumptions,
 ) -> PointEstimate {
     let label = spec.label();
-    let att = match Attention::new(spec.variant, &spec.problem(), &Options::default()) {
+    let att = match spec.problem().and_then(|p| Attention::new(spec.variant, &p, &Options::default())) {
         Ok(att) => att,
         Err(e) => return PointEstimate { label, call_s: 0.0, setup_s: 0.0, total_s: 0.0, note: Some(e.to_string()) },
     };
@@ -254,8 +254,8 @@ pub fn peers(
             for p in &ours {
                 let mut e = point(p, proto, roof, gpu_memory, a);
                 e.label = format!("{name} {}", e.label.split_once(' ').map_or("", |x| x.1));
-                let kind = p.mask.spec().kind;
-                if peer == Peer::Sdpa && !matches!(kind.as_str(), "none" | "causal") {
+                let kind = p.mask.kind();
+                if peer == Peer::Sdpa && !matches!(kind, "none" | "causal") {
                     // Refused before any input is made: recorded failed at once.
                     out.push(PointEstimate { note: Some(format!("{name} has no {kind} mask")), total_s: 0.0, ..e });
                     continue;
@@ -284,7 +284,7 @@ pub fn peers(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::sweep::MaskChoice;
+    use crate::mask::MaskRecipe;
     use crate::Shape;
 
     const ROOF: Roofline = Roofline { flops: 989e12, bytes: 4.8e12 };
@@ -307,13 +307,13 @@ mod tests {
         let decode = PointSpec {
             variant: Variant::Decode,
             phase: Phase::Decode,
-            mask: MaskChoice::Causal,
+            mask: MaskRecipe::Causal,
             shape: Shape::decode(1, 1, 1 << 20, 8, 1, 128),
         };
         let prefill = PointSpec {
             variant: Variant::Flash,
             phase: Phase::Prefill,
-            mask: MaskChoice::Causal,
+            mask: MaskRecipe::Causal,
             shape: Shape::prefill(1, 1 << 16, 8, 1, 128),
         };
         let proto = ProtocolConfig::default();
@@ -337,7 +337,7 @@ mod tests {
         let spec = SweepSpec {
             phases: vec![Phase::Prefill],
             contexts: vec![1024, 4096],
-            masks: vec![MaskChoice::Causal, MaskChoice::Window(256)],
+            masks: vec![MaskRecipe::Causal, MaskRecipe::Window { keys: 256 }],
             ..Default::default()
         };
         let proto = ProtocolConfig::default();
