@@ -301,7 +301,7 @@ mod tests {
         let at = |p: &Profile, v: &str, ctx: usize| {
             p.points
                 .iter()
-                .find(|x| x.variant == v && x.mask.kind == "causal" && x.shape.seq_k == ctx)
+                .find(|x| x.variant == v && x.mask == MaskRecipe::Causal && x.shape.seq_k == ctx)
                 .and_then(|x| x.seconds)
                 .unwrap()
                 .median
