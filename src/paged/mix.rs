@@ -129,6 +129,38 @@ impl ServingAxes {
     pub fn label(&self) -> String {
         self.key_suffix().replace('/', " ")
     }
+    /// Every combination of the given values a kernel can run: a contiguous cache is bf16 and
+    /// uniform (today's kernel), anything paged takes every dtype and mix. A value that ends in no
+    /// combination (fp8 or a mix without a page size), or a bad page size, is an error.
+    pub fn cross(kv: &[KvDtype], pages: &[Option<usize>], mixes: &[Option<Mix>]) -> BatchResult<Vec<ServingAxes>> {
+        for &p in pages.iter().flatten() {
+            if !(p.is_power_of_two() && (super::MIN_PAGE_SIZE..=super::MAX_PAGE_SIZE).contains(&p)) {
+                return Err(BatchError::PageSize(p));
+            }
+        }
+        let mut out = Vec::new();
+        for &page_size in pages {
+            for &kv_dtype in kv {
+                for &mix in mixes {
+                    let a = ServingAxes { kv_dtype, page_size, mix };
+                    if (page_size.is_some() || a.is_default()) && !out.contains(&a) {
+                        out.push(a);
+                    }
+                }
+            }
+        }
+        let paged = pages.iter().any(|p| p.is_some());
+        if !paged && (kv.iter().any(|&k| k != KvDtype::Bf16) || mixes.iter().any(|m| m.is_some())) {
+            return Err(BatchError::TooLarge(
+                "an fp8 cache and a ragged mix live in pages: give a page size (--page-size 16..256)".into(),
+            ));
+        }
+        if out.is_empty() {
+            return Err(BatchError::TooLarge("no serving combination: give a KV dtype, a page size and a mix".into()));
+        }
+        Ok(out)
+    }
+
     /// The paged batch a point of `shape` with these axes runs: the mix's lengths (or
     /// `shape.batch` of `shape.seq_k`), `shape.seq_q` new tokens each, pages in order.
     pub fn batch(&self, shape: &Shape) -> BatchResult<PagedBatch> {
@@ -173,6 +205,23 @@ mod tests {
         let below = big.iter().filter(|&&x| x < 1 << 10).count();
         assert!((1700..2300).contains(&below), "{below} of 4000 below 1K");
         assert_eq!(Mix { count: 3, seed: 0 }.lengths(1), vec![1, 1, 1]);
+    }
+
+    #[test]
+    fn crossing_axes() {
+        use KvDtype::*;
+        let m = Some(Mix { count: 8, seed: 1 });
+        let d = ServingAxes::default();
+        assert_eq!(ServingAxes::cross(&[Bf16], &[None], &[None]).unwrap(), vec![d]);
+        let all = ServingAxes::cross(&[Bf16, Fp8], &[None, Some(64)], &[None, m]).unwrap();
+        // contiguous bf16 uniform, then page 64 x {bf16, fp8} x {uniform, mix}
+        assert_eq!(all.len(), 5);
+        assert_eq!(all[0], d);
+        assert!(all[1..].iter().all(|a| a.page_size == Some(64)));
+        assert!(ServingAxes::cross(&[Fp8], &[None], &[None]).is_err());
+        assert!(ServingAxes::cross(&[Bf16], &[None], &[m]).is_err());
+        assert_eq!(ServingAxes::cross(&[Bf16], &[Some(48)], &[None]).unwrap_err(), BatchError::PageSize(48));
+        assert!(ServingAxes::cross(&[], &[None], &[None]).is_err());
     }
 
     #[test]
