@@ -292,8 +292,16 @@ mod tests {
                 SeqSpec { keys: 0, new_tokens: 1 },
                 SeqSpec { keys: 100_000, new_tokens: 1 },
             ];
-            let b = PagedBatch::allocate(8, 1, 64, 16, KvDtype::Fp8, &seqs, Allocation { shuffle: Some(9), ..Default::default() })
-                .unwrap();
+            let b = PagedBatch::allocate(
+                8,
+                1,
+                64,
+                16,
+                KvDtype::Fp8,
+                &seqs,
+                Allocation { shuffle: Some(9), ..Default::default() },
+            )
+            .unwrap();
             let masks = b.masks(&MaskRecipe::Causal).unwrap();
             let pl = plan(&b, &masks, &PlanOptions::default()).unwrap();
             let (w, bytes) = paged_decode(&b, &masks, &pl);

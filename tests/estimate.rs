@@ -484,7 +484,8 @@ fn fp8_kv_halves_attention_bytes_plus_scales() {
     let with = |kv| est("1t", Options { kv_dtype: Some(kv), ..Options::default() });
     let (e16, e8, none) = (with(KvDtype::Bf16), with(KvDtype::Fp8), est("1t", Options::default()));
     let d = dep(32);
-    for policy in [Policy::KvCache, Policy::Window, Policy::BlockSparse, Policy::Budget, Policy::NoCache, Policy::Dense] {
+    for policy in [Policy::KvCache, Policy::Window, Policy::BlockSparse, Policy::Budget, Policy::NoCache, Policy::Dense]
+    {
         for ctx in [4096usize, 50_000, 1 << 20] {
             let (a, b) = (e16.decode_call(policy, ctx, &d).unwrap(), e8.decode_call(policy, ctx, &d).unwrap());
             assert_eq!(none.decode_call(policy, ctx, &d).unwrap(), a, "{policy:?}: --kv-dtype bf16 is the default");
@@ -581,7 +582,10 @@ fn fp8_profile_points_are_used_when_measured() {
     assert!(rel(c.seconds, want) < 1e-12, "{} vs {want}", c.seconds);
     // bf16 calls keep the bf16 points.
     let e16 = Estimator::new(&p, "test", preset("1t").unwrap(), Options::default()).unwrap();
-    assert_eq!(e16.decode_call(Policy::KvCache, ctx, &d).unwrap(), est("1t", Options::default()).decode_call(Policy::KvCache, ctx, &d).unwrap());
+    assert_eq!(
+        e16.decode_call(Policy::KvCache, ctx, &d).unwrap(),
+        est("1t", Options::default()).decode_call(Policy::KvCache, ctx, &d).unwrap()
+    );
 }
 
 #[test]

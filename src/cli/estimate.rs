@@ -237,7 +237,8 @@ fn print_tables(reports: &[Report]) {
         sig(r0.kv_gib_per_token * c.context_at(c.minutes.iter().copied().fold(0.0, f64::max)) as f64),
         c.minutes.iter().copied().fold(0.0, f64::max),
         match r0.kv_dtype {
-            Some(attnjoule::paged::KvDtype::Fp8) => ", fp8 e4m3 with per-token scales (kv-cache, window, block-sparse, budget)",
+            Some(attnjoule::paged::KvDtype::Fp8) =>
+                ", fp8 e4m3 with per-token scales (kv-cache, window, block-sparse, budget)",
             Some(attnjoule::paged::KvDtype::Bf16) => ", bf16",
             None => "",
         }

@@ -217,7 +217,7 @@ pub fn run(a: Args) -> anyhow::Result<()> {
                 p.paged_step()
                     .map(|(b, plan, bytes)| {
                         format!(
-                            "no kernel yet: {} sequences, {:.3} GiB of visible K/V, {} splits",
+                            "no kernel yet: {} seqs, {:.3} GiB of visible K/V, {} splits",
                             b.num_seqs(),
                             (bytes.kv + bytes.kv_scales) / (1u64 << 30) as f64,
                             plan.items.len()

@@ -7,9 +7,9 @@
 
 use super::interp::{work_of, Roofline};
 use super::BLOCK_SPARSE_DEFAULT;
-use crate::paged::KvDtype;
 use crate::error::{invalid, Result};
 use crate::mask::{Mask, MaskRecipe};
+use crate::paged::KvDtype;
 use crate::problem::{Problem, Shape};
 use crate::profile::{
     EnergyMethod, GpuInfo, Peaks, Phase, Point, PointStatus, Profile, ProfileKind, Stat, SCHEMA_VERSION,

@@ -467,17 +467,17 @@ impl Estimator {
             KvDtype::Bf16 => None,
             _ => curve(Variant::Decode, Phase::Decode, mask).inspect(|_| by_bytes(what, notes)),
         };
-        let window = kv_curve(window_spec.clone()).or_else(|| fallback(window_spec, "window", &mut notes)).or_else(|| {
-            notes.push("no window decode points: window decode scaled from the causal decode curve".into());
-            kv_decode.clone()
-        });
-        let sparse =
-            kv_curve(opts.sparse.clone()).or_else(|| fallback(opts.sparse.clone(), "block-sparse", &mut notes)).or_else(
-                || {
-                    notes.push("no block-sparse decode points: scaled from the causal decode curve".into());
-                    kv_decode.clone()
-                },
-            );
+        let window =
+            kv_curve(window_spec.clone()).or_else(|| fallback(window_spec, "window", &mut notes)).or_else(|| {
+                notes.push("no window decode points: window decode scaled from the causal decode curve".into());
+                kv_decode.clone()
+            });
+        let sparse = kv_curve(opts.sparse.clone())
+            .or_else(|| fallback(opts.sparse.clone(), "block-sparse", &mut notes))
+            .or_else(|| {
+                notes.push("no block-sparse decode points: scaled from the causal decode curve".into());
+                kv_decode.clone()
+            });
         let mut kv_model = model.clone();
         if let Some(k) = opts.kv_dtype {
             kv_model.kv_bytes_per_elem = k.row_bytes(model.head_dim as usize) as f64 / model.head_dim as f64;

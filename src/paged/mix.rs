@@ -58,7 +58,7 @@ impl FromStr for Mix {
     type Err = BatchError;
     fn from_str(s: &str) -> BatchResult<Mix> {
         let bad = || {
-            BatchError::TooLarge(format!("mix {s:?}: expected mix<count>:<seed>, count 1..={MAX_MIX} (e.g. mix64:1)"))
+            BatchError::Invalid(format!("mix {s:?}: expected mix<count>:<seed>, count 1..={MAX_MIX} (e.g. mix64:1)"))
         };
         let (count, seed) = s.strip_prefix("mix").and_then(|r| r.split_once(':')).ok_or_else(bad)?;
         let digits = |x: &str| !x.is_empty() && x.bytes().all(|b| b.is_ascii_digit());
@@ -151,12 +151,12 @@ impl ServingAxes {
         }
         let paged = pages.iter().any(|p| p.is_some());
         if !paged && (kv.iter().any(|&k| k != KvDtype::Bf16) || mixes.iter().any(|m| m.is_some())) {
-            return Err(BatchError::TooLarge(
+            return Err(BatchError::Invalid(
                 "an fp8 cache and a ragged mix live in pages: give a page size (--page-size 16..256)".into(),
             ));
         }
         if out.is_empty() {
-            return Err(BatchError::TooLarge("no serving combination: give a KV dtype, a page size and a mix".into()));
+            return Err(BatchError::Invalid("no serving combination: give a KV dtype, a page size and a mix".into()));
         }
         Ok(out)
     }

@@ -147,8 +147,12 @@ pub enum BatchError {
     PageRepeated { seq: usize, page: i32 },
     #[error("softmax scale must be positive and finite, got {0}")]
     Scale(f64),
+    /// A size beyond the kernels' ranges or addressable memory.
     #[error("{0}")]
     TooLarge(String),
+    /// A spelling or option that means nothing (a mix name, plan options, serving axes).
+    #[error("{0}")]
+    Invalid(String),
     #[error("{what} is {got}, the batch's cache is {want}")]
     Dtype { what: &'static str, got: KvDtype, want: KvDtype },
     #[error("{what} {index} holds a NaN or an infinity: it cannot be quantized")]

@@ -186,15 +186,15 @@ pub fn plan(batch: &PagedBatch, masks: &[Mask], o: &PlanOptions) -> BatchResult<
     batch.validate()?;
     batch.check_masks(masks)?;
     if o.tile_k == 0 || o.sm_count == 0 || o.ctas_per_sm == 0 || o.min_tiles_per_split == 0 || o.max_waves == 0 {
-        return Err(BatchError::TooLarge(
+        return Err(BatchError::Invalid(
             "plan options must be at least 1 (tile, SMs, CTAs per SM, tiles, waves)".into(),
         ));
     }
     if !(o.fewer_items_within.is_finite() && (0.0..=1.0).contains(&o.fewer_items_within)) {
-        return Err(BatchError::TooLarge(format!("fewer_items_within {} is not a fraction", o.fewer_items_within)));
+        return Err(BatchError::Invalid(format!("fewer_items_within {} is not a fraction", o.fewer_items_within)));
     }
     if !(o.item_overhead_tiles.is_finite() && (0.0..=1e6).contains(&o.item_overhead_tiles)) {
-        return Err(BatchError::TooLarge(format!("item overhead {} tiles is not a cost", o.item_overhead_tiles)));
+        return Err(BatchError::Invalid(format!("item overhead {} tiles is not a cost", o.item_overhead_tiles)));
     }
     let n = batch.num_seqs();
     let runs: Vec<Vec<(usize, usize)>> =

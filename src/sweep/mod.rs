@@ -110,7 +110,9 @@ impl PointSpec {
     }
     /// A serving point's step as a paged kernel would run it: the batch, the default split plan
     /// (132 SMs) and the step's bytes; what `--dry-run` shows until that kernel exists.
-    pub fn paged_step(&self) -> Result<(crate::paged::PagedBatch, crate::paged::plan::SplitPlan, crate::work::PagedBytes)> {
+    pub fn paged_step(
+        &self,
+    ) -> Result<(crate::paged::PagedBatch, crate::paged::plan::SplitPlan, crate::work::PagedBytes)> {
         let b = self.serving.batch(&self.shape)?;
         let masks = b.masks(&self.mask)?;
         let plan = crate::paged::plan::plan(&b, &masks, &Default::default())?;
@@ -187,9 +189,8 @@ pub fn enumerate(spec: &SweepSpec) -> Result<Vec<PointSpec>> {
                             .iter()
                             .filter(|&&q| q <= ctx)
                             .flat_map(|&q| {
-                                axes.iter().map(move |a| {
-                                    (Shape::decode(a.mix.map_or(b, |m| m.count), q, ctx, h, hk, d), *a)
-                                })
+                                axes.iter()
+                                    .map(move |a| (Shape::decode(a.mix.map_or(b, |m| m.count), q, ctx, h, hk, d), *a))
                             })
                             .collect(),
                     };
