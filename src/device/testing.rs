@@ -1,0 +1,100 @@
+//! A [`Device`] wrapper for tests: the n-th call of one kind fails, so that every error path (out
+//! of memory midway, a failed copy, a failed launch) can be driven, and checked for leaks with
+//! the emulator's allocation count ([`crate::emu::EmuDevice::live_allocations`]).
+
+use super::{Allocation, Device, KernelArg, LaunchConfig, LaunchReport, Timestamp};
+use crate::error::{Error, Result};
+use crate::kernels::KernelRef;
+use std::cell::Cell;
+
+/// The calls a [`Failing`] device can fail.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Call {
+    Alloc,
+    Upload,
+    Download,
+    Fill,
+    Launch,
+}
+
+impl Call {
+    pub const ALL: [Call; 5] = [Call::Alloc, Call::Upload, Call::Download, Call::Fill, Call::Launch];
+}
+
+/// `inner`, with the `n`-th call (1-based) of one kind failing as CUDA would report it.
+pub struct Failing<D> {
+    pub inner: D,
+    fail: Option<(Call, usize)>,
+    counts: [Cell<usize>; 5],
+}
+
+impl<D: Device> Failing<D> {
+    /// Counts calls, fails none.
+    pub fn new(inner: D) -> Self {
+        Failing { inner, fail: None, counts: Default::default() }
+    }
+    /// Fails the `n`-th call of kind `call`.
+    pub fn failing(inner: D, call: Call, n: usize) -> Self {
+        Failing { fail: Some((call, n)), ..Self::new(inner) }
+    }
+    /// Calls of kind `call` so far (the failed one included).
+    pub fn calls(&self, call: Call) -> usize {
+        self.counts[call as usize].get()
+    }
+    fn count(&self, call: Call) -> Result<()> {
+        let c = &self.counts[call as usize];
+        c.set(c.get() + 1);
+        if self.fail == Some((call, c.get())) {
+            return Err(Error::Cuda(format!("injected failure of {call:?} call {}", c.get())));
+        }
+        Ok(())
+    }
+}
+
+impl<D: Device> Device for Failing<D> {
+    fn name(&self) -> String {
+        self.inner.name()
+    }
+    fn is_emulator(&self) -> bool {
+        self.inner.is_emulator()
+    }
+    fn alloc(&self, bytes: usize) -> Result<Allocation> {
+        self.count(Call::Alloc)?;
+        self.inner.alloc(bytes)
+    }
+    fn free(&self, mem: Allocation) -> Result<()> {
+        self.inner.free(mem)
+    }
+    fn upload(&self, mem: &Allocation, offset: usize, data: &[u8]) -> Result<()> {
+        self.count(Call::Upload)?;
+        self.inner.upload(mem, offset, data)
+    }
+    fn download(&self, mem: &Allocation, offset: usize, out: &mut [u8]) -> Result<()> {
+        self.count(Call::Download)?;
+        self.inner.download(mem, offset, out)
+    }
+    fn fill(&self, mem: &Allocation, pattern: u32) -> Result<()> {
+        self.count(Call::Fill)?;
+        self.inner.fill(mem, pattern)
+    }
+    unsafe fn launch(&self, kernel: &KernelRef, cfg: LaunchConfig, args: &[KernelArg]) -> Result<LaunchReport> {
+        self.count(Call::Launch)?;
+        // SAFETY: the caller's guarantee, passed on unchanged.
+        unsafe { self.inner.launch(kernel, cfg, args) }
+    }
+    fn synchronize(&self) -> Result<()> {
+        self.inner.synchronize()
+    }
+    fn record(&self) -> Result<Timestamp> {
+        self.inner.record()
+    }
+    fn elapsed_ms(&self, start: Timestamp, end: Timestamp) -> Result<f64> {
+        self.inner.elapsed_ms(start, end)
+    }
+    fn max_dynamic_shared_bytes(&self) -> u32 {
+        self.inner.max_dynamic_shared_bytes()
+    }
+    fn sm_count(&self) -> u32 {
+        self.inner.sm_count()
+    }
+}
