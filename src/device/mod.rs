@@ -1,6 +1,6 @@
 //! One interface for every launch: allocate, upload, download, fill (poison), launch, synchronize,
 //! time. Two backends implement it: [`cuda::CudaDevice`] (a real GPU through cudarc) and
-//! [`crate::emu::EmuDevice`] (the CPU emulator executing the nvcc-produced PTX).
+//! `emu::EmuDevice` (the CPU emulator executing the nvcc-produced PTX).
 
 pub mod cuda;
 pub mod testing;

@@ -1,6 +1,6 @@
 //! A [`Device`] wrapper for tests: the n-th call of one kind fails, so that every error path (out
 //! of memory midway, a failed copy, a failed launch) can be driven, and checked for leaks with
-//! the emulator's allocation count ([`crate::emu::EmuDevice::live_allocations`]).
+//! the emulator's allocation count (`emu::EmuDevice::live_allocations`).
 
 use super::{Allocation, Device, KernelArg, LaunchConfig, LaunchReport, Timestamp};
 use crate::error::{Error, Result};
