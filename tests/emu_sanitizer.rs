@@ -102,8 +102,7 @@ fn sanitizer_off_faults_instead() {
     let k = attnjoule::kernels::KernelRef::new("emu_bugs", "bug_off_by_one").expect("kernel");
     let cfg = attnjoule::device::LaunchConfig { grid: [1, 1, 1], block: [128, 1, 1], dynamic_shared_bytes: 0 };
     let (p1, p2, p3) = (ptr(&ib), ptr(&ob), int(n as i32));
-    let err =
-        dev.run_kernel(&k, cfg, &[&p1, &p2, &p3]).expect_err("out-of-bounds store must fault");
+    let err = dev.run_kernel(&k, cfg, &[&p1, &p2, &p3]).expect_err("out-of-bounds store must fault");
     println!("{err}");
     assert!(err.to_string().contains("PTX line"));
 }

@@ -73,10 +73,6 @@ impl<'d> DevBuf<'d> {
     pub fn device(&self) -> &'d dyn Device {
         self.dev
     }
-    /// Whether this buffer lives on `dev` (the same object, not an equal one).
-    pub fn is_on(&self, dev: &dyn Device) -> bool {
-        std::ptr::addr_eq(self.dev as *const dyn Device, dev as *const dyn Device)
-    }
     /// Copies `data` into the buffer starting at byte `offset`.
     pub fn upload<T: Pod>(&self, offset: usize, data: &[T]) -> Result<()> {
         self.dev.upload(&self.mem, offset, bytemuck::cast_slice(data))
@@ -246,8 +242,8 @@ pub trait Device {
 /// Plain-old-data element types that move between host and device as bytes.
 pub use bytemuck::{Pod, Zeroable};
 
-/// A borrowed or shared device is a device: tests wrap `&EmuDevice` (or share an `Arc` with a
-/// worker that owns it) and check its allocations afterwards.
+/// A borrowed, boxed or shared device is a device: tests wrap `&EmuDevice` (or share an `Arc`
+/// with a worker that owns it) and check its allocations afterwards.
 macro_rules! forward_device {
     ($($t:ty),*) => {$(
         impl<D: Device + ?Sized> Device for $t {
@@ -294,4 +290,4 @@ macro_rules! forward_device {
         }
     )*};
 }
-forward_device!(&D, std::sync::Arc<D>);
+forward_device!(&D, Box<D>, std::sync::Arc<D>);

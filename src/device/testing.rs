@@ -1,6 +1,7 @@
 //! A [`Device`] wrapper for tests: the n-th call of one kind fails, so that every error path (out
 //! of memory midway, a failed copy, a failed launch) can be driven, and checked for leaks with
-//! the emulator's allocation count (`emu::EmuDevice::live_allocations`).
+//! the emulator's allocation count (`emu::EmuDevice::live_allocations`); or the n-th allocation
+//! is never freed, a planted leak that such a check must catch.
 
 use super::{Allocation, Device, KernelArg, LaunchConfig, LaunchReport, Timestamp};
 use crate::error::{Error, Result};
@@ -21,21 +22,34 @@ impl Call {
     pub const ALL: [Call; 5] = [Call::Alloc, Call::Upload, Call::Download, Call::Fill, Call::Launch];
 }
 
-/// `inner`, with the `n`-th call (1-based) of one kind failing as CUDA would report it.
+/// `inner`, with the `n`-th call (1-based) of one kind failing as CUDA would report it, or with
+/// the `n`-th allocation leaked.
 pub struct Failing<D> {
     pub inner: D,
     fail: Option<(Call, usize)>,
+    /// The allocation to leak (its number), and its address once made.
+    leak: Option<usize>,
+    leaked: Cell<Option<u64>>,
     counts: [Cell<usize>; 5],
 }
 
 impl<D: Device> Failing<D> {
     /// Counts calls, fails none.
     pub fn new(inner: D) -> Self {
-        Failing { inner, fail: None, counts: Default::default() }
+        Failing { inner, fail: None, leak: None, leaked: Cell::new(None), counts: Default::default() }
     }
     /// Fails the `n`-th call of kind `call`.
     pub fn failing(inner: D, call: Call, n: usize) -> Self {
         Failing { fail: Some((call, n)), ..Self::new(inner) }
+    }
+    /// Never frees the `n`-th allocation: its owner drops it, the inner device keeps it (a
+    /// planted leak).
+    pub fn leaking(inner: D, n: usize) -> Self {
+        Failing { leak: Some(n), ..Self::new(inner) }
+    }
+    /// Whether the allocation to leak was made (its free will not reach the inner device).
+    pub fn leaked(&self) -> bool {
+        self.leaked.get().is_some()
     }
     /// Calls of kind `call` so far (the failed one included).
     pub fn calls(&self, call: Call) -> usize {
@@ -60,9 +74,16 @@ impl<D: Device> Device for Failing<D> {
     }
     fn alloc(&self, bytes: usize) -> Result<Allocation> {
         self.count(Call::Alloc)?;
-        self.inner.alloc(bytes)
+        let mem = self.inner.alloc(bytes)?;
+        if self.leak == Some(self.calls(Call::Alloc)) {
+            self.leaked.set(Some(mem.addr()));
+        }
+        Ok(mem)
     }
     fn free(&self, mem: Allocation) -> Result<()> {
+        if self.leaked.get() == Some(mem.addr()) {
+            return Ok(()); // the planted leak: the inner device never hears of it
+        }
         self.inner.free(mem)
     }
     fn upload(&self, mem: &Allocation, offset: usize, data: &[u8]) -> Result<()> {

@@ -411,8 +411,18 @@ mod tests {
     #[test]
     fn run_refuses_buffers_of_another_call_or_set() {
         let dev = EmuDevice::new();
-        let small = Attention::new(Variant::Dense, &Problem::new(Shape::prefill(1, 64, 2, 1, 64), Mask::Causal), &Options::default()).unwrap();
-        let big = Attention::new(Variant::Dense, &Problem::new(Shape::prefill(1, 128, 2, 1, 64), Mask::Causal), &Options::default()).unwrap();
+        let small = Attention::new(
+            Variant::Dense,
+            &Problem::new(Shape::prefill(1, 64, 2, 1, 64), Mask::Causal),
+            &Options::default(),
+        )
+        .unwrap();
+        let big = Attention::new(
+            Variant::Dense,
+            &Problem::new(Shape::prefill(1, 128, 2, 1, 64), Mask::Causal),
+            &Options::default(),
+        )
+        .unwrap();
         let bufs = small.alloc(&dev, 2).unwrap();
         let e = big.run(&bufs, 0).unwrap_err().to_string();
         assert!(e.contains("another attention call"), "{e}");
@@ -457,8 +467,15 @@ mod tests {
                             };
                             for l in &att.plan().launches {
                                 let (m, e) = (l.kernel.module, l.kernel.entry);
-                                let bound = maxntid(m.ptx, e).unwrap_or_else(|| panic!("{}::{e} has no .maxntid", m.name));
-                                assert_eq!(l.cfg.threads_per_block(), bound, "{}::{e}: plan block {:?}", m.name, l.cfg.block);
+                                let bound =
+                                    maxntid(m.ptx, e).unwrap_or_else(|| panic!("{}::{e} has no .maxntid", m.name));
+                                assert_eq!(
+                                    l.cfg.threads_per_block(),
+                                    bound,
+                                    "{}::{e}: plan block {:?}",
+                                    m.name,
+                                    l.cfg.block
+                                );
                                 seen.insert(format!("{}::{e}", m.name));
                             }
                         }

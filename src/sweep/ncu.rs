@@ -55,9 +55,9 @@ fn to_ns(unit: &str) -> Result<f64> {
         "usecond" | "us" => Ok(1e3),
         "msecond" | "ms" => Ok(1e6),
         "second" | "s" => Ok(1e9),
-        u => Err(Error::Format(format!(
-            "ncu CSV: duration in unit {u:?}; expected nsecond, usecond, msecond or second"
-        ))),
+        u => {
+            Err(Error::Format(format!("ncu CSV: duration in unit {u:?}; expected nsecond, usecond, msecond or second")))
+        }
     }
 }
 
@@ -101,7 +101,9 @@ pub fn parse_launches(text: &str) -> Result<Vec<(String, BTreeMap<String, f64>)>
         for r in &rows[if units.is_some() { 2 } else { 1 }..] {
             let mut m = BTreeMap::new();
             for (ours, raw, _) in METRICS {
-                if let Some((c, v)) = raw.iter().find_map(|n| col(n).and_then(|c| r.get(c).and_then(number).map(|v| (c, v)))) {
+                if let Some((c, v)) =
+                    raw.iter().find_map(|n| col(n).and_then(|c| r.get(c).and_then(number).map(|v| (c, v))))
+                {
                     let unit = units.and_then(|u| u.get(c)).unwrap_or("");
                     m.insert(ours.to_string(), scaled(ours, v, unit)?);
                 }
@@ -174,7 +176,8 @@ pub fn profile_call(dev: &dyn Device, spec: &PointSpec, warmup: u32, seed: u64) 
         att.run(&bufs, 0)?;
     }
     dev.synchronize()?;
-    let range = crate::nvtx::point_name(spec.variant.name(), &format!("{:?}", spec.phase).to_lowercase(), s.seq_k, s.seq_q);
+    let range =
+        crate::nvtx::point_name(spec.variant.name(), &format!("{:?}", spec.phase).to_lowercase(), s.seq_k, s.seq_q);
     {
         let _r = crate::nvtx::range(&range);
         att.run(&bufs, 0)?;
@@ -220,9 +223,7 @@ mod tests {
     fn a_duration_in_an_unknown_unit_is_an_error() {
         // Both pages: "cycle" is no time unit; a missing one is no better than a guess.
         let raw = |unit: &str| {
-            format!(
-                "\"ID\",\"Kernel Name\",\"gpu__time_duration.sum\"\n\"\",\"\",\"{unit}\"\n\"0\",\"k\",\"5\"\n"
-            )
+            format!("\"ID\",\"Kernel Name\",\"gpu__time_duration.sum\"\n\"\",\"\",\"{unit}\"\n\"0\",\"k\",\"5\"\n")
         };
         let details = |unit: &str| {
             format!(

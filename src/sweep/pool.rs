@@ -15,7 +15,11 @@ use std::time::Instant;
 
 /// What a worker thread reports; each message carries the worker's index in the pool.
 pub enum Event {
-    Ready { kind: ProfileKind, info: GpuInfo, idle: Option<f64> },
+    Ready {
+        kind: ProfileKind,
+        info: GpuInfo,
+        idle: Option<f64>,
+    },
     Fatal(Error),
     /// A finished point and the seconds it took.
     Point(Box<Point>, f64),
@@ -53,7 +57,12 @@ pub struct Pool {
 impl Pool {
     /// Starts one worker thread per CUDA ordinal; the first runs the `gemm` calibration points
     /// after the queue is empty.
-    pub fn start(ordinals: &[usize], cfg: &RunConfig, factory: WorkerFactory, gemm: Vec<(usize, usize, usize)>) -> Pool {
+    pub fn start(
+        ordinals: &[usize],
+        cfg: &RunConfig,
+        factory: WorkerFactory,
+        gemm: Vec<(usize, usize, usize)>,
+    ) -> Pool {
         let queue: Queue = Default::default();
         let gate: Gate = Default::default();
         let (tx, rx) = mpsc::channel();
@@ -86,7 +95,11 @@ impl Pool {
             match self.rx.recv() {
                 Ok((w, Event::Ready { kind, info, idle })) => ready[w] = Some(Ready { kind, info, idle }),
                 Ok((w, Event::Fatal(e))) => {
-                    let e = if self.ordinals.len() > 1 { Error::Invalid(format!("GPU {}: {e}", self.ordinals[w])) } else { e };
+                    let e = if self.ordinals.len() > 1 {
+                        Error::Invalid(format!("GPU {}: {e}", self.ordinals[w]))
+                    } else {
+                        e
+                    };
                     fatal.get_or_insert(e);
                 }
                 Ok(_) | Err(_) => break,
@@ -94,7 +107,10 @@ impl Pool {
         }
         match fatal {
             Some(e) => Err(e),
-            None => ready.into_iter().collect::<Option<Vec<_>>>().ok_or_else(|| Error::Invalid("a sweep worker stopped before it was ready".into())),
+            None => ready
+                .into_iter()
+                .collect::<Option<Vec<_>>>()
+                .ok_or_else(|| Error::Invalid("a sweep worker stopped before it was ready".into())),
         }
     }
 
@@ -216,7 +232,9 @@ impl Thread {
         let ordinal = self.ordinal;
         match (self.factory)(ordinal, &self.cfg).map(|mut x| (x.healthy(), x)) {
             Ok((true, x)) => {
-                self.send(Event::Warning(format!("GPU {ordinal} unusable after a failed point ({error}); worker restarted")));
+                self.send(Event::Warning(format!(
+                    "GPU {ordinal} unusable after a failed point ({error}); worker restarted"
+                )));
                 Some(x)
             }
             made => {

@@ -9,15 +9,15 @@ use crate::profile::{GemmPoint, GpuInfo, Point, PointDetail, PointStatus, Profil
 use crate::sweep::{infeasible, PointSpec};
 use std::time::Instant;
 
-pub struct EmuWorker {
-    dev: Box<dyn Device>,
+pub struct EmuWorker<D: Device> {
+    dev: D,
     max_bytes: usize,
 }
 
-impl EmuWorker {
+impl<D: Device> EmuWorker<D> {
     /// Runs points on `dev` (an emulator, possibly wrapped), refusing those whose device memory
     /// exceeds `max_bytes`.
-    pub fn new(dev: Box<dyn Device>, max_bytes: usize) -> Self {
+    pub fn new(dev: D, max_bytes: usize) -> Self {
         EmuWorker { dev, max_bytes }
     }
 }
@@ -36,7 +36,7 @@ fn add_counters(a: Option<crate::device::Counters>, b: &crate::device::Counters)
     serde_json::from_value(va).ok()
 }
 
-impl Worker for EmuWorker {
+impl<D: Device> Worker for EmuWorker<D> {
     fn kind(&self) -> ProfileKind {
         ProfileKind::Emulated
     }
@@ -61,7 +61,7 @@ impl Worker for EmuWorker {
         let k = crate::reference::random_bf16(s.kv_elems(), seed.wrapping_add(1));
         let v = crate::reference::random_bf16(s.kv_elems(), seed.wrapping_add(2));
         let t0 = Instant::now();
-        match att.run_once(self.dev.as_ref(), &q, &k, &v) {
+        match att.run_once(&self.dev, &q, &k, &v) {
             Ok((out, reports)) => {
                 let mut p = blank_point(spec, PointStatus::Ok);
                 p.counters = reports.iter().filter_map(|r| r.counters.as_ref()).fold(None, add_counters);
@@ -99,4 +99,3 @@ impl Worker for EmuWorker {
         Err(Error::Invalid("GEMM calibration needs cuBLAS on a GPU".into()))
     }
 }
-
