@@ -315,11 +315,18 @@ impl CudaDevice {
             self.check_range(&buf.mem, 0, 2 * elems)?;
         }
         self.bind()?;
+        self.cublas()?;
+        let blas = self.blas.borrow();
+        blas.as_ref().expect("made by cublas()").gemm_bf16(m, n, k, a.addr(), b.addr(), c.addr())
+    }
+
+    /// Makes the cuBLAS handle unless it exists: fails (one line) where libcublas is missing,
+    /// before a GEMM point allocates its sets.
+    pub fn cublas(&self) -> Result<()> {
         if self.blas.borrow().is_none() {
             *self.blas.borrow_mut() = Some(Cublas::new(self)?);
         }
-        let blas = self.blas.borrow();
-        blas.as_ref().expect("made above").gemm_bf16(m, n, k, a.addr(), b.addr(), c.addr())
+        Ok(())
     }
 }
 
@@ -500,12 +507,12 @@ impl Drop for CudaDevice {
 }
 
 /// A cuBLAS handle bound to a device's context (for the GEMM calibration point).
-pub struct Cublas {
+struct Cublas {
     handle: cudarc::cublas::sys::cublasHandle_t,
 }
 
 impl Cublas {
-    pub fn new(dev: &CudaDevice) -> Result<Self> {
+    fn new(dev: &CudaDevice) -> Result<Self> {
         // SAFETY: only tries to dlopen candidate names.
         let present = std::panic::catch_unwind(|| unsafe { cudarc::cublas::sys::is_culib_present() }).unwrap_or(false);
         if !present {

@@ -25,6 +25,10 @@ pub trait Gpu {
     fn free_memory(&self) -> Result<usize>;
     /// Releases the timing events of a finished point (CUDA events accumulate otherwise).
     fn reset_events(&self) -> Result<()>;
+    /// Whether GEMMs can run (cuBLAS loads), asked before a GEMM point allocates its sets.
+    fn gemm_ready(&self) -> Result<()> {
+        Ok(())
+    }
     /// Enqueues C = A·B, bf16 row-major of (m, n, k), for the GEMM calibration points.
     fn gemm_bf16(&self, dims: (usize, usize, usize), bufs: [&DevBuf; 3]) -> Result<()>;
 }
@@ -41,6 +45,9 @@ impl Gpu for CudaDevice {
     }
     fn reset_events(&self) -> Result<()> {
         CudaDevice::reset_events(self)
+    }
+    fn gemm_ready(&self) -> Result<()> {
+        self.cublas()
     }
     fn gemm_bf16(&self, dims: (usize, usize, usize), bufs: [&DevBuf; 3]) -> Result<()> {
         CudaDevice::gemm_bf16(self, dims, bufs)
@@ -208,6 +215,7 @@ impl<G: Gpu> Worker for GpuWorker<G> {
             && DevBuf::new(dev, 256).is_ok_and(|b| b.fill(0x5a5a_5a5a).and_then(|_| dev.synchronize()).is_ok())
     }
     fn gemm(&mut self, m: usize, n: usize, k: usize) -> Result<GemmPoint> {
+        self.gpu.gemm_ready()?;
         let set_bytes = 2 * (m * k + k * n + m * n);
         let free = self.gpu.free_memory()?;
         if let Some((need, have)) = infeasible(set_bytes as u128, free as u128) {
