@@ -6,7 +6,7 @@
 //! allocations, and each path is also run with a planted leak (one allocation never freed), which
 //! the same check must catch.
 
-use attnjoule::device::testing::{Call, Failing};
+use attnjoule::device::testing::{Call, Faulty};
 use attnjoule::device::{DevBuf, Device};
 use attnjoule::emu::EmuDevice;
 use attnjoule::energy::SimGpu;
@@ -38,12 +38,12 @@ fn some_of(n: usize) -> Vec<usize> {
     v
 }
 
-/// Runs `path` on the emulator wrapped in [`Failing`]: clean, with each call of each kind failing
+/// Runs `path` on the emulator wrapped in [`Faulty`]: clean, with each call of each kind failing
 /// in turn, and with each allocation leaked in turn. Clean and failing runs must give back every
 /// allocation; a run with a planted leak must be caught holding exactly that one. Returns the
 /// number of leaks planted (they stay allocated).
 fn check_path(name: &str, emu: &EmuDevice, mut path: impl FnMut(&dyn Device) -> bool) -> usize {
-    let clean = Failing::new(emu);
+    let clean = Faulty::new(emu);
     let (ok, d) = gained(emu, || path(&clean));
     assert!(ok, "{name}: the clean run must succeed");
     assert_eq!(d, 0, "{name}: clean run leaked {d} allocations");
@@ -53,14 +53,14 @@ fn check_path(name: &str, emu: &EmuDevice, mut path: impl FnMut(&dyn Device) -> 
     let mut planted = 0;
     for call in Call::ALL {
         for n in some_of(clean.calls(call)) {
-            let dev = Failing::failing(emu, call, n);
+            let dev = Faulty::failing(emu, call, n);
             let (_, d) = gained(emu, || path(&dev));
             assert_eq!(d, 0, "{name}: {call:?} {n} of {} failed: {d} allocations leaked", clean.calls(call));
             runs += 1;
         }
     }
     for n in some_of(allocs) {
-        let dev = Failing::leaking(emu, n);
+        let dev = Faulty::leaking(emu, n);
         let (_, d) = gained(emu, || path(&dev));
         assert!(dev.leaked(), "{name}: allocation {n} of {allocs} was made");
         assert_eq!(d, 1, "{name}: the leak planted at allocation {n} of {allocs} is caught");
@@ -196,7 +196,7 @@ fn worker_points_sets_and_gemm_give_back_their_memory() {
     planted += check_path("gpu worker gemm", &emu, |dev| gpu_worker(dev, &cfg).gemm(64, 64, 64).is_ok());
     // Early returns allocate nothing, and give back nothing they did not take.
     for s in [&too_big, &refused] {
-        let dev = Failing::new(&emu);
+        let dev = Faulty::new(&emu);
         let (p, d) = gained(&emu, || gpu_worker(&dev, &cfg).point(s, seed));
         assert!(p.status != PointStatus::Ok && d == 0 && dev.calls(Call::Alloc) == 0, "{:?}", p.status);
     }
@@ -274,9 +274,9 @@ fn factory(emu: &Arc<EmuDevice>, leaks: &Arc<Mutex<Vec<String>>>, plant: Plant) 
             *m == 1
         };
         let dev = match plant {
-            Plant::Failure(call, n) if first => Failing::failing(emu.clone(), call, n),
-            Plant::Leak(n) if first => Failing::leaking(emu.clone(), n),
-            _ => Failing::new(emu.clone()),
+            Plant::Failure(call, n) if first => Faulty::failing(emu.clone(), call, n),
+            Plant::Leak(n) if first => Faulty::leaking(emu.clone(), n),
+            _ => Faulty::new(emu.clone()),
         };
         let (emu, leaks) = (emu.clone(), leaks.clone());
         Ok(match cfg.backend {

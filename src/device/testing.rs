@@ -8,7 +8,7 @@ use crate::error::{Error, Result};
 use crate::kernels::KernelRef;
 use std::cell::Cell;
 
-/// The calls a [`Failing`] device can fail.
+/// The calls a [`Faulty`] device can fail.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Call {
     Alloc,
@@ -24,7 +24,7 @@ impl Call {
 
 /// `inner`, with the `n`-th call (1-based) of one kind failing as CUDA would report it, or with
 /// the `n`-th allocation leaked.
-pub struct Failing<D> {
+pub struct Faulty<D> {
     pub inner: D,
     fail: Option<(Call, usize)>,
     /// The allocation to leak (its number), and its address once made.
@@ -33,19 +33,19 @@ pub struct Failing<D> {
     counts: [Cell<usize>; 5],
 }
 
-impl<D: Device> Failing<D> {
+impl<D: Device> Faulty<D> {
     /// Counts calls, fails none.
     pub fn new(inner: D) -> Self {
-        Failing { inner, fail: None, leak: None, leaked: Cell::new(None), counts: Default::default() }
+        Faulty { inner, fail: None, leak: None, leaked: Cell::new(None), counts: Default::default() }
     }
     /// Fails the `n`-th call of kind `call`.
     pub fn failing(inner: D, call: Call, n: usize) -> Self {
-        Failing { fail: Some((call, n)), ..Self::new(inner) }
+        Faulty { fail: Some((call, n)), ..Self::new(inner) }
     }
     /// Never frees the `n`-th allocation: its owner drops it, the inner device keeps it (a
     /// planted leak).
     pub fn leaking(inner: D, n: usize) -> Self {
-        Failing { leak: Some(n), ..Self::new(inner) }
+        Faulty { leak: Some(n), ..Self::new(inner) }
     }
     /// Whether the allocation to leak was made (its free will not reach the inner device).
     pub fn leaked(&self) -> bool {
@@ -65,7 +65,7 @@ impl<D: Device> Failing<D> {
     }
 }
 
-impl<D: Device> Device for Failing<D> {
+impl<D: Device> Device for Faulty<D> {
     fn name(&self) -> String {
         self.inner.name()
     }

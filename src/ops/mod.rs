@@ -342,7 +342,7 @@ pub fn check_grid(grid: [u32; 3]) -> Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::device::testing::{Call, Failing};
+    use crate::device::testing::{Call, Faulty};
     use crate::emu::EmuDevice;
     use crate::problem::Shape;
     use crate::BlockLayout;
@@ -370,7 +370,7 @@ mod tests {
         // copy, poison, launch or download): the run fails and the emulator holds nothing.
         let att = decode_sparse();
         let [q, k, v] = inputs(&att, crate::reference::fresh_seed());
-        let clean = Failing::new(EmuDevice::new());
+        let clean = Faulty::new(EmuDevice::new());
         att.run_once(&clean, &q, &k, &v).unwrap();
         assert_eq!(clean.inner.live_allocations(), (0, 0));
         assert_eq!(clean.calls(Call::Alloc), 9, "layout 2 + Q K V O LSE + 2 scratch");
@@ -378,7 +378,7 @@ mod tests {
         for call in Call::ALL {
             assert!(clean.calls(call) > 0, "{call:?} is exercised");
             for n in 1..=clean.calls(call) {
-                let d = Failing::failing(EmuDevice::new(), call, n);
+                let d = Faulty::failing(EmuDevice::new(), call, n);
                 let e = att.run_once(&d, &q, &k, &v).expect_err("the injected failure surfaces");
                 assert!(e.to_string().contains("injected"), "{e}");
                 assert_eq!(d.inner.live_allocations(), (0, 0), "{call:?} {n} of {}: leaked", clean.calls(call));
@@ -393,7 +393,7 @@ mod tests {
         let att = decode_sparse();
         let dev = EmuDevice::new();
         let n = {
-            let d = Failing::new(&dev);
+            let d = Faulty::new(&dev);
             let bufs = att.alloc(&d, 3).unwrap();
             assert_eq!(bufs.sets(), 3);
             assert_eq!(dev.live_allocations().0, 2 + 3 * 5 + 2, "one layout and scratch for three sets");
@@ -401,7 +401,7 @@ mod tests {
         };
         assert_eq!(dev.live_allocations(), (0, 0));
         for fail in 1..=n {
-            let d = Failing::failing(&dev, Call::Alloc, fail);
+            let d = Faulty::failing(&dev, Call::Alloc, fail);
             assert!(att.alloc(&d, 3).is_err());
             assert_eq!(dev.live_allocations(), (0, 0), "allocation {fail} of {n} failed: leaked");
         }

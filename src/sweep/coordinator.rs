@@ -45,7 +45,7 @@ pub fn run_with(cfg: &RunConfig, factory: WorkerFactory, progress: &mut dyn FnMu
 
     let t0 = Instant::now();
     let mut finished = 0usize;
-    while let Some((w, event)) = pool.next() {
+    while let Some((w, event)) = pool.recv() {
         match event {
             Event::Point(p, secs) => {
                 finished += 1;

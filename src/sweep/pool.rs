@@ -127,7 +127,7 @@ impl Pool {
     }
 
     /// The next event of a running pool; None once every worker is done.
-    pub fn next(&mut self) -> Option<(usize, Event)> {
+    pub fn recv(&mut self) -> Option<(usize, Event)> {
         if self.live == 0 {
             return None;
         }

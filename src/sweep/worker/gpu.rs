@@ -14,6 +14,7 @@ use crate::sweep::backend::RunConfig;
 use crate::sweep::protocol::{self, ProtocolConfig, Target};
 use crate::sweep::{buffer_sets, infeasible, PointSpec};
 use half::bf16;
+use std::ops::ControlFlow;
 use std::time::Duration;
 
 /// What the measuring worker needs from a GPU besides the [`Device`] interface.
@@ -152,18 +153,23 @@ impl<G: Gpu> GpuWorker<G> {
         Ok(bufs)
     }
 
-    /// The measured (or failed) point; `Err` holds the point of a call that did not get as far
+    /// The measured (or failed) point, or (`Break`) the point of a call that did not get as far
     /// as measuring (no memory information, too large, allocation failed).
-    fn measure(&self, spec: &PointSpec, seed: u64, att: &Attention) -> std::result::Result<Point, Point> {
+    fn measure(&self, spec: &PointSpec, seed: u64, att: &Attention) -> ControlFlow<Point, Point> {
         let dev = self.gpu.device();
-        let free = self.gpu.free_memory().map_err(|e| failed(spec, e))?;
+        let free = match self.gpu.free_memory() {
+            Ok(x) => x,
+            Err(e) => return ControlFlow::Break(failed(spec, e)),
+        };
         let footprint = att.footprint_bytes();
         if let Some((need_gib, have_gib)) = infeasible(footprint as u128, free as u128) {
-            return Err(blank_point(spec, PointStatus::Infeasible { need_gib, have_gib }));
+            return ControlFlow::Break(blank_point(spec, PointStatus::Infeasible { need_gib, have_gib }));
         }
         let sets = buffer_sets(att.set_bytes(), footprint, free);
-        let bufs =
-            self.buffers(dev, att, sets).map_err(|e| failed(spec, format!("allocating {sets} buffer sets: {e}")))?;
+        let bufs = match self.buffers(dev, att, sets) {
+            Ok(b) => b,
+            Err(e) => return ControlFlow::Break(failed(spec, format!("allocating {sets} buffer sets: {e}"))),
+        };
         let mut proto = self.proto.clone();
         proto.seed ^= seed;
         let s = spec.shape;
@@ -174,7 +180,7 @@ impl<G: Gpu> GpuWorker<G> {
             s.seq_q,
         ));
         let mut t = DeviceTarget { dev, sets, launch: |i: usize| att.run(&bufs, i).map(|_| ()) };
-        Ok(match protocol::measure(&mut t, self.src.as_ref(), Some(self.idle), &proto) {
+        ControlFlow::Continue(match protocol::measure(&mut t, self.src.as_ref(), Some(self.idle), &proto) {
             Ok(m) => measured_point(blank_point(spec, PointStatus::Ok), &m, Some(self.idle), sets),
             Err(e) => failed(spec, e),
         })
@@ -199,8 +205,8 @@ impl<G: Gpu> Worker for GpuWorker<G> {
             Err(e) => return failed(spec, e),
         };
         let mut p = match self.measure(spec, seed, &att) {
-            Ok(p) => p,
-            Err(early) => return early,
+            ControlFlow::Continue(p) => p,
+            ControlFlow::Break(early) => return early,
         };
         let _ = self.gpu.reset_events();
         let d = p.detail.get_or_insert_with(Default::default);
