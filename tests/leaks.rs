@@ -10,13 +10,14 @@ use attnjoule::device::testing::{Call, Faulty};
 use attnjoule::device::{DevBuf, Device};
 use attnjoule::emu::EmuDevice;
 use attnjoule::energy::SimGpu;
+use attnjoule::mask::MaskRecipe;
 use attnjoule::ops::{Attention, Options};
 use attnjoule::profile::{GemmPoint, GpuInfo, Phase, Point, PointStatus, ProfileKind};
 use attnjoule::sweep::backend::{self, BackendKind, RunConfig, Worker, WorkerFactory};
 use attnjoule::sweep::protocol::ProtocolConfig;
 use attnjoule::sweep::worker::emu::EmuWorker;
 use attnjoule::sweep::worker::gpu::{Gpu, GpuWorker};
-use attnjoule::sweep::{ncu, MaskChoice, PointSpec, SweepSpec};
+use attnjoule::sweep::{ncu, PointSpec, SweepSpec};
 use attnjoule::work::Variant;
 use attnjoule::{Mask, Problem, Shape};
 use std::sync::{Arc, Mutex};
@@ -76,7 +77,7 @@ fn inputs(s: &Shape, seed: u64) -> [Vec<half::bf16>; 3] {
     [r(s.q_elems(), seed), r(s.kv_elems(), seed + 1), r(s.kv_elems(), seed + 2)]
 }
 
-fn spec(variant: Variant, phase: Phase, mask: MaskChoice, shape: Shape) -> PointSpec {
+fn spec(variant: Variant, phase: Phase, mask: MaskRecipe, shape: Shape) -> PointSpec {
     PointSpec { variant, phase, mask, shape }
 }
 
@@ -97,7 +98,7 @@ fn ops_and_ncu_calls_give_back_their_memory() {
         let [q, k, vv] = inputs(&p.shape, seed);
         planted += check_path(&format!("ops {}", v.name()), &emu, |dev| att.run_once(dev, &q, &k, &vv).is_ok());
     }
-    let s = spec(Variant::Flash, Phase::Prefill, MaskChoice::Causal, Shape::prefill(1, 128, 2, 1, 64));
+    let s = spec(Variant::Flash, Phase::Prefill, MaskRecipe::Causal, Shape::prefill(1, 128, 2, 1, 64));
     planted += check_path("ncu", &emu, |dev| ncu::profile_call(dev, &s, 2, seed).is_ok());
     // A buffer its owner forgets instead of dropping is the same leak, seen the same way.
     let (_, d) = gained(&emu, || std::mem::forget(DevBuf::new(&emu, 64).unwrap()));
@@ -138,7 +139,7 @@ fn run_config(dir: &std::path::Path, backend: BackendKind, seed: u64) -> RunConf
             phases: vec![Phase::Prefill, Phase::Decode],
             contexts: vec![128, 640],
             decode_tokens: vec![1],
-            masks: vec![MaskChoice::Causal, MaskChoice::Longformer { block: 64, local: 1, global: 1 }],
+            masks: vec![MaskRecipe::Causal, MaskRecipe::Longformer { block: 64, local: 1, global: 1 }],
             batch: 1,
             heads: 2,
             kv_heads: 1,
@@ -173,15 +174,15 @@ fn worker_points_sets_and_gemm_give_back_their_memory() {
     println!("seed {seed}");
     let emu = EmuDevice::new();
     let cfg = run_config(std::path::Path::new("unused"), BackendKind::Cuda, seed);
-    let flash = spec(Variant::Flash, Phase::Prefill, MaskChoice::Causal, Shape::prefill(1, 128, 2, 1, 64));
+    let flash = spec(Variant::Flash, Phase::Prefill, MaskRecipe::Causal, Shape::prefill(1, 128, 2, 1, 64));
     let sparse_decode = spec(
         Variant::Decode,
         Phase::Decode,
-        MaskChoice::Longformer { block: 64, local: 1, global: 1 },
+        MaskRecipe::Longformer { block: 64, local: 1, global: 1 },
         Shape::decode(1, 1, 640, 2, 1, 64),
     );
-    let too_big = spec(Variant::Dense, Phase::Prefill, MaskChoice::Causal, Shape::prefill(1, 640, 2, 1, 64));
-    let refused = spec(Variant::Decode, Phase::Decode, MaskChoice::Causal, Shape::decode(1, 17, 640, 2, 1, 64));
+    let too_big = spec(Variant::Dense, Phase::Prefill, MaskRecipe::Causal, Shape::prefill(1, 640, 2, 1, 64));
+    let refused = spec(Variant::Decode, Phase::Decode, MaskRecipe::Causal, Shape::decode(1, 17, 640, 2, 1, 64));
     // The measuring worker: a point over rotated input sets (many sets fit in FREE).
     let mut sets = 0;
     let mut planted = check_path("gpu worker point", &emu, |dev| {

@@ -8,28 +8,30 @@
 //! (profiles/ncu/README.md). Warm-up launches run before the range so that module loading and
 //! first-touch effects stay out of the profiled launch.
 
-use anyhow::Context;
 use attnjoule::device::cuda::CudaDevice;
+use attnjoule::mask::MaskRecipe;
 use attnjoule::profile::Phase;
-use attnjoule::sweep::{ncu, MaskChoice, PointSpec};
+use attnjoule::sweep::{ncu, PointSpec};
 use attnjoule::work::Variant;
 use attnjoule::Shape;
 
 #[derive(clap::Args)]
 pub struct Args {
-    #[arg(long, default_value = "flash")]
-    variant: String,
+    #[arg(long, value_enum, default_value = "flash")]
+    variant: Variant,
     /// Context (keys).
     #[arg(long, default_value_t = 32768)]
     ctx: usize,
-    /// prefill or decode (default: decode for the decode variant, else prefill).
-    #[arg(long)]
-    phase: Option<String>,
+    /// Default: decode for the decode variant, else prefill.
+    #[arg(long, value_enum)]
+    phase: Option<Phase>,
     /// Decode: new tokens.
     #[arg(long, default_value_t = 1)]
     decode_tokens: usize,
-    #[arg(long, default_value = "causal")]
-    mask: String,
+    /// none, causal, window:<keys>, longformer:<block>:<local>:<global>,
+    /// bigbird:<block>:<local>:<global>:<random>:<seed>, strided:<block>:<local>:<stride>, csr:<path>
+    #[arg(long, default_value = "causal", value_parser = MaskRecipe::from_arg)]
+    mask: MaskRecipe,
     #[arg(long, default_value_t = 1)]
     batch: usize,
     #[arg(long, default_value_t = 8)]
@@ -45,11 +47,9 @@ pub struct Args {
 }
 
 pub fn spec(a: &Args) -> anyhow::Result<PointSpec> {
-    let variant = Variant::parse(&a.variant).with_context(|| format!("unknown variant {:?}", a.variant))?;
-    let phase = match a.phase.as_deref() {
-        Some("prefill") => Phase::Prefill,
-        Some("decode") => Phase::Decode,
-        Some(p) => anyhow::bail!("--phase {p:?}: expected prefill or decode"),
+    let variant = a.variant;
+    let phase = match a.phase {
+        Some(p) => p,
         None if variant == Variant::Decode => Phase::Decode,
         None => Phase::Prefill,
     };
@@ -57,7 +57,7 @@ pub fn spec(a: &Args) -> anyhow::Result<PointSpec> {
         Phase::Prefill => Shape::prefill(a.batch, a.ctx, a.heads, a.kv_heads, a.head_dim),
         Phase::Decode => Shape::decode(a.batch, a.decode_tokens, a.ctx, a.heads, a.kv_heads, a.head_dim),
     };
-    let mask = MaskChoice::parse(&a.mask)?;
+    let mask = a.mask.clone();
     mask.validate(shape.seq_q, shape.seq_k)?;
     Ok(PointSpec { variant, phase, mask, shape })
 }

@@ -200,8 +200,9 @@ impl SweepLog {
                     tool: Some(format!("attnjoule {} sweep", env!("CARGO_PKG_VERSION"))),
                     idle_watts: gpu.idle,
                     config: serde_json::to_value(cfg).unwrap_or_default(),
+                    schema_version: crate::profile::SCHEMA_VERSION,
                 };
-                writer.append(&Line { header: Some(h.clone()), ..Default::default() })?;
+                writer.append(&Line::Header(h.clone()))?;
                 h
             }
         };
@@ -230,7 +231,7 @@ impl SweepLog {
     }
 
     fn point(&mut self, p: Point) -> Result<()> {
-        self.writer.append(&Line { point: Some(p.clone()), ..Default::default() })?;
+        self.writer.append(&Line::Point(Box::new(p.clone())))?;
         self.points.push(p);
         Ok(())
     }
@@ -240,7 +241,7 @@ impl SweepLog {
         if self.gemm_done.contains(&(g.m, g.n, g.k)) {
             return Ok(None);
         }
-        self.writer.append(&Line { gemm: Some(g.clone()), ..Default::default() })?;
+        self.writer.append(&Line::Gemm(g.clone()))?;
         self.gemm.push(g);
         Ok(self.gemm.last())
     }

@@ -164,7 +164,7 @@ pub struct ProfiledCall {
 /// return, errors included.
 pub fn profile_call(dev: &dyn Device, spec: &PointSpec, warmup: u32, seed: u64) -> Result<ProfiledCall> {
     let opts = Options { sm_count: Some(dev.sm_count() as usize), ..Default::default() };
-    let att = Attention::new(spec.variant, &spec.problem(), &opts)?;
+    let att = Attention::new(spec.variant, &spec.problem()?, &opts)?;
     let s = spec.shape;
     let q = crate::reference::random_bf16(s.q_elems(), seed);
     let k = crate::reference::random_bf16(s.kv_elems(), seed ^ 1);
@@ -176,8 +176,7 @@ pub fn profile_call(dev: &dyn Device, spec: &PointSpec, warmup: u32, seed: u64) 
         att.run(&bufs, 0)?;
     }
     dev.synchronize()?;
-    let range =
-        crate::nvtx::point_name(spec.variant.name(), &format!("{:?}", spec.phase).to_lowercase(), s.seq_k, s.seq_q);
+    let range = crate::nvtx::point_name(spec.variant.name(), spec.phase.name(), s.seq_k, s.seq_q);
     {
         let _r = crate::nvtx::range(&range);
         att.run(&bufs, 0)?;

@@ -49,7 +49,11 @@ impl<D: Device> Worker for EmuWorker<D> {
     fn point(&mut self, spec: &PointSpec, seed: u64) -> Point {
         // Decode splits follow this device's SM count (the emulator reports an H100's 132).
         let opts = Options { sm_count: Some(self.dev.sm_count() as usize), ..Default::default() };
-        let att = match Attention::new(spec.variant, &spec.problem(), &opts) {
+        let problem = match spec.problem() {
+            Ok(p) => p,
+            Err(e) => return failed(spec, e),
+        };
+        let att = match Attention::new(spec.variant, &problem, &opts) {
             Ok(a) => a,
             Err(e) => return failed(spec, e),
         };
@@ -71,7 +75,7 @@ impl<D: Device> Worker for EmuWorker<D> {
                 let wall = t0.elapsed().as_secs_f64();
                 // The emulated output is checked against the f64 reference: a wrong kernel is a
                 // failed point, not a counter profile.
-                let err = crate::reference::attention(&spec.problem(), &q, &k, &v).map(|r| {
+                let err = crate::reference::attention(&problem, &q, &k, &v).map(|r| {
                     let got: Vec<f64> = out.o.iter().map(|x| x.to_f64()).collect();
                     crate::reference::rel_l2(&got, &r.o)
                 });

@@ -173,12 +173,7 @@ impl<G: Gpu> GpuWorker<G> {
         let mut proto = self.proto.clone();
         proto.seed ^= seed;
         let s = spec.shape;
-        let _r = crate::nvtx::range(&crate::nvtx::point_name(
-            spec.variant.name(),
-            &format!("{:?}", spec.phase).to_lowercase(),
-            s.seq_k,
-            s.seq_q,
-        ));
+        let _r = crate::nvtx::range(&crate::nvtx::point_name(spec.variant.name(), spec.phase.name(), s.seq_k, s.seq_q));
         let mut t = DeviceTarget { dev, sets, launch: |i: usize| att.run(&bufs, i).map(|_| ()) };
         ControlFlow::Continue(match protocol::measure(&mut t, self.src.as_ref(), Some(self.idle), &proto) {
             Ok(m) => measured_point(blank_point(spec, PointStatus::Ok), &m, Some(self.idle), sets),
@@ -200,7 +195,11 @@ impl<G: Gpu> Worker for GpuWorker<G> {
     fn point(&mut self, spec: &PointSpec, seed: u64) -> Point {
         // Decode splits follow this GPU's SM count, not the H100 default.
         let opts = Options { sm_count: Some(self.gpu.device().sm_count() as usize), ..Default::default() };
-        let att = match Attention::new(spec.variant, &spec.problem(), &opts) {
+        let problem = match spec.problem() {
+            Ok(p) => p,
+            Err(e) => return failed(spec, e),
+        };
+        let att = match Attention::new(spec.variant, &problem, &opts) {
             Ok(a) => a,
             Err(e) => return failed(spec, e),
         };

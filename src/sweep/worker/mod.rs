@@ -48,18 +48,22 @@ pub fn emu_device() -> Result<Box<dyn crate::device::Device>> {
 
 /// A point with its identity, work counts and `status`, nothing measured yet.
 pub fn blank_point(spec: &PointSpec, status: PointStatus) -> Point {
-    let work = crate::ops::Attention::new(spec.variant, &spec.problem(), &Options::default())
-        .map(|a| a.work())
-        .unwrap_or_else(|_| match spec.variant {
-            crate::work::Variant::Dense => crate::work::dense(&spec.problem()),
-            crate::work::Variant::Flash => crate::work::flash(&spec.problem(), 128, 64),
-            crate::work::Variant::Decode => crate::work::decode(&spec.problem(), 1),
-        });
+    // A mask that cannot be built (a layout file gone) has no work counts: zero, with the error
+    // in the point's status.
+    let work = spec.problem().map_or(crate::work::Work::default(), |p| {
+        crate::ops::Attention::new(spec.variant, &p, &Options::default()).map(|a| a.work()).unwrap_or_else(|_| {
+            match spec.variant {
+                crate::work::Variant::Dense => crate::work::dense(&p),
+                crate::work::Variant::Flash => crate::work::flash(&p, 128, 64),
+                crate::work::Variant::Decode => crate::work::decode(&p, 1),
+            }
+        })
+    });
     Point {
         variant: spec.variant.name().into(),
         implementation: "attnjoule".into(),
         phase: spec.phase,
-        mask: spec.mask.spec(),
+        mask: spec.mask.clone(),
         shape: spec.shape,
         status,
         flops: work.flops,
