@@ -1,55 +1,79 @@
 #!/usr/bin/env bash
-# Builds what a GPU machine without cargo needs into carry/ (git-ignored, < 64 MiB): the release
-# binary and the test executables that have GPU tests, debug info stripped, in one xz tarball, plus
-# carry/run.sh that unpacks and runs them there.
+# Builds here what a GPU machine without cargo needs, into carry/ (git-ignored): bundle.tar.xz
+# (the release binary and the test executables that hold GPU tests, debug info stripped, plus the
+# run's scripts, the peer script and the Nsight section) and run.sh, which unpacks it there and
+# starts scripts/gpu-run.sh. carry/ must stay under 40 MiB (checked here; the lent machine takes
+# 64 MiB of working tree in all). Honours CARGO_TARGET_DIR (the executables' paths come from cargo).
 #
-#   scripts/gpu-bundle.sh            # here; then carry `carry` to the GPU machine
-#   carry/run.sh OUTDIR tests        # there, from the repository root: every GPU test
-#   carry/run.sh OUTDIR measure      # there: sweep + peer check + peers + comparisons
+#   scripts/gpu-bundle.sh        here; then carry `carry` to the GPU machine
+#   carry/run.sh OUTDIR          there: the prepared run (scripts/gpu-run.sh)
 set -euo pipefail
 cd "$(dirname "$0")/.."
-rm -rf carry && mkdir -p carry/stage/tests
-cargo build --release
-cp target/release/attnjoule carry/stage/
-cargo test --release --no-run --message-format=json 2>/dev/null \
-  | python3 -c '
-import json, sys, shutil, os
+limit=$((40 * 1024 * 1024))
+stage=$(mktemp -d)
+trap 'rm -rf "$stage"' EXIT
+mkdir -p "$stage/bin/tests" "$stage/scripts" "$stage/benches/peers" "$stage/profiles/ncu"
+
+# cargo's own report of what it built: the executables' paths wherever the target folder is.
+artifacts() {
+  python3 -c '
+import json, sys
 for line in sys.stdin:
-    m = json.loads(line)
-    if m.get("reason") == "compiler-artifact" and m.get("profile", {}).get("test") and m.get("executable"):
-        name = m["target"]["name"] + ("-lib" if m["target"]["kind"] == ["lib"] else "")
-        shutil.copy(m["executable"], os.path.join("carry/stage/tests", name))
+    try:
+        m = json.loads(line)
+    except ValueError:
+        continue
+    if m.get("reason") == "compiler-artifact" and m.get("executable"):
+        t = m["target"]
+        name = t["name"] + ("-lib" if t["kind"] == ["lib"] else "")
+        print("test" if m["profile"]["test"] else "bin", name, m["executable"], sep="\t")
 '
-# Only executables with #[ignore]d GPU tests travel (each embeds every kernel: ~28 MB unpacked).
-keep="attnjoule-lib device_backends flash decode sweep"
-for t in carry/stage/tests/*; do
-  case " $keep " in *" $(basename "$t") "*) ;; *) rm "$t" ;; esac
-done
-strip --strip-debug carry/stage/attnjoule carry/stage/tests/*
-tar -C carry/stage -cf - . | xz -T0 -6 > carry/bundle.tar.xz
-rm -rf carry/stage
-cat > carry/run.sh <<'RUN'
+}
+cargo build --release --bin attnjoule --message-format=json-render-diagnostics | artifacts >"$stage/built.tsv"
+cargo test --release --no-run --message-format=json-render-diagnostics | artifacts >>"$stage/built.tsv"
+bin=$(awk -F'\t' '$1 == "bin" && $2 == "attnjoule" { print $3 }' "$stage/built.tsv" | tail -n 1)
+[ -x "$bin" ] || { echo "error: cargo reported no attnjoule executable" >&2; exit 1; }
+cp "$bin" "$stage/bin/attnjoule"
+# Only test executables with GPU tests travel (each embeds every kernel): those whose ignored
+# tests include one marked "needs a CUDA GPU" in the sources they were built from.
+while IFS=$'\t' read -r kind name exe; do
+  [ "$kind" = test ] || continue
+  ignored=$("$exe" --ignored --list 2>/dev/null || true) # whole, not piped: grep -q would cut it short
+  if grep -q ': test$' <<<"$ignored"; then
+    src=$([ "$name" = attnjoule-lib ] && echo src || echo "tests/$name.rs")
+    if grep -rqs 'needs a CUDA GPU' $src; then
+      cp "$exe" "$stage/bin/tests/$name"
+    fi
+  fi
+done <"$stage/built.tsv"
+strip --strip-debug "$stage/bin/attnjoule" "$stage"/bin/tests/*
+cp scripts/gpu-run.sh scripts/gpu_ceilings.py "$stage/scripts/"
+cp benches/peers/torch_attention.py "$stage/benches/peers/"
+cp profiles/ncu/*.section "$stage/profiles/ncu/"
+rm -f "$stage/built.tsv"
+
+rm -rf carry && mkdir -p carry
+tar -C "$stage" -cf - . | xz -T0 -6 >carry/bundle.tar.xz
+cat >carry/run.sh <<'RUN'
 #!/usr/bin/env bash
-# On the GPU machine, from the repository root: unpacks the bundle, then
-#   carry/run.sh OUTDIR tests     every GPU test (#[ignore]d without a GPU)
-#   carry/run.sh OUTDIR measure   scripts/measure.sh: sweep, peer --check, peers, comparisons
-#   carry/run.sh OUTDIR [all]     both (may need more than one 10-minute call: run them apart)
-# Extra arguments after the mode go to scripts/measure.sh (default: 4 contexts, 3 reps).
-set -uo pipefail
-out="${1:-${OUT:-carry-out}}"; mode="${2:-all}"; shift $(( $# < 2 ? $# : 2 ))
-mkdir -p "$out"
-bin=$(mktemp -d); tar -C "$bin" -xJf carry/bundle.tar.xz
-nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv | tee "$out/gpu.txt"
-if [ "$mode" = tests ] || [ "$mode" = all ]; then
-  for t in "$bin"/tests/*; do
-    echo "== $(basename "$t") --ignored" | tee -a "$out/tests.txt"
-    "$t" --ignored --test-threads=1 2>&1 | tail -n 60 | tee -a "$out/tests.txt"
-  done
+# On the GPU machine: unpacks bundle.tar.xz (once per bundle) and starts its scripts/gpu-run.sh:
+#   carry/run.sh OUTDIR [--resume-from attnjoule-gpu-run.tar.xz]
+#   carry/run.sh --dry-run
+set -euo pipefail
+here=$(cd "$(dirname "$0")" && pwd)
+dir=${ATTNJOULE_UNPACK:-/tmp/attnjoule-carry}
+stamp=$(cksum <"$here/bundle.tar.xz")
+if [ "$(cat "$dir/.stamp" 2>/dev/null)" != "$stamp" ]; then
+  rm -rf "$dir" && mkdir -p "$dir"
+  tar -C "$dir" -xJf "$here/bundle.tar.xz"
+  echo "$stamp" >"$dir/.stamp"
 fi
-if [ "$mode" = measure ] || [ "$mode" = all ]; then
-  [ $# -gt 0 ] || set -- --ctx 1024,4096,16384,65536 --reps 3 --min-seconds 0.5
-  ATTNJOULE="$bin/attnjoule" scripts/measure.sh "$out/measure" "$@" 2>&1 | tail -n 80
-fi
+exec "$dir/scripts/gpu-run.sh" "$@"
 RUN
 chmod +x carry/run.sh
-du -sh carry carry/*
+size=$(du -sb carry | cut -f1)
+echo "carry/: $(ls carry | tr '\n' ' ')- $((size / 1024 / 1024)) MiB ($size bytes); tests: $(ls "$stage/bin/tests" | tr '\n' ' ')"
+if [ "$size" -gt "$limit" ]; then
+  echo "error: carry/ is $size bytes, over its $limit-byte limit (the lent machine takes 64 MiB of working tree)" >&2
+  exit 1
+fi

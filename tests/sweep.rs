@@ -522,8 +522,10 @@ fn shards_then_merge_equal_one_sweep() {
     assert_eq!(m.gemm.len(), 1, "GEMM from shard 0 only");
 }
 
+/// The attnjoule binary: cargo's, or $ATTNJOULE where the test executable travelled without it
+/// (scripts/gpu-run.sh on a GPU machine without cargo).
 fn bin() -> std::process::Command {
-    std::process::Command::new(env!("CARGO_BIN_EXE_attnjoule"))
+    std::process::Command::new(std::env::var_os("ATTNJOULE").unwrap_or_else(|| env!("CARGO_BIN_EXE_attnjoule").into()))
 }
 
 #[test]

@@ -17,6 +17,9 @@ pub struct Args {
     /// Profile JSON from `attnjoule sweep`; default: the bundled analytical H100 SXM profile.
     #[arg(long)]
     profile: Option<PathBuf>,
+    /// A bundled analytical (datasheet roofline) profile instead: h100 (the default) or h200.
+    #[arg(long, value_enum)]
+    gpu: Option<Gpu>,
     /// Conversations decoded together; a list gives one table each (both regimes by default).
     #[arg(long, default_value = "1,64", value_delimiter = ',')]
     batch: Vec<usize>,
@@ -64,27 +67,52 @@ pub struct Args {
     /// Print CSV instead of the table.
     #[arg(long)]
     csv: bool,
-    /// Where to write the SVG plot (Wh per phrase vs minute).
-    #[arg(long, default_value = "estimate.svg")]
+    /// Where to write the SVG plot (Wh per phrase vs minute); the default is under cargo's
+    /// git-ignored target/ folder.
+    #[arg(long, default_value = "target/estimate.svg")]
     plot: PathBuf,
     /// Do not write the plot.
     #[arg(long)]
     no_plot: bool,
-    /// Write the analytical H100 SXM profile (what profiles/h100-sxm-analytical.json holds) to PATH
-    /// and exit.
+    /// Write the analytical profile of --gpu (what profiles/<gpu>-sxm-analytical.json holds) to
+    /// PATH and exit.
     #[arg(long, value_name = "PATH")]
     write_analytical: Option<PathBuf>,
 }
 
+/// The bundled analytical profiles `--gpu` picks from.
+#[derive(Clone, Copy, clap::ValueEnum)]
+pub(crate) enum Gpu {
+    H100,
+    H200,
+}
+
+impl Gpu {
+    pub(crate) fn sheet(self) -> analytical::Datasheet {
+        match self {
+            Gpu::H100 => analytical::H100_SXM,
+            Gpu::H200 => analytical::H200_SXM,
+        }
+    }
+}
+
 pub fn run(a: Args) -> anyhow::Result<()> {
+    if a.gpu.is_some() && a.profile.is_some() {
+        bail!("--gpu picks a bundled analytical profile and --profile reads one from a file: give one of them");
+    }
+    let sheet = a.gpu.unwrap_or(Gpu::H100).sheet();
     if let Some(path) = &a.write_analytical {
-        analytical::h100_sxm().save(path)?;
-        println!("wrote the ANALYTICAL H100 SXM profile (datasheet roofline, not measured) to {}", path.display());
+        analytical::profile(&sheet).save(path)?;
+        println!(
+            "wrote the ANALYTICAL {} SXM profile (datasheet roofline, not measured) to {}",
+            sheet.key.to_uppercase(),
+            path.display()
+        );
         return Ok(());
     }
     let (profile, source) = match &a.profile {
         Some(p) => (Profile::load(p)?, p.display().to_string()),
-        None => (analytical::bundled()?, "bundled profiles/h100-sxm-analytical.json".to_string()),
+        None => (analytical::bundled_for(&sheet)?, format!("bundled profiles/{}", sheet.file)),
     };
     let model = ModelSpec::resolve(&a.model)?;
     let policies: Vec<Policy> = if a.policies.contains(&PolicyArg::All) {
@@ -129,6 +157,9 @@ pub fn run(a: Args) -> anyhow::Result<()> {
         print_tables(&reports);
     }
     if !a.no_plot {
+        if let Some(dir) = a.plot.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+        }
         std::fs::write(&a.plot, plot_svg(&reports)).with_context(|| format!("writing {}", a.plot.display()))?;
         if !a.json && !a.csv {
             println!("plot: {}", a.plot.display());
@@ -200,6 +231,8 @@ fn print_tables(reports: &[Report]) {
         sig(r0.kv_gib_per_token * c.context_at(c.minutes.iter().copied().fold(0.0, f64::max)) as f64),
         c.minutes.iter().copied().fold(0.0, f64::max)
     );
+    println!();
+    print!("{}", wh_table(reports));
     for r in reports {
         println!();
         let regime = if r.batch == 1 {
@@ -243,6 +276,69 @@ fn print_tables(reports: &[Report]) {
     for n in &r0.notes {
         println!("note: {n}");
     }
+}
+
+/// The answer in one table: Wh per phrase (one conversation's share), a row per policy, a column
+/// per minute, the regimes (batch sizes) side by side; `-` where the context does not fit or the
+/// profile has no data. The README quotes it (tests/readme.rs keeps the two equal).
+pub fn wh_table(reports: &[Report]) -> String {
+    let Some(r0) = reports.first() else { return String::new() };
+    let cell = |r: &Report, policy, minute: f64| {
+        r.rows
+            .iter()
+            .find(|row| row.policy == policy && row.minute == minute)
+            .and_then(|row| row.wh_per_phrase)
+            .map_or("-".to_string(), sig)
+    };
+    let minutes = &r0.conversation.minutes;
+    let mut grid: Vec<Vec<String>> = vec![];
+    let mut head = vec!["minute".to_string()];
+    for _ in reports {
+        head.extend(minutes.iter().map(|m| if m.fract() == 0.0 { format!("{m:.0}") } else { sig(*m) }));
+    }
+    grid.push(head);
+    let mut policies: Vec<Policy> = vec![];
+    for row in &r0.rows {
+        if !policies.contains(&row.policy) {
+            policies.push(row.policy);
+        }
+    }
+    for &p in &policies {
+        let mut row = vec![p.name().to_string()];
+        for r in reports {
+            row.extend(minutes.iter().map(|m| cell(r, p, *m)));
+        }
+        grid.push(row);
+    }
+    let cols = grid[0].len();
+    let width: Vec<usize> = (0..cols).map(|c| grid.iter().map(|r| r[c].len()).max().unwrap_or(0) + 2).collect();
+    let first = width[0].max(13);
+    let group = |b: usize| width[1 + b * minutes.len()..][..minutes.len()].iter().sum::<usize>();
+    let mut out = format!(
+        "Wh per {}-token phrase, one conversation's share (a person saying it at 20 W: {} Wh; - = does not fit)\n",
+        r0.conversation.phrase_tokens,
+        sig(r0.human_wh_per_phrase)
+    );
+    let mut titles = format!("{:<first$}", "");
+    for (b, r) in reports.iter().enumerate() {
+        let t = if r.batch == 1 {
+            "batch 1: one conversation".to_string()
+        } else {
+            format!("batch {}: served together", r.batch)
+        };
+        titles += &format!("{:>w$}", t, w = group(b));
+    }
+    out += titles.trim_end();
+    out.push('\n');
+    for row in &grid {
+        let mut line = format!("{:<first$}", row[0]);
+        for (c, v) in row.iter().enumerate().skip(1) {
+            line += &format!("{:>w$}", v, w = width[c]);
+        }
+        out += line.trim_end();
+        out.push('\n');
+    }
+    out
 }
 
 fn print_csv(reports: &[Report]) {

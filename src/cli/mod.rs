@@ -6,6 +6,7 @@ use clap::{Parser, Subcommand};
 mod compare;
 mod emu;
 mod estimate;
+mod gpu_run;
 mod import_ncu;
 mod info;
 mod mask;
@@ -43,6 +44,9 @@ enum Cmd {
     Ncu(ncu::Args),
     /// Attach Nsight Compute metrics from an ncu CSV report to a profile point.
     ImportNcu(import_ncu::Args),
+    /// The prepared run of scripts/gpu-run.sh on a lent GPU: its plan and time estimate (a dry
+    /// run, no GPU needed), its steps, and the summary of a run's folder.
+    GpuRun(gpu_run::Args),
 }
 
 /// An argument error in one line (clap's own spans several: usage, tips, "For more information").
@@ -77,5 +81,6 @@ pub fn main() -> anyhow::Result<()> {
         Cmd::Compare(a) => compare::run(a),
         Cmd::Ncu(a) => ncu::run(a),
         Cmd::ImportNcu(a) => import_ncu::run(a),
+        Cmd::GpuRun(a) => gpu_run::run(a),
     }
 }

@@ -4,6 +4,7 @@
 //! side by side.
 
 pub mod backend;
+pub mod budget;
 pub mod compare;
 pub mod coordinator;
 pub mod jsonl;
