@@ -33,7 +33,8 @@ template <int KIND, int BM, int BN>
 struct RowBandMask {
   static_assert(KIND == ATTN_MASK_NONE || KIND == ATTN_MASK_CAUSAL || KIND == ATTN_MASK_WINDOW, "row-band masks");
   static constexpr int kBM = BM, kBN = BN;
-  int q0, q_last, kt_begin, count;
+  int kt_begin, count;
+  int full_lo, full_hi;  // tile [k0, k0 + BN) is fully visible iff full_lo <= k0 and k0 + BN <= full_hi
 
   __device__ __forceinline__ static KeyRange key_range(const AttnParams& p, int i) {
     return attn_key_range_of<KIND>(p, i);
@@ -41,20 +42,22 @@ struct RowBandMask {
 
   // 0 <= lo <= hi <= seq_k, so [lo / BN, ceil(hi / BN)) are key tiles that exist.
   __device__ __forceinline__ void init(const AttnParams& p, int q_tile) {
-    q0 = q_tile * BM;
-    q_last = min(q0 + BM, p.seq_q) - 1;
-    const int lo = key_range(p, q0).lo, hi = key_range(p, q_last).hi;
-    kt_begin = lo / BN;
-    const int kt_end = ceil_div(hi, BN);
-    count = (hi > lo && kt_end > kt_begin) ? kt_end - kt_begin : 0;
+    const int q0 = q_tile * BM, q_last = min(q0 + BM, p.seq_q) - 1;
+    const KeyRange first = key_range(p, q0), last = key_range(p, q_last);
+    kt_begin = first.lo / BN;
+    const int kt_end = ceil_div(last.hi, BN);
+    // (kt_end > kt_begin follows from hi > lo; stated, it lets the compiler select, not branch.)
+    count = (last.hi > first.lo && kt_end > kt_begin) ? kt_end - kt_begin : 0;
+    // Every row sees [lo(q_last), hi(q0)); full_hi <= seq_k, so the key tail is never "full"
+    // (it is masked element-wise).
+    full_lo = last.lo;
+    full_hi = KIND == ATTN_MASK_NONE ? p.seq_k : first.hi;
   }
   __device__ __forceinline__ int num_key_tiles() const { return count; }
   __device__ __forceinline__ int key_tile(const AttnParams&, int n) const { return kt_begin + n; }
-  __device__ __forceinline__ bool fully_visible(const AttnParams& p, int kt) const {
-    const int k0 = kt * BN, k1 = k0 + BN;
-    if (k1 > p.seq_k) return false;  // the key tail is masked element-wise
-    if (KIND == ATTN_MASK_NONE) return true;
-    return key_range(p, q_last).lo <= k0 && k1 <= key_range(p, q0).hi;
+  __device__ __forceinline__ bool fully_visible(const AttnParams&, int kt) const {
+    const int k0 = kt * BN;
+    return (KIND == ATTN_MASK_NONE || full_lo <= k0) && k0 + BN <= full_hi;
   }
   __device__ __forceinline__ KeyRange row_keys(const AttnParams& p, int i) const { return key_range(p, i); }
 };
