@@ -419,8 +419,9 @@ fn emu_tile_masks_visit_the_tiles_of_classify_tile() {
         let shape = Shape { seq_k: sk, ..shape };
         let windows = [(0, 0), (16, 0), (3, 70), (-1, 5), (300, -1), (5000, 5000)];
         let (l, r) = windows[next(windows.len())];
-        let mut sparse =
-            || Mask::BlockSparse(BlockLayout::from_fn(sq, sk, 64 * (1 + next(2)), 64 * (1 + next(2)), |_, _| next(3) == 0));
+        let mut sparse = || {
+            Mask::BlockSparse(BlockLayout::from_fn(sq, sk, 64 * (1 + next(2)), 64 * (1 + next(2)), |_, _| next(3) == 0))
+        };
         let cases: [(&str, usize, Mask); 8] = [
             ("tile_mask_none_m128", 128, Mask::None),
             ("tile_mask_causal_m128", 128, Mask::Causal),
