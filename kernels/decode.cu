@@ -92,7 +92,8 @@ __device__ __forceinline__ void decode_split(const AttnParams& p) {
   acc.zero();
 
   if (n_tiles > 0) {
-    // Q rows (token, head) of this CTA in a group of their own, older than the ring's.
+    // Q rows (token, head) of this CTA in a group of their own, older than the ring's. The Q load
+    // and the ring's prologue are rolled loops here: unrolled, they cost registers (docs/KERNELS.md).
     const bf16* q = reinterpret_cast<const bf16*>(p.q) + b * p.q_batch_stride;
     sq.template cp_async_rows<T::kThreads, false>(
         q, row0, attn::GqaQueryRows{rows, group, hk * group, p.q_row_stride, p.q_head_stride});

@@ -10,7 +10,7 @@ struct KeyRange {
   __device__ __forceinline__ bool contains(int j) const { return j >= lo && j < hi; }
 };
 
-// KIND known at compile time (the tiled kernels' policies). Sequence lengths are validated to
+// KIND known at compile time (the tiled kernels' mask objects). Sequence lengths are validated to
 // i32, so pos fits; the window bounds use 64 bits since pos + right + 1 may overflow for right near
 // INT_MAX ("unbounded" windows).
 template <int KIND>

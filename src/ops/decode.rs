@@ -125,7 +125,7 @@ fn key_union(p: &Problem) -> Option<(usize, usize)> {
     }
 }
 
-/// Key tiles the policy of one (batch, KV head) visits: what the splits divide (the same count as
+/// Key tiles the mask object of one (batch, KV head) visits: what the splits divide (the same count as
 /// `Mask::tile_counts(seq_q, seq_k, 16, TILE_K)`, computed in O(blocks) for 1M-token caches).
 pub fn visited_tiles(p: &Problem) -> usize {
     let s = &p.shape;
