@@ -37,6 +37,7 @@ use sync::CtaBarriers;
 /// Findings kept per block (all are counted).
 pub const FINDINGS_PER_BLOCK: usize = 32;
 
+/// One launch, shared (read-only) by the workers running its blocks.
 pub struct LaunchCtx<'a> {
     pub k: &'a Kernel,
     pub grid: [u32; 3],
@@ -51,6 +52,7 @@ pub struct LaunchCtx<'a> {
     pub atomic64: &'a Mutex<()>,
 }
 
+/// What one block produced: its counters and findings.
 #[derive(Default)]
 pub struct BlockOut {
     pub counters: Counters,

@@ -13,12 +13,12 @@
 //! count is complete are released ([`super::sync`]); a block where no warp can run and no
 //! barrier completes is a deadlock.
 
+use super::super::ir::ConstVal;
 use super::async_copy::CpReq;
 use super::lanes::{ix, lanes};
 use super::sync::CtaBarriers;
 use super::{err_at, Blk, BlockOut, LaunchCtx, Scratch};
 use crate::device::FindingKind;
-use crate::emu::ir::ConstVal;
 use crate::error::Result;
 use std::collections::VecDeque;
 

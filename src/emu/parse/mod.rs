@@ -35,6 +35,8 @@ use text::{body_items, parse_imm, split_operands, strip_comments, BodyItem, Curs
 /// (reported when it is launched, so one unsupported kernel does not block its neighbours).
 pub type LoweredModule = HashMap<String, Result<Arc<Kernel>, String>>;
 
+/// A variable or parameter declaration: (alignment, element bytes, name, total bytes; `None` for
+/// an unsized `[]` array).
 fn parse_decl(s: &str) -> Option<(u32, u32, String, Option<u32>)> {
     // .shared .align 4 .b8 name[8448]   /  .extern .shared .align 16 .b8 smem[]  / .local .align 8 .b8 d[32]
     let toks: Vec<&str> = s.split_whitespace().collect();
@@ -72,6 +74,7 @@ fn align_up(x: u32, a: u32) -> u32 {
     x.div_ceil(a.max(1)) * a.max(1)
 }
 
+/// Module-level declarations, visible to every entry.
 struct ModDecls {
     shared_static: Vec<(String, u32, u32)>,
     shared_dyn: Option<(String, u32)>,
