@@ -8,7 +8,9 @@
 #
 # Shared flags are those both tools take with the same meaning: --ctx --ctx-min --ctx-max --phases
 # --decode-tokens --mask --batch --heads --kv-heads --head-dim --min-seconds --reps --warmup
-# --idle-seconds --seed. ATTNJOULE=path/to/attnjoule picks the binary (default: cargo's release).
+# --idle-seconds --seed. --mask takes the recipes both offer: none, causal, window:<keys>,
+# longformer:<block>:<local>:<global> (bigbird, strided and csr have no peer; sweep them alone).
+# ATTNJOULE=path/to/attnjoule picks the binary (default: cargo's release).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 out="${1:?usage: scripts/measure.sh OUTDIR [shared flags]}"

@@ -167,7 +167,7 @@ impl Problem {
                 return invalid(format!("scale must be positive and finite, got {s}"));
             }
         }
-        self.mask.validate(&self.shape)
+        self.mask.validate(self.shape.seq_q, self.shape.seq_k)
     }
 }
 

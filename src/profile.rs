@@ -1,14 +1,18 @@
-//! The profile schema (version 1): what a sweep measured (or what an analytical model derives),
+//! The profile schema (version 2): what a sweep measured (or what an analytical model derives),
 //! the input of the estimator and of `attnjoule compare` / `merge`. Documented in
-//! `profiles/README.md`; every change bumps [`SCHEMA_VERSION`] and keeps reading older versions.
+//! `profiles/README.md`. Optional fields added later default when absent; any other change bumps
+//! [`SCHEMA_VERSION`] (at most once per release) and older versions are converted on read.
 
 use crate::device::Counters;
 use crate::error::{Error, Result};
+use crate::mask::MaskRecipe;
 use crate::problem::Shape;
 use serde::{Deserialize, Serialize};
 use std::path::Path;
 
-pub const SCHEMA_VERSION: u32 = 1;
+/// Version 2: a point's `mask` is a [`MaskRecipe`] spelling (version 1: an object of `kind`,
+/// `size` and a free-form `detail`, converted on read by [`upgrade_point`]).
+pub const SCHEMA_VERSION: u32 = 2;
 
 /// Where a profile's numbers come from. Estimates must say which.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -90,24 +94,28 @@ impl Stat {
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Hash, PartialOrd, Ord)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Hash, PartialOrd, Ord, clap::ValueEnum)]
 #[serde(rename_all = "snake_case")]
 pub enum Phase {
+    /// The whole prompt at once: seq_q == seq_k.
     Prefill,
+    /// A few new tokens against a cache.
     Decode,
 }
 
-/// The mask of a point, by name and parameters (block layouts by their builder, not the CSR).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Hash)]
-pub struct MaskSpec {
-    /// "none", "causal", "window", "block_sparse"
-    pub kind: String,
-    /// Window width in keys, or block size for block-sparse.
-    #[serde(default)]
-    pub size: Option<u64>,
-    /// Free-form builder description ("bigbird local=1 global=1 random=2 seed=0").
-    #[serde(default)]
-    pub detail: Option<String>,
+impl Phase {
+    pub fn name(self) -> &'static str {
+        match self {
+            Phase::Prefill => "prefill",
+            Phase::Decode => "decode",
+        }
+    }
+}
+
+impl std::fmt::Display for Phase {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -147,7 +155,7 @@ pub struct Point {
     /// "attnjoule" or the peer's implementation.
     pub implementation: String,
     pub phase: Phase,
-    pub mask: MaskSpec,
+    pub mask: MaskRecipe,
     pub shape: Shape,
     #[serde(flatten)]
     pub status: PointStatus,
@@ -279,6 +287,16 @@ impl Profile {
                 "profile schema_version {ver} is not supported (this build reads 1..={SCHEMA_VERSION})"
             )));
         }
+        let mut v = v;
+        if ver < SCHEMA_VERSION as u64 {
+            if let Some(points) = v.get_mut("points").and_then(|p| p.as_array_mut()) {
+                for (i, p) in points.iter_mut().enumerate() {
+                    upgrade_point(p, ver as u32).map_err(|e| Error::Format(format!("point {i}: {e}")))?;
+                }
+            }
+            // Read into this version's types: written back, it is a current profile.
+            v["schema_version"] = SCHEMA_VERSION.into();
+        }
         serde_json::from_value(v).map_err(|e| Error::Format(format!("malformed profile: {e}")))
     }
     pub fn to_json(&self) -> String {
@@ -294,4 +312,71 @@ impl Profile {
     pub fn save(&self, path: &Path) -> Result<()> {
         std::fs::write(path, self.to_json()).map_err(|e| Error::Io { path: path.display().to_string(), err: e })
     }
+}
+
+/// Converts one point (JSON, as a profile or a sweep log of schema `from` holds it) to this
+/// version, in place. Version 1 spelled the mask as `{"kind", "size", "detail"}`; a mask that is
+/// already a recipe spelling is left as it is (a log resumed by a newer build mixes both).
+pub fn upgrade_point(point: &mut serde_json::Value, from: u32) -> std::result::Result<(), String> {
+    if from >= 2 {
+        return Ok(());
+    }
+    let seq_q = point.pointer("/shape/seq_q").and_then(|x| x.as_u64());
+    let Some(mask) = point.get_mut("mask") else { return Ok(()) };
+    if mask.is_string() {
+        return Ok(());
+    }
+    let recipe = v1_mask(mask, seq_q)?;
+    *mask = serde_json::Value::String(recipe.to_string());
+    Ok(())
+}
+
+/// The recipe a schema-1 mask object names: `none`, `causal`, `window` of `size` keys,
+/// `block_sparse` of block `size` with detail `longformer local=L global=G`, or the estimator's
+/// decode row `bigbird-decode local=L global=G random=R seed=S` (L blocks ending at the query,
+/// which is `bigbird:<size>:<L-1>:G:R:S` for one query row).
+fn v1_mask(m: &serde_json::Value, seq_q: Option<u64>) -> std::result::Result<MaskRecipe, String> {
+    let kind = m.get("kind").and_then(|k| k.as_str()).unwrap_or("");
+    let size = m.get("size").and_then(|s| s.as_u64()).map(|s| s as usize);
+    let detail = m.get("detail").and_then(|d| d.as_str()).unwrap_or("");
+    let refuse = || {
+        format!(
+            "schema-1 mask {m} names no mask recipe; replace it by the recipe it was measured with (none, causal, \
+             window:<keys>, longformer:<block>:<local>:<global>, bigbird:..., strided:...; profiles/README.md) and \
+             set schema_version to {SCHEMA_VERSION}"
+        )
+    };
+    let params = |builder: &str| -> Option<std::collections::BTreeMap<&str, u64>> {
+        let mut it = detail.split_whitespace();
+        (it.next()? == builder).then_some(())?;
+        it.map(|kv| kv.split_once('=').and_then(|(k, v)| Some((k, v.parse().ok()?)))).collect()
+    };
+    let recipe = match (kind, size) {
+        ("none", _) => MaskRecipe::None,
+        ("causal", _) => MaskRecipe::Causal,
+        ("window", Some(keys)) if keys > 0 => MaskRecipe::Window { keys },
+        ("block_sparse", Some(block)) if block > 0 => {
+            if let Some(p) = params("longformer") {
+                match (p.get("local"), p.get("global"), p.len()) {
+                    (Some(&l), Some(&g), 2) => MaskRecipe::Longformer { block, local: l as usize, global: g as usize },
+                    _ => return Err(refuse()),
+                }
+            } else if let Some(p) = params("bigbird-decode") {
+                match (p.get("local"), p.get("global"), p.get("random"), p.get("seed"), p.len(), seq_q) {
+                    (Some(&l), Some(&g), Some(&r), Some(&seed), 4, Some(1)) if l >= 1 => MaskRecipe::BigBird {
+                        block,
+                        local: l as usize - 1,
+                        global: g as usize,
+                        random: r as usize,
+                        seed,
+                    },
+                    _ => return Err(refuse()),
+                }
+            } else {
+                return Err(refuse());
+            }
+        }
+        _ => return Err(refuse()),
+    };
+    Ok(recipe)
 }

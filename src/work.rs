@@ -5,7 +5,7 @@ use crate::problem::Problem;
 use serde::{Deserialize, Serialize};
 
 /// The attention implementations this crate measures.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, PartialOrd, Ord)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, PartialOrd, Ord, clap::ValueEnum)]
 #[serde(rename_all = "snake_case")]
 pub enum Variant {
     /// Materialized scores: S = scale QK^T (f32, global), softmax in place, O = PV.

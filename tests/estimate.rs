@@ -453,3 +453,22 @@ fn hostile_conversations_and_deployments_are_refused() {
         assert!(err.trim_end().lines().count() == 1 && err.contains(needle), "{args:?}: {err}");
     }
 }
+
+/// The bundled profile as schema 1 wrote it (masks as kind/size/detail, the block-sparse points as
+/// `bigbird-decode local=3 ...`) reads as today's: the same points, the same estimate, and the
+/// estimator finds its window and block-sparse curves (not the causal fallback).
+#[test]
+fn the_schema_1_bundled_profile_reads_as_today() {
+    let old = Profile::from_json(include_str!("data/h100-sxm-analytical-v1.json")).unwrap();
+    let new = profile();
+    assert_eq!(old.points, new.points);
+    assert_eq!((old.schema_version, old.kind, &old.peaks), (new.schema_version, new.kind, &new.peaks));
+    let conv = Conversation::default();
+    for batch in [1, 64] {
+        let opts = Options { batch, ..Default::default() };
+        let a = estimate(&old, "v1", preset("1t").unwrap(), &conv, opts.clone(), &ALL).unwrap();
+        let b = estimate(&new, "v1", preset("1t").unwrap(), &conv, opts, &ALL).unwrap();
+        assert_eq!(serde_json::to_value(&a.rows).unwrap(), serde_json::to_value(&b.rows).unwrap());
+        assert!(!a.notes.iter().any(|n| n.contains("no window") || n.contains("no block-sparse")), "{:?}", a.notes);
+    }
+}

@@ -3,12 +3,13 @@
 //! over a simulated GPU (resume included), and the CLI's errors.
 
 use attnjoule::energy::{GpuState, SimGpu};
+use attnjoule::mask::MaskRecipe;
 use attnjoule::ops::{Attention, Options};
 use attnjoule::profile::*;
 use attnjoule::sweep::backend::{self, RunConfig, Worker, WorkerFactory};
 use attnjoule::sweep::jsonl::{self, Line};
 use attnjoule::sweep::protocol::{self, ProtocolConfig, SimTarget};
-use attnjoule::sweep::{self as sw, merge, MaskChoice, PointSpec, Shard, SweepSpec};
+use attnjoule::sweep::{self as sw, merge, PointSpec, Shard, SweepSpec};
 use attnjoule::work::Variant;
 use std::sync::Arc;
 
@@ -180,7 +181,7 @@ fn sample_point(variant: &str, ctx: usize, status: PointStatus) -> Point {
         variant: variant.into(),
         implementation: "attnjoule".into(),
         phase: Phase::Prefill,
-        mask: MaskSpec { kind: "causal".into(), size: None, detail: None },
+        mask: MaskRecipe::Causal,
         shape: attnjoule::Shape::prefill(1, ctx, 8, 1, 128),
         status,
         flops: 1e12,
@@ -256,18 +257,15 @@ fn jsonl_drops_a_cut_last_line_and_appends_after_it() {
         tool: None,
         idle_watts: None,
         config: serde_json::Value::Null,
+        schema_version: SCHEMA_VERSION,
     };
-    w.append(&Line { header: Some(h.clone()), ..Default::default() }).unwrap();
+    w.append(&Line::Header(h.clone())).unwrap();
     for ctx in [1024, 2048, 4096] {
-        w.append(&Line { point: Some(sample_point("flash", ctx, PointStatus::Ok)), ..Default::default() }).unwrap();
+        w.append(&Line::Point(Box::new(sample_point("flash", ctx, PointStatus::Ok)))).unwrap();
     }
     drop(w);
     // A crash in the middle of the 4th write.
-    let full = serde_json::to_string(&Line {
-        point: Some(sample_point("flash", 8192, PointStatus::Ok)),
-        ..Default::default()
-    })
-    .unwrap();
+    let full = serde_json::to_string(&Line::Point(Box::new(sample_point("flash", 8192, PointStatus::Ok)))).unwrap();
     let mut f = std::fs::OpenOptions::new().append(true).open(&path).unwrap();
     std::io::Write::write_all(&mut f, &full.as_bytes()[..full.len() / 2]).unwrap();
     drop(f);
@@ -278,7 +276,7 @@ fn jsonl_drops_a_cut_last_line_and_appends_after_it() {
     assert!(log.warnings[0].contains("truncated last line"), "{}", log.warnings[0]);
     // Resume appends after the last good line.
     let mut w = jsonl::Writer::open(&path, log.valid_len).unwrap();
-    w.append(&Line { point: Some(sample_point("flash", 8192, PointStatus::Ok)), ..Default::default() }).unwrap();
+    w.append(&Line::Point(Box::new(sample_point("flash", 8192, PointStatus::Ok)))).unwrap();
     let log = jsonl::read(&path).unwrap();
     assert_eq!(log.points.len(), 4);
     assert!(log.warnings.is_empty());
@@ -289,6 +287,27 @@ fn jsonl_drops_a_cut_last_line_and_appends_after_it() {
     std::fs::write(&path, lines.join("\n") + "\n").unwrap();
     let e = jsonl::read(&path).unwrap_err().to_string();
     assert!(e.contains(":3:"), "{e}");
+    // So is a line of valid JSON that is not one record (was: `{}` and unknown keys read as
+    // nothing, two records on one line read as both).
+    let good = text.lines().nth(2).unwrap().to_string();
+    for bad in [
+        "{}".to_string(),
+        "{\"points\": {}}".to_string(),
+        "[1, 2]".to_string(),
+        good.replacen("{\"point\":", "{\"gemm\": {\"m\": 1, \"n\": 1, \"k\": 1}, \"point\":", 1),
+        good.replacen("\"flash\"", "\"flash\", \"mask\": 3", 1),
+    ] {
+        let mut lines: Vec<&str> = text.lines().collect();
+        lines[2] = &bad;
+        std::fs::write(&path, lines.join("\n") + "\n").unwrap();
+        let e = jsonl::read(&path).unwrap_err().to_string();
+        assert!(e.contains(":3: not a valid record") && !e.contains('\n'), "{bad}: {e}");
+    }
+    // A blank line carries nothing and is no error.
+    let mut lines: Vec<&str> = text.lines().collect();
+    lines.insert(2, "");
+    std::fs::write(&path, lines.join("\n") + "\n").unwrap();
+    assert_eq!(jsonl::read(&path).unwrap().points.len(), 4);
 }
 
 #[test]
@@ -358,7 +377,11 @@ impl Worker for SimWorker {
         Some(60.0)
     }
     fn point(&mut self, spec: &PointSpec, _seed: u64) -> Point {
-        let att = match Attention::new(spec.variant, &spec.problem(), &Options::default()) {
+        let problem = match spec.problem() {
+            Ok(p) => p,
+            Err(e) => return backend::failed(spec, e),
+        };
+        let att = match Attention::new(spec.variant, &problem, &Options::default()) {
             Ok(a) => a,
             Err(e) => return backend::failed(spec, e),
         };
@@ -409,7 +432,7 @@ fn sim_config(out: &std::path::Path) -> RunConfig {
             phases: vec![Phase::Prefill, Phase::Decode],
             contexts: vec![1024, 4096, 65536],
             decode_tokens: vec![1, 16],
-            masks: vec![MaskChoice::Causal],
+            masks: vec![MaskRecipe::Causal],
             ..Default::default()
         },
         protocol: ProtocolConfig { min_seconds: 0.05, reps: 3, warmup_calls: 2, ..Default::default() },
@@ -528,8 +551,30 @@ fn cli_rejects_bad_flags_and_mixed_merges() {
     let out = bin().args(["sweep", "--dry-run", "--shard", "1/4"]).output().unwrap();
     assert!(out.status.success());
     assert!(String::from_utf8_lossy(&out.stdout).contains("11 of 44 points"));
-    let out = bin().args(["sweep", "--backend", "emu", "--variants", "sparse"]).output().unwrap();
-    assert!(String::from_utf8_lossy(&out.stderr).contains("unknown variant"));
+    // Closed sets are checked by the argument parser, which lists the choices, in one line.
+    let out = bin().args(["sweep", "--backend", "emu", "--variants", "flash,sparse"]).output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success() && err.trim_end().lines().count() == 1, "{err}");
+    assert!(err.contains("invalid value 'sparse'") && err.contains("possible values: dense, flash, decode"), "{err}");
+    for (args, needle) in [
+        (&["sweep", "--backend", "gpu"][..], "possible values: cuda, emu"),
+        (&["sweep", "--phases", "prefil"], "possible values: prefill, decode"),
+        (&["ncu", "--phase", "Decode"], "possible values: prefill, decode"),
+        (&["emu", "--variant", "sparse"], "possible values: dense, flash, decode"),
+        (&["estimate", "--policies", "window,sparse"], "possible values: all, kv-cache, no-cache"),
+        (&["mask", "--mask", "bigbird:64:1"], "expected bigbird:<block>:<local>:<global>:<random>:<seed>"),
+        (&["sweep", "--mask", "causal,strided:64:1:0", "--dry-run"], "stride must be at least 1"),
+        (&["sweep", "--shard", "3/2", "--dry-run"], "0 <= i < n"),
+    ] {
+        let out = bin().args(args).output().unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success() && err.trim_end().lines().count() == 1, "{args:?}: {err}");
+        assert!(err.starts_with("error: ") && err.contains(needle), "{args:?}: {err}");
+    }
+    // The help lists the choices.
+    let out = bin().args(["sweep", "-h"]).output().unwrap();
+    let help = String::from_utf8_lossy(&out.stdout);
+    assert!(help.contains("[possible values: cuda, emu]") && help.contains("bigbird:<block>"), "{help}");
     let dir = tempdir("cli-merge");
     let a = profile("NVIDIA H100 80GB HBM3", "580.1", vec![sample_point("flash", 1024, PointStatus::Ok)]);
     let b = profile("NVIDIA A100-SXM4-80GB", "580.1", vec![sample_point("flash", 2048, PointStatus::Ok)]);
@@ -595,7 +640,7 @@ pts = []
 for ms, sq, sk in [("causal", 1024, 1024), ("window:4096", 1, 32768), ("longformer:128:1:1", 2048, 2048)]:
     m = t.parse_mask(ms); f, b = t.work(m, 1, sq, sk, 8, 1, 128)
     pts.append({"variant": "flex", "implementation": "torch-x", "phase": "prefill" if sq == sk else "decode",
-        "mask": m, "shape": {"batch": 1, "seq_q": sq, "seq_k": sk, "heads": 8, "kv_heads": 1, "head_dim": 128},
+        "mask": m["recipe"], "shape": {"batch": 1, "seq_q": sq, "seq_k": sk, "heads": 8, "kv_heads": 1, "head_dim": 128},
         "status": "ok", "flops": f, "min_bytes": b, "energy_method": "counter", "throttled": False, "ncu": {},
         "note": None, "seconds": t.stat([1e-3, 2e-3]), "joules": t.stat([0.5, 0.7]), "joules_above_idle": None,
         "watts": 400.0, "calls": 10, "detail": {"idle_watts": 60.0, "buffer_sets": 2, "rep_seconds": [1e-3],
@@ -605,8 +650,12 @@ pts.append(dict(pts[0], status="infeasible", need_gib=200.0, have_gib=79.0, vari
 print(json.dumps(t.profile({"name": "g"}, 60.0, pts, "torch-x", A)))
 "#;
     let Some(out) = peer_python(code) else { return };
-    let p = Profile::from_json(&String::from_utf8_lossy(&out)).unwrap();
+    let text = String::from_utf8_lossy(&out);
+    assert!(text.contains("\"schema_version\": 2"), "the script writes the current schema: {text}");
+    let p = Profile::from_json(&text).unwrap();
     assert_eq!(p.points.len(), 4);
+    let masks: Vec<String> = p.points.iter().map(|x| x.mask.to_string()).collect();
+    assert_eq!(masks, ["causal", "window:4096", "longformer:128:1:1", "causal"], "recipes, spelled as ours");
     // The script's work counts agree with the crate's for the same problems.
     let causal = attnjoule::Problem::new(attnjoule::Shape::prefill(1, 1024, 8, 1, 128), attnjoule::Mask::Causal);
     assert_eq!(p.points[0].flops, attnjoule::work::useful_flops(&causal));
@@ -777,7 +826,7 @@ fn peer_script_real_output_lines_up_with_our_sweep() {
     let spec = SweepSpec {
         variants: vec![Variant::Flash, Variant::Decode],
         contexts: vec![256],
-        masks: vec![MaskChoice::Causal, MaskChoice::Window(128)],
+        masks: vec![MaskRecipe::Causal, MaskRecipe::Window { keys: 128 }],
         ..SweepSpec::default()
     };
     let config = |k: String| k.split('/').skip(2).collect::<Vec<_>>().join("/");
@@ -788,13 +837,58 @@ fn peer_script_real_output_lines_up_with_our_sweep() {
     }
     // And the profile's work counts agree with the crate's for those problems.
     for p in &ok {
-        let spec = sw::PointSpec {
-            variant: Variant::Flash,
-            phase: p.phase,
-            mask: if p.mask.kind == "causal" { MaskChoice::Causal } else { MaskChoice::Window(128) },
-            shape: p.shape,
-        };
-        assert_eq!(p.flops, attnjoule::work::useful_flops(&spec.problem()), "{}", sw::point_key(p));
+        let spec = sw::PointSpec { variant: Variant::Flash, phase: p.phase, mask: p.mask.clone(), shape: p.shape };
+        assert_eq!(p.flops, attnjoule::work::useful_flops(&spec.problem().unwrap()), "{}", sw::point_key(p));
+    }
+}
+
+#[test]
+fn peer_profiles_of_schema_1_read_as_schema_2() {
+    // The script's schema-1 output (masks as kind/size/detail objects) converts on read to what it
+    // writes now: the same profile, point for point.
+    let old = Profile::from_json(include_str!("data/peers-cpu-dryrun-v1.json")).unwrap();
+    let new = Profile::from_json(include_str!("data/peers-cpu-dryrun.json")).unwrap();
+    assert_eq!(old, new);
+    assert_eq!(old.schema_version, SCHEMA_VERSION, "converted, it is a current profile");
+    // Saved again, it is written in the current schema.
+    let again: serde_json::Value = serde_json::from_str(&old.to_json()).unwrap();
+    assert_eq!(again["points"][1]["mask"], "window:128");
+    // Every v1 spelling the crate or the peer script wrote converts; anything else is refused
+    // with what to do.
+    let v1 = |mask: serde_json::Value, seq_q: usize| {
+        let mut v: serde_json::Value = serde_json::from_str(include_str!("data/peers-cpu-dryrun-v1.json")).unwrap();
+        v["points"] = serde_json::json!([v["points"][0].clone()]);
+        v["points"][0]["mask"] = mask;
+        v["points"][0]["shape"]["seq_q"] = seq_q.into();
+        Profile::from_json(&v.to_string()).map(|p| p.points[0].mask.to_string()).map_err(|e| e.to_string())
+    };
+    use serde_json::json;
+    for (mask, seq_q, want) in [
+        (json!({"kind": "none", "size": null, "detail": null}), 256, "none"),
+        (json!({"kind": "window", "size": 4096}), 1, "window:4096"),
+        (
+            json!({"kind": "block_sparse", "size": 128, "detail": "longformer local=2 global=1"}),
+            256,
+            "longformer:128:2:1",
+        ),
+        (
+            json!({"kind": "block_sparse", "size": 64, "detail": "bigbird-decode local=3 global=2 random=3 seed=0"}),
+            1,
+            "bigbird:64:2:2:3:0",
+        ),
+    ] {
+        assert_eq!(v1(mask.clone(), seq_q).as_deref(), Ok(want), "{mask}");
+    }
+    for (mask, seq_q) in [
+        (json!({"kind": "block_sparse", "size": 64, "detail": null}), 256),
+        (json!({"kind": "block_sparse", "size": 64, "detail": "bigbird-decode local=3 global=2 random=3 seed=0"}), 4),
+        (json!({"kind": "block_sparse", "size": 64, "detail": "bigbird-decode local=0 global=2 random=3 seed=0"}), 1),
+        (json!({"kind": "block_sparse", "size": 64, "detail": "longformer local=1"}), 256),
+        (json!({"kind": "window", "size": null}), 256),
+        (json!({"kind": "sparse"}), 256),
+    ] {
+        let e = v1(mask.clone(), seq_q).unwrap_err();
+        assert!(e.contains("point 0: schema-1 mask") && e.contains("schema_version to 2") && !e.contains('\n'), "{e}");
     }
 }
 
@@ -961,7 +1055,7 @@ print(json.dumps([t.work(t.parse_mask(m), 1, q, k, 8, 1, 128) for m, q, k in [{}
         } else {
             attnjoule::Shape::decode(1, *q, *k, 8, 1, 128)
         };
-        let p = attnjoule::Problem::new(shape, MaskChoice::parse(m).unwrap().mask(*q, *k));
+        let p = attnjoule::Problem::new(shape, m.parse::<MaskRecipe>().unwrap().mask(*q, *k).unwrap());
         assert_eq!(flops, attnjoule::work::useful_flops(&p), "{m} {q}x{k} flops");
         let want = if q == k { attnjoule::work::flash(&p, 64, 64) } else { attnjoule::work::decode(&p, 1) };
         assert_eq!(bytes, want.min_bytes, "{m} {q}x{k} bytes");
@@ -1083,4 +1177,181 @@ fn cli_resume_refuses_a_log_of_another_shape() {
     fails_in_one_line(&args("2", true), "heads 1 (now 2)");
     let p = Profile::load(&dir.join("sweep").join("profile.json")).unwrap();
     assert!(p.points.iter().all(|x| x.shape.heads == 1));
+}
+
+/// Two layouts that differ only in one parameter (`local`), and two that differ only in the seed:
+/// distinct points under every command that joins points by key.
+fn one_parameter_apart() -> Vec<MaskRecipe> {
+    ["longformer:128:1:1", "longformer:128:2:1", "bigbird:128:1:1:1:1", "bigbird:128:1:1:1:2"]
+        .iter()
+        .map(|m| m.parse().unwrap())
+        .collect()
+}
+
+#[test]
+fn resume_merge_and_compare_keep_masks_one_parameter_apart() {
+    let dir = tempdir("mask-params");
+    let cfg = RunConfig {
+        spec: SweepSpec {
+            variants: vec![Variant::Dense],
+            phases: vec![Phase::Prefill],
+            contexts: vec![1024, 2048],
+            masks: one_parameter_apart(),
+            ..Default::default()
+        },
+        ..sim_config(&dir)
+    };
+    let n = 4 * 2;
+    let keys: std::collections::HashSet<String> = sw::enumerate(&cfg.spec).unwrap().iter().map(|p| p.key()).collect();
+    assert_eq!(keys.len(), n, "every parameter is part of the key: {keys:?}");
+    assert!(keys.contains("attnjoule/dense/prefill/longformer:128:2:1/b1q2048k2048h8kv1d128"), "{keys:?}");
+
+    // --resume: a log cut after the first mask's points measures exactly the others.
+    let out = backend::run_with(&cfg, sim_factory(80 << 30), &mut |_| {}).unwrap();
+    assert_eq!(out.profile.points.len(), n);
+    let log = dir.join("points.jsonl");
+    let text = std::fs::read_to_string(&log).unwrap();
+    let keep: Vec<&str> = text.lines().take(1 + 2).collect();
+    std::fs::write(&log, keep.join("\n") + "\n").unwrap();
+    let mut lines = Vec::new();
+    let cfg2 = RunConfig { resume: true, ..cfg.clone() };
+    let out2 = backend::run_with(&cfg2, sim_factory(80 << 30), &mut |l| lines.push(l.to_string())).unwrap();
+    assert!(lines.iter().any(|l| l.contains("2 points done, 6 to go")), "{lines:?}");
+    let masks = |p: &Profile| {
+        let mut m: Vec<(String, usize)> = p.points.iter().map(|x| (x.mask.to_string(), x.shape.seq_k)).collect();
+        m.sort();
+        m
+    };
+    let want: Vec<(String, usize)> = {
+        let mut w: Vec<(String, usize)> =
+            one_parameter_apart().iter().flat_map(|m| [1024, 2048].map(|c| (m.to_string(), c))).collect();
+        w.sort();
+        w
+    };
+    assert_eq!(masks(&out2.profile), want, "each mask measured once, none taken for another");
+
+    // merge: shards, each holding some of the masks, join without losing a point.
+    let mut inputs = Vec::new();
+    for i in 0..3 {
+        let d = tempdir(&format!("mask-params-shard{i}"));
+        let c = RunConfig { shard: Some(Shard { index: i, count: 3 }), ..RunConfig { out: Some(d), ..cfg.clone() } };
+        let o = backend::run_with(&c, sim_factory(80 << 30), &mut |_| {}).unwrap();
+        inputs.push((o.log.display().to_string(), merge::load_any(&o.log).unwrap().0));
+    }
+    let m = merge::merge(inputs).unwrap();
+    assert_eq!(masks(&m), want, "no point dropped as a duplicate");
+    assert!(!m.notes.iter().any(|n| n.contains("duplicate")), "{:?}", m.notes);
+
+    // compare: rows pair equal recipes only, and say which.
+    let mut other = out2.profile.clone();
+    for p in &mut other.points {
+        p.seconds = p.seconds.map(|s| Stat::exact(s.median * 2.0));
+    }
+    let rows = sw::compare::compare(&out2.profile, &other, None, None);
+    assert_eq!(rows.len(), n);
+    let mut row_masks: Vec<(String, usize)> = rows.iter().map(|r| (r.mask.clone(), r.context)).collect();
+    row_masks.sort();
+    assert_eq!(row_masks, want);
+    assert!(rows.iter().all(|r| close(r.time_ratio, 0.5, 1e-12)), "each row pairs a point with its own copy");
+}
+
+#[test]
+fn cli_mask_takes_every_recipe() {
+    let dir = tempdir("cli-recipes");
+    let layout = dir.join("layout.json");
+    // 130 queries x 300 keys in 64-token blocks: 3 block rows, 5 block columns.
+    std::fs::write(&layout, r#"{"block_q": 64, "block_k": 64, "row_ptr": [0, 1, 3, 4], "col_idx": [4, 0, 2, 3]}"#)
+        .unwrap();
+    let csr = format!("csr:{}", layout.display());
+    for (spelling, mask) in [
+        ("bigbird:64:1:1:2:7", attnjoule::Mask::BlockSparse(attnjoule::BlockLayout::bigbird(130, 300, 64, 1, 1, 2, 7))),
+        ("strided:64:1:2", attnjoule::Mask::BlockSparse(attnjoule::BlockLayout::strided(130, 300, 64, 1, 2))),
+        (
+            csr.as_str(),
+            attnjoule::Mask::BlockSparse(
+                attnjoule::BlockLayout::from_csr(130, 300, 64, 64, vec![0, 1, 3, 4], vec![4, 0, 2, 3]).unwrap(),
+            ),
+        ),
+    ] {
+        let out =
+            bin().args(["mask", "--mask", spelling, "--seq", "130", "--seq-k", "300", "--json", "--rows"]).output();
+        let out = out.unwrap();
+        assert!(out.status.success(), "{spelling}: {}", String::from_utf8_lossy(&out.stderr));
+        let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        let rows: Vec<Vec<(usize, usize)>> = serde_json::from_value(v["rows"].clone()).unwrap();
+        for (i, r) in rows.iter().enumerate() {
+            assert_eq!(*r, mask.row_runs(i, 130, 300), "{spelling} row {i}");
+        }
+        // The summary names the recipe as the profiles record it (a layout file with its hash).
+        let named = v["mask"].as_str().unwrap();
+        assert!(named.starts_with(spelling) && named.parse::<MaskRecipe>().is_ok(), "{named}");
+    }
+    // A layout file of another grid, a missing or malformed file: one line naming the file.
+    fails_in_one_line(&["mask", "--mask", &csr, "--seq", "256", "--seq-k", "300"], "needs 4");
+    for (file, text) in [("missing.json", None), ("bad.json", Some("{\"block_q\": 64}"))] {
+        let path = dir.join(file);
+        if let Some(t) = text {
+            std::fs::write(&path, t).unwrap();
+        }
+        let out = bin().args(["mask", "--mask", &format!("csr:{}", path.display())]).output().unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success() && err.trim_end().lines().count() == 1, "{err}");
+        assert!(err.contains(&path.display().to_string()), "{err}");
+    }
+    // The sweep keys a layout file's points by its content: two files of the same name differ.
+    let dry = |text: &str| {
+        std::fs::write(&layout, text).unwrap();
+        let out = bin()
+            .args(["sweep", "--backend", "emu", "--variants", "dense", "--phases", "prefill", "--ctx", "128"])
+            .args(["--mask", &csr, "--dry-run"])
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        String::from_utf8_lossy(&out.stdout).lines().next().unwrap().to_string()
+    };
+    let a = dry(r#"{"block_q": 64, "block_k": 64, "row_ptr": [0, 1, 2], "col_idx": [0, 1]}"#);
+    let b = dry(r#"{"block_q": 64, "block_k": 64, "row_ptr": [0, 1, 3], "col_idx": [0, 0, 1]}"#);
+    assert!(a.contains("csr:") && a.contains('#') && a != b, "{a} / {b}");
+}
+
+#[test]
+fn a_log_of_schema_1_reads_converted_and_resumes() {
+    // A log as schema 1 wrote it: a header without `schema_version`, masks as objects.
+    let dir = tempdir("v1-log");
+    let path = dir.join("points.jsonl");
+    let mut w = jsonl::Writer::open(&path, 0).unwrap();
+    w.append(&Line::Header(jsonl::Header {
+        kind: ProfileKind::Measured,
+        gpu: GpuInfo { name: "g".into(), ..Default::default() },
+        created: "2026-11-23".into(),
+        tool: None,
+        idle_watts: None,
+        config: serde_json::Value::Null,
+        schema_version: SCHEMA_VERSION,
+    }))
+    .unwrap();
+    let mut p = sample_point("flash", 1024, PointStatus::Ok);
+    p.mask = "longformer:128:2:1".parse().unwrap();
+    w.append(&Line::Point(Box::new(p.clone()))).unwrap();
+    drop(w);
+    let text = std::fs::read_to_string(&path).unwrap();
+    let v1 = text.replace(",\"schema_version\":2", "").replace(
+        "\"mask\":\"longformer:128:2:1\"",
+        "\"mask\":{\"kind\":\"block_sparse\",\"size\":128,\"detail\":\"longformer local=2 global=1\"}",
+    );
+    assert!(!v1.contains("schema_version") && v1.contains("block_sparse"), "{v1}");
+    std::fs::write(&path, &v1).unwrap();
+    let log = jsonl::read(&path).unwrap();
+    assert_eq!(log.header.as_ref().unwrap().schema_version, 1);
+    assert_eq!(log.points, vec![p.clone()], "the mask converted to its recipe");
+    // Resumed by this build, the log mixes both forms, and still reads.
+    let mut w = jsonl::Writer::open(&path, log.valid_len).unwrap();
+    let q = sample_point("flash", 2048, PointStatus::Ok);
+    w.append(&Line::Point(Box::new(q.clone()))).unwrap();
+    let (prof, _) = merge::load_any(&path).unwrap();
+    assert_eq!((prof.schema_version, prof.points), (SCHEMA_VERSION, vec![p, q]));
+    // A log from a newer schema is refused, not misread.
+    std::fs::write(&path, text.replace("\"schema_version\":2", "\"schema_version\":99")).unwrap();
+    let e = jsonl::read(&path).unwrap_err().to_string();
+    assert!(e.contains("schema 99") && e.contains("newer attnjoule"), "{e}");
 }

@@ -1,9 +1,10 @@
 //! End to end on the CPU emulator: `--backend emu` runs the same sweep (log, outputs) on the
 //! nvcc-produced PTX; counters, no time or energy, the profile marked Emulated.
 
+use attnjoule::mask::MaskRecipe;
 use attnjoule::profile::{EnergyMethod, Phase, PointStatus, ProfileKind};
 use attnjoule::sweep::backend::{self, BackendKind, RunConfig};
-use attnjoule::sweep::{MaskChoice, SweepSpec};
+use attnjoule::sweep::SweepSpec;
 use attnjoule::work::Variant;
 
 #[test]
@@ -21,7 +22,7 @@ fn emulator_sweep_end_to_end() {
             phases: vec![Phase::Prefill, Phase::Decode],
             contexts: vec![64, 128, 1024],
             decode_tokens: vec![1, 4],
-            masks: vec![MaskChoice::Causal],
+            masks: vec![MaskRecipe::Causal],
             batch: 1,
             heads: 2,
             kv_heads: 1,
@@ -67,24 +68,44 @@ fn emulator_sweep_end_to_end() {
     assert!(out.log.exists() && dir.join("profile.json").exists() && dir.join("profile.csv").exists());
     let _ = std::fs::remove_dir_all(&dir);
 
-    // Sliding window and block-sparse masks through the same path.
+    // Sliding window and every block-sparse recipe through the same path, a layout file included.
     let dir2 = dir.with_extension("masks");
+    std::fs::create_dir_all(&dir2).unwrap();
+    let layout = dir2.join("layout.json");
+    // 192 tokens in 64-token blocks: a 3 x 3 grid, rows seeing {0}, {0, 1}, {0, 2}.
+    std::fs::write(&layout, r#"{"block_q": 64, "block_k": 64, "row_ptr": [0, 1, 3, 5], "col_idx": [0, 0, 1, 0, 2]}"#)
+        .unwrap();
+    let masks: Vec<MaskRecipe> = [
+        "window:50".to_string(),
+        "longformer:64:0:1".into(),
+        "bigbird:64:0:1:1:7".into(),
+        "strided:64:0:2".into(),
+        format!("csr:{}", layout.display()),
+    ]
+    .iter()
+    .map(|m| MaskRecipe::from_arg(m).unwrap())
+    .collect();
     let cfg = RunConfig {
         spec: SweepSpec {
             variants: vec![Variant::Dense],
             phases: vec![Phase::Prefill],
             contexts: vec![192],
-            masks: vec![MaskChoice::Window(50), MaskChoice::Longformer { block: 64, local: 0, global: 1 }],
+            masks: masks.clone(),
             ..cfg.spec.clone()
         },
-        out: Some(dir2.clone()),
+        out: Some(dir2.join("sweep")),
         ..cfg
     };
     let out = backend::run(&cfg, &mut |_| {}).unwrap();
-    assert_eq!(out.profile.points.len(), 2);
-    for x in &out.profile.points {
-        assert_eq!(x.status, PointStatus::Ok, "{} {:?}: {:?}", x.mask.kind, x.mask.detail, x.note);
-        println!("{} {:?}: {}", x.mask.kind, x.mask.detail, x.note.as_deref().unwrap_or(""));
+    assert_eq!(out.profile.points.len(), masks.len());
+    for (x, m) in out.profile.points.iter().zip(&masks) {
+        assert_eq!(&x.mask, m, "points in the spec's order, each with its recipe");
+        assert_eq!(x.status, PointStatus::Ok, "{}: {:?}", x.mask, x.note);
+        // The work counts are those of the mask the recipe builds (checked against the f64
+        // reference by the emulated run itself).
+        let want = attnjoule::work::useful_flops(&attnjoule::Problem::new(x.shape, m.mask(192, 192).unwrap()));
+        assert_eq!(x.flops, want, "{}", x.mask);
+        println!("{}: {}", x.mask, x.note.as_deref().unwrap_or(""));
     }
     let _ = std::fs::remove_dir_all(&dir2);
 }

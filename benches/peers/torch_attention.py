@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
 """Peer baseline: PyTorch attention measured with attnjoule's protocol, written as an attnjoule
-profile (schema v1) so that `attnjoule compare ours.json peers.json` prints ours / peer per point.
+profile (schema v2) so that `attnjoule compare ours.json peers.json` prints ours / peer per point.
 
 Implementations (variant names in the profile; implementation = "torch-<version>"):
   sdpa_flash, sdpa_efficient, sdpa_cudnn  scaled_dot_product_attention pinned to one backend
@@ -9,6 +9,9 @@ Implementations (variant names in the profile; implementation = "torch-<version>
                                           default list: the dense baseline of PyTorch)
   flex                                    FlexAttention with block masks; masks: none, causal,
                                           window:<keys>, longformer:<block>:<local>:<global>
+
+Masks are spelled as attnjoule's mask recipes (src/mask/recipe.rs) and recorded in that spelling, so
+a peer point and an attnjoule point of the same mask have the same key.
 
 Protocol (the same as `attnjoule sweep`): warm up, timing each warm-up call with CUDA events;
 launch back to back until a window lasts >= --min-seconds; --reps windows with random idle gaps;
@@ -55,7 +58,8 @@ def parse_args():
     p.add_argument("--ctx-min", type=int, default=1024)
     p.add_argument("--ctx-max", type=int, default=1 << 20)
     p.add_argument("--decode-tokens", default="1")
-    p.add_argument("--mask", default="causal", help="comma list: none, causal, window:N, longformer:B:L:G")
+    p.add_argument("--mask", default="causal",
+                   help="comma list of mask recipes: none, causal, window:<keys>, longformer:<block>:<local>:<global>")
     p.add_argument("--batch", type=int, default=1)
     p.add_argument("--heads", type=int, default=8)
     p.add_argument("--kv-heads", type=int, default=1)
@@ -77,15 +81,31 @@ def parse_args():
 
 # ---------------------------------------------------------------- masks and work counts
 
+PEER_MASKS = "none, causal, window:<keys>, longformer:<block>:<local>:<global>"
+
+
 def parse_mask(s):
-    if s in ("none", "causal"):
-        return {"kind": s, "size": None, "detail": None}
-    if s.startswith("window:"):
-        return {"kind": "window", "size": int(s.split(":")[1]), "detail": None}
-    if s.startswith("longformer:"):
-        _, b, l, g = s.split(":")
-        return {"kind": "block_sparse", "size": int(b), "detail": f"longformer local={int(l)} global={int(g)}"}
-    sys.exit(f"unknown mask {s!r}")
+    """A mask recipe as attnjoule spells it (the same rules: digits only, window and block >= 1):
+    {"recipe": its canonical spelling, "kind", and the parameters}. attnjoule's other recipes
+    (bigbird, strided, csr) have no peer here."""
+    name, _, rest = s.partition(":")
+    fields = rest.split(":") if rest else []
+    arity = {"none": 0, "causal": 0, "window": 1, "longformer": 3}
+    if name not in arity:
+        sys.exit(f"mask {s!r}: the peer script offers {PEER_MASKS}")
+    if len(fields) != arity[name] or not all(f.isascii() and f.isdigit() for f in fields):
+        sys.exit(f"mask {s!r}: expected one of {PEER_MASKS} (non-negative integers)")
+    n = [int(f) for f in fields]
+    if name == "window":
+        if n[0] < 1:
+            sys.exit(f"mask {s!r}: window must be at least 1")
+        return {"recipe": f"window:{n[0]}", "kind": "window", "keys": n[0]}
+    if name == "longformer":
+        if n[0] < 1:
+            sys.exit(f"mask {s!r}: block must be at least 1")
+        return {"recipe": "longformer:{}:{}:{}".format(*n), "kind": "longformer", "block": n[0], "local": n[1],
+                "global": n[2]}
+    return {"recipe": name, "kind": name}
 
 
 def key_range(mask, i, sq, sk):
@@ -95,18 +115,18 @@ def key_range(mask, i, sq, sk):
         return 0, sk
     if mask["kind"] == "causal":
         return 0, min(i + off + 1, sk)
-    w = mask["size"]
+    w = mask["keys"]
     return max(0, i + off - (w - 1)), min(i + off + 1, sk)
 
 
 def longformer_cols(r, nk, block, local, glob, off):
     """Key-block columns of block row r as disjoint [c0, c1) ranges: the rule of attnjoule's
-    BlockLayout::longformer (global rows see all; every row sees the global columns and `local`
-    blocks either side of its bottom-right-aligned diagonal). Closed form: at 1M tokens a
-    materialized layout would be 67M Python booleans."""
-    if r < glob:
-        return [(0, nk)]
+    BlockLayout::longformer (rows whose bottom-right-aligned diagonal lies in the first `glob`
+    blocks see all; every row sees the global columns and `local` blocks either side of its
+    diagonal). Closed form: at 1M tokens a materialized layout would be 67M Python booleans."""
     d = r + off // block  # == (r * block + off) // block
+    if d < glob:
+        return [(0, nk)]
     out = []
     for a, b in sorted(x for x in ((0, min(glob, nk)), (max(0, d - local), min(nk, d + local + 1))) if x[0] < x[1]):
         if out and a <= out[-1][1]:
@@ -117,13 +137,12 @@ def longformer_cols(r, nk, block, local, glob, off):
 
 
 def longformer_params(mask):
-    local, glob = [int(x.split("=")[1]) for x in mask["detail"].split()[1:]]
-    return mask["size"], local, glob
+    return mask["block"], mask["local"], mask["global"]
 
 
 def visible(mask, sq, sk):
     """(visible pairs, keys visible to some query)."""
-    if mask["kind"] == "block_sparse":
+    if mask["kind"] == "longformer":
         b, local, glob = longformer_params(mask)
         nq, nk, off = -(-sq // b), -(-sk // b), max(sk - sq, 0)
         width = lambda c0, c1: min(c1 * b, sk) - c0 * b  # noqa: E731
@@ -151,7 +170,7 @@ def visible(mask, sq, sk):
         elif mask["kind"] == "causal":
             pairs = sum(min(i + off + 1, sk) for i in range(0, sq))
         else:
-            pairs = sum(max(0, min(i + off + 1, sk) - max(0, i + off - mask["size"] + 1)) for i in range(sq))
+            pairs = sum(max(0, min(i + off + 1, sk) - max(0, i + off - mask["keys"] + 1)) for i in range(sq))
         lo_all, hi_all = 0, sk
     return pairs, max(0, hi_all - lo_all)
 
@@ -424,7 +443,7 @@ def make_call(torch, impl, mask, sets_qkv, sq, sk, h, hk):
         elif mask["kind"] == "causal":
             block_mask = create_block_mask(lambda b, hh, qi, ki: qi + off >= ki, None, None, sq, sk, device=dev)
         elif mask["kind"] == "window":
-            w = mask["size"]
+            w = mask["keys"]
             block_mask = create_block_mask(lambda b, hh, qi, ki: (qi + off >= ki) & (qi + off - ki < w),
                                            None, None, sq, sk, device=dev)
         else:
@@ -433,7 +452,7 @@ def make_call(torch, impl, mask, sets_qkv, sq, sk, h, hk):
 
             def longformer(b, hh, qi, ki):
                 r, c = qi // bsz, ki // bsz
-                return (r < glob) | (c < glob) | ((r + doff - c).abs() <= local)
+                return (r + doff < glob) | (c < glob) | ((r + doff - c).abs() <= local)
             block_mask = create_block_mask(longformer, None, None, sq, sk, device=dev, BLOCK_SIZE=bsz)
         # Compiled on a GPU (FlexAttention's fused kernel, what users run); eager on --cpu.
         fa = torch.compile(flex_attention, dynamic=False) if dev.type == "cuda" else flex_attention
@@ -563,7 +582,7 @@ def main():
                     for sq in ([ctx] if phase == "prefill" else [int(t) for t in a.decode_tokens.split(",")]):
                         sk = ctx
                         flops, min_bytes = work(mask, b, sq, sk, h, hk, d)
-                        pt = {"variant": impl, "implementation": impl_name, "phase": phase, "mask": mask,
+                        pt = {"variant": impl, "implementation": impl_name, "phase": phase, "mask": mask["recipe"],
                               "shape": {"batch": b, "seq_q": sq, "seq_k": sk, "heads": h, "kv_heads": hk,
                                         "head_dim": d},
                               "status": "ok", "flops": flops, "min_bytes": min_bytes, "energy_method": "none",
@@ -601,7 +620,7 @@ def main():
                         if cuda:
                             torch.cuda.empty_cache()
                         points.append(pt)
-                        print(f"{impl} {phase} {mask['kind']} ctx={ctx} q={sq}: {msg}", file=sys.stderr)
+                        print(f"{impl} {phase} {mask['recipe']} ctx={ctx} q={sq}: {msg}", file=sys.stderr)
                         with open(a.out, "w") as f:  # rewrite after each point: a crash keeps what ran
                             json.dump(profile(gpu, idle_w, points, impl_name, a, cuda), f, indent=1)
     print(f"wrote {a.out} ({len(points)} points)")
@@ -611,7 +630,7 @@ def profile(gpu, idle_w, points, impl_name, a, cuda=True):
     notes = [f"peer baseline; protocol: {a.reps} reps of >= {a.min_seconds} s windows, medians"]
     if not cuda:
         notes.append("--cpu dry run: host-clock seconds on the CPU, no energy; not a GPU measurement")
-    return {"schema_version": 1, "kind": "measured", "gpu": gpu,
+    return {"schema_version": 2, "kind": "measured", "gpu": gpu,
             "created": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d"),
             "tool": f"benches/peers/torch_attention.py ({impl_name})", "peaks": None, "idle_watts": idle_w,
             "points": points, "gemm": [], "notes": notes}

@@ -57,7 +57,7 @@ pub fn run(a: Args) -> anyhow::Result<()> {
             "{:<wa$} {:<wb$} {:<8} {:<wm$} {:>6} {:>9} {:>12.4} {:>12.4} {:>8.3} {:>8}",
             r.a,
             r.b,
-            format!("{:?}", r.phase).to_lowercase(),
+            r.phase.to_string(),
             r.mask,
             r.seq_q,
             r.context,
@@ -68,7 +68,7 @@ pub fn run(a: Args) -> anyhow::Result<()> {
         );
         let o = |x: Option<f64>| x.map(|v| format!("{v:e}")).unwrap_or_default();
         csv.push_str(&format!(
-            "{},{},{:?},{},{},{},{:e},{:e},{:e},{},{},{}\n",
+            "{},{},{},{},{},{},{:e},{:e},{:e},{},{},{}\n",
             r.a,
             r.b,
             r.phase,

@@ -5,6 +5,7 @@
 use anyhow::{anyhow, bail, Context};
 use attnjoule::device::{Counters, Device, LaunchReport};
 use attnjoule::emu::{EmuDevice, EmuOptions};
+use attnjoule::mask::MaskRecipe;
 use attnjoule::ops::{Attention, Options};
 use attnjoule::problem::{Problem, Shape};
 use attnjoule::reference;
@@ -13,9 +14,8 @@ use serde::Serialize;
 
 #[derive(clap::Args)]
 pub struct Args {
-    /// dense | flash | decode
-    #[arg(long, default_value = "dense")]
-    variant: String,
+    #[arg(long, value_enum, default_value = "dense")]
+    variant: Variant,
     /// Query (and, unless --seq-k is given, key) sequence length.
     #[arg(long, default_value_t = 256)]
     seq: usize,
@@ -30,9 +30,10 @@ pub struct Args {
     kv_heads: usize,
     #[arg(long, default_value_t = 128)]
     head_dim: usize,
-    /// none, causal, window:<keys>, longformer:<block>:<local>:<global>
-    #[arg(long, default_value = "causal")]
-    mask: String,
+    /// none, causal, window:<keys>, longformer:<block>:<local>:<global>,
+    /// bigbird:<block>:<local>:<global>:<random>:<seed>, strided:<block>:<local>:<stride>, csr:<path>
+    #[arg(long, default_value = "causal", value_parser = MaskRecipe::from_arg)]
+    mask: MaskRecipe,
     /// Decode: number of KV splits.
     #[arg(long)]
     splits: Option<usize>,
@@ -93,8 +94,7 @@ fn thread_insts(c: &Counters) -> u64 {
 }
 
 pub fn run(a: Args) -> anyhow::Result<()> {
-    let variant = Variant::parse(&a.variant).ok_or_else(|| anyhow!("unknown variant {}", a.variant))?;
-    let mask_choice = attnjoule::sweep::MaskChoice::parse(&a.mask)?;
+    let variant = a.variant;
     let shape = Shape {
         batch: a.batch,
         seq_q: a.seq,
@@ -104,7 +104,7 @@ pub fn run(a: Args) -> anyhow::Result<()> {
         head_dim: a.head_dim,
     };
     shape.validate()?;
-    mask_choice.validate(shape.seq_q, shape.seq_k)?;
+    a.mask.validate(shape.seq_q, shape.seq_k)?;
     // Up front, with the GiB it needs: an emulated call holds its device buffers (with their
     // shadow), bf16 and f64 copies of the inputs, and the f64 reference and result. Checked on
     // the inputs before planning (a plan walks the sequence), then with the plan's scratch.
@@ -125,7 +125,7 @@ pub fn run(a: Args) -> anyhow::Result<()> {
         Ok(())
     };
     fits(4 * (qe + kve + lse))?;
-    let mask = mask_choice.mask(shape.seq_q, shape.seq_k);
+    let mask = a.mask.mask(shape.seq_q, shape.seq_k)?;
     let p = Problem::new(shape, mask.clone());
     let att = Attention::new(variant, &p, &Options { splits: a.splits, ..Default::default() })?;
     fits(att.footprint_bytes() as u128)?;
@@ -145,7 +145,7 @@ pub fn run(a: Args) -> anyhow::Result<()> {
     let s = Summary {
         variant: variant.name().into(),
         shape,
-        mask: mask.name().into(),
+        mask: a.mask.to_string(),
         seed,
         rel_l2,
         lse_max_abs_err: lse_err,
@@ -177,7 +177,7 @@ pub fn run(a: Args) -> anyhow::Result<()> {
         return Ok(());
     }
     println!("{} on {}", variant.name(), dev.name());
-    println!("shape {shape:?}, mask {}, seed {seed}, plan: {}", mask.name(), s.plan);
+    println!("shape {shape:?}, mask {}, seed {seed}, plan: {}", s.mask, s.plan);
     println!("rel L2 error {:.3e} (limit 1e-2), LSE max abs error {:.3e} (-inf rows agree: {inf_ok})", rel_l2, lse_err);
     println!(
         "emulated in {seconds:.3} s: {insts} thread-instructions, {:.1} M thread-instructions/s",

@@ -2,8 +2,8 @@
 
 use anyhow::{bail, Context};
 use attnjoule::estimate::{
-    analytical, estimate, interp::BigBird, model::ModelSpec, policy::Policy, policy::PolicyParams, Conversation,
-    Options, Report, RowStatus,
+    analytical, estimate, model::ModelSpec, policy, policy::Policy, policy::PolicyParams, Conversation, Options,
+    Report, RowStatus,
 };
 use attnjoule::plot::{side_by_side, HLine, LinePlot, Series};
 use attnjoule::profile::Profile;
@@ -29,9 +29,9 @@ pub struct Args {
     /// Minutes into the conversation to report.
     #[arg(long, default_value = "5,55,205,305,505", value_delimiter = ',', allow_negative_numbers = true)]
     minutes: Vec<f64>,
-    /// Policies: all, or a list of kv-cache, no-cache, dense, window, block-sparse, budget, recurrent.
-    #[arg(long, default_value = "all")]
-    policies: String,
+    /// Policies: all, or a list of them.
+    #[arg(long, value_delimiter = ',', default_value = "all", value_parser = policy_arg())]
+    policies: Vec<PolicyArg>,
     /// Fixed GPU count (at most a node, or whole nodes); default: sized from memory.
     #[arg(long)]
     gpus: Option<usize>,
@@ -87,7 +87,17 @@ pub fn run(a: Args) -> anyhow::Result<()> {
         None => (analytical::bundled()?, "bundled profiles/h100-sxm-analytical.json".to_string()),
     };
     let model = ModelSpec::resolve(&a.model)?;
-    let policies = Policy::parse_list(&a.policies)?;
+    let policies: Vec<Policy> = if a.policies.contains(&PolicyArg::All) {
+        policy::ALL.to_vec()
+    } else {
+        a.policies
+            .iter()
+            .filter_map(|p| match p {
+                PolicyArg::One(p) => Some(*p),
+                PolicyArg::All => None,
+            })
+            .collect()
+    };
     let conv = Conversation { tokens_per_minute: a.tpm, phrase_tokens: a.phrase, minutes: a.minutes.clone() };
     if a.batch.is_empty() {
         bail!("--batch needs at least one value");
@@ -107,7 +117,7 @@ pub fn run(a: Args) -> anyhow::Result<()> {
                 refresh: a.refresh,
                 retrieval_joules: a.retrieval_joules,
             },
-            bigbird: BigBird::default(),
+            ..Options::default()
         };
         reports.push(estimate(&profile, &source, model.clone(), &conv, opts, &policies)?);
     }
@@ -125,6 +135,22 @@ pub fn run(a: Args) -> anyhow::Result<()> {
         }
     }
     Ok(())
+}
+
+/// One `--policies` value: `all` or a policy.
+#[derive(Clone, Copy, PartialEq)]
+enum PolicyArg {
+    All,
+    One(Policy),
+}
+
+/// The policies' names (and `all`) as the argument's possible values.
+fn policy_arg() -> impl clap::builder::TypedValueParser<Value = PolicyArg> {
+    use clap::builder::TypedValueParser;
+    use clap::ValueEnum;
+    let names = std::iter::once("all").chain(Policy::value_variants().iter().map(|p| p.name()));
+    clap::builder::PossibleValuesParser::new(names.map(clap::builder::PossibleValue::new))
+        .map(|s| Policy::value_variants().iter().find(|p| p.name() == s).map_or(PolicyArg::All, |p| PolicyArg::One(*p)))
 }
 
 fn sig(v: f64) -> String {

@@ -35,7 +35,7 @@ pub fn run(a: Args) -> anyhow::Result<()> {
         .points
         .iter()
         .enumerate()
-        .filter(|(_, p)| point_key(p).contains(&sel.to_lowercase()))
+        .filter(|(_, p)| point_key(p).to_lowercase().contains(&sel.to_lowercase()))
         .map(|(i, _)| i)
         .collect();
     let idx = match matches.as_slice() {

@@ -4,18 +4,18 @@
 //! against PyTorch's masks.
 
 use anyhow::{bail, Context};
-use attnjoule::mask::TileClass;
+use attnjoule::mask::{MaskRecipe, TileClass};
 use attnjoule::problem::{Problem, Shape};
-use attnjoule::sweep::MaskChoice;
 use attnjoule::Mask;
 use serde::Serialize;
 use std::fmt::Write;
 
 #[derive(clap::Args)]
 pub struct Args {
-    /// none, causal, window:<keys>, longformer:<block>:<local>:<global>
-    #[arg(long, default_value = "causal")]
-    mask: String,
+    /// none, causal, window:<keys>, longformer:<block>:<local>:<global>,
+    /// bigbird:<block>:<local>:<global>:<random>:<seed>, strided:<block>:<local>:<stride>, csr:<path>
+    #[arg(long, default_value = "causal", value_parser = MaskRecipe::from_arg)]
+    mask: MaskRecipe,
     /// Query sequence length.
     #[arg(long, default_value_t = 4096)]
     seq: usize,
@@ -71,7 +71,7 @@ const MAX_ROWS: usize = 1 << 16;
 const MAX_SEQ: usize = 1 << 27;
 
 pub fn run(a: Args) -> anyhow::Result<()> {
-    let choice = MaskChoice::parse(&a.mask)?;
+    let choice = &a.mask;
     let (seq_q, seq_k) = (a.seq, a.seq_k.unwrap_or(a.seq));
     if seq_q == 0 || seq_k == 0 {
         bail!("--seq and --seq-k must be at least 1");
@@ -91,7 +91,7 @@ pub fn run(a: Args) -> anyhow::Result<()> {
         );
     }
     choice.validate(seq_q, seq_k)?;
-    let mask = choice.mask(seq_q, seq_k);
+    let mask = choice.mask(seq_q, seq_k)?;
     let flash = attnjoule::ops::flash::config(&Problem::new(shape, mask.clone()))
         .map(|c| {
             let (partial, full) = mask.tile_counts(seq_q, seq_k, c.tile_q, c.tile_k);
@@ -105,7 +105,7 @@ pub fn run(a: Args) -> anyhow::Result<()> {
     };
     let visible_pairs = mask.visible_pairs(seq_q, seq_k);
     let s = Summary {
-        mask: a.mask.clone(),
+        mask: a.mask.to_string(),
         seq_q,
         seq_k,
         visible_pairs,

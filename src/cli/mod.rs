@@ -1,4 +1,5 @@
-//! Subcommands, one file each: `Args` (clap) and `run`.
+//! Subcommands, one file each: `Args` (clap) and `run`. Closed sets of choices are `ValueEnum`s
+//! (their help lists them); mask recipes and shards parse with their library `FromStr`.
 
 use clap::{Parser, Subcommand};
 
@@ -44,8 +45,29 @@ enum Cmd {
     ImportNcu(import_ncu::Args),
 }
 
+/// An argument error in one line (clap's own spans several: usage, tips, "For more information").
+fn one_line(e: &clap::Error) -> String {
+    let text = e.render().to_string();
+    let mut parts = Vec::new();
+    for line in text.lines().map(str::trim).filter(|l| !l.is_empty()) {
+        if line.starts_with("For more information") || line.starts_with("Usage:") {
+            continue;
+        }
+        parts.push(line);
+    }
+    parts.join(" ")
+}
+
 pub fn main() -> anyhow::Result<()> {
-    match Cli::parse().cmd {
+    let cli = match Cli::try_parse() {
+        Ok(c) => c,
+        Err(e) if !e.use_stderr() => e.exit(), // --help, --version
+        Err(e) => {
+            eprintln!("{}", one_line(&e));
+            std::process::exit(e.exit_code());
+        }
+    };
+    match cli.cmd {
         Cmd::Info(a) => info::run(a),
         Cmd::Emu(a) => emu::run(a),
         Cmd::Mask(a) => mask::run(a),

@@ -8,30 +8,32 @@
 //! (profiles/ncu/README.md). Warm-up launches run before the range so that module loading and
 //! first-touch effects stay out of the profiled launch.
 
-use anyhow::Context;
 use attnjoule::device::cuda::CudaDevice;
 use attnjoule::device::Device;
+use attnjoule::mask::MaskRecipe;
 use attnjoule::ops::{Attention, Options};
 use attnjoule::profile::Phase;
-use attnjoule::sweep::{MaskChoice, PointSpec};
+use attnjoule::sweep::PointSpec;
 use attnjoule::work::Variant;
 use attnjoule::Shape;
 
 #[derive(clap::Args)]
 pub struct Args {
-    #[arg(long, default_value = "flash")]
-    variant: String,
+    #[arg(long, value_enum, default_value = "flash")]
+    variant: Variant,
     /// Context (keys).
     #[arg(long, default_value_t = 32768)]
     ctx: usize,
-    /// prefill or decode (default: decode for the decode variant, else prefill).
-    #[arg(long)]
-    phase: Option<String>,
+    /// Default: decode for the decode variant, else prefill.
+    #[arg(long, value_enum)]
+    phase: Option<Phase>,
     /// Decode: new tokens.
     #[arg(long, default_value_t = 1)]
     decode_tokens: usize,
-    #[arg(long, default_value = "causal")]
-    mask: String,
+    /// none, causal, window:<keys>, longformer:<block>:<local>:<global>,
+    /// bigbird:<block>:<local>:<global>:<random>:<seed>, strided:<block>:<local>:<stride>, csr:<path>
+    #[arg(long, default_value = "causal", value_parser = MaskRecipe::from_arg)]
+    mask: MaskRecipe,
     #[arg(long, default_value_t = 1)]
     batch: usize,
     #[arg(long, default_value_t = 8)]
@@ -47,11 +49,9 @@ pub struct Args {
 }
 
 pub fn spec(a: &Args) -> anyhow::Result<PointSpec> {
-    let variant = Variant::parse(&a.variant).with_context(|| format!("unknown variant {:?}", a.variant))?;
-    let phase = match a.phase.as_deref() {
-        Some("prefill") => Phase::Prefill,
-        Some("decode") => Phase::Decode,
-        Some(p) => anyhow::bail!("--phase {p:?}: expected prefill or decode"),
+    let variant = a.variant;
+    let phase = match a.phase {
+        Some(p) => p,
         None if variant == Variant::Decode => Phase::Decode,
         None => Phase::Prefill,
     };
@@ -59,7 +59,7 @@ pub fn spec(a: &Args) -> anyhow::Result<PointSpec> {
         Phase::Prefill => Shape::prefill(a.batch, a.ctx, a.heads, a.kv_heads, a.head_dim),
         Phase::Decode => Shape::decode(a.batch, a.decode_tokens, a.ctx, a.heads, a.kv_heads, a.head_dim),
     };
-    let mask = MaskChoice::parse(&a.mask)?;
+    let mask = a.mask.clone();
     mask.validate(shape.seq_q, shape.seq_k)?;
     Ok(PointSpec { variant, phase, mask, shape })
 }
@@ -71,7 +71,7 @@ pub fn run(a: Args) -> anyhow::Result<()> {
         eprintln!("warning: libnvToolsExt not loadable: no NVTX range will be emitted (ncu --nvtx-include will match nothing)");
     }
     let opts = Options { sm_count: Some(dev.sm_count() as usize), ..Default::default() };
-    let att = Attention::new(spec.variant, &spec.problem(), &opts)?;
+    let att = Attention::new(spec.variant, &spec.problem()?, &opts)?;
     let s = spec.shape;
     let seed = attnjoule::reference::fresh_seed();
     eprintln!("seed {seed}");
@@ -85,8 +85,7 @@ pub fn run(a: Args) -> anyhow::Result<()> {
         att.run(&dev, &bufs)?;
     }
     dev.synchronize()?;
-    let name =
-        attnjoule::nvtx::point_name(spec.variant.name(), &format!("{:?}", spec.phase).to_lowercase(), s.seq_k, s.seq_q);
+    let name = attnjoule::nvtx::point_name(spec.variant.name(), spec.phase.name(), s.seq_k, s.seq_q);
     {
         let _r = attnjoule::nvtx::range(&name);
         att.run(&dev, &bufs)?;

@@ -1,24 +1,41 @@
 //! `attnjoule sweep`: seconds and joules per call over variants × contexts × phases.
 
-use anyhow::{bail, Context};
+use anyhow::bail;
+use attnjoule::mask::MaskRecipe;
 use attnjoule::profile::Phase;
 use attnjoule::sweep::backend::{self, BackendKind, RunConfig};
 use attnjoule::sweep::protocol::ProtocolConfig;
-use attnjoule::sweep::{powers_of_two, MaskChoice, Shard, SweepSpec};
+use attnjoule::sweep::{powers_of_two, Shard, SweepSpec};
 use attnjoule::work::Variant;
 use std::path::PathBuf;
 
+/// Where the sweep runs.
+#[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Backend {
+    /// A real GPU: time from CUDA events, energy from NVML.
+    Cuda,
+    /// The CPU emulator: counters only, small sizes.
+    Emu,
+}
+
+impl From<Backend> for BackendKind {
+    fn from(b: Backend) -> Self {
+        match b {
+            Backend::Cuda => BackendKind::Cuda,
+            Backend::Emu => BackendKind::Emu,
+        }
+    }
+}
+
 #[derive(clap::Args)]
 pub struct Args {
-    /// cuda (a real GPU: time from CUDA events, energy from NVML) or emu (the CPU emulator:
-    /// counters only, small sizes).
-    #[arg(long, default_value = "cuda")]
-    backend: String,
+    #[arg(long, value_enum, default_value = "cuda")]
+    backend: Backend,
     /// Variants: flash (prefill), decode (decode), dense (both).
-    #[arg(long, value_delimiter = ',', default_value = "flash,decode,dense")]
-    variants: Vec<String>,
-    #[arg(long, value_delimiter = ',', default_value = "prefill,decode")]
-    phases: Vec<String>,
+    #[arg(long, value_enum, value_delimiter = ',', default_value = "flash,decode,dense")]
+    variants: Vec<Variant>,
+    #[arg(long, value_enum, value_delimiter = ',', default_value = "prefill,decode")]
+    phases: Vec<Phase>,
     /// Context sizes (keys); default powers of two from --ctx-min to --ctx-max (64..512 with
     /// --backend emu).
     #[arg(long, value_delimiter = ',')]
@@ -30,9 +47,11 @@ pub struct Args {
     /// Decode: new tokens per step (1..16), a point each.
     #[arg(long, value_delimiter = ',', default_value = "1")]
     decode_tokens: Vec<usize>,
-    /// Masks: none, causal, window:<keys>, longformer:<block>:<local>:<global>.
-    #[arg(long, value_delimiter = ',', default_value = "causal")]
-    mask: Vec<String>,
+    /// Masks, every parameter part of a point's key: none, causal, window:<keys>,
+    /// longformer:<block>:<local>:<global>, bigbird:<block>:<local>:<global>:<random>:<seed>,
+    /// strided:<block>:<local>:<stride>, csr:<path> (a block layout file, profiles/README.md).
+    #[arg(long, value_delimiter = ',', default_value = "causal", value_parser = MaskRecipe::from_arg)]
+    mask: Vec<MaskRecipe>,
     #[arg(long, default_value_t = 1)]
     batch: usize,
     #[arg(long, default_value_t = 8)]
@@ -59,7 +78,7 @@ pub struct Args {
     devices: Vec<usize>,
     /// Take share i of n (0 <= i < n) of the points, e.g. a Slurm array task: --shard $SLURM_ARRAY_TASK_ID/8.
     #[arg(long)]
-    shard: Option<String>,
+    shard: Option<Shard>,
     /// Output folder (default profiles/<gpu>-<date>/).
     #[arg(long)]
     out: Option<PathBuf>,
@@ -84,26 +103,7 @@ pub struct Args {
 }
 
 pub fn config(a: &Args) -> anyhow::Result<RunConfig> {
-    let backend = match a.backend.as_str() {
-        "cuda" => BackendKind::Cuda,
-        "emu" => BackendKind::Emu,
-        b => bail!("--backend {b:?}: expected cuda or emu"),
-    };
-    let variants = a
-        .variants
-        .iter()
-        .map(|v| Variant::parse(v).with_context(|| format!("--variants: unknown variant {v:?} (dense, flash, decode)")))
-        .collect::<anyhow::Result<Vec<_>>>()?;
-    let phases = a
-        .phases
-        .iter()
-        .map(|p| match p.as_str() {
-            "prefill" => Ok(Phase::Prefill),
-            "decode" => Ok(Phase::Decode),
-            _ => bail!("--phases: unknown phase {p:?} (prefill, decode)"),
-        })
-        .collect::<anyhow::Result<Vec<_>>>()?;
-    let masks = a.mask.iter().map(|m| MaskChoice::parse(m)).collect::<attnjoule::Result<Vec<_>>>()?;
+    let backend = BackendKind::from(a.backend);
     let contexts = match (a.ctx.is_empty(), backend) {
         (false, _) => a.ctx.clone(),
         // The emulator runs PTX on the CPU: small sizes unless asked otherwise.
@@ -131,11 +131,11 @@ pub fn config(a: &Args) -> anyhow::Result<RunConfig> {
     let seed = a.seed.unwrap_or_else(attnjoule::reference::fresh_seed);
     Ok(RunConfig {
         spec: SweepSpec {
-            variants,
-            phases,
+            variants: a.variants.clone(),
+            phases: a.phases.clone(),
             contexts,
             decode_tokens: a.decode_tokens.clone(),
-            masks,
+            masks: a.mask.clone(),
             batch: a.batch,
             heads: a.heads,
             kv_heads: a.kv_heads,
@@ -150,7 +150,7 @@ pub fn config(a: &Args) -> anyhow::Result<RunConfig> {
         },
         backend,
         devices: a.devices.clone(),
-        shard: a.shard.as_deref().map(Shard::parse).transpose()?,
+        shard: a.shard,
         out: a.out.clone(),
         resume: a.resume,
         retry_failed: a.retry_failed,
@@ -168,7 +168,9 @@ pub fn run(a: Args) -> anyhow::Result<()> {
         let all = attnjoule::sweep::enumerate(&cfg.spec)?;
         let mine = cfg.shard.map_or(all.clone(), |s| s.select(&all));
         for p in &mine {
-            let need = attnjoule::ops::Attention::new(p.variant, &p.problem(), &Default::default())
+            let need = p
+                .problem()
+                .and_then(|problem| attnjoule::ops::Attention::new(p.variant, &problem, &Default::default()))
                 .map(|att| format!("{:.3} GiB", backend::gib(att.footprint_bytes())))
                 .unwrap_or_else(|e| format!("({e})"));
             println!("{:<48} {}", p.label(), need);

@@ -4,11 +4,12 @@
 //! `profiles/h100-sxm-analytical.json` is exactly what [`h100_sxm`] produces (a test checks it);
 //! regenerate it with `attnjoule estimate --write-analytical profiles/h100-sxm-analytical.json`.
 
-use super::interp::{work_of, BigBird, Roofline};
-use crate::mask::Mask;
+use super::interp::{work_of, Roofline};
+use super::BLOCK_SPARSE_DEFAULT;
+use crate::mask::{Mask, MaskRecipe};
 use crate::problem::{Problem, Shape};
 use crate::profile::{
-    EnergyMethod, GpuInfo, MaskSpec, Peaks, Phase, Point, PointStatus, Profile, ProfileKind, Stat, SCHEMA_VERSION,
+    EnergyMethod, GpuInfo, Peaks, Phase, Point, PointStatus, Profile, ProfileKind, Stat, SCHEMA_VERSION,
 };
 use crate::work::{self, Variant};
 
@@ -48,25 +49,16 @@ pub fn h100_roofline() -> Roofline {
     Roofline { flops: H100_BF16_TFLOPS * 1e12, bytes: H100_HBM_GBPS * 1e9 }
 }
 
-fn spec(mask: &Mask, bigbird: &BigBird) -> MaskSpec {
-    match mask {
-        Mask::None => MaskSpec { kind: "none".into(), size: None, detail: None },
-        Mask::Causal => MaskSpec { kind: "causal".into(), size: None, detail: None },
-        Mask::Window { left, .. } => MaskSpec { kind: "window".into(), size: Some(*left as u64 + 1), detail: None },
-        Mask::BlockSparse(_) => bigbird.spec(),
-    }
-}
-
-/// One roofline point; infeasible (like the sweep records it) when the dense score matrix and
-/// operands exceed the GPU's memory.
-pub fn roofline_point(variant: Variant, phase: Phase, p: &Problem, bigbird: &BigBird) -> Point {
+/// One roofline point of `p`, whose mask `recipe` built; infeasible (like the sweep records it)
+/// when the dense score matrix and operands exceed the GPU's memory.
+pub fn roofline_point(variant: Variant, phase: Phase, p: &Problem, recipe: &MaskRecipe) -> Point {
     let roof = h100_roofline();
     let w = work_of(variant, p);
     let mut pt = Point {
         variant: variant.name().into(),
         implementation: "roofline".into(),
         phase,
-        mask: spec(&p.mask, bigbird),
+        mask: recipe.clone(),
         shape: p.shape,
         status: PointStatus::Ok,
         flops: w.flops,
@@ -99,17 +91,20 @@ pub fn roofline_point(variant: Variant, phase: Phase, p: &Problem, bigbird: &Big
 
 /// The bundled analytical profile.
 pub fn h100_sxm() -> Profile {
-    let bb = BigBird::default();
     let mut points = Vec::new();
+    let causal = MaskRecipe::Causal;
     for n in contexts() {
         let decode = Shape::decode(1, 1, n, HEADS, KV_HEADS, HEAD_DIM);
         let prefill = Shape::prefill(1, n, HEADS, KV_HEADS, HEAD_DIM);
-        for mask in [Mask::Causal, Mask::causal_window(4096), bb.mask(n)] {
-            points.push(roofline_point(Variant::Decode, Phase::Decode, &Problem::new(decode, mask), &bb));
+        for recipe in [MaskRecipe::Causal, MaskRecipe::Window { keys: 4096 }, BLOCK_SPARSE_DEFAULT] {
+            // Fixed recipes at 1K..1M keys: small block grids, always buildable.
+            let mask = recipe.mask(1, n).expect("the bundled recipes build at every bundled context");
+            points.push(roofline_point(Variant::Decode, Phase::Decode, &Problem::new(decode, mask), &recipe));
         }
-        points.push(roofline_point(Variant::Flash, Phase::Prefill, &Problem::new(prefill, Mask::Causal), &bb));
-        points.push(roofline_point(Variant::Dense, Phase::Prefill, &Problem::new(prefill, Mask::Causal), &bb));
-        points.push(roofline_point(Variant::Dense, Phase::Decode, &Problem::new(decode, Mask::Causal), &bb));
+        let (pre, dec) = (Problem::new(prefill, Mask::Causal), Problem::new(decode, Mask::Causal));
+        points.push(roofline_point(Variant::Flash, Phase::Prefill, &pre, &causal));
+        points.push(roofline_point(Variant::Dense, Phase::Prefill, &pre, &causal));
+        points.push(roofline_point(Variant::Dense, Phase::Decode, &dec, &causal));
     }
     Profile {
         schema_version: SCHEMA_VERSION,
@@ -137,7 +132,9 @@ pub fn h100_sxm() -> Profile {
             "time = max(useful FLOPs / peak, minimum DRAM bytes / bandwidth); no launch overhead".into(),
             "energy = time x 700 W board power (pessimistic: memory-bound kernels draw less)".into(),
             "dense prefill points whose score matrix exceeds 80 GB are recorded infeasible".into(),
-            "block-sparse points: BigBird-like decode row (64-token blocks, 2 global, 3 local, 3 random)".into(),
+            "block-sparse points: bigbird:64:2:2:3:0 decode rows (64-token blocks: the first 2, the query's and the 2 \
+             before it, 3 seeded random ones)"
+                .into(),
             "non-attention layers: no GEMM calibration; the estimator uses the peaks' roofline".into(),
         ],
     }

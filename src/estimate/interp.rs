@@ -4,9 +4,9 @@
 //! For the analytical profile the scaling is exact (its points *are* roofline times).
 
 use crate::error::{invalid, Result};
-use crate::mask::{BlockLayout, Mask};
+use crate::mask::MaskRecipe;
 use crate::problem::{Problem, Shape};
-use crate::profile::{MaskSpec, Phase, Point, PointStatus, Profile};
+use crate::profile::{Phase, Point, PointStatus, Profile};
 use crate::work::{self, Variant, Work};
 
 /// Peak rates that turn work into roofline time.
@@ -35,86 +35,6 @@ pub fn work_of(variant: Variant, p: &Problem) -> Work {
         Variant::Dense => work::dense(p),
         Variant::Flash => work::flash(p, p.shape.seq_q.max(1), p.shape.seq_k.max(1)),
         Variant::Decode => work::decode(p, 1),
-    }
-}
-
-/// BigBird-like block-sparse row of a decoding query at the end of `seq_k` keys: the first
-/// `global` key blocks, the `local` blocks ending at the query's block, and `random` seeded blocks
-/// before it. (`BlockLayout::bigbird` treats block row 0 as a global row, which for a single
-/// decode row would show every key.)
-pub fn bigbird_decode(seq_k: usize, block: usize, local: usize, global: usize, random: usize, seed: u64) -> Mask {
-    use rand::{Rng, SeedableRng};
-    let nk = seq_k.div_ceil(block.max(1));
-    let diag = nk.saturating_sub(1);
-    let mut rng = rand::rngs::StdRng::seed_from_u64(seed ^ nk as u64);
-    let picks: Vec<usize> = (0..random).map(|_| rng.random_range(0..nk.max(1))).collect();
-    Mask::BlockSparse(BlockLayout::from_fn(1, seq_k, 1, block, |_, c| {
-        c < global || diag - c.min(diag) < local || picks.contains(&c)
-    }))
-}
-
-/// Block-sparse decode parameters (BigBird-ITC defaults: 64-token blocks, 2 global, 3 local,
-/// 3 random; Zaheer et al., "Big Bird", NeurIPS 2020, appendix E).
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub struct BigBird {
-    pub block: usize,
-    pub local: usize,
-    pub global: usize,
-    pub random: usize,
-    pub seed: u64,
-}
-
-impl Default for BigBird {
-    fn default() -> Self {
-        BigBird { block: 64, local: 3, global: 2, random: 3, seed: 0 }
-    }
-}
-
-impl BigBird {
-    pub fn mask(&self, seq_k: usize) -> Mask {
-        bigbird_decode(seq_k, self.block, self.local, self.global, self.random, self.seed)
-    }
-    pub fn spec(&self) -> MaskSpec {
-        MaskSpec {
-            kind: "block_sparse".into(),
-            size: Some(self.block as u64),
-            detail: Some(format!(
-                "bigbird-decode local={} global={} random={} seed={}",
-                self.local, self.global, self.random, self.seed
-            )),
-        }
-    }
-    /// Parses `spec()`'s detail string.
-    pub fn parse(spec: &MaskSpec) -> Option<BigBird> {
-        let detail = spec.detail.as_deref()?;
-        let mut it = detail.split_whitespace();
-        if it.next()? != "bigbird-decode" {
-            return None;
-        }
-        let mut b = BigBird { block: spec.size? as usize, ..BigBird::default() };
-        for kv in it {
-            let (k, v) = kv.split_once('=')?;
-            let v: u64 = v.parse().ok()?;
-            match k {
-                "local" => b.local = v as usize,
-                "global" => b.global = v as usize,
-                "random" => b.random = v as usize,
-                "seed" => b.seed = v,
-                _ => return None,
-            }
-        }
-        Some(b)
-    }
-}
-
-/// The mask a point's `MaskSpec` describes, rebuilt for `seq_k` keys; `None` when it cannot be.
-pub fn mask_at(spec: &MaskSpec, seq_k: usize) -> Option<Mask> {
-    match spec.kind.as_str() {
-        "none" => Some(Mask::None),
-        "causal" => Some(Mask::Causal),
-        "window" => Some(Mask::causal_window(spec.size? as usize)),
-        "block_sparse" => BigBird::parse(spec).map(|b| b.mask(seq_k)),
-        _ => None,
     }
 }
 
@@ -192,7 +112,7 @@ impl Pchip {
 pub struct CurveKey {
     pub variant: Variant,
     pub phase: Phase,
-    pub mask: MaskSpec,
+    pub mask: MaskRecipe,
 }
 
 /// One variant/phase/mask's time and energy against context, for one profiled kernel shape.
@@ -224,7 +144,7 @@ fn usable(p: &Point) -> bool {
 }
 
 impl AttnCurve {
-    /// The curve for `key` in `profile`: usable points of that variant, phase, mask kind and size,
+    /// The curve for `key` in `profile`: usable points of that variant, phase and mask recipe,
     /// of the implementation "attnjoule" if present, from the most common kernel shape.
     pub fn from_profile(profile: &Profile, key: &CurveKey) -> Option<AttnCurve> {
         let mut pts: Vec<&Point> = profile
@@ -234,9 +154,7 @@ impl AttnCurve {
                 usable(p)
                     && Variant::parse(&p.variant) == Some(key.variant)
                     && p.phase == key.phase
-                    && p.mask.kind == key.mask.kind
-                    && p.mask.size == key.mask.size
-                    && (key.mask.kind != "block_sparse" || p.mask.detail == key.mask.detail)
+                    && p.mask == key.mask
             })
             .collect();
         if pts.iter().any(|p| p.implementation == "attnjoule") {
@@ -276,14 +194,14 @@ impl AttnCurve {
         let mut s = self.shape;
         s.seq_k = seq_k;
         s.seq_q = if self.key.phase == Phase::Prefill { seq_k } else { s.seq_q.min(seq_k) };
-        Some(Problem::new(s, mask_at(&self.key.mask, seq_k)?))
+        Some(Problem::new(s, self.key.mask.mask(s.seq_q, s.seq_k).ok()?))
     }
 
     /// Cost of the model's call `p` (per GPU), read at context `p.shape.seq_k`.
     pub fn cost(&self, p: &Problem, roof: &Roofline) -> Result<CallCost> {
         let c = p.shape.seq_k;
         let Some(prof) = self.profiled_problem(c) else {
-            return invalid(format!("cannot rebuild profile mask {:?}", self.key.mask));
+            return invalid(format!("cannot rebuild profile mask {}", self.key.mask));
         };
         let ratio = roof.work_time(&work_of(self.key.variant, p)) / roof.work_time(&work_of(self.key.variant, &prof));
         let lc = (c as f64).ln();
@@ -331,15 +249,15 @@ mod tests {
     }
 
     #[test]
-    fn bigbird_decode_row_sees_a_bounded_number_of_keys() {
-        let b = BigBird::default();
+    fn block_sparse_decode_row_sees_a_bounded_number_of_keys() {
+        let r = crate::estimate::BLOCK_SPARSE_DEFAULT;
         for n in [4096usize, 65536, 1 << 20] {
-            let m = b.mask(n);
+            let m = r.mask(1, n).unwrap();
             let keys = m.visible_pairs(1, n);
-            assert!(keys >= (b.local + b.global) as u64 * 64 - 64 && keys <= 8 * 64, "{n}: {keys}");
+            // 2 global + 3 band blocks, up to 3 random ones: 5..=8 blocks of 64.
+            assert!((5 * 64 - 64..=8 * 64).contains(&keys), "{n}: {keys}");
             assert!(m.visible(0, n - 1, 1, n), "the newest key is visible");
             assert!(m.visible(0, 0, 1, n), "global blocks are visible");
         }
-        assert_eq!(BigBird::parse(&b.spec()), Some(b));
     }
 }

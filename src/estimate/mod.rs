@@ -24,11 +24,12 @@ pub mod policy;
 
 use crate::error::{invalid, Error, Result};
 use crate::mask::Mask;
+use crate::mask::MaskRecipe;
 use crate::problem::{Problem, Shape};
-use crate::profile::{MaskSpec, Phase, Profile, ProfileKind};
+use crate::profile::{Phase, Profile, ProfileKind};
 use crate::work::Variant;
 use deploy::{Deployment, Memory, GIB};
-use interp::{AttnCurve, BigBird, CallCost, CurveKey, Pchip, Roofline};
+use interp::{AttnCurve, CallCost, CurveKey, Pchip, Roofline};
 use model::ModelSpec;
 use policy::{Policy, PolicyParams};
 use serde::Serialize;
@@ -108,9 +109,15 @@ pub struct Options {
     /// Power of a GPU that holds a shard and waits; `None` takes the profile's idle power.
     pub wait_watts: Option<f64>,
     pub params: PolicyParams,
-    #[serde(skip)]
-    pub bigbird: BigBird,
+    /// The block-sparse policy's mask (its decode row: seq_q 1 at the end of the cache).
+    pub sparse: MaskRecipe,
 }
+
+/// The block-sparse policy's default mask, BigBird-ITC's block budget (Zaheer et al., "Big Bird",
+/// NeurIPS 2020, appendix E: 64-token blocks, 2 global, 3 sliding, 3 random): a decode row sees the
+/// first 2 key blocks, its own block and the 2 before it (`local` 2: no block follows the newest
+/// token), and 3 seeded random blocks.
+pub const BLOCK_SPARSE_DEFAULT: MaskRecipe = MaskRecipe::BigBird { block: 64, local: 2, global: 2, random: 3, seed: 0 };
 
 impl Default for Options {
     fn default() -> Self {
@@ -122,7 +129,7 @@ impl Default for Options {
             headroom: 0.10,
             wait_watts: None,
             params: PolicyParams::default(),
-            bigbird: BigBird::default(),
+            sparse: BLOCK_SPARSE_DEFAULT,
         }
     }
 }
@@ -373,10 +380,6 @@ pub struct Estimator {
     pub notes: Vec<String>,
 }
 
-fn causal() -> MaskSpec {
-    MaskSpec { kind: "causal".into(), size: None, detail: None }
-}
-
 impl Estimator {
     /// `source` names where the profile came from (a path, or "bundled").
     pub fn new(profile: &Profile, source: &str, model: ModelSpec, opts: Options) -> Result<Estimator> {
@@ -417,15 +420,15 @@ impl Estimator {
             gpu_memory_bytes: gpu_memory,
         };
         let curve =
-            |variant, phase, mask: MaskSpec| AttnCurve::from_profile(profile, &CurveKey { variant, phase, mask });
-        let decode = curve(Variant::Decode, Phase::Decode, causal())
-            .or_else(|| curve(Variant::Decode, Phase::Decode, MaskSpec { kind: "none".into(), ..causal() }));
-        let window_spec = MaskSpec { kind: "window".into(), size: Some(opts.params.window as u64), detail: None };
+            |variant, phase, mask: MaskRecipe| AttnCurve::from_profile(profile, &CurveKey { variant, phase, mask });
+        let decode = curve(Variant::Decode, Phase::Decode, MaskRecipe::Causal)
+            .or_else(|| curve(Variant::Decode, Phase::Decode, MaskRecipe::None));
+        let window_spec = MaskRecipe::Window { keys: opts.params.window };
         let window = curve(Variant::Decode, Phase::Decode, window_spec).or_else(|| {
             notes.push("no window decode points: window decode scaled from the causal decode curve".into());
             decode.clone()
         });
-        let sparse = curve(Variant::Decode, Phase::Decode, opts.bigbird.spec()).or_else(|| {
+        let sparse = curve(Variant::Decode, Phase::Decode, opts.sparse.clone()).or_else(|| {
             notes.push("no block-sparse decode points: scaled from the causal decode curve".into());
             decode.clone()
         });
@@ -443,9 +446,9 @@ impl Estimator {
             source: source.into(),
         };
         Ok(Estimator {
-            flash_prefill: curve(Variant::Flash, Phase::Prefill, causal()),
-            dense_prefill: curve(Variant::Dense, Phase::Prefill, causal()),
-            dense_decode: curve(Variant::Dense, Phase::Decode, causal()),
+            flash_prefill: curve(Variant::Flash, Phase::Prefill, MaskRecipe::Causal),
+            dense_prefill: curve(Variant::Dense, Phase::Prefill, MaskRecipe::Causal),
+            dense_decode: curve(Variant::Dense, Phase::Decode, MaskRecipe::Causal),
             decode,
             window,
             sparse,
@@ -506,7 +509,7 @@ impl Estimator {
             Policy::KvCache | Policy::NoCache => (&self.decode, Mask::Causal, seq_k),
             Policy::Dense => (&self.dense_decode, Mask::Causal, seq_k),
             Policy::Window => (&self.window, Mask::causal_window(prm.window), seq_k),
-            Policy::BlockSparse => (&self.sparse, self.opts.bigbird.mask(seq_k), seq_k),
+            Policy::BlockSparse => (&self.sparse, self.opts.sparse.mask(1, seq_k)?, seq_k),
             Policy::Budget => (&self.decode, Mask::Causal, seq_k.min(prm.budget)),
             Policy::Recurrent => return invalid("the recurrent policy has no attention call"),
         };
@@ -563,7 +566,7 @@ impl Estimator {
                 total.add(self.attention(&self.window, "window decode", &p, dep)?, decode_steps);
             }
             Policy::BlockSparse => {
-                let p = self.attention_problem(dep, 1, mid, self.opts.bigbird.mask(mid));
+                let p = self.attention_problem(dep, 1, mid, self.opts.sparse.mask(1, mid)?);
                 total.add(dense, decode_steps);
                 total.add(self.attention(&self.sparse, "block-sparse decode", &p, dep)?, decode_steps);
             }

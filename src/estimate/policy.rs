@@ -3,7 +3,7 @@
 use crate::error::{invalid, Result};
 use serde::{Deserialize, Serialize};
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, PartialOrd, Ord)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, PartialOrd, Ord, clap::ValueEnum)]
 #[serde(rename_all = "kebab-case")]
 pub enum Policy {
     /// Full KV cache, flash-style split-KV decode: each token reads the whole cache once.
@@ -56,23 +56,6 @@ impl Policy {
             Policy::Budget => "fixed context budget + retrieval",
             Policy::Recurrent => "recurrent state (analytical only)",
         }
-    }
-    pub fn parse(s: &str) -> Result<Policy> {
-        ALL.iter()
-            .copied()
-            .find(|p| p.name() == s)
-            .map_or_else(|| invalid(format!("unknown policy {s:?}; one of {}", ALL.map(|p| p.name()).join(", "))), Ok)
-    }
-    /// Parses a comma-separated list; "all" is every policy.
-    pub fn parse_list(s: &str) -> Result<Vec<Policy>> {
-        if s.trim() == "all" {
-            return Ok(ALL.to_vec());
-        }
-        let v: Vec<Policy> = s.split(',').map(|p| Policy::parse(p.trim())).collect::<Result<_>>()?;
-        if v.is_empty() {
-            return invalid("no policy given");
-        }
-        Ok(v)
     }
     /// Is the history re-prefilled every phrase?
     pub fn reprefills(self) -> bool {

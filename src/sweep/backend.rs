@@ -111,18 +111,22 @@ enum Msg {
 }
 
 pub fn blank_point(spec: &PointSpec, status: PointStatus) -> Point {
-    let work = crate::ops::Attention::new(spec.variant, &spec.problem(), &Options::default())
-        .map(|a| a.work())
-        .unwrap_or_else(|_| match spec.variant {
-            crate::work::Variant::Dense => crate::work::dense(&spec.problem()),
-            crate::work::Variant::Flash => crate::work::flash(&spec.problem(), 128, 64),
-            crate::work::Variant::Decode => crate::work::decode(&spec.problem(), 1),
-        });
+    // A mask that cannot be built (a layout file gone) has no work counts: zero, with the error
+    // in the point's status.
+    let work = spec.problem().map_or(crate::work::Work::default(), |p| {
+        crate::ops::Attention::new(spec.variant, &p, &Options::default()).map(|a| a.work()).unwrap_or_else(|_| {
+            match spec.variant {
+                crate::work::Variant::Dense => crate::work::dense(&p),
+                crate::work::Variant::Flash => crate::work::flash(&p, 128, 64),
+                crate::work::Variant::Decode => crate::work::decode(&p, 1),
+            }
+        })
+    });
     Point {
         variant: spec.variant.name().into(),
         implementation: "attnjoule".into(),
         phase: spec.phase,
-        mask: spec.mask.spec(),
+        mask: spec.mask.clone(),
         shape: spec.shape,
         status,
         flops: work.flops,
@@ -323,7 +327,11 @@ impl Worker for CudaWorker {
     fn point(&mut self, spec: &PointSpec, seed: u64) -> Point {
         // Decode splits follow this GPU's SM count, not the H100 default.
         let opts = Options { sm_count: Some(self.dev.sm_count() as usize), ..Default::default() };
-        let att = match Attention::new(spec.variant, &spec.problem(), &opts) {
+        let problem = match spec.problem() {
+            Ok(p) => p,
+            Err(e) => return failed(spec, e),
+        };
+        let att = match Attention::new(spec.variant, &problem, &opts) {
             Ok(a) => a,
             Err(e) => return failed(spec, e),
         };
@@ -345,12 +353,8 @@ impl Worker for CudaWorker {
         let mut proto = self.proto.clone();
         proto.seed ^= seed;
         let res = {
-            let _r = crate::nvtx::range(&crate::nvtx::point_name(
-                spec.variant.name(),
-                &format!("{:?}", spec.phase).to_lowercase(),
-                s.seq_k,
-                s.seq_q,
-            ));
+            let _r =
+                crate::nvtx::range(&crate::nvtx::point_name(spec.variant.name(), spec.phase.name(), s.seq_k, s.seq_q));
             let dev: &dyn Device = &self.dev;
             let mut t = DeviceTarget { dev, sets: bufs.len(), launch: |i: usize| att.run(dev, &bufs[i]).map(|_| ()) };
             protocol::measure(&mut t, &self.src, Some(self.idle), &proto)
@@ -451,7 +455,11 @@ impl Worker for EmuWorker {
     fn point(&mut self, spec: &PointSpec, seed: u64) -> Point {
         // Decode splits follow this device's SM count (the emulator reports an H100's 132).
         let opts = Options { sm_count: Some(self.dev.sm_count() as usize), ..Default::default() };
-        let att = match Attention::new(spec.variant, &spec.problem(), &opts) {
+        let problem = match spec.problem() {
+            Ok(p) => p,
+            Err(e) => return failed(spec, e),
+        };
+        let att = match Attention::new(spec.variant, &problem, &opts) {
             Ok(a) => a,
             Err(e) => return failed(spec, e),
         };
@@ -473,7 +481,7 @@ impl Worker for EmuWorker {
                 let wall = t0.elapsed().as_secs_f64();
                 // The emulated output is checked against the f64 reference: a wrong kernel is a
                 // failed point, not a counter profile.
-                let err = crate::reference::attention(&spec.problem(), &q, &k, &v).map(|r| {
+                let err = crate::reference::attention(&problem, &q, &k, &v).map(|r| {
                     let got: Vec<f64> = out.o.iter().map(|x| x.to_f64()).collect();
                     crate::reference::rel_l2(&got, &r.o)
                 });
@@ -746,8 +754,9 @@ pub fn run_with(cfg: &RunConfig, factory: WorkerFactory, progress: &mut dyn FnMu
                 tool: Some(format!("attnjoule {} sweep", env!("CARGO_PKG_VERSION"))),
                 idle_watts: idle,
                 config: serde_json::to_value(cfg).unwrap_or_default(),
+                schema_version: crate::profile::SCHEMA_VERSION,
             };
-            writer.append(&Line { header: Some(h.clone()), ..Default::default() })?;
+            writer.append(&Line::Header(h.clone()))?;
             h
         }
     };
@@ -780,7 +789,7 @@ pub fn run_with(cfg: &RunConfig, factory: WorkerFactory, progress: &mut dyn FnMu
         let Ok((w, msg)) = rx.recv() else { break };
         match msg {
             Msg::Point(p, secs) => {
-                writer.append(&Line { point: Some((*p).clone()), ..Default::default() })?;
+                writer.append(&Line::Point(p.clone()))?;
                 finished += 1;
                 let el = t0.elapsed().as_secs_f64();
                 let eta = el / finished as f64 * (total - finished) as f64;
@@ -795,7 +804,7 @@ pub fn run_with(cfg: &RunConfig, factory: WorkerFactory, progress: &mut dyn FnMu
             }
             Msg::Gemm(Ok(g)) => {
                 if !gemm_done.contains(&(g.m, g.n, g.k)) {
-                    writer.append(&Line { gemm: Some(g.clone()), ..Default::default() })?;
+                    writer.append(&Line::Gemm(g.clone()))?;
                     progress(&format!(
                         "gemm {}x{}x{}: {:.3} ms, {:.2} TFLOP/s{}",
                         g.m,

@@ -10,6 +10,7 @@ pub struct Row {
     pub a: String,
     pub b: String,
     pub phase: Phase,
+    /// The mask recipe's spelling (every parameter).
     pub mask: String,
     pub seq_q: usize,
     pub context: usize,
@@ -46,7 +47,7 @@ pub fn compare(a: &Profile, b: &Profile, only_a: Option<&str>, only_b: Option<&s
                 a: label(pa),
                 b: label(pb),
                 phase: pa.phase,
-                mask: pa.mask.kind.clone(),
+                mask: pa.mask.to_string(),
                 seq_q: pa.shape.seq_q,
                 context: pa.shape.seq_k,
                 seconds_a: sa,
@@ -71,7 +72,7 @@ pub fn plot(rows: &[Row], title: &str, path: &std::path::Path) -> crate::Result<
     let mut m: std::collections::BTreeMap<String, Vec<(f64, f64)>> = Default::default();
     for r in rows {
         let q = if r.phase == Phase::Decode { format!(" q={}", r.seq_q) } else { String::new() };
-        let base = format!("{} ÷ {} {:?} {}{q}", r.a, r.b, r.phase, r.mask).to_lowercase();
+        let base = format!("{} ÷ {} {} {}{q}", r.a, r.b, r.phase, r.mask);
         m.entry(format!("time {base}")).or_default().push((r.context as f64, r.time_ratio));
         if let Some(j) = r.joules_ratio {
             m.entry(format!("joules {base}")).or_default().push((r.context as f64, j));

@@ -1,10 +1,11 @@
 //! The sweep's append-only log: one JSON object per line, written and fsynced as each point
-//! finishes, so Ctrl-C or a crash loses nothing. The first line is a header (GPU, kind, spec);
-//! then points and GEMM calibration points. A cut last line (a crash mid-write) is dropped with a
-//! warning; a corrupt line elsewhere is an error naming it.
+//! finishes, so Ctrl-C or a crash loses nothing. The first line is a header (GPU, kind, spec,
+//! schema version); then points and GEMM calibration points, each line one [`Line`]. A cut last
+//! line (a crash mid-write) is dropped with a warning; a malformed line elsewhere is an error
+//! naming it. Points of a log written with an older schema are converted as they are read.
 
 use crate::error::{Error, Result};
-use crate::profile::{GemmPoint, GpuInfo, Point, ProfileKind};
+use crate::profile::{upgrade_point, GemmPoint, GpuInfo, Point, ProfileKind, SCHEMA_VERSION};
 use serde::{Deserialize, Serialize};
 use std::io::Write;
 use std::path::Path;
@@ -22,17 +23,23 @@ pub struct Header {
     /// The sweep's spec, protocol and shard (free-form, for the record).
     #[serde(default)]
     pub config: serde_json::Value,
+    /// The profile schema of the log's points (absent: written before logs recorded it, version 1).
+    #[serde(default = "schema_v1")]
+    pub schema_version: u32,
 }
 
-/// One line: exactly one of the fields is set.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
-pub struct Line {
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub header: Option<Header>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub point: Option<Point>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub gemm: Option<GemmPoint>,
+fn schema_v1() -> u32 {
+    1
+}
+
+/// One line of the log: `{"header": {...}}`, `{"point": {...}}` or `{"gemm": {...}}`; anything
+/// else (`{}`, two keys, an unknown key) is malformed.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Line {
+    Header(Header),
+    Point(Box<Point>),
+    Gemm(GemmPoint),
 }
 
 /// What a log holds.
@@ -66,39 +73,59 @@ pub fn read(path: &Path) -> Result<Log> {
             Some(i) => (&bytes[pos..pos + i], pos + i + 1, true),
             None => (&bytes[pos..], bytes.len(), false),
         };
-        let parsed = std::str::from_utf8(line).ok().and_then(|t| {
+        // A blank line carries nothing (and is valid); any other must be one record.
+        let text = std::str::from_utf8(line).map_err(|_| "not UTF-8".to_string());
+        let parsed = text.and_then(|t| {
             if t.trim().is_empty() {
-                Some(Line::default())
-            } else {
-                serde_json::from_str::<Line>(t).ok()
+                return Ok(None);
             }
+            let version = log.header.as_ref().map_or(SCHEMA_VERSION, |h| h.schema_version);
+            if version >= SCHEMA_VERSION {
+                return serde_json::from_str::<Line>(t).map(Some).map_err(|e| e.to_string());
+            }
+            // An older log's point: converted as JSON, then read.
+            let mut v: serde_json::Value = serde_json::from_str(t).map_err(|e| e.to_string())?;
+            if let Some(p) = v.get_mut("point") {
+                upgrade_point(p, version)?;
+            }
+            serde_json::from_value::<Line>(v).map(Some).map_err(|e| e.to_string())
         });
         match parsed {
-            Some(l) if complete => {
-                if let Some(h) = l.header {
-                    if log.header.is_some() {
-                        return Err(Error::Format(format!("{}:{lineno}: a second header", path.display())));
+            Ok(l) if complete => {
+                match l {
+                    Some(Line::Header(h)) => {
+                        if log.header.is_some() {
+                            return Err(Error::Format(format!("{}:{lineno}: a second header", path.display())));
+                        }
+                        if h.schema_version > SCHEMA_VERSION {
+                            return Err(Error::Format(format!(
+                                "{}: written with profile schema {} by a newer attnjoule (this build reads 1..={SCHEMA_VERSION})",
+                                path.display(),
+                                h.schema_version
+                            )));
+                        }
+                        log.header = Some(h);
                     }
-                    log.header = Some(h);
+                    Some(Line::Point(p)) => log.points.push(*p),
+                    Some(Line::Gemm(g)) => log.gemm.push(g),
+                    None => {}
                 }
-                log.points.extend(l.point);
-                log.gemm.extend(l.gemm);
                 log.valid_len = next as u64;
+            }
+            Err(e) if complete => {
+                return Err(Error::Format(format!(
+                    "{}:{lineno}: not a valid record ({e}); the log is corrupt: remove the line to continue",
+                    path.display()
+                )))
             }
             // The last line without its newline: a write was cut (or the line is whole but its
             // newline was lost); either way it is not trusted.
-            _ if !complete => {
+            _ => {
                 log.warnings.push(format!(
                     "{}:{lineno}: dropping a truncated last line ({} bytes) left by an interrupted write",
                     path.display(),
                     line.len()
                 ));
-            }
-            _ => {
-                return Err(Error::Format(format!(
-                    "{}:{lineno}: not a valid record (corrupt log; remove the line to continue)",
-                    path.display()
-                )))
             }
         }
         pos = next;

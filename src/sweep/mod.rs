@@ -12,100 +12,15 @@ pub mod output;
 pub mod protocol;
 
 use crate::error::{invalid, Result};
-use crate::mask::Mask;
+use crate::mask::MaskRecipe;
 use crate::problem::{Problem, Shape};
-use crate::profile::{MaskSpec, Phase};
+use crate::profile::Phase;
 use crate::work::Variant;
 use serde::{Deserialize, Serialize};
 
 /// H100 L2 size; input rotation makes every set's reuse distance at least twice this.
 pub const L2_BYTES: usize = 50 * 1024 * 1024;
 pub const GIB: f64 = 1024.0 * 1024.0 * 1024.0;
-
-/// The mask of a sweep, as given on the command line.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub enum MaskChoice {
-    None,
-    Causal,
-    /// Causal sliding window of this many keys.
-    Window(usize),
-    /// Longformer block-sparse layout (`BlockLayout::longformer`): block size, local blocks either
-    /// side of the diagonal, global blocks.
-    Longformer {
-        block: usize,
-        local: usize,
-        global: usize,
-    },
-}
-
-impl MaskChoice {
-    /// "none", "causal", "window:4096", "longformer:128:1:1" (block:local:global).
-    pub fn parse(s: &str) -> Result<MaskChoice> {
-        let bad = || {
-            invalid(format!("mask {s:?}: expected none, causal, window:<keys> or longformer:<block>:<local>:<global>"))
-        };
-        match s {
-            "none" => Ok(MaskChoice::None),
-            "causal" => Ok(MaskChoice::Causal),
-            _ => {
-                if let Some(w) = s.strip_prefix("window:") {
-                    return match w.parse::<usize>() {
-                        Ok(w) if w > 0 => Ok(MaskChoice::Window(w)),
-                        _ => bad(),
-                    };
-                }
-                let nums: Option<Vec<usize>> =
-                    s.strip_prefix("longformer:").map(|r| r.split(':').filter_map(|x| x.parse().ok()).collect());
-                match nums.as_deref() {
-                    Some(&[block, local, global]) if block > 0 => Ok(MaskChoice::Longformer { block, local, global }),
-                    _ => bad(),
-                }
-            }
-        }
-    }
-    /// Whether this mask can be built for `seq_q x seq_k`: a longformer layout is a CSR with i32
-    /// offsets whose construction visits every (block row, block column) pair, so its block grid
-    /// is bounded ([`MAX_LAYOUT_BLOCKS`]); a bigger block keeps long sequences in range.
-    pub fn validate(&self, seq_q: usize, seq_k: usize) -> Result<()> {
-        if let MaskChoice::Longformer { block, .. } = *self {
-            let (nq, nk) = (seq_q.div_ceil(block), seq_k.div_ceil(block));
-            if nq.checked_mul(nk).is_none_or(|n| n > MAX_LAYOUT_BLOCKS) {
-                return invalid(format!(
-                    "longformer block {block} at {seq_q} x {seq_k} tokens makes {nq} x {nk} blocks (at most \
-                     {MAX_LAYOUT_BLOCKS}); use a larger block"
-                ));
-            }
-        }
-        Ok(())
-    }
-    pub fn mask(&self, seq_q: usize, seq_k: usize) -> Mask {
-        match *self {
-            MaskChoice::None => Mask::None,
-            MaskChoice::Causal => Mask::Causal,
-            MaskChoice::Window(w) => Mask::causal_window(w),
-            MaskChoice::Longformer { block, local, global } => {
-                Mask::BlockSparse(crate::mask::BlockLayout::longformer(seq_q, seq_k, block, local, global))
-            }
-        }
-    }
-    pub fn spec(&self) -> MaskSpec {
-        match self {
-            MaskChoice::None => MaskSpec { kind: "none".into(), size: None, detail: None },
-            MaskChoice::Causal => MaskSpec { kind: "causal".into(), size: None, detail: None },
-            MaskChoice::Window(w) => MaskSpec { kind: "window".into(), size: Some(*w as u64), detail: None },
-            // The same spelling as the peer script, so `compare` matches the points.
-            MaskChoice::Longformer { block, local, global } => MaskSpec {
-                kind: "block_sparse".into(),
-                size: Some(*block as u64),
-                detail: Some(format!("longformer local={local} global={global}")),
-            },
-        }
-    }
-}
-
-/// Largest block grid (block rows x block columns) a layout mask is built for: 2^28 pairs take
-/// about a second to enumerate; the sweep's 1M-token contexts need 2^26 at block 128.
-pub const MAX_LAYOUT_BLOCKS: usize = 1 << 28;
 
 /// What to sweep.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -115,7 +30,7 @@ pub struct SweepSpec {
     pub contexts: Vec<usize>,
     /// Decode: new tokens per step (seq_q), each a separate point.
     pub decode_tokens: Vec<usize>,
-    pub masks: Vec<MaskChoice>,
+    pub masks: Vec<MaskRecipe>,
     pub batch: usize,
     pub heads: usize,
     pub kv_heads: usize,
@@ -129,7 +44,7 @@ impl Default for SweepSpec {
             phases: vec![Phase::Prefill, Phase::Decode],
             contexts: powers_of_two(1024, 1 << 20),
             decode_tokens: vec![1],
-            masks: vec![MaskChoice::Causal],
+            masks: vec![MaskRecipe::Causal],
             batch: 1,
             heads: 8,
             kv_heads: 1,
@@ -154,34 +69,35 @@ pub fn powers_of_two(lo: usize, hi: usize) -> Vec<usize> {
 pub struct PointSpec {
     pub variant: Variant,
     pub phase: Phase,
-    pub mask: MaskChoice,
+    pub mask: MaskRecipe,
     pub shape: Shape,
 }
 
 impl PointSpec {
-    pub fn problem(&self) -> Problem {
-        Problem::new(self.shape, self.mask.mask(self.shape.seq_q, self.shape.seq_k))
+    /// The call this point measures (building its mask; a `csr` layout file is read).
+    pub fn problem(&self) -> Result<Problem> {
+        Ok(Problem::new(self.shape, self.mask.mask(self.shape.seq_q, self.shape.seq_k)?))
     }
     pub fn key(&self) -> String {
-        key(self.variant.name(), "attnjoule", self.phase, &self.mask.spec(), &self.shape)
+        key(self.variant.name(), "attnjoule", self.phase, &self.mask, &self.shape)
     }
     pub fn label(&self) -> String {
         let s = &self.shape;
         match self.phase {
-            Phase::Prefill => format!("{} prefill {} ctx={}", self.variant.name(), self.mask.spec().kind, s.seq_k),
-            Phase::Decode => {
-                format!("{} decode {} ctx={} q={}", self.variant.name(), self.mask.spec().kind, s.seq_k, s.seq_q)
-            }
+            Phase::Prefill => format!("{} prefill {} ctx={}", self.variant.name(), self.mask, s.seq_k),
+            Phase::Decode => format!("{} decode {} ctx={} q={}", self.variant.name(), self.mask, s.seq_k, s.seq_q),
         }
     }
 }
 
-/// Identity of a point across runs, shards and profiles.
-pub fn key(variant: &str, implementation: &str, phase: Phase, mask: &MaskSpec, s: &Shape) -> String {
+/// Identity of a point across runs, shards and profiles:
+/// `<implementation>/<variant>/<phase>/<mask recipe>/b<batch>q<seq_q>k<seq_k>h<heads>kv<kv_heads>d<head_dim>`,
+/// with every parameter of the mask (e.g. `attnjoule/flash/prefill/longformer:64:1:1/b1q4096k4096h8kv1d128`).
+pub fn key(variant: &str, implementation: &str, phase: Phase, mask: &MaskRecipe, s: &Shape) -> String {
     format!(
-        "{implementation}/{variant}/{phase:?}/{}{}/b{}q{}k{}h{}kv{}d{}",
-        mask.kind,
-        mask.size.map(|w| format!(":{w}")).unwrap_or_default(),
+        "{}/{}/{phase}/{mask}/b{}q{}k{}h{}kv{}d{}",
+        implementation.to_lowercase(),
+        variant.to_lowercase(),
         s.batch,
         s.seq_q,
         s.seq_k,
@@ -189,7 +105,6 @@ pub fn key(variant: &str, implementation: &str, phase: Phase, mask: &MaskSpec, s
         s.kv_heads,
         s.head_dim
     )
-    .to_lowercase()
 }
 
 pub fn point_key(p: &crate::profile::Point) -> String {
@@ -214,27 +129,26 @@ pub fn enumerate(spec: &SweepSpec) -> Result<Vec<PointSpec>> {
             }
             for mask in &spec.masks {
                 for &ctx in &spec.contexts {
-                    mask.validate(ctx, ctx)?;
                     let (b, h, hk, d) = (spec.batch, spec.heads, spec.kv_heads, spec.head_dim);
-                    match phase {
-                        Phase::Prefill => out.push(PointSpec {
-                            variant,
-                            phase,
-                            mask: mask.clone(),
-                            shape: Shape::prefill(b, ctx, h, hk, d),
-                        }),
-                        Phase::Decode => {
-                            for &q in &spec.decode_tokens {
-                                if q <= ctx {
-                                    out.push(PointSpec {
-                                        variant,
-                                        phase,
-                                        mask: mask.clone(),
-                                        shape: Shape::decode(b, q, ctx, h, hk, d),
-                                    });
-                                }
-                            }
-                        }
+                    let shapes: Vec<Shape> = match phase {
+                        Phase::Prefill => vec![Shape::prefill(b, ctx, h, hk, d)],
+                        Phase::Decode => spec
+                            .decode_tokens
+                            .iter()
+                            .filter(|&&q| q <= ctx)
+                            .map(|&q| Shape::decode(b, q, ctx, h, hk, d))
+                            .collect(),
+                    };
+                    for shape in shapes {
+                        // Every point's mask must build: refused here, before anything runs.
+                        mask.validate(shape.seq_q, shape.seq_k).map_err(|e| match e {
+                            crate::Error::Invalid(m) => crate::Error::Invalid(format!(
+                                "{phase} point of {} queries x {ctx} keys: {m}",
+                                shape.seq_q
+                            )),
+                            e => e,
+                        })?;
+                        out.push(PointSpec { variant, phase, mask: mask.clone(), shape });
                     }
                 }
             }
@@ -249,6 +163,13 @@ pub fn enumerate(spec: &SweepSpec) -> Result<Vec<PointSpec>> {
 pub struct Shard {
     pub index: usize,
     pub count: usize,
+}
+
+impl std::str::FromStr for Shard {
+    type Err = crate::Error;
+    fn from_str(s: &str) -> Result<Shard> {
+        Shard::parse(s)
+    }
 }
 
 impl Shard {
@@ -296,6 +217,7 @@ pub fn fnv(s: &str) -> u64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::mask::Mask;
 
     #[test]
     fn default_sweep_points() {
@@ -321,11 +243,6 @@ mod tests {
             assert_eq!(seen.len(), pts.len(), "n={n}: every point in some shard");
             assert!(seen.values().all(|&c| c == 1), "n={n}: every point in exactly one shard");
         }
-        assert_eq!(
-            MaskChoice::parse("longformer:128:1:2").unwrap(),
-            MaskChoice::Longformer { block: 128, local: 1, global: 2 }
-        );
-        assert!(MaskChoice::parse("longformer:0:1:1").is_err() && MaskChoice::parse("window:").is_err());
         assert!(Shard::parse("3/3").is_err() && Shard::parse("1/0").is_err() && Shard::parse("x").is_err());
     }
 
@@ -334,7 +251,7 @@ mod tests {
         assert_eq!(powers_of_two(1000, 5000), vec![1024, 2048, 4096]);
         assert!(powers_of_two(usize::MAX, usize::MAX).is_empty());
         assert_eq!(powers_of_two(1 << 62, usize::MAX), vec![1 << 62, 1 << 63]);
-        let lf = |block| MaskChoice::Longformer { block, local: 1, global: 1 };
+        let lf = |block| MaskRecipe::Longformer { block, local: 1, global: 1 };
         assert!(lf(128).validate(1 << 20, 1 << 20).is_ok());
         assert!(lf(1).validate(1 << 20, 1 << 20).is_err());
         let spec = SweepSpec { masks: vec![lf(1)], contexts: vec![1 << 20], ..Default::default() };

@@ -38,9 +38,8 @@ pub fn hms(secs: f64) -> String {
 
 fn label(p: &Point) -> String {
     let s = &p.shape;
-    let phase = format!("{:?}", p.phase).to_lowercase();
     let q = if s.seq_q != s.seq_k { format!(" q={}", s.seq_q) } else { String::new() };
-    format!("{} {phase} {} ctx={}{q}", p.variant, p.mask.kind, s.seq_k)
+    format!("{} {} {} ctx={}{q}", p.variant, p.phase, p.mask, s.seq_k)
 }
 
 /// One line about a finished point for the progress output.
@@ -94,7 +93,7 @@ fn opt(x: Option<f64>) -> String {
 /// The points as CSV (one row each; empty cells where not measured).
 pub fn csv(profile: &Profile) -> String {
     let mut s = String::from(
-        "variant,implementation,phase,mask,mask_size,batch,seq_q,seq_k,heads,kv_heads,head_dim,status,need_gib,error,\
+        "variant,implementation,phase,mask,batch,seq_q,seq_k,heads,kv_heads,head_dim,status,need_gib,error,\
          seconds_median,seconds_min,seconds_max,seconds_cv,joules_median,joules_cv,joules_above_idle_median,watts,\
          tflops,gbps,energy_method,throttled,calls,flops,min_bytes\n",
     );
@@ -107,12 +106,11 @@ pub fn csv(profile: &Profile) -> String {
         };
         let _ = writeln!(
             s,
-            "{},{},{},{},{},{},{},{},{},{},{},{status},{need},\"{err}\",{},{},{},{},{},{},{},{},{},{},{},{},{},{:e},{:e}",
+            "{},{},{},\"{}\",{},{},{},{},{},{},{status},{need},\"{err}\",{},{},{},{},{},{},{},{},{},{},{},{},{},{:e},{:e}",
             p.variant,
             p.implementation,
-            snake(&p.phase),
-            p.mask.kind,
-            p.mask.size.map(|x| x.to_string()).unwrap_or_default(),
+            p.phase,
+            p.mask.to_string().replace('"', "'"),
             sh.batch,
             sh.seq_q,
             sh.seq_k,
@@ -160,13 +158,13 @@ pub fn series(profile: &Profile, value: impl Fn(&Point) -> Option<f64>) -> Vec<(
     let mut m: std::collections::BTreeMap<String, Vec<(f64, f64)>> = Default::default();
     for p in profile.points.iter().filter(|p| matches!(p.status, PointStatus::Ok)) {
         if let Some(v) = value(p) {
-            let phase = format!("{:?}", p.phase).to_lowercase();
+            let phase = p.phase;
             let q =
                 if p.phase == crate::profile::Phase::Decode { format!(" q={}", p.shape.seq_q) } else { String::new() };
             let name = if p.implementation == "attnjoule" {
-                format!("{} {phase} {}{q}", p.variant, p.mask.kind)
+                format!("{} {phase} {}{q}", p.variant, p.mask)
             } else {
-                format!("{}:{} {phase} {}{q}", p.implementation, p.variant, p.mask.kind)
+                format!("{}:{} {phase} {}{q}", p.implementation, p.variant, p.mask)
             };
             m.entry(name).or_default().push((p.context() as f64, v));
         }

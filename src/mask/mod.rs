@@ -5,10 +5,18 @@
 //! `{left, right}` shows `i + off - left <= j <= i + off + right`, a negative bound meaning
 //! unbounded on that side (FlashAttention's `window_size`). Block-sparse layouts are CSR over blocks
 //! of `block_q x block_k` tokens. A row that sees no key gives O = 0 and LSE = -inf.
+//!
+//! A [`Mask`] is built for one `seq_q x seq_k`; a [`MaskRecipe`] names a mask with all its
+//! parameters and builds it for any size (the spelling the command line, the sweep's point keys and
+//! the profiles share).
 
-use crate::error::{invalid, Result};
-use crate::problem::Shape;
-use rand::{Rng, SeedableRng};
+mod layout;
+mod recipe;
+
+pub use layout::BlockLayout;
+pub use recipe::{layout_hash, read_layout_file, LayoutFile, MaskRecipe, RecipeError, MAX_LAYOUT_BLOCKS};
+
+use crate::error::Result;
 use serde::{Deserialize, Serialize};
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -22,16 +30,6 @@ pub enum Mask {
         right: i64,
     },
     BlockSparse(BlockLayout),
-}
-
-/// Block-sparse layout in CSR form: row `r` of blocks (queries `r*block_q ..`) visits the key
-/// blocks `col_idx[row_ptr[r]..row_ptr[r+1]]`, sorted ascending, no duplicates.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct BlockLayout {
-    pub block_q: usize,
-    pub block_k: usize,
-    pub row_ptr: Vec<i32>,
-    pub col_idx: Vec<i32>,
 }
 
 /// How much of a tile a mask shows: the kernels skip `Empty` tiles and mask only `Partial` ones.
@@ -57,9 +55,10 @@ impl Mask {
         }
     }
 
-    pub fn validate(&self, shape: &Shape) -> Result<()> {
+    /// Checks the mask against a `seq_q x seq_k` call (a layout must cover its block grid).
+    pub fn validate(&self, seq_q: usize, seq_k: usize) -> Result<()> {
         match self {
-            Mask::BlockSparse(l) => l.validate(shape.seq_q, shape.seq_k),
+            Mask::BlockSparse(l) => l.validate(seq_q, seq_k),
             _ => Ok(()),
         }
     }
@@ -282,138 +281,10 @@ impl Mask {
     }
 }
 
-impl BlockLayout {
-    pub fn rows(&self) -> usize {
-        self.row_ptr.len().saturating_sub(1)
-    }
-    pub fn row(&self, r: usize) -> &[i32] {
-        &self.col_idx[self.row_ptr[r] as usize..self.row_ptr[r + 1] as usize]
-    }
-    pub fn nnz(&self) -> usize {
-        self.col_idx.len()
-    }
-    pub fn contains(&self, r: usize, c: usize) -> bool {
-        r < self.rows() && self.row(r).binary_search(&(c as i32)).is_ok()
-    }
-
-    pub fn validate(&self, seq_q: usize, seq_k: usize) -> Result<()> {
-        if self.block_q == 0 || self.block_k == 0 {
-            return invalid("block-sparse block sizes must be at least 1");
-        }
-        let (nq, nk) = (seq_q.div_ceil(self.block_q), seq_k.div_ceil(self.block_k));
-        if self.row_ptr.len() != nq + 1 {
-            return invalid(format!(
-                "block layout has {} block rows, seq_q {seq_q} / block_q {} needs {nq}",
-                self.rows(),
-                self.block_q
-            ));
-        }
-        if self.row_ptr[0] != 0 || *self.row_ptr.last().unwrap() as usize != self.col_idx.len() {
-            return invalid("block layout row_ptr must start at 0 and end at nnz");
-        }
-        for r in 0..nq {
-            if self.row_ptr[r] > self.row_ptr[r + 1] {
-                return invalid(format!("block layout row_ptr decreases at row {r}"));
-            }
-            let row = self.row(r);
-            for (k, &c) in row.iter().enumerate() {
-                if c < 0 || c as usize >= nk {
-                    return invalid(format!("block layout row {r} has column {c}, outside 0..{nk}"));
-                }
-                if k > 0 && row[k - 1] >= c {
-                    return invalid(format!("block layout row {r} columns must be strictly increasing"));
-                }
-            }
-        }
-        Ok(())
-    }
-
-    /// From a dense predicate over (block row, block column).
-    pub fn from_fn(
-        seq_q: usize,
-        seq_k: usize,
-        block_q: usize,
-        block_k: usize,
-        mut f: impl FnMut(usize, usize) -> bool,
-    ) -> Self {
-        let (nq, nk) = (seq_q.div_ceil(block_q.max(1)), seq_k.div_ceil(block_k.max(1)));
-        let mut row_ptr = vec![0i32];
-        let mut col_idx = Vec::new();
-        for r in 0..nq {
-            col_idx.extend((0..nk).filter(|&c| f(r, c)).map(|c| c as i32));
-            row_ptr.push(col_idx.len() as i32);
-        }
-        BlockLayout { block_q, block_k, row_ptr, col_idx }
-    }
-
-    /// Every block: equivalent to no mask.
-    pub fn full(seq_q: usize, seq_k: usize, block_q: usize, block_k: usize) -> Self {
-        Self::from_fn(seq_q, seq_k, block_q, block_k, |_, _| true)
-    }
-
-    /// An explicit CSR, validated.
-    pub fn from_csr(
-        seq_q: usize,
-        seq_k: usize,
-        block_q: usize,
-        block_k: usize,
-        row_ptr: Vec<i32>,
-        col_idx: Vec<i32>,
-    ) -> Result<Self> {
-        let l = BlockLayout { block_q, block_k, row_ptr, col_idx };
-        l.validate(seq_q, seq_k)?;
-        Ok(l)
-    }
-
-    /// Longformer-style: each block row sees `local` blocks either side of its diagonal, and the
-    /// first `global` block rows/columns see and are seen by everything. The diagonal is aligned
-    /// bottom-right like the other masks.
-    pub fn longformer(seq_q: usize, seq_k: usize, block: usize, local: usize, global: usize) -> Self {
-        let diag = Self::diag_fn(seq_q, seq_k, block);
-        Self::from_fn(seq_q, seq_k, block, block, |r, c| r < global || c < global || diag(r).abs_diff(c) <= local)
-    }
-
-    /// BigBird: local band + global blocks + `random` seeded random blocks per row.
-    pub fn bigbird(
-        seq_q: usize,
-        seq_k: usize,
-        block: usize,
-        local: usize,
-        global: usize,
-        random: usize,
-        seed: u64,
-    ) -> Self {
-        let nk = seq_k.div_ceil(block);
-        let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
-        let nq = seq_q.div_ceil(block);
-        let picks: Vec<Vec<usize>> = (0..nq).map(|_| (0..random).map(|_| rng.random_range(0..nk)).collect()).collect();
-        let diag = Self::diag_fn(seq_q, seq_k, block);
-        Self::from_fn(seq_q, seq_k, block, block, |r, c| {
-            r < global || c < global || diag(r).abs_diff(c) <= local || picks[r].contains(&c)
-        })
-    }
-
-    /// Sparse Transformer "strided": the previous `local` blocks plus every `stride`-th block
-    /// column at or before the diagonal (causal).
-    pub fn strided(seq_q: usize, seq_k: usize, block: usize, local: usize, stride: usize) -> Self {
-        let diag = Self::diag_fn(seq_q, seq_k, block);
-        let stride = stride.max(1);
-        Self::from_fn(seq_q, seq_k, block, block, |r, c| {
-            let d = diag(r);
-            c <= d && (d - c <= local || (c + 1) % stride == 0)
-        })
-    }
-
-    /// Block column of a block row's diagonal, bottom-right aligned.
-    fn diag_fn(seq_q: usize, seq_k: usize, block: usize) -> impl Fn(usize) -> usize {
-        let off = seq_k.saturating_sub(seq_q);
-        move |r| (r * block + off) / block
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use rand::{Rng, SeedableRng};
 
     #[test]
     fn causal_bottom_right() {
@@ -509,6 +380,30 @@ mod tests {
         let s = BlockLayout::strided(512, 512, 64, 1, 3);
         assert!(s.validate(512, 512).is_ok());
         assert!(!s.contains(0, 1));
+    }
+
+    #[test]
+    fn bigbird_decode_row_is_global_band_and_picks() {
+        // A decode row (one query at the end of the cache) by the definition: the first `global`
+        // key blocks, its own block and the `local` before it, `random` blocks drawn from a
+        // generator seeded with seed ^ key blocks.
+        let seed = crate::reference::fresh_seed();
+        println!("seed {seed}");
+        let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
+        for _ in 0..100 {
+            let (sk, block): (usize, usize) = (rng.random_range(1..5000), [16, 64, 100][rng.random_range(0..3)]);
+            let (local, global, random, s): (usize, usize, usize, u64) =
+                (rng.random_range(0..4), rng.random_range(0..4), rng.random_range(0..4), rng.random());
+            let nk = sk.div_ceil(block);
+            let mut picks = rand::rngs::StdRng::seed_from_u64(s ^ nk as u64);
+            let picks: Vec<usize> = (0..random).map(|_| picks.random_range(0..nk)).collect();
+            let l = BlockLayout::bigbird(1, sk, block, local, global, random, s);
+            let want: Vec<i32> = (0..nk)
+                .filter(|&c| c < global || nk - 1 - c <= local || nk - 1 < global || picks.contains(&c))
+                .map(|c| c as i32)
+                .collect();
+            assert_eq!(l.row(0), &want[..], "sk {sk} block {block} local {local} global {global} random {random}");
+        }
     }
 
     #[test]
