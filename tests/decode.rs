@@ -98,7 +98,7 @@ fn split_heuristic_on_132_sms() {
         println!("cache {cache:>8}: {} -> grid {:?}", a.plan().description, l.cfg.grid);
         assert_eq!(splits, want, "cache {cache}");
         assert_eq!(l.cfg.grid, [want as u32, 1, 1]);
-        let per_split = l.params.split_len as usize / TILE_K;
+        let per_split = l.params.tiles_per_split as usize;
         assert!(per_split * (splits - 1) < cache.div_ceil(TILE_K), "no empty split");
         assert_eq!(a.plan().launches.len(), 2, "more than one split: combine");
         seen.push(splits);
@@ -177,7 +177,7 @@ fn check_counters(p: &Problem, att: &Attention, reports: &[LaunchReport], heuris
     let params = &att.plan().launches[0].params;
     let splits = params.num_splits as usize;
     let tiles = decode::visited_tiles(p);
-    let per_split = params.split_len as usize / TILE_K;
+    let per_split = params.tiles_per_split as usize;
     let nonempty = if tiles == 0 { 0 } else { tiles.div_ceil(per_split).min(splits) };
     let k: Vec<&Counters> = reports.iter().map(|r| r.counters.as_ref().expect("emulator counters")).collect();
     let load: u64 = k.iter().map(|c| c.global_load_bytes).sum();
@@ -190,11 +190,11 @@ fn check_counters(p: &Problem, att: &Attention, reports: &[LaunchReport], heuris
     let c = decode::config(p).unwrap();
     let chunks = (s.seq_q * s.group()).div_ceil(c.rows_per_cta());
     let kv_extra = kv * (chunks - 1) as f64;
-    // Block-sparse: the shared policy reads its CSR entries warp-uniformly, one 4-byte load per
-    // warp: row_ptr[0..2] and the first and last column at init, one column per tile for the
-    // prefetch and one for the math. Tiny next to a 64-key tile, visible only at cache 1.
+    // Block-sparse: the shared mask object reads its CSR entries warp-uniformly, one 4-byte load
+    // per warp: row_ptr[0..2] and the last column at init, one column per tile for the prefetch
+    // and one for the math. Tiny next to a 64-key tile, visible only at cache 1.
     let csr_extra = if matches!(p.mask, Mask::BlockSparse(_)) {
-        (s.batch * s.kv_heads * chunks * splits * c.warps_m * c.warps_n * (4 + 2 * per_split) * 4) as f64
+        (s.batch * s.kv_heads * chunks * splits * c.warps_m * c.warps_n * (3 + 2 * per_split) * 4) as f64
     } else {
         0.0
     };

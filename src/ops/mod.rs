@@ -324,7 +324,8 @@ pub fn base_params(p: &Problem) -> AttnParams {
         sparse_block_q: sbq,
         sparse_block_k: sbk,
         num_splits: 1,
-        split_len: s.seq_k as i32,
+        // One split holding every key tile (decode's plan sets its own split).
+        tiles_per_split: s.seq_k.div_ceil(decode::TILE_K) as i32,
         scale: scale as f32,
         scale_log2: (scale * std::f64::consts::LOG2_E) as f32,
         ..Default::default()
