@@ -161,3 +161,46 @@ fn the_backend_refuses_serving_points_until_the_kernel_lands() {
     );
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// The bytes of the two reference mixes (docs/perf-decode.md quotes them), bf16 against fp8:
+/// the cache halves plus its scales, the rest does not move; the plan's additions stay small.
+#[test]
+fn step_bytes_of_the_reference_mixes() {
+    use attnjoule::paged::plan::{plan, PlanOptions};
+    use attnjoule::paged::{Allocation, PagedBatch, SeqSpec};
+    let seed = 18;
+    let mut keys = vec![1usize << 20];
+    // 63 short conversations, 64..2048 keys, log-uniform from a fixed mix.
+    keys.extend(Mix { count: 64, seed }.lengths(2048)[1..].iter().map(|&k| k.max(64)));
+    for (name, keys) in [("1M + 63 short", keys), ("64 x 40K", vec![40_000; 64])] {
+        let mut by = Vec::new();
+        for kv in [KvDtype::Bf16, KvDtype::Fp8] {
+            let seqs: Vec<SeqSpec> = keys.iter().map(|&k| SeqSpec { keys: k, new_tokens: 1 }).collect();
+            let b = PagedBatch::allocate(8, 1, 128, 64, kv, &seqs, Allocation::default()).unwrap();
+            let masks = b.masks(&MaskRecipe::Causal).unwrap();
+            let p = plan(&b, &masks, &PlanOptions::default()).unwrap();
+            let (_, w) = attnjoule::work::paged_decode(&b, &masks, &p);
+            let mib = |x: f64| x / (1u64 << 20) as f64;
+            println!(
+                "{name} {kv}: K/V {:.2} MiB, scales {:.2} MiB, Q+O+LSE {:.3} MiB; plan: {} splits, Q re-read {:.3} MiB, \
+                 partials {:.3} MiB, metadata {:.3} MiB ({:.2}% of the step); total {:.2} MiB = {:.1} us at 3.0 TB/s, \
+                 {:.1} us at 4.3 TB/s",
+                mib(w.kv),
+                mib(w.kv_scales),
+                mib(w.q + w.o + w.lse),
+                p.items.len(),
+                mib(w.q_reread),
+                mib(w.partials),
+                mib(w.metadata),
+                100.0 * w.plan() / w.step(),
+                mib(w.total()),
+                w.total() / 3.0e12 * 1e6,
+                w.total() / 4.3e12 * 1e6
+            );
+            assert!(w.plan() < 0.02 * w.step(), "{name} {kv}: the plan adds {} of {}", w.plan(), w.step());
+            by.push(w);
+        }
+        assert_eq!(by[1].kv + by[1].kv_scales, by[0].kv * (128.0 + 2.0) / 256.0);
+        assert_eq!((by[1].q, by[1].o, by[1].lse, by[1].q_reread), (by[0].q, by[0].o, by[0].lse, by[0].q_reread));
+    }
+}
