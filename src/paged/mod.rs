@@ -482,6 +482,37 @@ impl PagedBatch {
         Ok(())
     }
 
+    /// The per-sequence block-sparse table of the kernel (`sparse_offsets`, `sparse_blocks` in
+    /// attn_paged.h): each sequence's decode block row, its key blocks ascending. Every mask must
+    /// be block-sparse with one block row (`block_q >= ` the sequence's new tokens) and the same
+    /// `block_k`.
+    pub fn sparse_table(&self, masks: &[Mask]) -> BatchResult<(Vec<i32>, Vec<i32>)> {
+        self.check_masks(masks)?;
+        let (mut offsets, mut blocks) = (vec![0i32], Vec::new());
+        let mut block_k = None;
+        for (s, m) in masks.iter().enumerate() {
+            let Mask::BlockSparse(l) = m else {
+                return Err(BatchError::Mask { seq: s, msg: format!("a {} mask has no block table", m.name()) });
+            };
+            if l.rows() != 1 || *block_k.get_or_insert(l.block_k) != l.block_k {
+                return Err(BatchError::Mask {
+                    seq: s,
+                    msg: format!(
+                        "a decode step needs one block row (block_q {} >= {} new tokens) and one block_k for all sequences",
+                        l.block_q,
+                        self.new_tokens(s)
+                    ),
+                });
+            }
+            blocks.extend_from_slice(l.row(0));
+            offsets.push(
+                i32::try_from(blocks.len())
+                    .map_err(|_| BatchError::TooLarge("sparse table beyond 2^31 blocks".into()))?,
+            );
+        }
+        Ok((offsets, blocks))
+    }
+
     /// Packs a BSHD cache (`[batch, seq_k, kv_heads, head_dim]`, as [`Shape::kv_index`]) into a
     /// pool of this batch (made by [`PagedBatch::contiguous`] from `shape`); every slot no key
     /// fills (page tails, unused pages) holds `fill`.
@@ -726,6 +757,23 @@ mod tests {
         }
         println!("{ok} of 3000 bent batches valid");
         assert!(ok > 100 && ok < 2900, "the bends should be caught sometimes and pass sometimes: {ok}");
+    }
+
+    #[test]
+    fn sparse_tables_hold_each_decode_row() {
+        let b = batch(&[(5000, 4), (100, 1), (0, 2)], 64);
+        let r = MaskRecipe::BigBird { block: 64, local: 1, global: 1, random: 2, seed: 7 };
+        let masks = b.masks(&r).unwrap();
+        let (off, blocks) = b.sparse_table(&masks).unwrap();
+        assert_eq!(off.len(), 4);
+        for s in 0..3 {
+            let Mask::BlockSparse(l) = &masks[s] else { panic!() };
+            assert_eq!(&blocks[off[s] as usize..off[s + 1] as usize], l.row(0), "seq {s}");
+        }
+        assert!(off[1] >= 3 && off[3] == off[2], "{off:?}: global + local + own; none without keys");
+        assert!(b.sparse_table(&b.masks(&MaskRecipe::Causal).unwrap()).is_err());
+        let narrow = MaskRecipe::Longformer { block: 2, local: 1, global: 0 };
+        assert!(matches!(b.sparse_table(&b.masks(&narrow).unwrap()), Err(BatchError::Mask { seq: 0, .. })));
     }
 
     #[test]

@@ -6,6 +6,65 @@
 include!(concat!(env!("OUT_DIR"), "/attn_paged.rs"));
 
 impl PagedDecodeParams {
+    /// Every field but the device pointers, for a step of `b` under `masks` (one per sequence, all
+    /// of one kind: a batch has one mask recipe) split by `plan`. The pointers stay 0 for the
+    /// launcher to fill.
+    pub fn for_step(
+        b: &super::PagedBatch,
+        masks: &[crate::mask::Mask],
+        plan: &super::plan::SplitPlan,
+    ) -> super::BatchResult<Self> {
+        use super::BatchError;
+        use crate::mask::Mask;
+        b.validate()?;
+        b.check_masks(masks)?;
+        if plan.tiles.len() != b.num_seqs() || plan.kv_heads != b.kv_heads {
+            return Err(BatchError::Invalid("the plan was made for another batch".into()));
+        }
+        let first = &masks[0];
+        if masks.iter().any(|m| std::mem::discriminant(m) != std::mem::discriminant(first)) {
+            return Err(BatchError::Invalid("one step takes one mask kind for every sequence".into()));
+        }
+        let (mask_kind, (window_left, window_right)) = (
+            match first {
+                Mask::None => crate::params::ATTN_MASK_NONE,
+                Mask::Causal => crate::params::ATTN_MASK_CAUSAL,
+                Mask::Window { .. } => crate::params::ATTN_MASK_WINDOW,
+                Mask::BlockSparse(_) => crate::params::ATTN_MASK_BLOCK_SPARSE,
+            } as i32,
+            first.kernel_window(),
+        );
+        if masks.iter().any(|m| m.kernel_window() != (window_left, window_right)) {
+            return Err(BatchError::Invalid("one step takes one window for every sequence".into()));
+        }
+        let sparse_block_k = match first {
+            Mask::BlockSparse(l) => l.block_k as i32,
+            _ => 0,
+        };
+        let scale = b.scale() as f32;
+        Ok(PagedDecodeParams {
+            num_seqs: b.num_seqs() as i32,
+            total_q: b.total_q() as i32,
+            num_items: plan.items.len() as i32,
+            partial_rows: plan.partial_rows as i32,
+            heads: b.heads as i32,
+            kv_heads: b.kv_heads as i32,
+            head_dim: b.head_dim as i32,
+            num_pages: b.num_pages as i32,
+            page_size: b.page_size as i32,
+            page_shift: b.page_size.trailing_zeros() as i32,
+            kv_dtype: b.kv_dtype.code(),
+            tile_k: plan.tile_k as i32,
+            mask_kind,
+            window_left,
+            window_right,
+            sparse_block_k,
+            scale,
+            scale_log2: scale * std::f32::consts::LOG2_E,
+            ..Default::default()
+        })
+    }
+
     /// The struct's bytes, as passed by value to a kernel (one `.param` of this size).
     pub fn as_bytes(&self) -> &[u8] {
         // SAFETY: PagedDecodeParams is a plain C struct of integers and floats (bindgen, repr(C))
@@ -27,5 +86,33 @@ mod tests {
         assert_eq!((ATTN_KV_BF16, ATTN_KV_FP8_E4M3), (0, 1));
         let p = PagedDecodeParams { page_size: 64, ..Default::default() };
         assert_eq!(p.as_bytes().len(), 216);
+    }
+
+    #[test]
+    fn scalars_of_a_step() {
+        use super::super::plan::{plan, PlanOptions};
+        use super::super::{Allocation, KvDtype, PagedBatch, SeqSpec};
+        use crate::mask::MaskRecipe;
+        let seqs = [SeqSpec { keys: 5000, new_tokens: 3 }, SeqSpec { keys: 10, new_tokens: 1 }];
+        let b = PagedBatch::allocate(16, 2, 128, 32, KvDtype::Fp8, &seqs, Allocation::default()).unwrap();
+        let masks = b.masks(&MaskRecipe::Window { keys: 700 }).unwrap();
+        let pl = plan(&b, &masks, &PlanOptions::default()).unwrap();
+        let p = PagedDecodeParams::for_step(&b, &masks, &pl).unwrap();
+        assert_eq!(
+            (p.num_seqs, p.total_q, p.num_items, p.partial_rows),
+            (2, 4, pl.items.len() as i32, pl.partial_rows as i32)
+        );
+        assert_eq!((p.page_size, p.page_shift, p.kv_dtype, p.tile_k), (32, 5, ATTN_KV_FP8_E4M3 as i32, 64));
+        assert_eq!((p.mask_kind, p.window_left, p.window_right), (crate::params::ATTN_MASK_WINDOW as i32, 699, 0));
+        assert_eq!(p.scale, (1.0 / 128f64.sqrt()) as f32);
+        assert_eq!((p.q, p.k_pool, p.work_items), (0, 0, 0), "pointers are the launcher's");
+        let sparse = b.masks(&MaskRecipe::BigBird { block: 64, local: 1, global: 1, random: 2, seed: 3 }).unwrap();
+        let p = PagedDecodeParams::for_step(&b, &sparse, &plan(&b, &sparse, &PlanOptions::default()).unwrap()).unwrap();
+        assert_eq!((p.mask_kind, p.sparse_block_k), (crate::params::ATTN_MASK_BLOCK_SPARSE as i32, 64));
+        // One mask kind and one window per step.
+        let mixed = vec![masks[0].clone(), crate::mask::Mask::Causal];
+        assert!(PagedDecodeParams::for_step(&b, &mixed, &pl).is_err());
+        let other = PagedBatch::allocate(16, 2, 128, 32, KvDtype::Fp8, &seqs[..1], Allocation::default()).unwrap();
+        assert!(PagedDecodeParams::for_step(&other, &masks[..1], &pl).is_err());
     }
 }
