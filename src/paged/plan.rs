@@ -137,12 +137,11 @@ fn size_runs(tiles: &[usize], cap: usize, min: usize) -> Vec<(usize, usize)> {
     let mut v: Vec<(usize, usize)> = Vec::new();
     for &t in tiles {
         let n = splits_for(t, cap, min);
-        if n > 0 {
-            let (q, r) = (t / n, t % n);
+        if let (Some(q), Some(r)) = (t.checked_div(n), t.checked_rem(n)) {
             v.extend([(q + 1, r), (q, n - r)].into_iter().filter(|x| x.1 > 0));
         }
     }
-    v.sort_unstable_by(|a, b| b.0.cmp(&a.0));
+    v.sort_unstable_by_key(|x| Reverse(x.0));
     let mut out: Vec<(usize, usize)> = Vec::with_capacity(v.len());
     for (t, c) in v {
         match out.last_mut() {
@@ -245,9 +244,9 @@ pub fn plan(batch: &PagedBatch, masks: &[Mask], o: &PlanOptions) -> BatchResult<
     let mut items = Vec::new();
     let (mut split_offsets, mut partial_offsets) = (vec![0i32], vec![0i32]);
     let (mut splits_total, mut partial_rows) = (0usize, 0usize);
-    for s in 0..n {
-        let k = splits_for(tiles[s], cap, min);
-        let (q, r) = if k > 0 { (tiles[s] / k, tiles[s] % k) } else { (0, 0) };
+    for (s, &t) in tiles.iter().enumerate() {
+        let k = splits_for(t, cap, min);
+        let (q, r) = (t.checked_div(k).unwrap_or(0), t.checked_rem(k).unwrap_or(0));
         let mut begin = 0;
         for split in 0..k {
             let end = begin + q + usize::from(split < r);
@@ -409,7 +408,7 @@ mod tests {
             let p = p.unwrap();
             let t0 = std::time::Instant::now();
             for _ in 0..reps {
-                std::hint::black_box(b.validate().unwrap());
+                std::hint::black_box(b.validate()).unwrap();
             }
             let v_us = t0.elapsed().as_secs_f64() / reps as f64 * 1e6;
             check(b, &masks, &p, &o);
@@ -500,7 +499,7 @@ mod tests {
         for _ in 0..300 {
             let mut runs: Vec<(usize, usize)> =
                 (0..rng.random_range(0..20)).map(|_| (rng.random_range(1..200), rng.random_range(1..50))).collect();
-            runs.sort_by(|a, b| b.0.cmp(&a.0));
+            runs.sort_by_key(|r| Reverse(r.0));
             let (h, slots, over) = (rng.random_range(1..5), rng.random_range(1..300), rng.random_range(0.0..2.0));
             // One CTA at a time onto the slot that frees first.
             let mut heap: std::collections::BinaryHeap<Reverse<u64>> =

@@ -363,9 +363,9 @@ mod tests {
         let sees_none: Vec<bool> =
             (0..b.total_q()).map(|row| r.lse[b.lse_index(row, 0)] == f64::NEG_INFINITY).collect();
         assert_eq!(sees_none, [true, true, true, true, true, true, false, false, false]);
-        for row in 0..b.total_q() {
+        for (row, &none) in sees_none.iter().enumerate() {
             let o = &r.o[b.q_index(row, 0)..][..2 * 64];
-            assert!(if sees_none[row] { o.iter().all(|&x| x == 0.0) } else { o.iter().any(|&x| x != 0.0) });
+            assert!(if none { o.iter().all(|&x| x == 0.0) } else { o.iter().any(|&x| x != 0.0) });
         }
         // A window of one key at the newest token: the output is that token's V row exactly.
         let (page, slot) = b.locate(2, 39);
