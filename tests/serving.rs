@@ -204,3 +204,27 @@ fn step_bytes_of_the_reference_mixes() {
         assert_eq!((by[1].q, by[1].o, by[1].lse, by[1].q_reread), (by[0].q, by[0].o, by[0].lse, by[0].q_reread));
     }
 }
+
+#[test]
+fn hostile_serving_points_are_refused_before_allocating() {
+    let spec = SweepSpec {
+        variants: vec![Variant::Decode],
+        phases: vec![Phase::Decode],
+        contexts: vec![i32::MAX as usize],
+        serving: vec![axes(KvDtype::Fp8, Some(16), Some(Mix { count: 4096, seed: 1 }))],
+        ..Default::default()
+    };
+    let pts = sw::enumerate(&spec).unwrap();
+    let e = pts[0].paged_step().unwrap_err().to_string();
+    assert!(e.contains("beyond any GPU"), "{e}");
+    // compare keeps serving points apart from their contiguous twins.
+    let p = Profile::from_json(include_str!("../profiles/h100-sxm-analytical.json")).unwrap();
+    let mut q = p.clone();
+    for x in &mut q.points {
+        x.serving.kv_dtype = KvDtype::Fp8;
+        x.serving.page_size = Some(64);
+    }
+    assert!(sw::compare::compare(&p, &q, None, None).is_empty());
+    let rows = sw::compare::compare(&q, &q, Some("decode"), None);
+    assert!(!rows.is_empty() && rows.iter().all(|r| r.a == "roofline:decode/kv=fp8/page=64"), "{:?}", rows.first());
+}

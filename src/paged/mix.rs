@@ -161,6 +161,17 @@ impl ServingAxes {
         Ok(out)
     }
 
+    /// Bytes of the K and V pools (scales included) a point of `shape` with these axes holds,
+    /// computed without building the batch (a page size of `None` counts as contiguous).
+    pub fn cache_bytes(&self, shape: &Shape) -> f64 {
+        let page = self.page_size.unwrap_or(1).max(1) as f64;
+        let keys: f64 = match self.mix {
+            Some(m) => m.lengths(shape.seq_k).iter().map(|&k| (k as f64 / page).ceil() * page).sum(),
+            None => shape.batch as f64 * (shape.seq_k as f64 / page).ceil() * page,
+        };
+        2.0 * keys * (shape.kv_heads * self.kv_dtype.row_bytes(shape.head_dim)) as f64
+    }
+
     /// The paged batch a point of `shape` with these axes runs: the mix's lengths (or
     /// `shape.batch` of `shape.seq_k`), `shape.seq_q` new tokens each, pages in order.
     pub fn batch(&self, shape: &Shape) -> BatchResult<PagedBatch> {
@@ -239,5 +250,11 @@ mod tests {
         let b = a.batch(&s).unwrap();
         assert_eq!((b.num_seqs(), b.seq_len(0), b.new_tokens(3)), (64, 40_000, 4));
         assert!(d.batch(&s).is_err(), "no page size: not a paged point");
+        let b16 = ServingAxes { kv_dtype: KvDtype::Bf16, ..a };
+        let pool = |b: &PagedBatch| {
+            2.0 * (b.pool_elems() * b.kv_dtype.elem_bytes() + b.scale_elems() * b.kv_dtype.scale_bytes()) as f64
+        };
+        assert_eq!(a.cache_bytes(&s), pool(&b));
+        assert_eq!(b16.cache_bytes(&s), pool(&b16.batch(&s).unwrap()));
     }
 }

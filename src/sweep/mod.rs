@@ -23,6 +23,9 @@ use crate::profile::Phase;
 use crate::work::Variant;
 use serde::{Deserialize, Serialize};
 
+/// Largest K/V cache (bytes) a serving point is planned for: a TiB, several times any GPU's memory.
+pub const MAX_SERVING_BYTES: f64 = (1u64 << 40) as f64;
+
 /// H100 L2 size; input rotation makes every set's reuse distance at least twice this.
 pub const L2_BYTES: usize = 50 * 1024 * 1024;
 pub const GIB: f64 = 1024.0 * 1024.0 * 1024.0;
@@ -112,10 +115,19 @@ impl PointSpec {
         key(self.variant.name(), "attnjoule", self.phase, &self.mask, &self.shape) + &self.serving.key_suffix()
     }
     /// A serving point's step as a paged kernel would run it: the batch, the default split plan
-    /// (132 SMs) and the step's bytes; what `--dry-run` shows until that kernel exists.
+    /// (132 SMs) and the step's bytes; what `--dry-run` shows until that kernel exists. A cache
+    /// beyond [`MAX_SERVING_BYTES`] is refused before anything is allocated.
     pub fn paged_step(
         &self,
     ) -> Result<(crate::paged::PagedBatch, crate::paged::plan::SplitPlan, crate::work::PagedBytes)> {
+        let bytes = self.serving.cache_bytes(&self.shape);
+        if bytes > MAX_SERVING_BYTES {
+            return invalid(format!(
+                "a paged cache of {:.0} GiB is beyond any GPU (at most {:.0} GiB planned)",
+                bytes / GIB,
+                MAX_SERVING_BYTES / GIB
+            ));
+        }
         let b = self.serving.batch(&self.shape)?;
         let masks = b.masks(&self.mask)?;
         let plan = crate::paged::plan::plan(&b, &masks, &Default::default())?;
