@@ -3,6 +3,7 @@
 //! [`crate::emu::EmuDevice`] (the CPU emulator executing the nvcc-produced PTX).
 
 pub mod cuda;
+pub mod tensor_map;
 
 use crate::kernels::KernelRef;
 use crate::Result;
@@ -81,6 +82,18 @@ pub enum FindingKind {
     BarrierDivergence,
     /// synccheck: a warp collective names an exited or absent lane
     InvalidWarpMask,
+    /// synccheck: no warp of a block can progress (deadlock), or warps spin forever (livelock)
+    Deadlock,
+    /// mbarrier misuse: re-init of a live barrier, plain access to one, an operation on
+    /// uninitialized memory, arrival underflow, counts out of range, unmatched transaction bytes
+    MbarrierMisuse,
+    /// racecheck (async proxy): shared bytes a bulk/tensor copy wrote read before the reading
+    /// warp observed the mbarrier phase that completes the copy
+    AsyncRace,
+    /// a bulk tensor copy or prefetch with an operand that is not a valid tensor map
+    InvalidTensorMap,
+    /// setmaxnreg misuse: part of a warp or warpgroup, or a count moving the wrong way
+    RegisterReconfig,
 }
 
 /// Nsight-Compute-style counters for one launch (emulator only).
@@ -109,6 +122,24 @@ pub struct Counters {
     pub mma_instructions: u64,
     pub tensor_flops: u64,
     pub barriers: u64,
+    /// Global bytes tensor (TMA) copies read / wrote (also in `global_*_bytes`; out-of-bounds
+    /// elements of a box are neither).
+    #[serde(default)]
+    pub tma_load_bytes: u64,
+    #[serde(default)]
+    pub tma_store_bytes: u64,
+    /// Bytes plain bulk copies (`cp.async.bulk`) moved (also in `global_*_bytes`).
+    #[serde(default)]
+    pub bulk_load_bytes: u64,
+    #[serde(default)]
+    pub bulk_store_bytes: u64,
+    /// Warp-level mbarrier waits that returned (a blocked `try_wait` counts once; each failed
+    /// `test_wait` poll counts).
+    #[serde(default)]
+    pub mbarrier_waits: u64,
+    /// Warp-level waits at named barriers (`bar.sync` / `barrier.sync` with an id other than 0).
+    #[serde(default)]
+    pub named_barrier_waits: u64,
 }
 
 /// A kernel argument's bytes, laid out as the kernel's `.param` expects (a by-value struct, a

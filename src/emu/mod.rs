@@ -18,6 +18,7 @@ pub mod memory;
 pub mod parse;
 pub mod regalloc;
 pub mod sanitizer;
+pub mod tensor_map;
 
 use crate::device::{Counters, DevBuf, Device, KernelArg, LaunchConfig, LaunchReport, Timestamp};
 use crate::error::{Error, Result};
@@ -188,6 +189,7 @@ impl Device for EmuDevice {
             sanitize: self.opts.sanitize,
             counters: self.opts.counters,
             atomic64: &self.mem.atomic64,
+            regs_per_thread: kernel.resources().map(|r| r.registers),
         };
         let nblocks = cfg.blocks();
         let run = || -> Vec<Result<exec::BlockOut>> {

@@ -35,6 +35,8 @@ pub struct Inst {
     pub guard_neg: bool,
     /// Negated predicate source (setp's c, vote's a).
     pub pneg: bool,
+    /// Memory order and scope (ld / st / atom / red / fence / mbarrier).
+    pub sem: Sem,
     pub d: u32,
     pub d2: u32,
     pub a: u32,
@@ -65,6 +67,7 @@ impl Inst {
             guard: NOREG,
             guard_neg: false,
             pneg: false,
+            sem: Sem { order: Order::Weak, scope: Scope::None },
             d: NOREG,
             d2: NOREG,
             a: NOREG,
