@@ -32,7 +32,8 @@ pub(super) fn clock(r: &mut [u64], m: u32, i: &Inst, clock: u64) {
 
 impl Blk<'_, '_> {
     /// exit / ret: the lanes of `m` end, the other active lanes fall through. Returns whether the
-    /// warp is done (then its outstanding cp.async copies complete).
+    /// warp's turn ends: it is done (then its outstanding cp.async copies complete), or only
+    /// lanes parked in `mbarrier.try_wait` are left (it blocks on them).
     #[inline(always)]
     pub(super) fn exit(&mut self, warp: &mut Warp, pc: u32, active: u32, m: u32, w: u32) -> bool {
         warp.live &= !m;
@@ -41,6 +42,12 @@ impl Blk<'_, '_> {
         }
         self.progress = self.clock;
         if warp.live != 0 {
+            if warp.live & !warp.parked == 0 {
+                // Only parked lanes are left: the warp blocks on them.
+                let (_, slot, phase) = warp.parks[0];
+                warp.state = WState::Mbar { slot, phase };
+                return true;
+            }
             return false;
         }
         warp.state = WState::Done;

@@ -300,7 +300,7 @@ impl<'a> Blk<'a, '_> {
         let at = off + (bo - off) / elem as u64 * elem as u64;
         let (kind, msg) = match h {
             SharedHazard::Uninit if atomic => {
-                (FindingKind::UninitShared, "atomic on shared memory never written in this launch".to_string())
+                (FindingKind::UninitShared, "atomic or strong (volatile, relaxed, acquire) access to shared memory never written in this launch".to_string())
             }
             SharedHazard::Uninit => {
                 (FindingKind::UninitShared, "read of shared memory never written in this launch".to_string())
@@ -421,6 +421,9 @@ impl<'a> Blk<'a, '_> {
         let store = matches!(i.op, Op::St { .. });
         let size = i.ty.bytes();
         let sign = i.ty.signed();
+        // Strong accesses (volatile, relaxed, acquire, release) do not race with each other (PTX
+        // ISA memory model: morally strong operations), like atomics.
+        self.atomic = i.sem.order != Order::Weak;
         lanes!(m, lane, {
             let base = if i.a == NOREG { 0 } else { r[ix(i.a, lane)] };
             let addr = base.wrapping_add(i.imm as u64);
@@ -447,6 +450,7 @@ impl<'a> Blk<'a, '_> {
                 }
             }
         });
+        self.atomic = false;
         // Progress for livelock detection: a store or a plain load (a spin loop polls with
         // volatile / relaxed / acquire loads).
         if store || !i.sem.is_sync_load() {

@@ -126,6 +126,7 @@ impl Blk<'_, '_> {
                 warp.advance(active, pc + 1);
                 true
             }
+            Flow::Park => false,
             Flow::Block => true,
         }
     }
@@ -225,7 +226,12 @@ impl Blk<'_, '_> {
                     self.ldmatrix(r, m, i, num, trans, warp.live, w)?;
                     self.progress = self.clock;
                 }
-                Op::Bulk(op) => self.bulk(warp, r, m, i, op, w)?,
+                Op::Bulk(op) => {
+                    self.bulk(warp, r, m, i, op, w)?;
+                    if warp.parked != 0 {
+                        self.sync.unpark(warp);
+                    }
+                }
                 Op::Mapa => self.mapa(r, m, i)?,
                 // Warp-level collectives.
                 Op::Shfl(mode) => self.shfl(r, m, i, mode, warp.live, w),
@@ -245,6 +251,9 @@ impl Blk<'_, '_> {
                 }
                 Op::Mbar(op) => {
                     let f = self.mbar(warp, r, m, i, op, w)?;
+                    if warp.parked != 0 && f != Flow::Park {
+                        self.sync.unpark(warp);
+                    }
                     if self.flow(warp, f, active, pc) {
                         return Ok(());
                     }

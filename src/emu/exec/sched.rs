@@ -18,8 +18,13 @@
 //! loops still run in long stretches. Every choice depends only on instruction counts, so the
 //! schedule (and every result) is the same for any number of worker threads.
 //!
-//! A blocked warp resumes when what it waits for happens: a barrier's generation moves on, an
-//! mbarrier leaves the phase it waited in (the `try_wait` then executes again and succeeds), the
+//! A `try_wait` on an incomplete phase parks the lanes executing it, not the warp: the warp goes
+//! on with its other lanes (nvcc often places the elected thread's TMA issue after the other
+//! threads' wait loop, which the lockstep min-PC rule would otherwise never reach), and blocks
+//! only when every live lane is parked. Parked lanes execute the `try_wait` again once their
+//! mbarrier leaves the phase they waited in (checked at the start of each turn and after the
+//! warp's own mbarrier and bulk-copy instructions). A blocked warp resumes when what it waits for
+//! happens: a barrier's generation moves on, a parked lane's mbarrier phase completes, the
 //! register pool has room. A round in which no warp could run is a deadlock; a block in which no
 //! warp made progress for [`LIVELOCK`] warp instructions is a livelock (warps spinning forever).
 //! Progress: a store, a weak (plain) load, an atomic that changed memory, a barrier arrival, an
@@ -49,7 +54,8 @@ pub(super) enum WState {
     Run,
     /// Waiting at CTA barrier `id` until its generation moves past `gen`.
     Bar { id: u8, gen: u32 },
-    /// Blocked in `mbarrier.try_wait` until mbarrier `slot` leaves phase `phase`.
+    /// Every live lane is parked in `mbarrier.try_wait` (see [`Warp::parks`]); `slot` and
+    /// `phase` are the first park's, for reports.
     Mbar { slot: u32, phase: u32 },
     /// Blocked in `barrier.cluster.wait` until the cluster barrier's generation passes `gen`.
     Cluster { gen: u32 },
@@ -67,6 +73,10 @@ pub(super) struct Warp {
     uniform: bool,
     /// Lanes that have not exited.
     pub(super) live: u32,
+    /// Lanes parked in `mbarrier.try_wait` (live, not selected to run), and for each group of
+    /// them: (lanes, mbarrier slot, the phase they wait to see completed).
+    pub(super) parked: u32,
+    pub(super) parks: Vec<(u32, u32, u32)>,
     /// Threads of the block in this warp (32 but in a partial last warp).
     pub(super) nthreads: u32,
     pub(super) state: WState,
@@ -96,6 +106,8 @@ impl Warp {
             upc: 0,
             uniform: true,
             live: 0,
+            parked: 0,
+            parks: Vec::new(),
             nthreads: 0,
             state: WState::Run,
             wait_line: 0,
@@ -109,18 +121,19 @@ impl Warp {
             resumed: false,
         }
     }
-    /// The PC to execute and the lanes at it.
+    /// The PC to execute and the lanes at it (live lanes that are not parked).
     #[inline]
     pub(super) fn select(&mut self) -> (u32, u32) {
         if self.uniform {
-            return (self.upc, self.live);
+            return (self.upc, self.live & !self.parked);
         }
+        let run = self.live & !self.parked;
         let mut minpc = u32::MAX;
-        lanes!(self.live, l, {
+        lanes!(run, l, {
             minpc = minpc.min(self.pcs[l]);
         });
         let mut act = 0u32;
-        lanes!(self.live, l, {
+        lanes!(run, l, {
             if self.pcs[l] == minpc {
                 act |= 1 << l;
             }
@@ -156,6 +169,8 @@ fn init_warp(l: &LaunchCtx, warp: &mut Warp, r: &mut [u64], w: usize, ctaid: [u3
     let n = (l.nthreads - (w as u32 * 32).min(l.nthreads)).min(32);
     warp.nthreads = n;
     warp.live = if n == 32 { u32::MAX } else { (1u32 << n) - 1 };
+    warp.parked = 0;
+    warp.parks.clear();
     warp.uniform = true;
     warp.upc = 0;
     warp.state = WState::Run;
@@ -262,6 +277,9 @@ pub fn run_block(l: &LaunchCtx, bid: u64, s: &mut Scratch) -> Result<BlockOut> {
             if woken {
                 warp.state = WState::Run;
             }
+            if warp.parked != 0 && warp.state == WState::Run {
+                b.sync.unpark(warp);
+            }
             if warp.state != WState::Run {
                 continue;
             }
@@ -314,6 +332,8 @@ pub fn run_block(l: &LaunchCtx, bid: u64, s: &mut Scratch) -> Result<BlockOut> {
 pub(super) enum Flow {
     /// Go on with the next instruction.
     Next,
+    /// The executing lanes parked (their PC stays); go on with the warp's other lanes.
+    Park,
     /// Move past the instruction and give the other warps a turn.
     Yield,
     /// The warp blocked (its state says on what); the instruction executes again when it wakes.

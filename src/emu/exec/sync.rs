@@ -94,14 +94,30 @@ impl BlockSync {
     pub(super) fn wakes(&self, warp: &Warp, _warps: &[Warp]) -> bool {
         match warp.state {
             WState::Bar { id, gen } => self.bars.gen[id as usize] != gen,
-            WState::Mbar { slot, phase } => {
-                let mb = &self.mbars[slot as usize];
-                mb.phase != phase || !mb.valid
-            }
+            WState::Mbar { .. } => warp.parks.iter().any(|&(_, slot, phase)| self.park_over(slot, phase)),
             WState::Cluster { gen } => self.cluster_gen != gen,
             WState::Regs { need } => self.reg_pool.is_some_and(|p| p - self.regs_used >= need),
             WState::Run | WState::Done => false,
         }
+    }
+
+    /// A park on `slot` waiting for `phase` to complete is over (or its barrier was invalidated).
+    fn park_over(&self, slot: u32, phase: u32) -> bool {
+        let mb = &self.mbars[slot as usize];
+        mb.phase != phase || !mb.valid
+    }
+
+    /// Unparks the lanes of `warp` whose mbarrier phase completed; whether any were.
+    pub(super) fn unpark(&self, warp: &mut Warp) -> bool {
+        let before = warp.parked;
+        warp.parks.retain(|&(mask, slot, phase)| {
+            let over = self.park_over(slot, phase);
+            if over {
+                warp.parked &= !mask;
+            }
+            !over
+        });
+        warp.parked != before
     }
 
     /// The slot of the mbarrier object at shared offset `off` (valid or not).
@@ -125,14 +141,28 @@ impl BlockSync {
     pub(super) fn describe(&self, warps: &[Warp], _insts: &[Inst]) -> String {
         let mut parts = Vec::new();
         for (w, warp) in warps.iter().enumerate() {
+            let parked = |warp: &Warp| {
+                let parts: Vec<String> = warp
+                    .parks
+                    .iter()
+                    .map(|&(mask, slot, phase)| {
+                        format!(
+                            "lanes {mask:#010x} wait in mbarrier.try_wait on the mbarrier at shared {:#x} for phase {phase} to complete",
+                            self.mbars[slot as usize].off
+                        )
+                    })
+                    .collect();
+                parts.join(", ")
+            };
             let what = match warp.state {
                 WState::Done => continue,
+                WState::Run if warp.parked != 0 => format!("is running lanes {:#010x}, {}", warp.live & !warp.parked, parked(warp)),
                 WState::Run => "is running (spinning)".to_string(),
                 WState::Bar { id, .. } => format!("waits at barrier {id}"),
-                WState::Mbar { slot, phase } => format!(
-                    "waits in mbarrier.try_wait on the mbarrier at shared {:#x} for phase {phase} to complete",
-                    self.mbars[slot as usize].off
-                ),
+                WState::Mbar { .. } if warp.parked == warp.live => {
+                    format!("waits in mbarrier.try_wait on the mbarrier at shared {:#x} for phase {} to complete", self.mbars[warp.parks[0].1 as usize].off, warp.parks[0].2)
+                }
+                WState::Mbar { .. } => format!("has all its lanes parked: {}", parked(warp)),
                 WState::Cluster { .. } => "waits at barrier.cluster.wait".to_string(),
                 WState::Regs { need } => format!(
                     "waits in setmaxnreg.inc for {need} registers ({} free in the CTA's pool)",
@@ -686,8 +716,9 @@ impl Blk<'_, '_> {
     }
 
     /// mbarrier.test_wait / try_wait{.parity}: true when the tested phase is complete. A
-    /// `try_wait` on an incomplete phase blocks the warp (and runs again when the phase
-    /// completes); a `test_wait` returns false and the warp yields.
+    /// `try_wait` on an incomplete phase parks the executing lanes (they run it again when the
+    /// phase completes; the warp blocks when no lane is left to run); a `test_wait` returns false
+    /// and the warp yields.
     #[allow(clippy::too_many_arguments)]
     fn mbar_wait(
         &mut self,
@@ -766,9 +797,14 @@ impl Blk<'_, '_> {
             return Ok(Flow::Next);
         }
         let (slot, phase) = block.unwrap_or((0, 0));
-        warp.state = WState::Mbar { slot: slot as u32, phase };
+        warp.parked |= m;
+        warp.parks.push((m, slot as u32, phase));
         warp.wait_line = i.line;
         warp.resumed = true;
+        if warp.live & !warp.parked != 0 {
+            return Ok(Flow::Park);
+        }
+        warp.state = WState::Mbar { slot: slot as u32, phase };
         Ok(Flow::Block)
     }
 

@@ -155,9 +155,11 @@ fn lower_entry(
             local += sz.unwrap_or(0);
         }
     }
-    let shared_static = align_up(shared, 16);
+    let mut shared_static = align_up(shared, 16);
     if let Some((n, a)) = dyn_sym {
-        syms.insert(n, Sym::Addr(align_up(shared_static, a) as u64));
+        // Dynamic shared memory starts at its declared alignment (TMA boxes need 128 or 1024).
+        shared_static = align_up(shared_static, a);
+        syms.insert(n, Sym::Addr(shared_static as u64));
     }
     let mut f = FnCtx {
         regs: HashMap::new(),
