@@ -14,7 +14,14 @@ use attnjoule::kernels::KernelRef;
 use common::*;
 
 /// Launches an entry of emu_async with `smem` bytes of dynamic shared memory.
-fn run(dev: &dyn Device, entry: &str, grid: u32, block: u32, smem: u32, args: &[Vec<u8>]) -> attnjoule::Result<LaunchReport> {
+fn run(
+    dev: &dyn Device,
+    entry: &str,
+    grid: u32,
+    block: u32,
+    smem: u32,
+    args: &[Vec<u8>],
+) -> attnjoule::Result<LaunchReport> {
     let k = KernelRef::new("emu_async", entry).expect("kernel");
     let a: Vec<&[u8]> = args.iter().map(|x| x.as_slice()).collect();
     let cfg = LaunchConfig { grid: [grid, 1, 1], block: [block, 1, 1], dynamic_shared_bytes: smem };
@@ -85,9 +92,7 @@ impl TmaCase {
             strides.push(s);
             s *= dims[d];
         }
-        let coords = (0..rank)
-            .map(|d| rng.range(-(box_dims[d] as i64) - 1, dims[d] as i64 + 2) as i32)
-            .collect();
+        let coords = (0..rank).map(|d| rng.range(-(box_dims[d] as i64) - 1, dims[d] as i64 + 2) as i32).collect();
         TmaCase { esize, dims, strides, box_dims, estrides, swizzle, coords, smem_off: 128 * rng.range(0, 8) as u32 }
     }
 
@@ -143,7 +148,8 @@ impl TmaCase {
                 rest /= self.n(d);
                 let g = self.coords[d] as i64 + j as i64 * if d == 0 { 1 } else { self.estrides[d] as i64 };
                 inside &= g >= 0 && g < self.dims[d] as i64;
-                goff += if d == 0 { g.max(0) as u64 * self.esize as u64 } else { g.max(0) as u64 * self.strides[d - 1] };
+                goff +=
+                    if d == 0 { g.max(0) as u64 * self.esize as u64 } else { g.max(0) as u64 * self.strides[d - 1] };
             }
             for k in 0..self.esize as u64 {
                 let a = smem_addr + lin * self.esize as u64 + k;
@@ -171,7 +177,15 @@ pub fn tma_load_case(dev: &dyn Device, c: &TmaCase, global: &[u8]) -> (Vec<u8>, 
         1,
         128,
         smem,
-        &[map.as_bytes().to_vec(), int(c.rank() as i32), ptr(&cb), u32v(c.smem_off), u32v(bytes as u32), ptr(&out), ptr(&info)],
+        &[
+            map.as_bytes().to_vec(),
+            int(c.rank() as i32),
+            ptr(&cb),
+            u32v(c.smem_off),
+            u32v(bytes as u32),
+            ptr(&out),
+            ptr(&info),
+        ],
     )
     .expect("launch");
     let counters = if dev.is_emulator() { clean(&rep) } else { Counters::default() };
@@ -219,7 +233,15 @@ pub fn tma_store_case(dev: &dyn Device, c: &TmaCase, global: &[u8], image: &[u8]
         1,
         128,
         c.smem_off + image.len() as u32,
-        &[map.as_bytes().to_vec(), int(c.rank() as i32), ptr(&cb), u32v(c.smem_off), u32v(image.len() as u32), ptr(&ib), ptr(&info)],
+        &[
+            map.as_bytes().to_vec(),
+            int(c.rank() as i32),
+            ptr(&cb),
+            u32v(c.smem_off),
+            u32v(image.len() as u32),
+            ptr(&ib),
+            ptr(&info),
+        ],
     )
     .expect("launch");
     let counters = if dev.is_emulator() { clean(&rep) } else { Counters::default() };
@@ -261,7 +283,8 @@ fn bulk_copies() {
         let n = 16 * rng.range(1, 300) as usize;
         let data: Vec<u8> = (0..n).map(|_| rng.next() as u8).collect();
         let (ib, ob, o2) = (buf(&dev, &data), out(&dev, n), out(&dev, n));
-        let rep = run(&dev, "bulk_copy", 1, 96, n as u32, &[ptr(&ib), ptr(&ob), ptr(&o2), u32v(n as u32)]).expect("launch");
+        let rep =
+            run(&dev, "bulk_copy", 1, 96, n as u32, &[ptr(&ib), ptr(&ob), ptr(&o2), u32v(n as u32)]).expect("launch");
         let cnt = clean(&rep);
         assert_eq!(get::<u8>(&dev, &ob, n), data);
         assert_eq!(get::<u8>(&dev, &o2, n), data.iter().map(|x| x ^ 0x5a).collect::<Vec<_>>());
@@ -325,7 +348,11 @@ fn cp_async_mbarrier_arrive() {
     for b in 0..2 {
         for t in 0..128 {
             let src = b * 128 + (t + 32) % 128;
-            assert_eq!(&got[4 * (b * 128 + t)..4 * (b * 128 + t) + 4], &data[4 * src..4 * src + 4], "block {b} thread {t}");
+            assert_eq!(
+                &got[4 * (b * 128 + t)..4 * (b * 128 + t) + 4],
+                &data[4 * src..4 * src + 4],
+                "block {b} thread {t}"
+            );
         }
     }
 }
@@ -356,7 +383,10 @@ fn pipeline_input(rng: &mut Rng, tiles: usize, blocks: usize) -> (Vec<f32>, Vec<
     let mut want = vec![0f32; blocks * 32];
     for b in 0..blocks {
         for row in 0..32 {
-            want[b * 32 + row] = (0..tiles).flat_map(|k| (0..32).map(move |j| (k, j))).map(|(k, j)| x[((b * tiles + k) * 32 + row) * 32 + j]).sum();
+            want[b * 32 + row] = (0..tiles)
+                .flat_map(|k| (0..32).map(move |j| (k, j)))
+                .map(|(k, j)| x[((b * tiles + k) * 32 + row) * 32 + j])
+                .sum();
         }
     }
     (x, want)
@@ -378,7 +408,8 @@ pub fn pipeline_on(dev: &dyn Device, x: &[f32], tiles: usize, blocks: usize) -> 
         );
         let map = tmap(dev, &spec);
         let ob = poisoned(dev, 4 * 32);
-        let rep = run(dev, "tma_pipeline", 1, 160, 3 * 4096, &[map.as_bytes().to_vec(), int(tiles as i32), ptr(&ob)]).expect("launch");
+        let rep = run(dev, "tma_pipeline", 1, 160, 3 * 4096, &[map.as_bytes().to_vec(), int(tiles as i32), ptr(&ob)])
+            .expect("launch");
         if dev.is_emulator() {
             let c = clean(&rep);
             match &mut counters {
@@ -506,4 +537,182 @@ fn refusals() {
         assert!(e.contains("unsupported") || e.contains("setmaxnreg"), "{bad}: {e}");
     }
     assert!(lower("mbarrier.try_wait.parity.shared::cta.b64 %r1, [%r2], %r3, %r4;").is_ok());
+    let cluster2 = ".version 9.0\n.target sm_90a\n.address_size 64\n.visible .entry k(.param .u64 p)\n.explicitcluster\n.reqnctapercluster 2, 1, 1\n{\nret;\n}\n";
+    let e = attnjoule::emu::parse::lower_module(cluster2).remove("k").expect("entry").expect_err("a 2-CTA cluster");
+    assert!(e.contains("clusters of 2 CTAs"), "{e}");
+}
+
+// ---- GPU cross-checks: the nvcc-compiled kernels on the CUDA backend against the emulator. ----
+
+/// TMA loads of random boxes (every rank and swizzle, out-of-bounds fill, element strides,
+/// swizzle base offsets) land the same shared bytes on the GPU as the model says, and bit for bit
+/// the emulator's when the box's shared address agrees modulo 1024 (the swizzle depends on it).
+#[test]
+#[ignore = "needs a CUDA GPU"]
+fn gpu_tma_load_boxes_match_emulator() {
+    let gpu = cuda_device();
+    let emu = EmuDevice::new();
+    let mut rng = Rng(seed());
+    let mut compared = 0;
+    for case in 0..200 {
+        let c = TmaCase::random(&mut rng);
+        let global: Vec<u8> = (0..c.global_bytes()).map(|_| rng.next() as u8).collect();
+        let (g, ga, _) = tma_load_case(gpu.as_ref(), &c, &global);
+        let (e, ea, _) = tma_load_case(&emu, &c, &global);
+        for (got, addr, who) in [(&g, ga, "GPU"), (&e, ea, "emulator")] {
+            let mut want = vec![0u8; c.box_bytes()];
+            c.for_each_byte(addr, |gi, s| want[s] = gi.map_or(0, |gi| global[gi]));
+            assert_eq!(got, &want, "{who}, case {case}: {c:?} at shared {addr:#x}");
+        }
+        if ga % 1024 == ea % 1024 {
+            assert_eq!(g, e, "case {case}");
+            compared += 1;
+        }
+    }
+    println!("{compared} of 200 cases compared bit for bit (the others against the model only)");
+}
+
+/// TMA stores of random boxes (clipped at the tensor's end) write the same global bytes.
+#[test]
+#[ignore = "needs a CUDA GPU"]
+fn gpu_tma_store_boxes_match_emulator() {
+    let gpu = cuda_device();
+    let emu = EmuDevice::new();
+    let mut rng = Rng(seed());
+    for case in 0..200 {
+        let mut c = TmaCase::random(&mut rng);
+        for (x, &d) in c.coords.iter_mut().zip(&c.dims) {
+            *x = (*x).clamp(0, d as i32 - 1);
+        }
+        let global: Vec<u8> = (0..c.global_bytes()).map(|_| rng.next() as u8).collect();
+        let image: Vec<u8> = (0..c.box_bytes()).map(|_| rng.next() as u8).collect();
+        let (g, ga, _) = tma_store_case(gpu.as_ref(), &c, &global, &image);
+        let (e, ea, _) = tma_store_case(&emu, &c, &global, &image);
+        for (got, addr, who) in [(&g, ga, "GPU"), (&e, ea, "emulator")] {
+            let mut want = global.clone();
+            c.for_each_byte(addr, |gi, s| {
+                if let Some(gi) = gi {
+                    want[gi] = image[s];
+                }
+            });
+            assert_eq!(got, &want, "{who}, case {case}: {c:?} at shared {addr:#x}");
+        }
+        if ga % 1024 == ea % 1024 {
+            assert_eq!(g, e, "case {case}");
+        }
+    }
+}
+
+/// mbarrier phases, transactions, arrive_drop, pending counts and re-init on the GPU: the PTX
+/// ISA's results, and the emulator's.
+#[test]
+#[ignore = "needs a CUDA GPU"]
+fn gpu_mbarrier_phases_match_emulator() {
+    let gpu = cuda_device();
+    let emu = EmuDevice::new();
+    let mut rng = Rng(seed());
+    let tokens: Vec<u32> = (0..8).map(|_| rng.next() as u32).collect();
+    let (go, ge, _) = mbar_phases_on(gpu.as_ref(), &tokens);
+    check_mbar_phases(&tokens, &go, &ge);
+    let (eo, ee, _) = mbar_phases_on(&emu, &tokens);
+    assert_eq!(go, eo);
+    // Threads 0 and 1's pending counts may come in either order on the GPU.
+    assert_eq!(&ge[2..], &ee[2..]);
+}
+
+/// The warp-specialized TMA pipeline, plain bulk copies, spin-waits, the cluster-of-one
+/// instructions and setmaxnreg give the GPU's results (exact: small integers, data movement).
+#[test]
+#[ignore = "needs a CUDA GPU"]
+fn gpu_async_kernels_match_emulator() {
+    let gpu = cuda_device();
+    let emu = EmuDevice::new();
+    let mut rng = Rng(seed());
+    let (x, want) = pipeline_input(&mut rng, 9, 2);
+    let (g, _) = pipeline_on(gpu.as_ref(), &x, 9, 2);
+    let (e, _) = pipeline_on(&emu, &x, 9, 2);
+    assert_eq!(g, want);
+    assert_eq!(e, want);
+
+    let n = 16 * 200;
+    let data: Vec<u8> = (0..n).map(|_| rng.next() as u8).collect();
+    for dev in [gpu.as_ref(), &emu as &dyn Device] {
+        let (ib, ob, o2) = (up(dev, &data), poisoned(dev, n), poisoned(dev, n));
+        run(dev, "bulk_copy", 1, 96, n as u32, &[ptr(&ib), ptr(&ob), ptr(&o2), u32v(n as u32)]).expect("bulk_copy");
+        assert_eq!(down::<u8>(dev, &ob, n), data, "{}", dev.name());
+        assert_eq!(down::<u8>(dev, &o2, n), data.iter().map(|x| x ^ 0x5a).collect::<Vec<_>>());
+
+        let blocks = 4;
+        let (flags, dat, ob) = (up(dev, &vec![0i32; blocks]), poisoned(dev, 4 * blocks), poisoned(dev, 32 * blocks));
+        run(dev, "spin_wait", blocks as u32, 128, 0, &[ptr(&flags), ptr(&dat), ptr(&ob)]).expect("spin_wait");
+        let got: Vec<i32> = down(dev, &ob, 8 * blocks);
+        for b in 0..blocks {
+            assert_eq!(
+                &got[8 * b..8 * b + 6],
+                &[1000 + b as i32, 7 + b as i32, 0, 1, 2, 3],
+                "{} block {b}",
+                dev.name()
+            );
+        }
+
+        let ob = poisoned(dev, 4 * (8 + 2 * 64));
+        run(dev, "cluster_one", 2, 64, 0, &[ptr(&ob)]).expect("cluster_one");
+        let got: Vec<u32> = down(dev, &ob, 8 + 2 * 64);
+        assert_eq!(&got[..8], &[0, 1, 0, 0, 2, 0, 1, 0], "{}", dev.name());
+        for t in (1..128).step_by(2) {
+            assert_eq!(got[8 + t], 1 | if t % 32 == 1 { 1 << 8 } else { 0 }, "{} thread {t}", dev.name());
+        }
+
+        let ob = poisoned(dev, 4 * 256);
+        run(dev, "setmaxnreg_split", 1, 256, 0, &[ptr(&ob)]).expect("setmaxnreg_split");
+        let got: Vec<i32> = down(dev, &ob, 256);
+        assert!(got.iter().enumerate().all(|(t, &v)| v == (t / 128) as i32), "{}", dev.name());
+    }
+}
+
+/// The driver refuses what `TensorMapSpec::validate` refuses, and accepts what it accepts (the
+/// emulator applies the same rules), one broken rule at a time.
+#[test]
+#[ignore = "needs a CUDA GPU"]
+fn gpu_driver_agrees_with_validate() {
+    use attnjoule::device::cuda::encode_with_driver;
+    let gpu = cuda_device();
+    let buf = poisoned(gpu.as_ref(), 1 << 20);
+    let base = TensorMapSpec::packed(TensorDtype::Bf16, buf.addr(), &[256, 64, 4], &[64, 32, 2], Swizzle::B128);
+    let edits: Vec<(&str, Box<dyn Fn(&mut TensorMapSpec)>)> = vec![
+        ("valid", Box::new(|_| {})),
+        ("address 8 bytes off", Box::new(|s| s.global_address += 8)),
+        ("stride not a multiple of 16", Box::new(|s| s.strides[0] = 520)),
+        ("stride 2^40", Box::new(|s| s.strides[1] = 1 << 40)),
+        ("box 257", Box::new(|s| s.box_dims[1] = 257)),
+        ("box 0", Box::new(|s| s.box_dims[2] = 0)),
+        (
+            "inner box 8 bytes",
+            Box::new(|s| {
+                s.swizzle = Swizzle::None;
+                s.box_dims[0] = 4
+            }),
+        ),
+        ("inner box wider than the swizzle", Box::new(|s| s.box_dims[0] = 72)),
+        ("element stride 9", Box::new(|s| s.element_strides[1] = 9)),
+        ("element stride 0", Box::new(|s| s.element_strides[1] = 0)),
+        ("dimension 0", Box::new(|s| s.dims[1] = 0)),
+        ("dimension 2^32 + 1", Box::new(|s| s.dims[2] = (1 << 32) + 1)),
+        ("element stride 3", Box::new(|s| s.element_strides[1] = 3)),
+        (
+            "32-byte swizzle",
+            Box::new(|s| {
+                s.swizzle = Swizzle::B32;
+                s.box_dims[0] = 16
+            }),
+        ),
+    ];
+    for (what, edit) in edits {
+        let mut s = base.clone();
+        edit(&mut s);
+        let ours = s.validate();
+        let driver = encode_with_driver(&s);
+        println!("{what}: validate {ours:?}, driver {:?}", driver.as_ref().map(|_| ()));
+        assert_eq!(ours.is_ok(), driver.is_ok(), "{what}: validate and the driver disagree");
+    }
 }

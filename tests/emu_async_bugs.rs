@@ -159,7 +159,8 @@ fn deadlock_is_reported_not_hung() {
     assert!(f.message.contains("warp 0 waits") && f.message.contains("warp 1 waits"), "{}", f.message);
     let dev = EmuDevice::with_options(EmuOptions { sanitize: false, ..Default::default() }).expect("device");
     let ob = out(&dev, 4 * 64);
-    let e = run(&dev, "bug_mbar_deadlock", 64, 0, &[ptr(&ob), int(1)]).expect_err("a deadlock is an error without the sanitizer");
+    let e = run(&dev, "bug_mbar_deadlock", 64, 0, &[ptr(&ob), int(1)])
+        .expect_err("a deadlock is an error without the sanitizer");
     assert!(e.to_string().contains("deadlock"), "{e}");
 }
 

@@ -38,7 +38,15 @@ impl TensorDtype {
         }
     }
     pub fn is_float(self) -> bool {
-        !matches!(self, TensorDtype::U8 | TensorDtype::U16 | TensorDtype::U32 | TensorDtype::I32 | TensorDtype::U64 | TensorDtype::I64)
+        !matches!(
+            self,
+            TensorDtype::U8
+                | TensorDtype::U16
+                | TensorDtype::U32
+                | TensorDtype::I32
+                | TensorDtype::U64
+                | TensorDtype::I64
+        )
     }
     /// The `CUtensorMapDataType` value.
     pub fn cuda(self) -> u32 {
@@ -219,7 +227,11 @@ impl TensorMapSpec {
         if self.interleave != Interleave::None && r < 3 {
             return Err(E::InterleaveRank(r));
         }
-        let lens = [("strides", self.strides.len(), r - 1), ("box_dims", self.box_dims.len(), r), ("element_strides", self.element_strides.len(), r)];
+        let lens = [
+            ("strides", self.strides.len(), r - 1),
+            ("box_dims", self.box_dims.len(), r),
+            ("element_strides", self.element_strides.len(), r),
+        ];
         for (what, got, want) in lens {
             if got != want {
                 return Err(E::Length { what, got, want });
@@ -336,7 +348,10 @@ mod tests {
             f(&mut s);
             s.validate().expect_err("must be refused")
         };
-        assert_eq!(bad(&|s| s.global_address += 8), TensorMapError::AddressAlignment { address: 0x1_0000_0008, align: 16 });
+        assert_eq!(
+            bad(&|s| s.global_address += 8),
+            TensorMapError::AddressAlignment { address: 0x1_0000_0008, align: 16 }
+        );
         assert!(matches!(bad(&|s| s.strides[0] = 24), TensorMapError::Stride { dim: 1, .. }));
         assert!(matches!(bad(&|s| s.strides[1] = 1 << 40), TensorMapError::Stride { dim: 2, .. }));
         assert!(matches!(bad(&|s| s.box_dims[1] = 257), TensorMapError::BoxDim { dim: 1, size: 257 }));

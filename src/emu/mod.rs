@@ -20,9 +20,9 @@ pub mod regalloc;
 pub mod sanitizer;
 pub mod tensor_map;
 
+use crate::device::tensor_map::{TensorMap, TensorMapSpec};
 use crate::device::{Allocation, Counters, Device, KernelArg, LaunchConfig, LaunchReport, Timestamp};
 use crate::error::{Error, Result};
-use crate::device::tensor_map::{TensorMap, TensorMapSpec};
 use crate::kernels::KernelRef;
 use exec::{run_block, LaunchCtx, Scratch};
 use ir::Kernel;

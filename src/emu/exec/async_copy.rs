@@ -346,7 +346,7 @@ impl Blk<'_, '_> {
     fn complete_tx(&mut self, slot: usize, bytes: u64, w: u32, lane: usize, line: u32) -> Result<()> {
         self.sync.mbars[slot].tx -= bytes as i64;
         let mb = &self.sync.mbars[slot];
-        if mb.tx.abs() > super::sync::MBAR_MAX {
+        if mb.tx.abs() > super::mbarrier::MBAR_MAX {
             let (off, tx) = (mb.off, mb.tx);
             self.violation(
                 FindingKind::MbarrierMisuse,

@@ -88,7 +88,9 @@ impl Blk<'_, '_> {
                 lane,
                 i.line,
                 None,
-                format!("setmaxnreg executed by lanes {m:#010x} of warp {w} only (the whole warpgroup must execute it)"),
+                format!(
+                    "setmaxnreg executed by lanes {m:#010x} of warp {w} only (the whole warpgroup must execute it)"
+                ),
             )?;
         }
         let count = count as u32;

@@ -299,9 +299,11 @@ impl<'a> Blk<'a, '_> {
         self.flagged = true;
         let at = off + (bo - off) / elem as u64 * elem as u64;
         let (kind, msg) = match h {
-            SharedHazard::Uninit if atomic => {
-                (FindingKind::UninitShared, "atomic or strong (volatile, relaxed, acquire) access to shared memory never written in this launch".to_string())
-            }
+            SharedHazard::Uninit if atomic => (
+                FindingKind::UninitShared,
+                "atomic or strong (volatile, relaxed, acquire) access to shared memory never written in this launch"
+                    .to_string(),
+            ),
             SharedHazard::Uninit => {
                 (FindingKind::UninitShared, "read of shared memory never written in this launch".to_string())
             }

@@ -9,8 +9,8 @@
 //!   exact rounding), [`memory`] (address resolution, ld/st, atomics, cvta), [`async_copy`]
 //!   (cp.async and its groups, bulk and tensor copies, mapa), [`matrix`] (ldmatrix), [`warp`]
 //!   (shfl, vote, redux, elect, warp sync, member masks), [`sync`] (CTA, named and cluster
-//!   barriers, mbarriers, fences), [`tensor`] (mma), [`control`] (branch, exit, clock,
-//!   setmaxnreg);
+//!   barriers, fences, what wakes a blocked warp), [`mbarrier`] (mbarrier objects), [`tensor`]
+//!   (mma), [`control`] (branch, exit, clock, setmaxnreg);
 //! - [`lanes`]: the structure-of-arrays register file and the per-lane loops.
 
 mod alu;
@@ -19,6 +19,7 @@ mod control;
 mod float;
 mod lanes;
 mod matrix;
+mod mbarrier;
 mod memory;
 mod sched;
 mod sync;

@@ -53,14 +53,24 @@ pub(super) const LIVELOCK: u64 = 1 << 24;
 pub(super) enum WState {
     Run,
     /// Waiting at CTA barrier `id` until its generation moves past `gen`.
-    Bar { id: u8, gen: u32 },
+    Bar {
+        id: u8,
+        gen: u32,
+    },
     /// Every live lane is parked in `mbarrier.try_wait` (see [`Warp::parks`]); `slot` and
     /// `phase` are the first park's, for reports.
-    Mbar { slot: u32, phase: u32 },
+    Mbar {
+        slot: u32,
+        phase: u32,
+    },
     /// Blocked in `barrier.cluster.wait` until the cluster barrier's generation passes `gen`.
-    Cluster { gen: u32 },
+    Cluster {
+        gen: u32,
+    },
     /// Blocked in `setmaxnreg.inc` until the CTA's register pool has `need` registers.
-    Regs { need: u32 },
+    Regs {
+        need: u32,
+    },
     Done,
 }
 
@@ -209,6 +219,7 @@ fn init_warp(l: &LaunchCtx, warp: &mut Warp, r: &mut [u64], w: usize, ctaid: [u3
                 ConstVal::LaneMaskGt => !((lb << 1) - 1) & 0xffff_ffff,
                 ConstVal::LaneMaskGe => !(lb - 1) & 0xffff_ffff,
                 ConstVal::Zero => 0,
+                ConstVal::ExplicitCluster => k.explicit_cluster as u64,
             };
         }
     }
@@ -272,7 +283,7 @@ pub fn run_block(l: &LaunchCtx, bid: u64, s: &mut Scratch) -> Result<BlockOut> {
     'turns: loop {
         let mut ran = false;
         for w in 0..nw {
-            let woken = b.sync.wakes(&warps[w], warps);
+            let woken = b.sync.wakes(&warps[w]);
             let warp = &mut warps[w];
             if woken {
                 warp.state = WState::Run;
@@ -292,7 +303,7 @@ pub fn run_block(l: &LaunchCtx, bid: u64, s: &mut Scratch) -> Result<BlockOut> {
                     "livelock: no warp made progress in {} warp instructions (warps spinning without \
                      stores, plain loads, atomics that change memory, arrivals or exits); {}",
                     b.clock - b.progress,
-                    b.sync.describe(warps, &b.l.k.insts)
+                    b.sync.describe(warps)
                 );
                 stuck = Some((w, msg));
                 break 'turns;
@@ -302,11 +313,11 @@ pub fn run_block(l: &LaunchCtx, bid: u64, s: &mut Scratch) -> Result<BlockOut> {
             break;
         }
         // Exited warps no longer count towards whole-CTA barriers.
-        if b.release_exited(warps) {
+        if b.release_exited() {
             continue;
         }
-        if !ran && !warps.iter().any(|w| b.sync.wakes(w, warps)) {
-            let msg = format!("deadlock: no warp can run; {}", b.sync.describe(warps, &b.l.k.insts));
+        if !ran && !warps.iter().any(|w| b.sync.wakes(w)) {
+            let msg = format!("deadlock: no warp can run; {}", b.sync.describe(warps));
             let wi = warps.iter().position(|w| w.state != WState::Done).unwrap_or(0);
             stuck = Some((wi, msg));
             break;
@@ -344,14 +355,15 @@ impl Blk<'_, '_> {
     /// End-of-block checks: mbarrier transaction counts, and that the warps of each warpgroup
     /// executed the same `setmaxnreg` instructions (PTX ISA 9.7.19.5).
     fn finish(&mut self, warps: &[Warp]) -> Result<()> {
-        self.finish_sync()?;
+        self.finish_mbarriers()?;
         for (g, group) in warps.chunks(4).enumerate() {
             if group.iter().all(|w| w.setmaxnreg.is_empty()) {
                 continue;
             }
             let first = &group[0].setmaxnreg;
             if group.len() < 4 || group.iter().any(|w| &w.setmaxnreg != first) {
-                let line = group.iter().find_map(|w| w.setmaxnreg.first()).map_or(0, |&pc| self.l.k.insts[pc as usize].line);
+                let line =
+                    group.iter().find_map(|w| w.setmaxnreg.first()).map_or(0, |&pc| self.l.k.insts[pc as usize].line);
                 let seqs: Vec<String> = group
                     .iter()
                     .enumerate()

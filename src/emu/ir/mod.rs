@@ -106,6 +106,8 @@ pub enum ConstVal {
     LaneMaskGt,
     LaneMaskGe,
     Zero,
+    /// `%is_explicit_cluster` ([`Kernel::explicit_cluster`]).
+    ExplicitCluster,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -135,4 +137,6 @@ pub struct Kernel {
     pub local_bytes: u32,
     /// Module `.const` data (const space).
     pub const_data: std::sync::Arc<Vec<u8>>,
+    /// Declared `.explicitcluster` (or `.reqnctapercluster 1, 1, 1`): `%is_explicit_cluster`.
+    pub explicit_cluster: bool,
 }

@@ -250,8 +250,12 @@ fn bulk(f: &mut FnCtx, p: &Parts, inst: &mut Inst) -> R<()> {
     ];
     p.only(&known)?;
     // State spaces in order: destination first, then source.
-    let spaces: Vec<&str> =
-        p.mods.iter().copied().filter(|m| matches!(*m, "global" | "shared::cta" | "shared::cluster" | "shared")).collect();
+    let spaces: Vec<&str> = p
+        .mods
+        .iter()
+        .copied()
+        .filter(|m| matches!(*m, "global" | "shared::cta" | "shared::cluster" | "shared"))
+        .collect();
     if p.mods.contains(&"prefetch") {
         // cp.async.bulk.prefetch{.tensor.Nd}.L2.global: L2 prefetch, a no-op here (the tensor
         // form validates its map).

@@ -96,6 +96,7 @@ fn lower_entry(
         .map(|t| t.trim().to_string())
         .unwrap_or_default();
     let err = |e: String| (name.clone(), e);
+    let explicit_cluster = sync::cluster_directives(header).map_err(err)?;
     // params
     let mut params = Vec::new();
     let mut syms: HashMap<String, Sym> = HashMap::new();
@@ -225,6 +226,7 @@ fn lower_entry(
         shared_static,
         local_bytes: align_up(local, 16),
         const_data: Arc::new(md.const_data.clone()),
+        explicit_cluster,
     };
     if alloc {
         regalloc::allocate(&mut k).map_err(|e| (k.name.clone(), e))?;

@@ -92,7 +92,8 @@ impl FnCtx<'_> {
                 "%lanemask_ge" => ConstVal::LaneMaskGe,
                 "%smid" | "%gridid" => ConstVal::Zero,
                 // Clusters of one CTA, launched without a cluster (PTX ISA 10.11, 10.16, 10.17).
-                "%cluster_ctarank" | "%is_explicit_cluster" => ConstVal::Zero,
+                "%cluster_ctarank" => ConstVal::Zero,
+                "%is_explicit_cluster" => ConstVal::ExplicitCluster,
                 "%cluster_nctarank" => ConstVal::Imm(1),
                 _ => return None,
             }

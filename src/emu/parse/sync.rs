@@ -171,3 +171,19 @@ pub(super) fn fence(p: &Parts, inst: &mut Inst) -> R<()> {
     inst.op = Op::Fence(kind);
     Ok(())
 }
+
+/// The cluster directives of an entry's header (PTX ISA 11.7): whether it is launched as an
+/// explicit cluster; an error when it needs clusters of more than one CTA.
+pub(super) fn cluster_directives(header: &str) -> R<bool> {
+    let after = header.rfind(')').map_or("", |i| &header[i + 1..]);
+    if let Some(i) = after.find(".reqnctapercluster") {
+        let dims = after[i + ".reqnctapercluster".len()..].split('.').next().unwrap_or("");
+        let n: u64 = dims.split(',').filter_map(|d| d.trim().parse::<u64>().ok()).product();
+        if n > 1 {
+            return Err(format!(
+                "the entry needs clusters of {n} CTAs (.reqnctapercluster{dims}); the emulator runs clusters of one CTA"
+            ));
+        }
+    }
+    Ok(after.contains(".explicitcluster") || after.contains(".reqnctapercluster"))
+}
