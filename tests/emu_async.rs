@@ -87,10 +87,10 @@ impl TmaCase {
             box_dims.iter().zip(&estrides).map(|(&b, &e)| rng.range(1, (b * e) as i64 + 5) as u64).collect();
         let mut strides = Vec::new();
         let mut s = (dims[0] * esize as u64).div_ceil(16) * 16;
-        for d in 1..rank {
+        for &n in &dims[1..] {
             s += 16 * rng.range(0, 3) as u64;
             strides.push(s);
-            s *= dims[d];
+            s *= n;
         }
         let coords = (0..rank).map(|d| rng.range(-(box_dims[d] as i64) - 1, dims[d] as i64 + 2) as i32).collect();
         TmaCase { esize, dims, strides, box_dims, estrides, swizzle, coords, smem_off: 128 * rng.range(0, 8) as u32 }
@@ -679,7 +679,8 @@ fn gpu_driver_agrees_with_validate() {
     let gpu = cuda_device();
     let buf = poisoned(gpu.as_ref(), 1 << 20);
     let base = TensorMapSpec::packed(TensorDtype::Bf16, buf.addr(), &[256, 64, 4], &[64, 32, 2], Swizzle::B128);
-    let edits: Vec<(&str, Box<dyn Fn(&mut TensorMapSpec)>)> = vec![
+    type Edit = Box<dyn Fn(&mut TensorMapSpec)>;
+    let edits: Vec<(&str, Edit)> = vec![
         ("valid", Box::new(|_| {})),
         ("address 8 bytes off", Box::new(|s| s.global_address += 8)),
         ("stride not a multiple of 16", Box::new(|s| s.strides[0] = 520)),

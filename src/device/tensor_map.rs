@@ -238,7 +238,7 @@ impl TensorMapSpec {
             }
         }
         let align = if self.interleave == Interleave::B32 { 32 } else { 16 };
-        if self.global_address % align != 0 {
+        if !self.global_address.is_multiple_of(align) {
             return Err(E::AddressAlignment { address: self.global_address, align });
         }
         for (d, &n) in self.dims.iter().enumerate() {
@@ -259,7 +259,7 @@ impl TensorMapSpec {
             }
         }
         let inner = self.box_dims[0] * esize;
-        if self.interleave == Interleave::None && inner % 16 != 0 {
+        if self.interleave == Interleave::None && !inner.is_multiple_of(16) {
             return Err(E::BoxInnerBytes { bytes: inner });
         }
         for (d, &e) in self.element_strides.iter().enumerate() {

@@ -66,7 +66,7 @@ pub fn encode(spec: &TensorMapSpec) -> Result<TensorMap, TensorMapError> {
             spec.swizzle.span()
         )));
     }
-    if spec.swizzle != Swizzle::None && spec.global_address % 128 != 0 {
+    if spec.swizzle != Swizzle::None && !spec.global_address.is_multiple_of(128) {
         return nm("a swizzled map whose global address is not 128-byte aligned (CUDA programming guide, TMA swizzle: 128 bytes)");
     }
     let mut b = [0u8; 128];
