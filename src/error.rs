@@ -27,6 +27,9 @@ pub enum Error {
     Io { path: String, err: std::io::Error },
     #[error("format error: {0}")]
     Format(String),
+    /// A tensor map description the device cannot encode (the rule it breaks).
+    #[error("tensor map: {0}")]
+    TensorMap(#[from] crate::device::tensor_map::TensorMapError),
 }
 
 pub(crate) fn invalid<T>(msg: impl Into<String>) -> Result<T> {

@@ -158,6 +158,8 @@ fn default_plan() -> Vec<Step> {
         step("test-device_backends", Fg, Test("device_backends", 5.0)),
         step("test-flash", Fg, Test("flash", 15.0)),
         step("test-decode", Fg, Test("decode", 15.0)),
+        // Hopper's asynchronous instructions (TMA, mbarrier, bulk copies) against the emulator.
+        step("test-emu_async", Fg, Test("emu_async", 10.0)),
         // Six points of the budget protocol's size, a GEMM, the NVML and ncu-command tests.
         step("test-sweep", Fg, Test("sweep", 30.0)),
         step(
