@@ -216,14 +216,27 @@ __device__ __forceinline__ void pv_accumulate(OAccumulator<MB, D>& acc, const fl
   }
 }
 
+// Per-key factors of a tile, applied to C-fragment columns: `scores` multiplies each key's score
+// column before the mask and the softmax, `probs` each key's probability column after the
+// softmax (the row sums stay those of the unscaled probabilities) and before P V. A quantized
+// cache's per-token K and V scales enter the step this way (decode_paged.cuh); NoColumnScales,
+// the default, is a bf16 cache's (nothing is emitted for it).
+struct NoColumnScales {
+  template <int NB>
+  __device__ __forceinline__ void scores(float (&)[NB][4], int) const {}
+  template <int NB>
+  __device__ __forceinline__ void probs(float (&)[NB][4], int) const {}
+};
+
 // One K/V tile for one warp: S = Q K^T on the NK keys of its K and V tiles (views of the warp's
 // rows of the ring's tiles), the element mask (MASKED only: partial tiles), the online softmax,
 // O = alpha O + P V. `col0` is the key index of the warp's first key; `row_keys(mi, h)` gives the
 // keys the thread's row half h of row block mi sees (the kernel maps fragment rows to queries, the
-// mask object maps queries to keys).
-template <bool MASKED, int MB, int D, class QOp, class Tile, class RowKeys>
+// mask object maps queries to keys); `scales` the per-key factors (NoColumnScales: none).
+template <bool MASKED, int MB, int D, class QOp, class Tile, class RowKeys, class Scales = NoColumnScales>
 __device__ __forceinline__ void attend_tile(OAccumulator<MB, D>& acc, const QOp& q, Tile k, Tile v, int col0,
-                                            const RowKeys& row_keys, float scale_log2) {
+                                            const RowKeys& row_keys, float scale_log2,
+                                            const Scales& scales = Scales{}) {
   constexpr int NK = Tile::kRows;
   const int lane = lane_id();
   float s[MB][NK / 8][4];
@@ -231,12 +244,14 @@ __device__ __forceinline__ void attend_tile(OAccumulator<MB, D>& acc, const QOp&
   float alpha[MB][2];
 #pragma unroll
   for (int mi = 0; mi < MB; ++mi) {
+    scales.scores(s[mi], lane);
     if constexpr (MASKED) {
 #pragma unroll
       for (int h = 0; h < 2; ++h) mask_scores(s[mi], h, row_keys(mi, h), col0);
     }
     online_softmax_update(s[mi], acc.row[mi], scale_log2, alpha[mi]);
     rescale_o(acc.o[mi], alpha[mi]);
+    scales.probs(s[mi], lane);
   }
   pv_accumulate<NK>(acc, s, v, lane);
 }
@@ -244,15 +259,17 @@ __device__ __forceinline__ void attend_tile(OAccumulator<MB, D>& acc, const QOp&
 // Visited key tile kt (in the ring as K and V) through the step, for the warp's NK keys starting
 // at row key_off of the tiles: the element mask only where the mask object says the tile is
 // partial. Both instances come from the one templated step.
-template <int NK, int MB, int D, class Mask, class QOp, class Tile, class RowKeys>
+template <int NK, int MB, int D, class Mask, class QOp, class Tile, class RowKeys, class Scales = NoColumnScales>
 __device__ __forceinline__ void attend_key_tile(OAccumulator<MB, D>& acc, const AttnParams& p, const Mask& mask,
                                                 int kt, const QOp& q, Tile k, Tile v, int key_off,
-                                                const RowKeys& row_keys) {
+                                                const RowKeys& row_keys, const Scales& scales = Scales{}) {
   const int col0 = kt * Mask::kBN + key_off;
   if (mask.fully_visible(p, kt))
-    attend_tile<false>(acc, q, k.template rows<NK>(key_off), v.template rows<NK>(key_off), col0, row_keys, p.scale_log2);
+    attend_tile<false>(acc, q, k.template rows<NK>(key_off), v.template rows<NK>(key_off), col0, row_keys, p.scale_log2,
+                       scales);
   else
-    attend_tile<true>(acc, q, k.template rows<NK>(key_off), v.template rows<NK>(key_off), col0, row_keys, p.scale_log2);
+    attend_tile<true>(acc, q, k.template rows<NK>(key_off), v.template rows<NK>(key_off), col0, row_keys, p.scale_log2,
+                      scales);
 }
 
 }  // namespace attn
