@@ -131,10 +131,13 @@ pub struct PagedBytes {
     /// f32 partial O and LSE of sequences with 2 or more splits, written once and read once by
     /// the combine.
     pub partials: f64,
-    /// What CTAs read to find their work: the work item (16 B), the sequence's offsets and
-    /// length (16 B), one block-table entry per page holding a visible key of the CTA's tiles
-    /// (block-sparse: its offsets and blocks too); the combine's split and partial offsets (12 B
-    /// per merged row).
+    /// What the kernels read to find their work (kernels/decode_paged.cuh). Each split-kernel CTA
+    /// (item x KV head): its work item (16 B), the sequence's query offsets, length and block
+    /// offset (16 B) and partial offsets (8 B), one block-table entry per page holding a visible
+    /// key of its tiles (block-sparse: the sequence's first block index, 4 B, and each block's
+    /// column once). The combine, launched when some sequence has other than one split: per
+    /// (sequence, head) CTA its split offsets (8 B), and for a sequence it merges or zeroes its
+    /// partial offset and query offsets (12 B).
     pub metadata: f64,
 }
 
@@ -174,8 +177,11 @@ pub fn paged_decode(b: &PagedBatch, masks: &[Mask], plan: &SplitPlan) -> (Work, 
             w.partials += 2.0 * splits * q_rows * (d + 1.0) * 4.0;
         }
         if splits != 1.0 {
-            w.metadata += q_rows * 12.0;
+            w.metadata += h * 12.0;
         }
+    }
+    if (0..b.num_seqs()).any(|s| plan.splits(s) != 1) {
+        w.metadata += b.num_seqs() as f64 * h * 8.0;
     }
     for it in &plan.items {
         let s = it.seq as usize;
@@ -203,8 +209,8 @@ pub fn paged_decode(b: &PagedBatch, masks: &[Mask], plan: &SplitPlan) -> (Work, 
                 }
             }
         }
-        let sparse = if block.is_some() { 8.0 + 4.0 * blocks as f64 } else { 0.0 };
-        w.metadata += hk * (32.0 + 4.0 * pages as f64 + sparse);
+        let sparse = if block.is_some() { 4.0 + 4.0 * blocks as f64 } else { 0.0 };
+        w.metadata += hk * (40.0 + 4.0 * pages as f64 + sparse);
     }
     (Work { flops, executed_flops: flops, min_bytes: w.total() }, w)
 }
@@ -272,14 +278,14 @@ mod tests {
                     assert_eq!(bytes.step(), decode_kv(&p, 1, kv).min_bytes, "{recipe} {kv}");
                     assert_eq!(w.flops, useful_flops(&p));
                     assert_eq!((bytes.q_reread, bytes.partials), (0.0, 0.0));
-                    // Each CTA: 32 B of item and offsets, and the block-table entries of its
-                    // visible pages: ceil(2000 / 64) = 32 pages for causal and none.
+                    // Each CTA: 40 B of item and offsets, and the block-table entries of its
+                    // visible pages: ceil(2000 / 64) = 32 pages for causal and none. No combine.
                     let pages = match recipe {
                         MaskRecipe::Window { .. } => (2000 - 303) / 64..=1999 / 64,
                         _ => 0..=1999 / 64,
                     }
                     .count();
-                    assert_eq!(bytes.metadata, 3.0 * 2.0 * (32.0 + 4.0 * pages as f64));
+                    assert_eq!(bytes.metadata, 3.0 * 2.0 * (40.0 + 4.0 * pages as f64));
                 }
             }
         }
@@ -320,8 +326,10 @@ mod tests {
             // Every page of the long sequence's table is read once over its splits (they cut at
             // tile edges, 4 pages of 16 per 64-key tile), and the first sequence's.
             let pages: f64 = (63 + 6250) as f64;
-            let combine = if n0 == 1.0 { 0.0 } else { 4.0 * 8.0 * 12.0 } + 8.0 * 12.0 + 8.0 * 12.0;
-            assert_eq!(bytes.metadata, 32.0 * pl.items.len() as f64 + 4.0 * pages + combine);
+            // The combine (the empty sequence needs its zeros): every (sequence, head) reads its
+            // split offsets; the merged and the empty ones their partial and query offsets.
+            let combine = 3.0 * 8.0 * 8.0 + if n0 == 1.0 { 0.0 } else { 8.0 * 12.0 } + 8.0 * 12.0 + 8.0 * 12.0;
+            assert_eq!(bytes.metadata, 40.0 * pl.items.len() as f64 + 4.0 * pages + combine);
             assert_eq!(w.min_bytes, bytes.total());
         }
     }

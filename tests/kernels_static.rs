@@ -2,6 +2,7 @@
 //! ptxas reported resources for every entry.
 
 use attnjoule::kernels::MODULES;
+use attnjoule::paged::params::PagedDecodeParams;
 use attnjoule::params::AttnParams;
 
 /// `.param .align 8 .b8 NAME[SIZE]` lines of an entry's parameter list, in order.
@@ -22,18 +23,32 @@ fn entry_params(ptx: &str, entry: &str) -> Vec<usize> {
         .collect()
 }
 
+/// The serving-decode modules take the paged struct (attn_paged.h); every other product kernel
+/// the shared AttnParams.
+fn is_paged(module: &str) -> bool {
+    module.starts_with("decode_paged")
+}
+
 #[test]
 fn attention_entries_take_the_shared_struct_by_value() {
     let size = std::mem::size_of::<AttnParams>();
     assert_eq!(size, 232, "the header promises 232 bytes without padding");
-    let mut checked = 0;
+    let paged = std::mem::size_of::<PagedDecodeParams>();
+    assert_eq!(paged, 216, "attn_paged.h promises 216 bytes without padding");
+    let (mut checked, mut checked_paged) = (0, 0);
     for m in MODULES.iter().filter(|m| !m.test_only) {
         for e in m.entries {
-            assert_eq!(entry_params(m.ptx, e.name), vec![size], "{}::{} .param list", m.name, e.name);
-            checked += 1;
+            let want = if is_paged(m.name) { paged } else { size };
+            assert_eq!(entry_params(m.ptx, e.name), vec![want], "{}::{} .param list", m.name, e.name);
+            if is_paged(m.name) {
+                checked_paged += 1;
+            } else {
+                checked += 1;
+            }
         }
     }
     assert!(checked >= 3, "expected at least the three dense entries, found {checked}");
+    assert_eq!(checked_paged, 2 * 16 + 2, "paged split entries (bf16, fp8) and the two combines");
 }
 
 #[test]

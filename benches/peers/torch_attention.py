@@ -9,6 +9,14 @@ Implementations (variant names in the profile; implementation = "torch-<version>
                                           default list: the dense baseline of PyTorch)
   flex                                    FlexAttention with block masks; masks: none, causal,
                                           window:<keys>, longformer:<block>:<local>:<global>
+  flex_paged                              decode only: FlexAttention over a paged K/V cache
+                                          (torch.nn.attention.experimental._paged_attention's
+                                          PagedAttention: a page table of --page-size tokens handed
+                                          out in a shuffled order, the logical block mask converted to
+                                          physical pages); the same masks as flex. Skipped with a
+                                          message where that helper is not importable. Written without
+                                          torch at hand: untested until a machine with torch runs
+                                          --check.
 
 Masks are spelled as attnjoule's mask recipes (src/mask/recipe.rs) and recorded in that spelling, so
 a peer point and an attnjoule point of the same mask have the same key.
@@ -51,8 +59,9 @@ GIB = 1024.0 ** 3
 
 def parse_args():
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--impls", default="sdpa_flash,sdpa_efficient,sdpa_cudnn,flex",
-                   help="comma list of sdpa_flash, sdpa_efficient, sdpa_cudnn, sdpa_math, flex")
+    p.add_argument("--impls", default="sdpa_flash,sdpa_efficient,sdpa_cudnn,flex,flex_paged",
+                   help="comma list of sdpa_flash, sdpa_efficient, sdpa_cudnn, sdpa_math, flex, flex_paged")
+    p.add_argument("--page-size", type=int, default=64, help="flex_paged: tokens per page (a power of two)")
     p.add_argument("--phases", default="prefill,decode")
     p.add_argument("--ctx", default="", help="comma list; default powers of two --ctx-min..--ctx-max")
     p.add_argument("--ctx-min", type=int, default=1024)
@@ -76,7 +85,10 @@ def parse_args():
                    help="attnjoule binary whose `mask --json --rows` defines the masks (--check)")
     p.add_argument("--seed", type=int, default=None)
     p.add_argument("--out", default="peers.json")
-    return p.parse_args()
+    a = p.parse_args()
+    if not (16 <= a.page_size <= 256 and a.page_size & (a.page_size - 1) == 0):
+        p.error(f"--page-size {a.page_size}: a power of two in 16..256 (attnjoule's page sizes)")
+    return a
 
 
 # ---------------------------------------------------------------- masks and work counts
@@ -404,10 +416,12 @@ def make_inputs(torch, dev, dtype, b, sq, sk, h, hk, d):
     return mk(sq, h), mk(sk, hk), mk(sk, hk)
 
 
-def make_call(torch, impl, mask, sets_qkv, sq, sk, h, hk):
+def make_call(torch, impl, mask, sets_qkv, sq, sk, h, hk, page=64):
     """A callable(i) running one attention call on input set i (returning its output), or raises
     if the implementation refuses the shape or mask."""
     F = torch.nn.functional
+    if impl == "flex_paged":
+        return make_paged_call(torch, mask, sets_qkv, sq, sk, h, hk, page)
     gqa = h != hk
     dev = sets_qkv[0][0].device
     if impl in SDPA_BACKENDS:
@@ -466,6 +480,74 @@ def make_call(torch, impl, mask, sets_qkv, sq, sk, h, hk):
     raise ValueError(f"unknown implementation {impl}")
 
 
+def paged_attention_class():
+    """PyTorch's paged-cache helper for FlexAttention, or None (with the reason) where this torch
+    has none."""
+    try:
+        from torch.nn.attention.experimental._paged_attention import PagedAttention
+        return PagedAttention, None
+    except Exception as e:  # ImportError, or a torch whose module fails to load
+        return None, f"{type(e).__name__}: {e}".splitlines()[0]
+
+
+def logical_mask_mod(mask, sq, sk):
+    """The element rule of `mask` as a FlexAttention mask_mod over logical key indices, bounded by
+    the sequence length: a page's slots past it (its tail) are never visible."""
+    off = sk - sq
+    if mask["kind"] == "none":
+        return lambda b, hh, qi, ki: ki < sk
+    if mask["kind"] == "causal":
+        return lambda b, hh, qi, ki: (qi + off >= ki) & (ki < sk)
+    if mask["kind"] == "window":
+        w = mask["keys"]
+        return lambda b, hh, qi, ki: (qi + off >= ki) & (qi + off - ki < w) & (ki < sk)
+    bsz, local, glob = longformer_params(mask)
+    doff = max(sk - sq, 0) // bsz
+
+    def longformer(b, hh, qi, ki):
+        r, c = qi // bsz, ki // bsz
+        return ((r + doff < glob) | (c < glob) | ((r + doff - c).abs() <= local)) & (ki < sk)
+    return longformer
+
+
+def make_paged_call(torch, mask, sets_qkv, sq, sk, h, hk, page):
+    """flex_paged: each input set's K and V written into a paged cache ([1, kv_heads, pages * page,
+    d]) through a PagedAttention page table whose pages are handed out in a shuffled order; the
+    logical block mask (KV blocks of one page) converted to the physical one; flex_attention with
+    the query batch against the one cache (K/V batch 1 broadcast over the sequences)."""
+    PagedAttention, why = paged_attention_class()
+    if PagedAttention is None:
+        raise NotImplementedError(f"flex_paged needs torch.nn.attention.experimental._paged_attention ({why})")
+    from torch.nn.attention.flex_attention import create_block_mask, flex_attention
+    dev = sets_qkv[0][0].device
+    if dev.type == "cuda":
+        create_block_mask = torch.compile(create_block_mask)
+    b, d = sets_qkv[0][0].shape[0], sets_qkv[0][0].shape[3]
+    per = -(-sk // page)
+    n_pages = b * per
+    mod = logical_mask_mod(mask, sq, sk)
+    caches = []
+    for q, k, v in sets_qkv:
+        pa = PagedAttention(n_pages, page, b, device=dev)
+        pa.empty_pages = torch.randperm(n_pages).tolist()  # an out-of-order page table
+        for i in range(b):
+            pa.reserve(torch.tensor(i, device=dev), torch.tensor(sk, device=dev))
+        kc = torch.zeros(1, hk, n_pages * page, d, device=dev, dtype=k.dtype)
+        vc = torch.zeros(1, hk, n_pages * page, d, device=dev, dtype=v.dtype)
+        pos = torch.arange(sk, device=dev).unsqueeze(0).expand(b, sk)
+        pa.assign(torch.arange(b, device=dev), pos, k, v, kc, vc)
+        logical = create_block_mask(mod, b, None, sq, sk, device=dev, BLOCK_SIZE=(128, page))
+        caches.append((q, kc, vc, pa.convert_logical_block_mask(logical)))
+    fa = torch.compile(flex_attention, dynamic=False) if dev.type == "cuda" else flex_attention
+    warnings.filterwarnings("ignore", message="flex_attention called without torch.compile")
+
+    def call(i):
+        q, kc, vc, bm = caches[i]
+        return fa(q, kc, vc, block_mask=bm, enable_gqa=h != hk)
+    call(0)
+    return call
+
+
 # ---------------------------------------------------------------- --check
 
 CHECK_SHAPES = [  # (seq_q, seq_k): prefill, blocks cut short, decode steps of 1, 4, 16 tokens
@@ -509,15 +591,20 @@ def check(torch, a, dev):
     shapes = CHECK_SHAPES if dev.type == "cpu" else [(300, 300), (4, 1000), (16, 333)]
     bad, ran, worst = 0, 0, {}
     for impl in a.impls.split(","):
+        if impl == "flex_paged" and paged_attention_class()[0] is None:
+            print(f"flex_paged: skipped, this torch has no paged-attention helper ({paged_attention_class()[1]})")
+            continue
         for ms in CHECK_MASKS:
             mask = parse_mask(ms)
             if impl in SDPA_BACKENDS and mask["kind"] not in ("none", "causal"):
                 continue  # not offered (make_call refuses it): those points are recorded failed
             for sq, sk in shapes:
+                if impl == "flex_paged" and sq > 16:
+                    continue  # decode steps only
                 rows = attnjoule_rows(a.attnjoule, ms, sq, sk)
                 q, k, v = make_inputs(torch, dev, dtype, b, sq, sk, h, hk, d)
                 try:
-                    out = make_call(torch, impl, mask, [(q, k, v)], sq, sk, h, hk)(0)
+                    out = make_call(torch, impl, mask, [(q, k, v)], sq, sk, h, hk, a.page_size)(0)
                 except Exception as e:  # a refusal is not a mismatch: that point is recorded failed
                     print(f"{impl:15} {ms:20} q={sq:<4} k={sk:<5} unsupported: {str(e).splitlines()[0][:90]}")
                     continue
@@ -574,8 +661,13 @@ def main():
     points = []
     b, h, hk, d = a.batch, a.heads, a.kv_heads, a.head_dim
     impl_name = f"torch-{torch.__version__}"
+    paged_missing = paged_attention_class()[1]
+    if "flex_paged" in a.impls.split(",") and paged_missing is not None:
+        print(f"flex_paged: skipped, this torch has no paged-attention helper ({paged_missing})", file=sys.stderr)
     for phase in a.phases.split(","):
         for impl in a.impls.split(","):
+            if impl == "flex_paged" and (phase != "decode" or paged_missing is not None):
+                continue  # a paged cache is a decode step's; without the helper there is nothing to run
             for ms in a.mask.split(","):
                 mask = parse_mask(ms)
                 for ctx in ctxs:
@@ -587,7 +679,11 @@ def main():
                                         "head_dim": d},
                               "status": "ok", "flops": flops, "min_bytes": min_bytes, "energy_method": "none",
                               "throttled": False, "ncu": {}, "note": None}
+                        if impl == "flex_paged":
+                            pt["page_size"] = a.page_size  # keys with attnjoule's paged points
                         set_bytes = 2 * (2 * b * sq * h * d + 2 * b * sk * hk * d)
+                        if impl == "flex_paged":  # the paged K and V caches next to the inputs
+                            set_bytes += 2 * 2 * b * -(-sk // a.page_size) * a.page_size * hk * d
                         free = free_bytes(torch, cuda)
                         if set_bytes * 1.5 > free * 0.95:
                             pt.update(status="infeasible", need_gib=set_bytes * 1.5 / GIB, have_gib=free / GIB)
@@ -600,7 +696,7 @@ def main():
                         try:
                             for _ in range(nsets):
                                 sets.append(make_inputs(torch, dev, torch.bfloat16, b, sq, sk, h, hk, d))
-                            call = make_call(torch, impl, mask, sets, sq, sk, h, hk)
+                            call = make_call(torch, impl, mask, sets, sq, sk, h, hk, a.page_size)
                             if cuda:
                                 torch.cuda.nvtx.range_push(f"peer.{impl}.{phase}.ctx{ctx}.q{sq}")
                             try:

@@ -12,10 +12,20 @@ use attnjoule::reference;
 use attnjoule::work::Variant;
 use serde::Serialize;
 
+/// What `emu` runs: an attention variant, or the serving-decode kernels on a paged batch.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum EmuVariant {
+    Dense,
+    Flash,
+    Decode,
+    /// A ragged batch over a paged cache (--page-size, --kv-dtype, --mix; --seq new tokens).
+    DecodePaged,
+}
+
 #[derive(clap::Args)]
 pub struct Args {
     #[arg(long, value_enum, default_value = "dense")]
-    variant: Variant,
+    variant: EmuVariant,
     /// Query (and, unless --seq-k is given, key) sequence length.
     #[arg(long, default_value_t = 256)]
     seq: usize,
@@ -56,6 +66,16 @@ pub struct Args {
     /// inputs and the f64 reference.
     #[arg(long, default_value_t = 8.0)]
     max_gib: f64,
+    /// decode-paged: tokens per page (16..256, a power of two).
+    #[arg(long, default_value_t = 64)]
+    page_size: usize,
+    /// decode-paged: the cache's dtype.
+    #[arg(long, value_enum, default_value = "bf16")]
+    kv_dtype: attnjoule::paged::KvDtype,
+    /// decode-paged: a ragged mix mix<count>:<seed> of lengths up to --seq-k (default: --batch
+    /// sequences of --seq-k keys).
+    #[arg(long)]
+    mix: Option<attnjoule::paged::mix::Mix>,
 }
 
 #[derive(Serialize)]
@@ -94,7 +114,12 @@ fn thread_insts(c: &Counters) -> u64 {
 }
 
 pub fn run(a: Args) -> anyhow::Result<()> {
-    let variant = a.variant;
+    let variant = match a.variant {
+        EmuVariant::Dense => Variant::Dense,
+        EmuVariant::Flash => Variant::Flash,
+        EmuVariant::Decode => Variant::Decode,
+        EmuVariant::DecodePaged => return run_paged(a),
+    };
     let shape = Shape {
         batch: a.batch,
         seq_q: a.seq,
@@ -213,6 +238,142 @@ pub fn run(a: Args) -> anyhow::Result<()> {
                 "  finding {:?} in {} block {:?} thread {:?} PTX line {} addr {:?}: {}",
                 f.kind, f.kernel, f.block, f.thread, f.ptx_line, f.address, f.message
             );
+        }
+    }
+    if rel_l2.is_nan() || rel_l2 > 1e-2 {
+        return Err(anyhow!("rel L2 error {rel_l2:.3e} exceeds 1e-2"));
+    }
+    Ok(())
+}
+
+/// `emu --variant decode-paged`: one serving-decode step (the paged kernels) against the f64
+/// reference of its (dequantized) cache.
+fn run_paged(a: Args) -> anyhow::Result<()> {
+    use attnjoule::ops::paged::{PagedAttention, PagedInputs, PagedOptions};
+    use attnjoule::paged::{Allocation, PagedBatch, SeqSpec};
+    if !(a.max_gib.is_finite() && a.max_gib > 0.0) {
+        bail!("--max-gib must be a positive number of GiB, got {}", a.max_gib);
+    }
+    let keys = a.seq_k.unwrap_or(a.seq);
+    let lengths = match a.mix {
+        Some(m) => m.lengths(keys),
+        None => vec![keys; a.batch],
+    };
+    let seqs: Vec<SeqSpec> = lengths.iter().map(|&k| SeqSpec { keys: k, new_tokens: a.seq }).collect();
+    let b = PagedBatch::allocate(
+        a.heads,
+        a.kv_heads,
+        a.head_dim,
+        a.page_size,
+        a.kv_dtype,
+        &seqs,
+        Allocation { shuffle: Some(1), ..Default::default() },
+    )?;
+    // The device pools, their bf16 host copies and the f64 reference's rows, before planning.
+    let pool_bytes = b.pool_elems() as f64 * 2.0;
+    let gib = (attnjoule::emu::host_bytes_for((2.0 * pool_bytes) as u128) as f64 + 4.0 * pool_bytes)
+        / attnjoule::sweep::GIB;
+    if gib > a.max_gib {
+        bail!("emulating this step needs about {gib:.1} GiB of memory, more than --max-gib {}", a.max_gib);
+    }
+    let att = PagedAttention::with_recipe(&b, &a.mask, &PagedOptions::default())?;
+    let dev = EmuDevice::with_options(EmuOptions { sanitize: !a.no_sanitize, counters: true, threads: a.threads })?;
+    let seed = a.seed.unwrap_or_else(reference::fresh_seed);
+    let inputs = PagedInputs::random(&b, seed, half::bf16::NAN)?;
+    let t = std::time::Instant::now();
+    let (out, reports) = att.run_once(&dev, &inputs.q, inputs.k.pool(), inputs.v.pool()).context("emulated run")?;
+    let seconds = t.elapsed().as_secs_f64();
+    let want = attnjoule::paged::reference::attention(&b, att.masks(), &inputs.q, inputs.k.pool(), inputs.v.pool())?;
+    let got: Vec<f64> = out.o.iter().map(|x| x.to_f64()).collect();
+    let rel_l2 = reference::rel_l2(&got, &want.o);
+    let (lse_err, inf_ok) = reference::lse_error(&out.lse, &want.lse);
+    let insts: u64 = reports.iter().filter_map(|r| r.counters.as_ref()).map(thread_insts).sum();
+    let findings: u64 = reports.iter().map(|r| r.findings_total).sum();
+    let traffic = att.traffic();
+    let (load, store, bulk) = reports.iter().filter_map(|r| r.counters.as_ref()).fold((0, 0, 0), |s, c| {
+        (s.0 + c.global_load_bytes, s.1 + c.global_store_bytes, s.2 + c.bulk_load_bytes)
+    });
+    if a.json {
+        let v = serde_json::json!({
+            "variant": "decode-paged",
+            "batch": b,
+            "mask": a.mask.to_string(),
+            "seed": seed,
+            "rel_l2": rel_l2,
+            "lse_max_abs_err": lse_err,
+            "lse_inf_rows_agree": inf_ok,
+            "seconds": seconds,
+            "thread_instructions": insts,
+            "findings_total": findings,
+            "plan": att.description(),
+            "bytes": att.bytes(),
+            "launches": reports,
+        });
+        println!("{}", serde_json::to_string_pretty(&v)?);
+    } else {
+        println!("decode-paged on {}", dev.name());
+        println!(
+            "{} seqs (keys {}..{}), {} new tokens each, {} heads on {} KV heads, d {}, page {}, {} cache, mask {}, seed {seed}",
+            b.num_seqs(),
+            lengths.iter().min().unwrap_or(&0),
+            lengths.iter().max().unwrap_or(&0),
+            a.seq,
+            a.heads,
+            a.kv_heads,
+            a.head_dim,
+            a.page_size,
+            a.kv_dtype,
+            a.mask
+        );
+        println!("plan: {}", att.description());
+        println!("rel L2 error {rel_l2:.3e} (limit 1e-2), LSE max abs error {lse_err:.3e} (-inf rows agree: {inf_ok})");
+        println!(
+            "emulated in {seconds:.3} s: {insts} thread-instructions, {:.1} M thread-instructions/s",
+            insts as f64 / seconds / 1e6
+        );
+        println!(
+            "global: read {load} B (bulk copies {bulk} B), wrote {store} B; the kernels' accounting: read {} B (bulk {} B), \
+             wrote {} B; PagedBytes::total {:.0} B",
+            traffic.loads,
+            traffic.bulk_loads,
+            traffic.stores,
+            att.bytes().total()
+        );
+        println!("sanitizer findings: {findings}");
+        for (r, (k, _)) in reports.iter().zip(att.launches()?) {
+            if a.counters {
+                if let Some(c) = &r.counters {
+                    println!("  {}:", k.entry);
+                    println!(
+                        "    instructions: arith {} memory {} tensor {} control {} sync {} (warp-level {})",
+                        c.inst_arith, c.inst_memory, c.inst_tensor, c.inst_control, c.inst_sync, c.warp_instructions
+                    );
+                    println!(
+                        "    global: load {} B (bulk {} B) / {} sectors, store {} B; mbarrier waits {}, named barrier waits {}",
+                        c.global_load_bytes,
+                        c.bulk_load_bytes,
+                        c.global_load_sectors,
+                        c.global_store_bytes,
+                        c.mbarrier_waits,
+                        c.named_barrier_waits
+                    );
+                    println!(
+                        "    shared: {} requests, {} wavefronts, {} bank conflicts; ldmatrix {} ({} wavefronts); mma {}",
+                        c.shared_requests,
+                        c.shared_wavefronts,
+                        c.shared_bank_conflicts,
+                        c.ldmatrix_instructions,
+                        c.ldmatrix_wavefronts,
+                        c.mma_instructions
+                    );
+                }
+            }
+            for f in &r.findings {
+                println!(
+                    "  finding {:?} in {} block {:?} thread {:?} PTX line {} addr {:?}: {}",
+                    f.kind, f.kernel, f.block, f.thread, f.ptx_line, f.address, f.message
+                );
+            }
         }
     }
     if rel_l2.is_nan() || rel_l2 > 1e-2 {

@@ -15,10 +15,20 @@ use attnjoule::sweep::{ncu, PointSpec};
 use attnjoule::work::Variant;
 use attnjoule::Shape;
 
+/// What `ncu` profiles: an attention variant, or the serving-decode kernels on a paged batch.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum NcuVariant {
+    Dense,
+    Flash,
+    Decode,
+    /// A paged batch (--page-size, --kv-dtype, --mix; --batch sequences of --ctx without a mix).
+    DecodePaged,
+}
+
 #[derive(clap::Args)]
 pub struct Args {
     #[arg(long, value_enum, default_value = "flash")]
-    variant: Variant,
+    variant: NcuVariant,
     /// Context (keys).
     #[arg(long, default_value_t = 32768)]
     ctx: usize,
@@ -44,10 +54,30 @@ pub struct Args {
     warmup: u32,
     #[arg(long, default_value_t = 0)]
     device: usize,
+    /// decode-paged: tokens per page (16..256, a power of two).
+    #[arg(long, default_value_t = 64)]
+    page_size: usize,
+    /// decode-paged: the cache's dtype.
+    #[arg(long, value_enum, default_value = "bf16")]
+    kv_dtype: attnjoule::paged::KvDtype,
+    /// decode-paged: a ragged mix mix<count>:<seed> of lengths up to --ctx.
+    #[arg(long)]
+    mix: Option<attnjoule::paged::mix::Mix>,
 }
 
 pub fn spec(a: &Args) -> anyhow::Result<PointSpec> {
-    let variant = a.variant;
+    let (variant, serving) = match a.variant {
+        NcuVariant::Dense => (Variant::Dense, Default::default()),
+        NcuVariant::Flash => (Variant::Flash, Default::default()),
+        NcuVariant::Decode => (Variant::Decode, Default::default()),
+        NcuVariant::DecodePaged => (
+            Variant::Decode,
+            attnjoule::paged::mix::ServingAxes { kv_dtype: a.kv_dtype, page_size: Some(a.page_size), mix: a.mix },
+        ),
+    };
+    if a.variant != NcuVariant::DecodePaged && (a.kv_dtype != Default::default() || a.mix.is_some()) {
+        anyhow::bail!("--kv-dtype and --mix describe a paged cache: use --variant decode-paged");
+    }
     let phase = match a.phase {
         Some(p) => p,
         None if variant == Variant::Decode => Phase::Decode,
@@ -59,7 +89,10 @@ pub fn spec(a: &Args) -> anyhow::Result<PointSpec> {
     };
     let mask = a.mask.clone();
     mask.validate(shape.seq_q, shape.seq_k)?;
-    Ok(PointSpec { variant, phase, mask, shape, serving: Default::default() })
+    if !serving.is_default() && phase != Phase::Decode {
+        anyhow::bail!("decode-paged runs decode steps (--phase decode)");
+    }
+    Ok(PointSpec { variant, phase, mask, shape, serving })
 }
 
 pub fn run(a: Args) -> anyhow::Result<()> {

@@ -57,8 +57,8 @@ pub struct Args {
     /// Decode points' KV cache: bf16, fp8 (e4m3 with per-token scales; paged only).
     #[arg(long, value_enum, value_delimiter = ',', default_value = "bf16")]
     kv_dtype: Vec<KvDtype>,
-    /// Decode points' cache layout: contiguous (today's kernel) or pages of 16..256 tokens (the
-    /// paged kernel, not written yet: such points are listed and fail with "no kernel yet").
+    /// Decode points' cache layout: contiguous (the split-KV decode kernel) or pages of 16..256
+    /// tokens (the serving-decode kernel, decode-paged).
     #[arg(long, value_delimiter = ',', default_value = "contiguous", value_parser = page_arg)]
     page_size: Vec<Layout>,
     /// Decode points' batch: uniform (--batch sequences of each context) or a named ragged mix
@@ -213,14 +213,15 @@ pub fn run(a: Args) -> anyhow::Result<()> {
                     .map(|att| format!("{:.3} GiB", backend::gib(att.footprint_bytes())))
                     .unwrap_or_else(|e| format!("({e})"))
             } else {
-                // Listed with the step it stands for; the backend records it as failed.
-                p.paged_step()
-                    .map(|(b, plan, bytes)| {
+                // Listed with the step it stands for (the paged kernels, planned for 132 SMs).
+                p.paged(None)
+                    .map(|att| {
                         format!(
-                            "no kernel yet: {} seqs, {:.3} GiB of visible K/V, {} splits",
-                            b.num_seqs(),
-                            (bytes.kv + bytes.kv_scales) / (1u64 << 30) as f64,
-                            plan.items.len()
+                            "{:.3} GiB: decode-paged, {} seqs, {:.3} GiB of visible K/V, {} splits",
+                            backend::gib(att.footprint_bytes()),
+                            att.batch().num_seqs(),
+                            (att.bytes().kv + att.bytes().kv_scales) / (1u64 << 30) as f64,
+                            att.plan().items.len()
                         )
                     })
                     .unwrap_or_else(|e| format!("({e})"))

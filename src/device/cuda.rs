@@ -321,6 +321,20 @@ impl CudaDevice {
         blas.as_ref().expect("made by cublas()").gemm_bf16(m, n, k, a.addr(), b.addr(), c.addr())
     }
 
+    /// Enqueues a copy of the first `bytes` of `src` into `dst` on the device's stream (the
+    /// bandwidth a kernel's is compared with: tests/serving_decode.rs).
+    pub fn copy_dtod(&self, dst: &DevBuf, src: &DevBuf, bytes: usize) -> Result<()> {
+        // Refuses buffers of another device (not in this one's allocations) and short ones.
+        self.check_range(&dst.mem, 0, bytes)?;
+        self.check_range(&src.mem, 0, bytes)?;
+        self.bind()?;
+        // SAFETY: both ranges lie inside live allocations of this context (checked above); the
+        // null stream orders the copy with every launch and event of this device.
+        unsafe { sys::cuMemcpyDtoDAsync_v2(dst.addr(), src.addr(), bytes, std::ptr::null_mut()) }
+            .result()
+            .map_err(|e| cuda_err("cuMemcpyDtoDAsync", e))
+    }
+
     /// Makes the cuBLAS handle unless it exists: fails (one line) where libcublas is missing,
     /// before a GEMM point allocates its sets.
     pub fn cublas(&self) -> Result<()> {

@@ -10,6 +10,7 @@
 pub mod decode;
 pub mod dense;
 pub mod flash;
+pub mod paged;
 
 use crate::device::{DevBuf, Device, LaunchConfig, LaunchReport};
 use crate::error::{invalid, Result};
@@ -479,6 +480,28 @@ mod tests {
                                 );
                                 seen.insert(format!("{}::{e}", m.name));
                             }
+                        }
+                    }
+                }
+            }
+        }
+        // Serving decode: every dtype, head dim, row layout and mask kind (a 0-key sequence makes
+        // the combine run too).
+        use crate::mask::MaskRecipe;
+        use crate::paged::{Allocation, KvDtype, PagedBatch, SeqSpec};
+        let sparse = MaskRecipe::Longformer { block: 64, local: 1, global: 1 };
+        for kv in [KvDtype::Bf16, KvDtype::Fp8] {
+            for d in [64, 128] {
+                for tokens in [1, 3] {
+                    let seqs = [SeqSpec { keys: 700, new_tokens: tokens }, SeqSpec { keys: 0, new_tokens: 1 }];
+                    let b = PagedBatch::allocate(8, 1, d, 32, kv, &seqs, Allocation::default()).unwrap();
+                    for r in [MaskRecipe::None, MaskRecipe::Causal, MaskRecipe::Window { keys: 100 }, sparse.clone()] {
+                        let att = paged::PagedAttention::with_recipe(&b, &r, &Default::default()).unwrap();
+                        for (k, cfg) in att.launches().unwrap() {
+                            let (m, e) = (k.module, k.entry);
+                            let bound = maxntid(m.ptx, e).unwrap_or_else(|| panic!("{}::{e} has no .maxntid", m.name));
+                            assert_eq!(cfg.threads_per_block(), bound, "{}::{e}: block {:?}", m.name, cfg.block);
+                            seen.insert(format!("{}::{e}", m.name));
                         }
                     }
                 }

@@ -167,6 +167,9 @@ pub fn point(
     a: &Assumptions,
 ) -> PointEstimate {
     let label = spec.label();
+    if !spec.serving.is_default() {
+        return paged_point(spec, proto, roof, gpu_memory, a);
+    }
     let att = match spec.problem().and_then(|p| Attention::new(spec.variant, &p, &Options::default())) {
         Ok(att) => att,
         Err(e) => return PointEstimate { label, call_s: 0.0, setup_s: 0.0, total_s: 0.0, note: Some(e.to_string()) },
@@ -179,6 +182,33 @@ pub fn point(
     let (set, uploaded) = set_bytes(&spec.shape);
     let sets = buffer_sets(set, footprint, gpu_memory);
     let setup_s = (sets * uploaded) as f64 / a.upload_bytes_per_s;
+    let call_s = a.call_seconds(&att.work(), roof);
+    let total_s = setup_s + a.protocol_seconds(call_s, proto);
+    PointEstimate { label, call_s, setup_s, total_s, note: None }
+}
+
+/// A serving point: its paged step (sets of Q, pools and scales, O, LSE; the host draws the cache
+/// once and uploads it into every set).
+fn paged_point(
+    spec: &PointSpec,
+    proto: &ProtocolConfig,
+    roof: &Roofline,
+    gpu_memory: usize,
+    a: &Assumptions,
+) -> PointEstimate {
+    let label = spec.label();
+    let att = match spec.paged(None) {
+        Ok(att) => att,
+        Err(e) => return PointEstimate { label, call_s: 0.0, setup_s: 0.0, total_s: 0.0, note: Some(e.to_string()) },
+    };
+    let footprint = att.footprint_bytes();
+    if let Some((need, have)) = super::infeasible(footprint as u128, gpu_memory as u128) {
+        let note = Some(format!("infeasible: {need:.1} GiB of {have:.1}"));
+        return PointEstimate { label, call_s: 0.0, setup_s: 0.0, total_s: 0.0, note };
+    }
+    let sets = buffer_sets(att.set_bytes(), footprint, gpu_memory);
+    // Each set: Q, O and LSE are small; the pools (and scales) are what is uploaded.
+    let setup_s = (sets * att.set_bytes()) as f64 / a.upload_bytes_per_s;
     let call_s = a.call_seconds(&att.work(), roof);
     let total_s = setup_s + a.protocol_seconds(call_s, proto);
     PointEstimate { label, call_s, setup_s, total_s, note: None }

@@ -101,25 +101,19 @@ pub struct PointSpec {
 
 impl PointSpec {
     /// The call this point measures (building its mask; a `csr` layout file is read). A serving
-    /// point (paged, fp8 or ragged) is refused: the paged decode kernel does not exist yet.
+    /// point (paged, fp8 or ragged) is a batch of sequences, not one problem: [`PointSpec::paged`].
     pub fn problem(&self) -> Result<Problem> {
         if !self.serving.is_default() {
             return invalid(format!(
-                "no kernel yet: a paged decode point ({}) needs the serving-decode kernel (issue 18)",
+                "a serving point ({}) is a paged batch, not one attention problem",
                 self.serving.label().trim()
             ));
         }
         Ok(Problem::new(self.shape, self.mask.mask(self.shape.seq_q, self.shape.seq_k)?))
     }
-    pub fn key(&self) -> String {
-        key(self.variant.name(), "attnjoule", self.phase, &self.mask, &self.shape) + &self.serving.key_suffix()
-    }
-    /// A serving point's step as a paged kernel would run it: the batch, the default split plan
-    /// (132 SMs) and the step's bytes; what `--dry-run` shows until that kernel exists. A cache
-    /// beyond [`MAX_SERVING_BYTES`] is refused before anything is allocated.
-    pub fn paged_step(
-        &self,
-    ) -> Result<(crate::paged::PagedBatch, crate::paged::plan::SplitPlan, crate::work::PagedBytes)> {
+    /// A serving point's step for the paged kernels, planned for `sm_count` SMs (default 132). A
+    /// cache beyond [`MAX_SERVING_BYTES`] is refused before anything is allocated.
+    pub fn paged(&self, sm_count: Option<usize>) -> Result<crate::ops::paged::PagedAttention> {
         let bytes = self.serving.cache_bytes(&self.shape);
         if bytes > MAX_SERVING_BYTES {
             return invalid(format!(
@@ -129,10 +123,22 @@ impl PointSpec {
             ));
         }
         let b = self.serving.batch(&self.shape)?;
-        let masks = b.masks(&self.mask)?;
-        let plan = crate::paged::plan::plan(&b, &masks, &Default::default())?;
-        let (_, bytes) = crate::work::paged_decode(&b, &masks, &plan);
-        Ok((b, plan, bytes))
+        crate::ops::paged::PagedAttention::with_recipe(
+            &b,
+            &self.mask,
+            &crate::ops::paged::PagedOptions { sm_count, ..Default::default() },
+        )
+    }
+    pub fn key(&self) -> String {
+        key(self.variant.name(), "attnjoule", self.phase, &self.mask, &self.shape) + &self.serving.key_suffix()
+    }
+    /// A serving point's step as the paged kernels run it on 132 SMs: the batch, the split plan
+    /// and the step's bytes (what `--dry-run` shows).
+    pub fn paged_step(
+        &self,
+    ) -> Result<(crate::paged::PagedBatch, crate::paged::plan::SplitPlan, crate::work::PagedBytes)> {
+        let a = self.paged(None)?;
+        Ok((a.batch().clone(), a.plan().clone(), *a.bytes()))
     }
     pub fn label(&self) -> String {
         let s = &self.shape;

@@ -163,6 +163,9 @@ pub struct ProfiledCall {
 /// the profiled launch), then one call inside the point's NVTX range. The buffers are freed on
 /// return, errors included.
 pub fn profile_call(dev: &dyn Device, spec: &PointSpec, warmup: u32, seed: u64) -> Result<ProfiledCall> {
+    if !spec.serving.is_default() {
+        return profile_paged(dev, spec, warmup, seed);
+    }
     let opts = Options { sm_count: Some(dev.sm_count() as usize), ..Default::default() };
     let att = Attention::new(spec.variant, &spec.problem()?, &opts)?;
     let s = spec.shape;
@@ -176,13 +179,33 @@ pub fn profile_call(dev: &dyn Device, spec: &PointSpec, warmup: u32, seed: u64) 
         att.run(&bufs, 0)?;
     }
     dev.synchronize()?;
-    let range = crate::nvtx::point_name(spec.variant.name(), spec.phase.name(), s.seq_k, s.seq_q);
+    let range = super::worker::gpu::range_name(spec);
     {
         let _r = crate::nvtx::range(&range);
         att.run(&bufs, 0)?;
         dev.synchronize()?;
     }
     Ok(ProfiledCall { range, plan: att.plan().description.clone() })
+}
+
+/// [`profile_call`] of a serving point: its paged step (range `attnjoule.decode-paged...`).
+fn profile_paged(dev: &dyn Device, spec: &PointSpec, warmup: u32, seed: u64) -> Result<ProfiledCall> {
+    let att = spec.paged(Some(dev.sm_count() as usize))?;
+    let inputs = crate::ops::paged::PagedInputs::random(att.batch(), seed, half::bf16::ZERO)?;
+    let bufs = att.alloc(dev, 1)?;
+    att.upload_inputs(&bufs, 0, &inputs.q, inputs.k.pool(), inputs.v.pool())?;
+    att.poison_outputs(&bufs)?;
+    for _ in 0..warmup {
+        att.run(&bufs, 0)?;
+    }
+    dev.synchronize()?;
+    let range = super::worker::gpu::range_name(spec);
+    {
+        let _r = crate::nvtx::range(&range);
+        att.run(&bufs, 0)?;
+        dev.synchronize()?;
+    }
+    Ok(ProfiledCall { range, plan: att.description().to_string() })
 }
 
 #[cfg(test)]

@@ -4,6 +4,7 @@
 use super::{blank_point, failed, Worker};
 use crate::device::Device;
 use crate::error::{Error, Result};
+use crate::ops::paged::PagedInputs;
 use crate::ops::{Attention, Options};
 use crate::profile::{GemmPoint, GpuInfo, Point, PointDetail, PointStatus, ProfileKind};
 use crate::sweep::{infeasible, PointSpec};
@@ -36,6 +37,68 @@ fn add_counters(a: Option<crate::device::Counters>, b: &crate::device::Counters)
     serde_json::from_value(va).ok()
 }
 
+impl<D: Device> EmuWorker<D> {
+    /// A serving point: its paged step on the emulator (random cache, page tails NaN), checked
+    /// against the f64 reference of the (dequantized) cache.
+    fn paged_point(&mut self, spec: &PointSpec, seed: u64) -> Point {
+        let att = match spec.paged(Some(self.dev.sm_count() as usize)) {
+            Ok(a) => a,
+            Err(e) => return failed(spec, e),
+        };
+        if let Some((need_gib, have_gib)) = infeasible(att.footprint_bytes() as u128, self.max_bytes as u128) {
+            return blank_point(spec, PointStatus::Infeasible { need_gib, have_gib });
+        }
+        let inputs = match PagedInputs::random(att.batch(), seed, half::bf16::NAN) {
+            Ok(x) => x,
+            Err(e) => return failed(spec, e),
+        };
+        let t0 = Instant::now();
+        match att.run_once(&self.dev, &inputs.q, inputs.k.pool(), inputs.v.pool()) {
+            Ok((out, reports)) => {
+                let want =
+                    match crate::paged::reference::attention(att.batch(), att.masks(), &inputs.q, inputs.k.pool(), inputs.v.pool())
+                    {
+                        Ok(r) => r.o,
+                        Err(e) => return failed(spec, e),
+                    };
+                emulated(spec, &out.o, &want, &reports, t0, att.description())
+            }
+            Err(e) => failed(spec, e),
+        }
+    }
+}
+
+/// The point of an emulated run: counters summed over the launches, the output's error against
+/// the reference (a wrong kernel is a failed point), findings and unwritten outputs in the note.
+fn emulated(
+    spec: &PointSpec,
+    o: &[half::bf16],
+    want: &[f64],
+    reports: &[crate::device::LaunchReport],
+    t0: Instant,
+    plan: &str,
+) -> Point {
+    let mut p = blank_point(spec, PointStatus::Ok);
+    p.counters = reports.iter().filter_map(|r| r.counters.as_ref()).fold(None, add_counters);
+    p.calls = Some(1);
+    let findings: u64 = reports.iter().map(|r| r.findings_total).sum();
+    let nan = o.iter().filter(|x| x.is_nan()).count();
+    let wall = t0.elapsed().as_secs_f64();
+    let got: Vec<f64> = o.iter().map(|x| x.to_f64()).collect();
+    let err = crate::reference::rel_l2(&got, want);
+    p.note = Some(format!(
+        "emulated in {wall:.2} s wall; rel L2 vs f64 reference {err:.2e}; {findings} sanitizer findings; \
+         {nan} unwritten outputs; not measured"
+    ));
+    if nan > 0 || err.is_nan() || err > 1e-2 {
+        p.status = PointStatus::Failed {
+            error: format!("emulated output wrong: rel L2 {err:.2e} vs the f64 reference, {nan} unwritten"),
+        };
+    }
+    p.detail = Some(Box::new(PointDetail { plan: Some(plan.to_string()), ..Default::default() }));
+    p
+}
+
 impl<D: Device> Worker for EmuWorker<D> {
     fn kind(&self) -> ProfileKind {
         ProfileKind::Emulated
@@ -47,6 +110,9 @@ impl<D: Device> Worker for EmuWorker<D> {
         None
     }
     fn point(&mut self, spec: &PointSpec, seed: u64) -> Point {
+        if !spec.serving.is_default() {
+            return self.paged_point(spec, seed);
+        }
         // Decode splits follow this device's SM count (the emulator reports an H100's 132).
         let opts = Options { sm_count: Some(self.dev.sm_count() as usize), ..Default::default() };
         let problem = match spec.problem() {
@@ -67,34 +133,13 @@ impl<D: Device> Worker for EmuWorker<D> {
         let t0 = Instant::now();
         match att.run_once(&self.dev, &q, &k, &v) {
             Ok((out, reports)) => {
-                let mut p = blank_point(spec, PointStatus::Ok);
-                p.counters = reports.iter().filter_map(|r| r.counters.as_ref()).fold(None, add_counters);
-                p.calls = Some(1);
-                let findings: u64 = reports.iter().map(|r| r.findings_total).sum();
-                let nan = out.o.iter().filter(|x| x.is_nan()).count();
-                let wall = t0.elapsed().as_secs_f64();
                 // The emulated output is checked against the f64 reference: a wrong kernel is a
                 // failed point, not a counter profile.
-                let err = crate::reference::attention(&problem, &q, &k, &v).map(|r| {
-                    let got: Vec<f64> = out.o.iter().map(|x| x.to_f64()).collect();
-                    crate::reference::rel_l2(&got, &r.o)
-                });
-                let err = match err {
-                    Ok(e) => e,
+                let want = match crate::reference::attention(&problem, &q, &k, &v) {
+                    Ok(r) => r.o,
                     Err(e) => return failed(spec, e),
                 };
-                p.note = Some(format!(
-                    "emulated in {wall:.2} s wall; rel L2 vs f64 reference {err:.2e}; {findings} sanitizer findings; \
-                     {nan} unwritten outputs; not measured"
-                ));
-                if nan > 0 || err.is_nan() || err > 1e-2 {
-                    p.status = PointStatus::Failed {
-                        error: format!("emulated output wrong: rel L2 {err:.2e} vs the f64 reference, {nan} unwritten"),
-                    };
-                }
-                p.detail =
-                    Some(Box::new(PointDetail { plan: Some(att.plan().description.clone()), ..Default::default() }));
-                p
+                emulated(spec, &out.o, &want, &reports, t0, &att.plan().description)
             }
             Err(e) => failed(spec, e),
         }

@@ -8,6 +8,7 @@ use crate::device::cuda::CudaDevice;
 use crate::device::{DevBuf, Device, Timestamp};
 use crate::energy::{self, EnergySource, NvmlSource};
 use crate::error::{Error, Result};
+use crate::ops::paged::PagedInputs;
 use crate::ops::{Attention, Buffers, Options};
 use crate::profile::{GemmPoint, GpuInfo, Point, PointStatus, ProfileKind};
 use crate::sweep::backend::RunConfig;
@@ -172,13 +173,69 @@ impl<G: Gpu> GpuWorker<G> {
         };
         let mut proto = self.proto.clone();
         proto.seed ^= seed;
-        let s = spec.shape;
-        let _r = crate::nvtx::range(&crate::nvtx::point_name(spec.variant.name(), spec.phase.name(), s.seq_k, s.seq_q));
+        let _r = crate::nvtx::range(&range_name(spec));
         let mut t = DeviceTarget { dev, sets, launch: |i: usize| att.run(&bufs, i).map(|_| ()) };
         ControlFlow::Continue(match protocol::measure(&mut t, self.src.as_ref(), Some(self.idle), &proto) {
             Ok(m) => measured_point(blank_point(spec, PointStatus::Ok), &m, Some(self.idle), sets),
             Err(e) => failed(spec, e),
         })
+    }
+}
+
+/// The NVTX range name of a point: serving points are the paged kernels' (`decode-paged`).
+pub fn range_name(spec: &PointSpec) -> String {
+    let s = spec.shape;
+    let variant = if spec.serving.is_default() { spec.variant.name() } else { "decode-paged" };
+    crate::nvtx::point_name(variant, spec.phase.name(), s.seq_k, s.seq_q)
+}
+
+impl<G: Gpu> GpuWorker<G> {
+    /// A serving point: its paged step, planned for this GPU's SMs, over rotated input sets (each
+    /// holding the same random cache), measured by the protocol.
+    fn paged_point(&mut self, spec: &PointSpec, seed: u64) -> Point {
+        let dev = self.gpu.device();
+        let att = match spec.paged(Some(dev.sm_count() as usize)) {
+            Ok(a) => a,
+            Err(e) => return failed(spec, e),
+        };
+        let free = match self.gpu.free_memory() {
+            Ok(x) => x,
+            Err(e) => return failed(spec, e),
+        };
+        let footprint = att.footprint_bytes();
+        if let Some((need_gib, have_gib)) = infeasible(footprint as u128, free as u128) {
+            return blank_point(spec, PointStatus::Infeasible { need_gib, have_gib });
+        }
+        let sets = buffer_sets(att.set_bytes(), footprint, free);
+        let inputs = match PagedInputs::random(att.batch(), seed, bf16::ZERO) {
+            Ok(x) => x,
+            Err(e) => return failed(spec, e),
+        };
+        let bufs = match att.alloc(dev, sets).and_then(|bufs| {
+            for i in 0..sets {
+                att.upload_inputs(&bufs, i, &inputs.q, inputs.k.pool(), inputs.v.pool())?;
+            }
+            att.poison_outputs(&bufs)?;
+            Ok(bufs)
+        }) {
+            Ok(b) => b,
+            Err(e) => return failed(spec, format!("allocating {sets} buffer sets: {e}")),
+        };
+        drop(inputs);
+        let mut proto = self.proto.clone();
+        proto.seed ^= seed;
+        let _r = crate::nvtx::range(&range_name(spec));
+        let mut t = DeviceTarget { dev, sets, launch: |i: usize| att.run(&bufs, i).map(|_| ()) };
+        let mut p = match protocol::measure(&mut t, self.src.as_ref(), Some(self.idle), &proto) {
+            Ok(m) => measured_point(blank_point(spec, PointStatus::Ok), &m, Some(self.idle), sets),
+            Err(e) => failed(spec, e),
+        };
+        drop(bufs);
+        let _ = self.gpu.reset_events();
+        let d = p.detail.get_or_insert_with(Default::default);
+        d.device = Some(self.gpu.ordinal() as u32);
+        d.plan = Some(att.description().to_string());
+        p
     }
 }
 
@@ -193,6 +250,9 @@ impl<G: Gpu> Worker for GpuWorker<G> {
         Some(self.idle)
     }
     fn point(&mut self, spec: &PointSpec, seed: u64) -> Point {
+        if !spec.serving.is_default() {
+            return self.paged_point(spec, seed);
+        }
         // Decode splits follow this GPU's SM count, not the H100 default.
         let opts = Options { sm_count: Some(self.gpu.device().sm_count() as usize), ..Default::default() };
         let problem = match spec.problem() {
