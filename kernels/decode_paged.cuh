@@ -69,15 +69,19 @@ struct PagedTraits : attn::MmaTiling<HEAD_DIM, kTileK, WARPS_M, WARPS_N, 1, 2, M
   static constexpr int kProducerWarp = kSpecialized ? Base::kWarps : 0;
   static constexpr int kRowBytes = HEAD_DIM * KV_BYTES;  // one token's row of one KV head in a pool
   static constexpr int kKvStageBytes = kTileK * kRowBytes;
-  static constexpr int kScaleStageBytes = kFp8 ? 2 * kTileK : 0;  // bf16 per token
-  // A stage: K rows, V rows (in key order, the tile's first key first), then K and V scales.
-  static constexpr int kStageBytes = 2 * kKvStageBytes + 2 * kScaleStageBytes;
+  // A stage: K rows, V rows (in key order, the tile's first key first), then (fp8) the K scales
+  // (bf16 per token) and, 192 bytes after them, the V scales: a warp reading one key's K and V
+  // scale per lane pair hits two halves of the banks (128 bytes apart would be the same banks).
+  static constexpr int kScaleVOff = kFp8 ? 3 * kTileK : 0;
+  static constexpr int kStageBytes = 2 * kKvStageBytes + (kFp8 ? 6 * kTileK : 0);
   // Shared memory: ring barriers, stage headers, f32 column scales, Q, the bf16 K and V tiles the
   // warp step reads, the stages. The epilogue's O staging overlays the K/V tiles and the stages.
   static constexpr int kBarOff = 0;
   static constexpr int kHdrOff = Ring::kBytes;
+  // f32 column scales: K at kScaleOff, V 320 bytes after (80 words: the other 16 banks).
   static constexpr int kScaleOff = kHdrOff + 16 * STAGES;
-  static constexpr int kQOff = align_up(kScaleOff + 2 * 4 * kTileK, 128);
+  static constexpr int kColVOff = 4 * kTileK + 64;
+  static constexpr int kQOff = align_up(kScaleOff + kColVOff + 4 * kTileK, 128);
   static constexpr int kKOff = kQOff + QTile::kBytes;
   static constexpr int kVOff = kKOff + KVTile::kBytes;
   static constexpr int kStagingOff = kVOff + KVTile::kBytes;
@@ -275,7 +279,7 @@ struct Producer {
       const int64_t slot = (((int64_t)s_page * p.kv_heads + hk) << p.page_shift) + (j & (p.page_size - 1));
       const bf16* kscale = reinterpret_cast<const bf16*>(p.k_scale) + slot;
       const bf16* vscale = reinterpret_cast<const bf16*>(p.v_scale) + slot;
-      const uint32_t dk = st + 2 * T::kKvStageBytes + 4 * lane, dv = dk + T::kScaleStageBytes;
+      const uint32_t dk = st + 2 * T::kKvStageBytes + 4 * lane, dv = dk + T::kScaleVOff;
       if (v0) {
         // Both keys, or (the sequence's last key) the first alone: the rest is zero-filled.
         attn::cp_async_ca_4(dk, kscale, v1 ? 4 : 2);
@@ -341,10 +345,10 @@ __device__ __forceinline__ void restage(uint32_t st, int k0, int lo, int hi, typ
       const int key = k0 + r;
       float f = 0.f;
       if (key >= lo && key < hi) {
-        const uint32_t bits = attn::ld_shared_u16(st + 2 * T::kKvStageBytes + (is_v ? T::kScaleStageBytes : 0) + 2 * r);
+        const uint32_t bits = attn::ld_shared_u16(st + 2 * T::kKvStageBytes + (is_v ? T::kScaleVOff : 0) + 2 * r);
         f = __uint_as_float(bits << 16) * kFp8Unscale;
       }
-      attn::st_shared_f32(scales + (is_v ? 4 * kTileK : 0) + 4 * r, f);
+      attn::st_shared_f32(scales + (is_v ? T::kColVOff : 0) + 4 * r, f);
     }
   }
 }
@@ -464,7 +468,7 @@ __device__ __forceinline__ void paged_split(const PagedDecodeParams& p) {
     }
     if (warp_active) {
       if constexpr (T::kFp8) {
-        const SharedColumnScales cs{scales + 4 * key_off, scales + 4 * (kTileK + key_off)};
+        const SharedColumnScales cs{scales + 4 * key_off, scales + T::kColVOff + 4 * key_off};
         attn::attend_key_tile<T::kWarpKeys>(acc, a, mask, kt, qf, sk, sv, key_off, row_keys, cs);
       } else {
         attn::attend_key_tile<T::kWarpKeys>(acc, a, mask, kt, qf, sk, sv, key_off, row_keys);

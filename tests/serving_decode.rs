@@ -180,6 +180,7 @@ fn check_counters(att: &PagedAttention, reports: &[LaunchReport]) {
             c.ldmatrix_wavefronts,
             c.mbarrier_waits
         );
+        assert_eq!(c.shared_bank_conflicts, 0, "shared-memory bank conflicts");
         assert_eq!(c.ldmatrix_wavefronts, 4 * c.ldmatrix_instructions, "ldmatrix bank conflicts");
     }
 }

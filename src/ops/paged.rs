@@ -61,15 +61,17 @@ impl PagedConfig {
     pub fn rows_per_cta(&self) -> usize {
         16 * self.warps_m
     }
-    /// Bytes of one stage: a tile of K and V rows in the cache's dtype, and (fp8) their scales.
+    /// Bytes of one stage: a tile of K and V rows in the cache's dtype, and (fp8) their scales
+    /// (K's 128 bytes, a 64-byte gap, V's 128, a 64-byte gap: PagedTraits::kStageBytes).
     pub fn stage_bytes(&self) -> usize {
         let e = self.kv_dtype.elem_bytes();
-        2 * TILE_K * self.head_dim * e + 2 * TILE_K * self.kv_dtype.scale_bytes()
+        2 * TILE_K * self.head_dim * e + 3 * TILE_K * self.kv_dtype.scale_bytes()
     }
     /// Dynamic shared memory, laid out as PagedTraits: barriers and headers (32 per stage), f32
-    /// column scales (512), padding to 128, Q (bf16), the bf16 K and V tiles, the stages.
+    /// column scales (K 256 bytes, a 64-byte gap, V 256), padding to 128, Q (bf16), the bf16 K and
+    /// V tiles, the stages.
     pub fn smem_bytes(&self) -> usize {
-        let head = (32 * self.stages + 512).div_ceil(128) * 128;
+        let head = (32 * self.stages + 576).div_ceil(128) * 128;
         head + 2 * self.head_dim * (self.rows_per_cta() + 2 * TILE_K) + self.stages * self.stage_bytes()
     }
     /// CTAs one SM holds, from shared memory, threads and ptxas's register count.
@@ -595,7 +597,7 @@ impl PagedAttention {
     /// The bytes the launches move, counted as the kernels read and write them (the emulator's
     /// counters must match): `work::paged_decode`'s parts ([`PagedBytes`], one row chunk) plus
     /// what more row chunks repeat, minus the combine's partial-O reads of splits a row sees no
-    /// key in (their weight is 0: skipped).
+    /// key in (their weight is 0: skipped) and the Q of sequences without a visible key (no CTA).
     pub fn traffic(&self) -> Traffic {
         let (b, pl, w) = (&self.batch, &self.plan, &self.bytes);
         let (d, heads, hk) = (b.head_dim, b.heads, b.kv_heads);
@@ -611,6 +613,10 @@ impl PagedAttention {
             let chunks = (n * b.group()).div_ceil(bpr) as u64;
             bulk += hk as u64 * keys * 2 * row_bytes * chunks;
             extra += hk as u64 * keys * 2 * (row_bytes + scale_bytes) * (chunks - 1);
+            if pl.splits(s) == 0 {
+                // No visible key, no CTA: nobody reads its Q (the combine writes its zeros).
+                skipped += (n * heads * d * 2) as u64;
+            }
             if pl.splits(s) >= 2 {
                 // Splits holding no key a token's row sees: the combine skips their O.
                 for it in pl.items.iter().filter(|it| it.seq as usize == s) {
