@@ -170,7 +170,7 @@ pub fn tma_load_case(dev: &dyn Device, c: &TmaCase, global: &[u8]) -> (Vec<u8>, 
     let bytes = c.box_bytes();
     let out = poisoned(dev, bytes);
     let info = poisoned(dev, 8);
-    let smem = c.smem_off + bytes as u32;
+    let smem = 1024 + c.smem_off + bytes as u32;
     let rep = run(
         dev,
         "tma_load_box",
@@ -232,7 +232,7 @@ pub fn tma_store_case(dev: &dyn Device, c: &TmaCase, global: &[u8], image: &[u8]
         "tma_store_box",
         1,
         128,
-        c.smem_off + image.len() as u32,
+        1024 + c.smem_off + image.len() as u32,
         &[
             map.as_bytes().to_vec(),
             int(c.rank() as i32),
@@ -408,8 +408,9 @@ pub fn pipeline_on(dev: &dyn Device, x: &[f32], tiles: usize, blocks: usize) -> 
         );
         let map = tmap(dev, &spec);
         let ob = poisoned(dev, 4 * 32);
-        let rep = run(dev, "tma_pipeline", 1, 160, 3 * 4096, &[map.as_bytes().to_vec(), int(tiles as i32), ptr(&ob)])
-            .expect("launch");
+        let rep =
+            run(dev, "tma_pipeline", 1, 160, 1024 + 3 * 4096, &[map.as_bytes().to_vec(), int(tiles as i32), ptr(&ob)])
+                .expect("launch");
         if dev.is_emulator() {
             let c = clean(&rep);
             match &mut counters {
