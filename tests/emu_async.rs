@@ -7,7 +7,7 @@
 //! qualifiers and the refusals.
 
 mod common;
-use attnjoule::device::tensor_map::{Swizzle, TensorDtype, TensorMap, TensorMapSpec};
+use attnjoule::device::tensor_map::{TensorMap, TensorMapElem, TensorMapSpec, TensorMapSwizzle};
 use attnjoule::device::{Counters, DevBuf, Device, LaunchConfig, LaunchReport, Pod};
 use attnjoule::emu::{EmuDevice, EmuOptions};
 use attnjoule::kernels::KernelRef;
@@ -65,7 +65,7 @@ pub struct TmaCase {
     pub strides: Vec<u64>,
     pub box_dims: Vec<u32>,
     pub estrides: Vec<u32>,
-    pub swizzle: Swizzle,
+    pub swizzle: TensorMapSwizzle,
     pub coords: Vec<i32>,
     /// Byte offset of the box in dynamic shared memory (a multiple of 128).
     pub smem_off: u32,
@@ -75,8 +75,9 @@ impl TmaCase {
     pub fn random(rng: &mut Rng) -> TmaCase {
         let rank = rng.range(1, 6) as usize;
         let esize = [1u32, 2, 4, 8][rng.range(0, 4) as usize];
-        let swizzle = [Swizzle::None, Swizzle::B32, Swizzle::B64, Swizzle::B128][rng.range(0, 4) as usize];
-        let inner = if swizzle == Swizzle::None { 16 * rng.range(1, 9) as u32 } else { swizzle.span() };
+        let swizzle = [TensorMapSwizzle::None, TensorMapSwizzle::B32, TensorMapSwizzle::B64, TensorMapSwizzle::B128]
+            [rng.range(0, 4) as usize];
+        let inner = if swizzle == TensorMapSwizzle::None { 16 * rng.range(1, 9) as u32 } else { swizzle.span() };
         let mut box_dims = vec![inner / esize];
         let mut estrides = vec![1];
         for _ in 1..rank {
@@ -102,10 +103,10 @@ impl TmaCase {
 
     pub fn spec(&self, addr: u64) -> TensorMapSpec {
         let dtype = match self.esize {
-            1 => TensorDtype::U8,
-            2 => TensorDtype::Bf16,
-            4 => TensorDtype::F32,
-            _ => TensorDtype::U64,
+            1 => TensorMapElem::U8,
+            2 => TensorMapElem::Bf16,
+            4 => TensorMapElem::F32,
+            _ => TensorMapElem::U64,
         };
         let mut s = TensorMapSpec::packed(dtype, addr, &self.dims, &self.box_dims, self.swizzle);
         s.strides = self.strides.clone();
@@ -170,7 +171,7 @@ pub fn tma_load_case(dev: &dyn Device, c: &TmaCase, global: &[u8]) -> (Vec<u8>, 
     let bytes = c.box_bytes();
     let out = poisoned(dev, bytes);
     let info = poisoned(dev, 8);
-    let smem = c.smem_off + bytes as u32;
+    let smem = 1024 + c.smem_off + bytes as u32;
     let rep = run(
         dev,
         "tma_load_box",
@@ -232,7 +233,7 @@ pub fn tma_store_case(dev: &dyn Device, c: &TmaCase, global: &[u8], image: &[u8]
         "tma_store_box",
         1,
         128,
-        c.smem_off + image.len() as u32,
+        1024 + c.smem_off + image.len() as u32,
         &[
             map.as_bytes().to_vec(),
             int(c.rank() as i32),
@@ -400,16 +401,17 @@ pub fn pipeline_on(dev: &dyn Device, x: &[f32], tiles: usize, blocks: usize) -> 
     let mut counters: Option<Counters> = None;
     for b in 0..blocks {
         let spec = TensorMapSpec::packed(
-            TensorDtype::F32,
+            TensorMapElem::F32,
             xb.addr() + (b * tiles * 1024 * 4) as u64,
             &[32, 32 * tiles as u64],
             &[32, 32],
-            Swizzle::None,
+            TensorMapSwizzle::None,
         );
         let map = tmap(dev, &spec);
         let ob = poisoned(dev, 4 * 32);
-        let rep = run(dev, "tma_pipeline", 1, 160, 3 * 4096, &[map.as_bytes().to_vec(), int(tiles as i32), ptr(&ob)])
-            .expect("launch");
+        let rep =
+            run(dev, "tma_pipeline", 1, 160, 1024 + 3 * 4096, &[map.as_bytes().to_vec(), int(tiles as i32), ptr(&ob)])
+                .expect("launch");
         if dev.is_emulator() {
             let c = clean(&rep);
             match &mut counters {
@@ -678,11 +680,12 @@ fn gpu_driver_agrees_with_validate() {
     use attnjoule::device::cuda::encode_with_driver;
     let gpu = cuda_device();
     let buf = poisoned(gpu.as_ref(), 1 << 20);
-    let base = TensorMapSpec::packed(TensorDtype::Bf16, buf.addr(), &[256, 64, 4], &[64, 32, 2], Swizzle::B128);
+    let base =
+        TensorMapSpec::packed(TensorMapElem::Bf16, buf.addr(), &[256, 64, 4], &[64, 32, 2], TensorMapSwizzle::B128);
     type Edit = Box<dyn Fn(&mut TensorMapSpec)>;
     let edits: Vec<(&str, Edit)> = vec![
         ("valid", Box::new(|_| {})),
-        ("address 8 bytes off", Box::new(|s| s.global_address += 8)),
+        ("address 8 bytes off", Box::new(|s| s.addr += 8)),
         ("stride not a multiple of 16", Box::new(|s| s.strides[0] = 520)),
         ("stride 2^40", Box::new(|s| s.strides[1] = 1 << 40)),
         ("box 257", Box::new(|s| s.box_dims[1] = 257)),
@@ -690,7 +693,7 @@ fn gpu_driver_agrees_with_validate() {
         (
             "inner box 8 bytes",
             Box::new(|s| {
-                s.swizzle = Swizzle::None;
+                s.swizzle = TensorMapSwizzle::None;
                 s.box_dims[0] = 4
             }),
         ),
@@ -703,7 +706,7 @@ fn gpu_driver_agrees_with_validate() {
         (
             "32-byte swizzle",
             Box::new(|s| {
-                s.swizzle = Swizzle::B32;
+                s.swizzle = TensorMapSwizzle::B32;
                 s.box_dims[0] = 16
             }),
         ),

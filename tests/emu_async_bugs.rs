@@ -3,7 +3,7 @@
 //! runs clean. Deadlocks and livelocks are reported, with every barrier's state, within seconds.
 
 mod common;
-use attnjoule::device::tensor_map::{Swizzle, TensorDtype, TensorMapSpec};
+use attnjoule::device::tensor_map::{TensorMapElem, TensorMapSpec, TensorMapSwizzle};
 use attnjoule::device::{DevBuf, Device, FindingKind, LaunchConfig, LaunchReport};
 use attnjoule::emu::{EmuDevice, EmuOptions};
 use attnjoule::kernels::{module, KernelRef};
@@ -53,7 +53,7 @@ fn clean(rep: &LaunchReport) {
 fn tile_map<'d>(dev: &'d EmuDevice, rng: &mut Rng) -> (DevBuf<'d>, Vec<u8>) {
     let x: Vec<f32> = (0..1024).map(|_| rng.range(-100, 100) as f32).collect();
     let g = buf(dev, &x);
-    let spec = TensorMapSpec::packed(TensorDtype::F32, g.addr(), &[32, 32], &[32, 32], Swizzle::None);
+    let spec = TensorMapSpec::packed(TensorMapElem::F32, g.addr(), &[32, 32], &[32, 32], TensorMapSwizzle::None);
     let map = dev.encode_tensor_map(&spec).expect("map");
     (g, map.as_bytes().to_vec())
 }

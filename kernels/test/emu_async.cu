@@ -131,14 +131,23 @@ __device__ __forceinline__ void tma_store(const CUtensorMap* map, int rank, cons
 
 extern __shared__ __align__(1024) uint8_t dyn_smem[];
 
-// TMA load of one box (rank 1..5) into dynamic shared memory at byte `dst_off`, then every thread
+// The first 1024-byte boundary in dynamic shared memory (the launch adds 1024 bytes for it: the
+// alignment of dynamic shared memory is not guaranteed to be the declared one).
+__device__ __forceinline__ uint8_t* dyn_aligned() {
+  const uint32_t raw = smem_addr(dyn_smem);
+  return dyn_smem + (((raw + 1023u) & ~1023u) - raw);
+}
+
+// TMA load of one box (rank 1..5) into dynamic shared memory at byte `dst_off` past its first
+// 1024-byte boundary, then every thread
 // copies the box's `bytes` shared bytes (swizzled as they landed) to `out`; info[0] = the shared
 // address of the box, info[1] = the mbarrier phase parity after the wait.
 extern "C" __global__ void tma_load_box(const __grid_constant__ CUtensorMap map, int rank, const int* coords, uint32_t dst_off,
                                         uint32_t bytes, uint8_t* out, uint32_t* info) {
   __shared__ __align__(8) uint64_t bar;
   const uint32_t b = smem_addr(&bar);
-  const uint32_t dst = smem_addr(dyn_smem) + dst_off;
+  uint8_t* box = dyn_aligned() + dst_off;
+  const uint32_t dst = smem_addr(box);
   if (threadIdx.x == 0) {
     asm volatile("prefetch.tensormap [%0];" ::"l"((uint64_t)&map) : "memory");
     mbar_init(b, 1);
@@ -152,27 +161,28 @@ extern "C" __global__ void tma_load_box(const __grid_constant__ CUtensorMap map,
     tma_load(&map, rank, c, dst, b);
   }
   mbar_wait(b, 0);
-  for (uint32_t i = threadIdx.x; i < bytes; i += blockDim.x) out[i] = dyn_smem[dst_off + i];
+  for (uint32_t i = threadIdx.x; i < bytes; i += blockDim.x) out[i] = box[i];
   if (threadIdx.x == 0) {
     info[0] = dst;
     info[1] = mbar_test_wait_parity(b, 0) ? 1 : 0;
   }
 }
 
-// TMA store: the threads write `bytes` bytes of `in` to dynamic shared memory at `src_off`
-// (generic stores), fence the async proxy, synchronize; thread 0 stores the box at `coords` and
+// TMA store: the threads write `bytes` bytes of `in` to dynamic shared memory at `src_off` past
+// its first 1024-byte boundary (generic stores), fence the async proxy, synchronize; thread 0 stores the box at `coords` and
 // waits for its reads; info[0] = the shared address.
 extern "C" __global__ void tma_store_box(const __grid_constant__ CUtensorMap map, int rank, const int* coords, uint32_t src_off,
                                          uint32_t bytes, const uint8_t* in, uint32_t* info) {
-  for (uint32_t i = threadIdx.x; i < bytes; i += blockDim.x) dyn_smem[src_off + i] = in[i];
+  uint8_t* box = dyn_aligned() + src_off;
+  for (uint32_t i = threadIdx.x; i < bytes; i += blockDim.x) box[i] = in[i];
   fence_proxy_async();
   __syncthreads();
   if (threadIdx.x == 0) {
     int c[5];
     for (int d = 0; d < 5; ++d) c[d] = d < rank ? coords[d] : 0;
-    tma_store(&map, rank, c, smem_addr(dyn_smem) + src_off);
+    tma_store(&map, rank, c, smem_addr(box));
     asm volatile("cp.async.bulk.wait_group.read 0;" ::: "memory");
-    info[0] = smem_addr(dyn_smem) + src_off;
+    info[0] = smem_addr(box);
   }
 }
 
@@ -348,7 +358,7 @@ extern "C" __global__ void tma_pipeline(const __grid_constant__ CUtensorMap map,
   constexpr int STAGES = 3;
   __shared__ __align__(8) uint64_t full[STAGES], empty[STAGES];
   __shared__ float rowsum[32];
-  float* buf = (float*)dyn_smem;  // STAGES * 32 * 32 floats
+  float* buf = (float*)dyn_aligned();  // STAGES * 32 * 32 floats
   const int t = threadIdx.x, warp = t / 32, lane = t % 32;
   if (t == 0) {
     for (int s = 0; s < STAGES; ++s) {

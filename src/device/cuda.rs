@@ -8,7 +8,7 @@
 //! its inputs (buffers must be live allocations of this device, launch arguments must match the
 //! kernel's parameter list) before handing pointers to the driver.
 
-use super::tensor_map::{Interleave, L2Promotion, OobFill, Swizzle, TensorDtype};
+use super::tensor_map::{Interleave, L2Promotion, TensorMapElem, TensorMapFill, TensorMapSwizzle};
 use super::*;
 use crate::Error;
 use cudarc::driver::result as cu;
@@ -356,20 +356,20 @@ pub fn encode_with_driver(spec: &TensorMapSpec) -> Result<TensorMap> {
     if r == 0 || spec.strides.len() + 1 != r || spec.box_dims.len() != r || spec.element_strides.len() != r {
         return Err(Error::Invalid("tensor map arrays of inconsistent lengths".into()));
     }
-    let dtype = match spec.dtype {
-        TensorDtype::U8 => T::CU_TENSOR_MAP_DATA_TYPE_UINT8,
-        TensorDtype::U16 => T::CU_TENSOR_MAP_DATA_TYPE_UINT16,
-        TensorDtype::U32 => T::CU_TENSOR_MAP_DATA_TYPE_UINT32,
-        TensorDtype::I32 => T::CU_TENSOR_MAP_DATA_TYPE_INT32,
-        TensorDtype::U64 => T::CU_TENSOR_MAP_DATA_TYPE_UINT64,
-        TensorDtype::I64 => T::CU_TENSOR_MAP_DATA_TYPE_INT64,
-        TensorDtype::F16 => T::CU_TENSOR_MAP_DATA_TYPE_FLOAT16,
-        TensorDtype::F32 => T::CU_TENSOR_MAP_DATA_TYPE_FLOAT32,
-        TensorDtype::F64 => T::CU_TENSOR_MAP_DATA_TYPE_FLOAT64,
-        TensorDtype::Bf16 => T::CU_TENSOR_MAP_DATA_TYPE_BFLOAT16,
-        TensorDtype::F32Ftz => T::CU_TENSOR_MAP_DATA_TYPE_FLOAT32_FTZ,
-        TensorDtype::Tf32 => T::CU_TENSOR_MAP_DATA_TYPE_TFLOAT32,
-        TensorDtype::Tf32Ftz => T::CU_TENSOR_MAP_DATA_TYPE_TFLOAT32_FTZ,
+    let dtype = match spec.elem {
+        TensorMapElem::U8 => T::CU_TENSOR_MAP_DATA_TYPE_UINT8,
+        TensorMapElem::U16 => T::CU_TENSOR_MAP_DATA_TYPE_UINT16,
+        TensorMapElem::U32 => T::CU_TENSOR_MAP_DATA_TYPE_UINT32,
+        TensorMapElem::I32 => T::CU_TENSOR_MAP_DATA_TYPE_INT32,
+        TensorMapElem::U64 => T::CU_TENSOR_MAP_DATA_TYPE_UINT64,
+        TensorMapElem::I64 => T::CU_TENSOR_MAP_DATA_TYPE_INT64,
+        TensorMapElem::F16 => T::CU_TENSOR_MAP_DATA_TYPE_FLOAT16,
+        TensorMapElem::F32 => T::CU_TENSOR_MAP_DATA_TYPE_FLOAT32,
+        TensorMapElem::F64 => T::CU_TENSOR_MAP_DATA_TYPE_FLOAT64,
+        TensorMapElem::Bf16 => T::CU_TENSOR_MAP_DATA_TYPE_BFLOAT16,
+        TensorMapElem::F32Ftz => T::CU_TENSOR_MAP_DATA_TYPE_FLOAT32_FTZ,
+        TensorMapElem::Tf32 => T::CU_TENSOR_MAP_DATA_TYPE_TFLOAT32,
+        TensorMapElem::Tf32Ftz => T::CU_TENSOR_MAP_DATA_TYPE_TFLOAT32_FTZ,
     };
     let interleave = match spec.interleave {
         Interleave::None => sys::CUtensorMapInterleave::CU_TENSOR_MAP_INTERLEAVE_NONE,
@@ -377,13 +377,13 @@ pub fn encode_with_driver(spec: &TensorMapSpec) -> Result<TensorMap> {
         Interleave::B32 => sys::CUtensorMapInterleave::CU_TENSOR_MAP_INTERLEAVE_32B,
     };
     let swizzle = match spec.swizzle {
-        Swizzle::None => sys::CUtensorMapSwizzle::CU_TENSOR_MAP_SWIZZLE_NONE,
-        Swizzle::B32 => sys::CUtensorMapSwizzle::CU_TENSOR_MAP_SWIZZLE_32B,
-        Swizzle::B64 => sys::CUtensorMapSwizzle::CU_TENSOR_MAP_SWIZZLE_64B,
-        Swizzle::B128 => sys::CUtensorMapSwizzle::CU_TENSOR_MAP_SWIZZLE_128B,
-        Swizzle::B128Atom32 => sys::CUtensorMapSwizzle::CU_TENSOR_MAP_SWIZZLE_128B_ATOM_32B,
-        Swizzle::B128Atom32Flip8 => sys::CUtensorMapSwizzle::CU_TENSOR_MAP_SWIZZLE_128B_ATOM_32B_FLIP_8B,
-        Swizzle::B128Atom64 => sys::CUtensorMapSwizzle::CU_TENSOR_MAP_SWIZZLE_128B_ATOM_64B,
+        TensorMapSwizzle::None => sys::CUtensorMapSwizzle::CU_TENSOR_MAP_SWIZZLE_NONE,
+        TensorMapSwizzle::B32 => sys::CUtensorMapSwizzle::CU_TENSOR_MAP_SWIZZLE_32B,
+        TensorMapSwizzle::B64 => sys::CUtensorMapSwizzle::CU_TENSOR_MAP_SWIZZLE_64B,
+        TensorMapSwizzle::B128 => sys::CUtensorMapSwizzle::CU_TENSOR_MAP_SWIZZLE_128B,
+        TensorMapSwizzle::B128Atom32 => sys::CUtensorMapSwizzle::CU_TENSOR_MAP_SWIZZLE_128B_ATOM_32B,
+        TensorMapSwizzle::B128Atom32Flip8 => sys::CUtensorMapSwizzle::CU_TENSOR_MAP_SWIZZLE_128B_ATOM_32B_FLIP_8B,
+        TensorMapSwizzle::B128Atom64 => sys::CUtensorMapSwizzle::CU_TENSOR_MAP_SWIZZLE_128B_ATOM_64B,
     };
     let l2 = match spec.l2_promotion {
         L2Promotion::None => sys::CUtensorMapL2promotion::CU_TENSOR_MAP_L2_PROMOTION_NONE,
@@ -391,9 +391,9 @@ pub fn encode_with_driver(spec: &TensorMapSpec) -> Result<TensorMap> {
         L2Promotion::B128 => sys::CUtensorMapL2promotion::CU_TENSOR_MAP_L2_PROMOTION_L2_128B,
         L2Promotion::B256 => sys::CUtensorMapL2promotion::CU_TENSOR_MAP_L2_PROMOTION_L2_256B,
     };
-    let oob = match spec.oob_fill {
-        OobFill::Zero => sys::CUtensorMapFloatOOBfill::CU_TENSOR_MAP_FLOAT_OOB_FILL_NONE,
-        OobFill::NanRequestZeroFma => sys::CUtensorMapFloatOOBfill::CU_TENSOR_MAP_FLOAT_OOB_FILL_NAN_REQUEST_ZERO_FMA,
+    let oob = match spec.fill {
+        TensorMapFill::Zero => sys::CUtensorMapFloatOOBfill::CU_TENSOR_MAP_FLOAT_OOB_FILL_NONE,
+        TensorMapFill::Nan => sys::CUtensorMapFloatOOBfill::CU_TENSOR_MAP_FLOAT_OOB_FILL_NAN_REQUEST_ZERO_FMA,
     };
     // The map is written into cudarc's CUtensorMap (128-byte aligned; cuda.h asks 64).
     let mut map = sys::CUtensorMap { opaque: [0; 16] };
@@ -408,7 +408,7 @@ pub fn encode_with_driver(spec: &TensorMapSpec) -> Result<TensorMap> {
             &mut map,
             dtype,
             spec.rank() as u32,
-            spec.global_address as *mut c_void,
+            spec.addr as *mut c_void,
             dims.as_ptr(),
             strides.as_ptr(),
             boxd.as_ptr(),

@@ -9,7 +9,7 @@ pub mod testing;
 use crate::kernels::KernelRef;
 use crate::Result;
 use serde::{Deserialize, Serialize};
-use tensor_map::{TensorMap, TensorMapSpec};
+pub use tensor_map::{TensorMap, TensorMapElem, TensorMapError, TensorMapFill, TensorMapSpec, TensorMapSwizzle};
 
 /// One allocation as a backend hands it out: the device address kernels see (a real GPU pointer
 /// on CUDA, a virtual address in the emulator's global space) and its size. It has no public

@@ -7,11 +7,11 @@
 //! (`emu::tensor_map`). Both check the description with [`TensorMapSpec::validate`] first, so a
 //! bad description fails the same way on either device.
 
-use thiserror::Error;
+pub use crate::error::TensorMapError;
 
 /// Element type of a tensor map (`CUtensorMapDataType`, the byte-sized ones).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum TensorDtype {
+pub enum TensorMapElem {
     U8,
     U16,
     U32,
@@ -27,60 +27,60 @@ pub enum TensorDtype {
     Tf32Ftz,
 }
 
-impl TensorDtype {
-    pub fn bytes(self) -> u32 {
+impl TensorMapElem {
+    pub fn bytes(self) -> usize {
         match self {
-            TensorDtype::U8 => 1,
-            TensorDtype::U16 | TensorDtype::F16 | TensorDtype::Bf16 => 2,
-            TensorDtype::U32 | TensorDtype::I32 | TensorDtype::F32 | TensorDtype::F32Ftz => 4,
-            TensorDtype::Tf32 | TensorDtype::Tf32Ftz => 4,
-            TensorDtype::U64 | TensorDtype::I64 | TensorDtype::F64 => 8,
+            TensorMapElem::U8 => 1,
+            TensorMapElem::U16 | TensorMapElem::F16 | TensorMapElem::Bf16 => 2,
+            TensorMapElem::U32 | TensorMapElem::I32 | TensorMapElem::F32 | TensorMapElem::F32Ftz => 4,
+            TensorMapElem::Tf32 | TensorMapElem::Tf32Ftz => 4,
+            TensorMapElem::U64 | TensorMapElem::I64 | TensorMapElem::F64 => 8,
         }
     }
     pub fn is_float(self) -> bool {
         !matches!(
             self,
-            TensorDtype::U8
-                | TensorDtype::U16
-                | TensorDtype::U32
-                | TensorDtype::I32
-                | TensorDtype::U64
-                | TensorDtype::I64
+            TensorMapElem::U8
+                | TensorMapElem::U16
+                | TensorMapElem::U32
+                | TensorMapElem::I32
+                | TensorMapElem::U64
+                | TensorMapElem::I64
         )
     }
     /// The `CUtensorMapDataType` value.
     pub fn cuda(self) -> u32 {
         match self {
-            TensorDtype::U8 => 0,
-            TensorDtype::U16 => 1,
-            TensorDtype::U32 => 2,
-            TensorDtype::I32 => 3,
-            TensorDtype::U64 => 4,
-            TensorDtype::I64 => 5,
-            TensorDtype::F16 => 6,
-            TensorDtype::F32 => 7,
-            TensorDtype::F64 => 8,
-            TensorDtype::Bf16 => 9,
-            TensorDtype::F32Ftz => 10,
-            TensorDtype::Tf32 => 11,
-            TensorDtype::Tf32Ftz => 12,
+            TensorMapElem::U8 => 0,
+            TensorMapElem::U16 => 1,
+            TensorMapElem::U32 => 2,
+            TensorMapElem::I32 => 3,
+            TensorMapElem::U64 => 4,
+            TensorMapElem::I64 => 5,
+            TensorMapElem::F16 => 6,
+            TensorMapElem::F32 => 7,
+            TensorMapElem::F64 => 8,
+            TensorMapElem::Bf16 => 9,
+            TensorMapElem::F32Ftz => 10,
+            TensorMapElem::Tf32 => 11,
+            TensorMapElem::Tf32Ftz => 12,
         }
     }
     /// Every type, in `CUtensorMapDataType` order.
-    pub const ALL: [TensorDtype; 13] = [
-        TensorDtype::U8,
-        TensorDtype::U16,
-        TensorDtype::U32,
-        TensorDtype::I32,
-        TensorDtype::U64,
-        TensorDtype::I64,
-        TensorDtype::F16,
-        TensorDtype::F32,
-        TensorDtype::F64,
-        TensorDtype::Bf16,
-        TensorDtype::F32Ftz,
-        TensorDtype::Tf32,
-        TensorDtype::Tf32Ftz,
+    pub const ALL: [TensorMapElem; 13] = [
+        TensorMapElem::U8,
+        TensorMapElem::U16,
+        TensorMapElem::U32,
+        TensorMapElem::I32,
+        TensorMapElem::U64,
+        TensorMapElem::I64,
+        TensorMapElem::F16,
+        TensorMapElem::F32,
+        TensorMapElem::F64,
+        TensorMapElem::Bf16,
+        TensorMapElem::F32Ftz,
+        TensorMapElem::Tf32,
+        TensorMapElem::Tf32Ftz,
     ];
 }
 
@@ -95,7 +95,7 @@ pub enum Interleave {
 
 /// `CUtensorMapSwizzle`: how 16-byte chunks are permuted in shared memory.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
-pub enum Swizzle {
+pub enum TensorMapSwizzle {
     #[default]
     None,
     B32,
@@ -109,26 +109,30 @@ pub enum Swizzle {
     B128Atom64,
 }
 
-impl Swizzle {
+impl TensorMapSwizzle {
+    /// The swizzle span in bytes: the most a box row may hold (None: no swizzle).
+    pub fn span_bytes(self) -> Option<usize> {
+        (self != TensorMapSwizzle::None).then_some(self.span() as usize)
+    }
     /// The swizzle span in bytes (0: none).
     pub fn span(self) -> u32 {
         match self {
-            Swizzle::None => 0,
-            Swizzle::B32 => 32,
-            Swizzle::B64 => 64,
+            TensorMapSwizzle::None => 0,
+            TensorMapSwizzle::B32 => 32,
+            TensorMapSwizzle::B64 => 64,
             _ => 128,
         }
     }
     /// The `CUtensorMapSwizzle` value.
     pub fn cuda(self) -> u32 {
         match self {
-            Swizzle::None => 0,
-            Swizzle::B32 => 1,
-            Swizzle::B64 => 2,
-            Swizzle::B128 => 3,
-            Swizzle::B128Atom32 => 4,
-            Swizzle::B128Atom32Flip8 => 5,
-            Swizzle::B128Atom64 => 6,
+            TensorMapSwizzle::None => 0,
+            TensorMapSwizzle::B32 => 1,
+            TensorMapSwizzle::B64 => 2,
+            TensorMapSwizzle::B128 => 3,
+            TensorMapSwizzle::B128Atom32 => 4,
+            TensorMapSwizzle::B128Atom32Flip8 => 5,
+            TensorMapSwizzle::B128Atom64 => 6,
         }
     }
 }
@@ -145,21 +149,22 @@ pub enum L2Promotion {
 
 /// `CUtensorMapFloatOOBfill`: what out-of-bounds elements of a box load read as.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
-pub enum OobFill {
+pub enum TensorMapFill {
     /// Zero.
     #[default]
     Zero,
-    /// A special NaN that requests zero in FMA (floating-point types only).
-    NanRequestZeroFma,
+    /// A special NaN that requests zero in FMA (`CU_TENSOR_MAP_FLOAT_OOB_FILL_NAN_REQUEST_ZERO_FMA`;
+    /// floating-point types only): a computation that should have masked them shows it.
+    Nan,
 }
 
 /// A tiled tensor map: the tensor (element type, dimensions innermost first, byte strides of
 /// dimensions 1.., base address) and the box copied per instruction.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TensorMapSpec {
-    pub dtype: TensorDtype,
+    pub elem: TensorMapElem,
     /// Device address of element (0, ..., 0) (`DevBuf::addr` plus an offset).
-    pub global_address: u64,
+    pub addr: u64,
     /// Elements along each dimension, innermost first (rank = its length, 1..=5).
     pub dims: Vec<u64>,
     /// Byte stride of dimensions 1..rank (rank - 1 values).
@@ -169,24 +174,24 @@ pub struct TensorMapSpec {
     /// Traversal stride along each dimension (1: every element; dimension 0's is ignored).
     pub element_strides: Vec<u32>,
     pub interleave: Interleave,
-    pub swizzle: Swizzle,
+    pub swizzle: TensorMapSwizzle,
     pub l2_promotion: L2Promotion,
-    pub oob_fill: OobFill,
+    pub fill: TensorMapFill,
 }
 
 impl TensorMapSpec {
     /// A row-major tensor of `dims` (innermost first) with packed strides, unit element strides,
     /// no interleave, no L2 promotion, zero fill.
-    pub fn packed(dtype: TensorDtype, global_address: u64, dims: &[u64], box_dims: &[u32], swizzle: Swizzle) -> Self {
+    pub fn packed(elem: TensorMapElem, addr: u64, dims: &[u64], box_dims: &[u32], swizzle: TensorMapSwizzle) -> Self {
         let mut strides = Vec::new();
-        let mut s = dtype.bytes() as u64;
+        let mut s = elem.bytes() as u64;
         for d in dims.iter().take(dims.len().saturating_sub(1)) {
             s *= d;
             strides.push(s);
         }
         TensorMapSpec {
-            dtype,
-            global_address,
+            elem,
+            addr,
             dims: dims.to_vec(),
             strides,
             box_dims: box_dims.to_vec(),
@@ -194,7 +199,7 @@ impl TensorMapSpec {
             interleave: Interleave::None,
             swizzle,
             l2_promotion: L2Promotion::None,
-            oob_fill: OobFill::Zero,
+            fill: TensorMapFill::Zero,
         }
     }
 
@@ -213,8 +218,8 @@ impl TensorMapSpec {
     }
 
     /// Bytes one box occupies in shared memory (and the transaction bytes of one load).
-    pub fn box_bytes(&self) -> u64 {
-        (0..self.rank()).map(|d| self.box_elems(d) as u64).product::<u64>() * self.dtype.bytes() as u64
+    pub fn box_bytes(&self) -> usize {
+        (0..self.rank()).map(|d| self.box_elems(d) as usize).product::<usize>() * self.elem.bytes()
     }
 
     /// The rules `cuTensorMapEncodeTiled` documents (cuda.h, CUDA 13.0) for the byte-sized types.
@@ -238,8 +243,8 @@ impl TensorMapSpec {
             }
         }
         let align = if self.interleave == Interleave::B32 { 32 } else { 16 };
-        if !self.global_address.is_multiple_of(align) {
-            return Err(E::AddressAlignment { address: self.global_address, align });
+        if !self.addr.is_multiple_of(align) {
+            return Err(E::AddressAlignment { address: self.addr, align });
         }
         for (d, &n) in self.dims.iter().enumerate() {
             if n == 0 || n > 1 << 32 {
@@ -252,13 +257,13 @@ impl TensorMapSpec {
                 return Err(E::Stride { dim: i + 1, stride: s, align: salign });
             }
         }
-        let esize = self.dtype.bytes();
+        let esize = self.elem.bytes();
         for (d, &b) in self.box_dims.iter().enumerate() {
             if b == 0 || b > 256 {
                 return Err(E::BoxDim { dim: d, size: b });
             }
         }
-        let inner = self.box_dims[0] * esize;
+        let inner = self.box_dims[0] * esize as u32;
         if self.interleave == Interleave::None && !inner.is_multiple_of(16) {
             return Err(E::BoxInnerBytes { bytes: inner });
         }
@@ -267,50 +272,18 @@ impl TensorMapSpec {
                 return Err(E::ElementStride { dim: d, stride: e });
             }
         }
-        if self.interleave == Interleave::None && self.swizzle != Swizzle::None && inner > self.swizzle.span() {
+        if self.interleave == Interleave::None && self.swizzle != TensorMapSwizzle::None && inner > self.swizzle.span()
+        {
             return Err(E::SwizzleSpan { bytes: inner, span: self.swizzle.span() });
         }
-        if self.interleave == Interleave::B32 && self.swizzle != Swizzle::B32 {
+        if self.interleave == Interleave::B32 && self.swizzle != TensorMapSwizzle::B32 {
             return Err(E::InterleaveSwizzle);
         }
-        if self.oob_fill == OobFill::NanRequestZeroFma && !self.dtype.is_float() {
-            return Err(E::NanFillType(self.dtype));
+        if self.fill == TensorMapFill::Nan && !self.elem.is_float() {
+            return Err(E::NanFillType(format!("{:?}", self.elem)));
         }
         Ok(())
     }
-}
-
-/// Why a tensor map description cannot be encoded (the rule of cuda.h it breaks, or a feature the
-/// emulator does not model).
-#[derive(Debug, Clone, PartialEq, Eq, Error)]
-pub enum TensorMapError {
-    #[error("tensor rank {0} is not in 1..=5")]
-    Rank(usize),
-    #[error("an interleaved tensor map needs rank >= 3, not {0}")]
-    InterleaveRank(usize),
-    #[error("{what} has {got} values, the rank needs {want}")]
-    Length { what: &'static str, got: usize, want: usize },
-    #[error("global address {address:#x} is not {align}-byte aligned")]
-    AddressAlignment { address: u64, align: u64 },
-    #[error("dimension {dim} has size {size}, not in 1..=2^32")]
-    Dim { dim: usize, size: u64 },
-    #[error("stride of dimension {dim} is {stride} bytes: it must be a multiple of {align} and below 2^40")]
-    Stride { dim: usize, stride: u64, align: u64 },
-    #[error("box dimension {dim} is {size} elements, not in 1..=256")]
-    BoxDim { dim: usize, size: u32 },
-    #[error("the box's inner dimension is {bytes} bytes, not a multiple of 16")]
-    BoxInnerBytes { bytes: u32 },
-    #[error("element stride of dimension {dim} is {stride}, not in 1..=8")]
-    ElementStride { dim: usize, stride: u32 },
-    #[error("the box's inner dimension is {bytes} bytes, wider than the {span}-byte swizzle span")]
-    SwizzleSpan { bytes: u32, span: u32 },
-    #[error("a 32-byte interleave needs the 32-byte swizzle")]
-    InterleaveSwizzle,
-    #[error("OOB NaN fill needs a floating-point type, not {0:?}")]
-    NanFillType(TensorDtype),
-    /// A description the driver accepts but the emulator does not model (the message says what).
-    #[error("not modelled by the emulator: {0}")]
-    NotModelled(String),
 }
 
 /// An encoded tensor map: the opaque 128-byte, 64-byte-aligned value a kernel receives by value
@@ -336,7 +309,7 @@ mod tests {
     use super::*;
 
     fn spec() -> TensorMapSpec {
-        TensorMapSpec::packed(TensorDtype::Bf16, 0x1_0000_0000, &[128, 64, 3], &[64, 32, 1], Swizzle::B128)
+        TensorMapSpec::packed(TensorMapElem::Bf16, 0x1_0000_0000, &[128, 64, 3], &[64, 32, 1], TensorMapSwizzle::B128)
     }
 
     #[test]
@@ -348,10 +321,7 @@ mod tests {
             f(&mut s);
             s.validate().expect_err("must be refused")
         };
-        assert_eq!(
-            bad(&|s| s.global_address += 8),
-            TensorMapError::AddressAlignment { address: 0x1_0000_0008, align: 16 }
-        );
+        assert_eq!(bad(&|s| s.addr += 8), TensorMapError::AddressAlignment { address: 0x1_0000_0008, align: 16 });
         assert!(matches!(bad(&|s| s.strides[0] = 24), TensorMapError::Stride { dim: 1, .. }));
         assert!(matches!(bad(&|s| s.strides[1] = 1 << 40), TensorMapError::Stride { dim: 2, .. }));
         assert!(matches!(bad(&|s| s.box_dims[1] = 257), TensorMapError::BoxDim { dim: 1, size: 257 }));
@@ -362,10 +332,10 @@ mod tests {
         assert!(matches!(bad(&|s| s.dims.push(1)), TensorMapError::Length { .. }));
         assert!(matches!(
             bad(&|s| {
-                s.dtype = TensorDtype::U16;
-                s.oob_fill = OobFill::NanRequestZeroFma
+                s.elem = TensorMapElem::U16;
+                s.fill = TensorMapFill::Nan
             }),
-            TensorMapError::NanFillType(TensorDtype::U16)
+            TensorMapError::NanFillType(ref t) if t == "U16"
         ));
         let mut six = spec();
         six.dims = vec![16; 6];

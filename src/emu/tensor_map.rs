@@ -4,7 +4,9 @@
 //! `cp.async.bulk.tensor` / `prefetch.tensormap` in the kernel (a map that does not decode is a
 //! sanitizer finding there).
 
-use crate::device::tensor_map::{Interleave, OobFill, Swizzle, TensorDtype, TensorMap, TensorMapError, TensorMapSpec};
+use crate::device::tensor_map::{
+    Interleave, TensorMap, TensorMapElem, TensorMapError, TensorMapFill, TensorMapSpec, TensorMapSwizzle,
+};
 
 const MAGIC: &[u8; 4] = b"AJTM";
 const VERSION: u8 = 1;
@@ -20,7 +22,7 @@ pub struct Tmap {
     pub strides: [u64; 5],
     pub box_dims: [u32; 5],
     pub elem_strides: [u32; 5],
-    /// Swizzle span in bytes (0: none; 32, 64, 128).
+    /// TensorMapSwizzle span in bytes (0: none; 32, 64, 128).
     pub swizzle: u32,
 }
 
@@ -50,32 +52,35 @@ pub fn encode(spec: &TensorMapSpec) -> Result<TensorMap, TensorMapError> {
     if spec.interleave != Interleave::None {
         return nm("interleaved layouts");
     }
-    if matches!(spec.swizzle, Swizzle::B128Atom32 | Swizzle::B128Atom32Flip8 | Swizzle::B128Atom64) {
+    if matches!(
+        spec.swizzle,
+        TensorMapSwizzle::B128Atom32 | TensorMapSwizzle::B128Atom32Flip8 | TensorMapSwizzle::B128Atom64
+    ) {
         return nm("128-byte swizzles of 32- or 64-byte atoms");
     }
-    if spec.oob_fill == OobFill::NanRequestZeroFma {
+    if spec.fill == TensorMapFill::Nan {
         return nm("the OOB-NaN fill (its bit pattern is not documented)");
     }
-    if matches!(spec.dtype, TensorDtype::Tf32 | TensorDtype::Tf32Ftz | TensorDtype::F32Ftz) {
+    if matches!(spec.elem, TensorMapElem::Tf32 | TensorMapElem::Tf32Ftz | TensorMapElem::F32Ftz) {
         return nm("TF32 and FTZ element types (whether the copy rounds or flushes is not documented)");
     }
-    let inner = spec.box_dims[0] * spec.dtype.bytes();
-    if spec.swizzle != Swizzle::None && inner != spec.swizzle.span() {
+    let inner = spec.box_dims[0] * spec.elem.bytes() as u32;
+    if spec.swizzle != TensorMapSwizzle::None && inner != spec.swizzle.span() {
         return Err(TensorMapError::NotModelled(format!(
             "a {inner}-byte box row narrower than the {}-byte swizzle span (its shared-memory layout is unconfirmed)",
             spec.swizzle.span()
         )));
     }
-    if spec.swizzle != Swizzle::None && !spec.global_address.is_multiple_of(128) {
+    if spec.swizzle != TensorMapSwizzle::None && !spec.addr.is_multiple_of(128) {
         return nm("a swizzled map whose global address is not 128-byte aligned (CUDA programming guide, TMA swizzle: 128 bytes)");
     }
     let mut b = [0u8; 128];
     b[..4].copy_from_slice(MAGIC);
     b[4] = VERSION;
-    b[5] = spec.dtype.cuda() as u8;
+    b[5] = spec.elem.cuda() as u8;
     b[6] = spec.rank() as u8;
     b[7] = spec.swizzle.cuda() as u8;
-    b[8..16].copy_from_slice(&spec.global_address.to_le_bytes());
+    b[8..16].copy_from_slice(&spec.addr.to_le_bytes());
     for (d, &n) in spec.dims.iter().enumerate() {
         b[16 + 8 * d..24 + 8 * d].copy_from_slice(&n.to_le_bytes());
     }
@@ -102,7 +107,7 @@ pub fn decode(b: &[u8; 128]) -> Result<Tmap, String> {
     if fnv(&b[..104]).to_le_bytes() != b[104..108] {
         return Err("tensor map bytes were modified after encoding (checksum mismatch)".into());
     }
-    let dtype = TensorDtype::ALL.get(b[5] as usize).ok_or("bad element type")?;
+    let dtype = TensorMapElem::ALL.get(b[5] as usize).ok_or("bad element type")?;
     let rank = b[6] as usize;
     let swizzle = match b[7] {
         0 => 0,
@@ -116,7 +121,7 @@ pub fn decode(b: &[u8; 128]) -> Result<Tmap, String> {
     }
     let u64_at = |o: usize| u64::from_le_bytes(b[o..o + 8].try_into().unwrap_or([0; 8]));
     let mut t = Tmap {
-        esize: dtype.bytes(),
+        esize: dtype.bytes() as u32,
         rank,
         addr: u64_at(8),
         dims: [1; 5],
@@ -143,7 +148,13 @@ mod tests {
 
     #[test]
     fn round_trip_and_refusals() {
-        let mut s = TensorMapSpec::packed(TensorDtype::Bf16, 0x1_0000_0000, &[200, 70, 3], &[64, 16, 2], Swizzle::B128);
+        let mut s = TensorMapSpec::packed(
+            TensorMapElem::Bf16,
+            0x1_0000_0000,
+            &[200, 70, 3],
+            &[64, 16, 2],
+            TensorMapSwizzle::B128,
+        );
         s.element_strides = vec![1, 2, 1];
         let m = encode(&s).expect("encodes");
         let t = decode(&m.0).expect("decodes");
@@ -152,20 +163,21 @@ mod tests {
         assert_eq!(&t.strides[..3], &[2, 400, 400 * 70]);
         assert_eq!(&t.box_dims[..3], &[64, 16, 2]);
         assert_eq!(t.box_elems(1), 8);
-        assert_eq!(t.box_bytes(), s.box_bytes());
+        assert_eq!(t.box_bytes() as usize, s.box_bytes());
         let mut bad = m;
         bad.0[20] ^= 1;
         assert!(decode(&bad.0).unwrap_err().contains("checksum"));
         assert!(decode(&[0; 128]).is_err());
-        let narrow = TensorMapSpec::packed(TensorDtype::Bf16, 0x1_0000_0000, &[64, 8], &[32, 8], Swizzle::B128);
+        let narrow =
+            TensorMapSpec::packed(TensorMapElem::Bf16, 0x1_0000_0000, &[64, 8], &[32, 8], TensorMapSwizzle::B128);
         assert!(matches!(encode(&narrow), Err(TensorMapError::NotModelled(_))));
         let mut nan = s.clone();
-        nan.oob_fill = OobFill::NanRequestZeroFma;
+        nan.fill = TensorMapFill::Nan;
         assert!(matches!(encode(&nan), Err(TensorMapError::NotModelled(_))));
         let mut unaligned = s.clone();
-        unaligned.global_address += 16;
+        unaligned.addr += 16;
         assert!(matches!(encode(&unaligned), Err(TensorMapError::NotModelled(_))));
-        unaligned.swizzle = Swizzle::None;
+        unaligned.swizzle = TensorMapSwizzle::None;
         assert!(encode(&unaligned).is_ok());
     }
 }
