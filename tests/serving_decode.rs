@@ -195,6 +195,7 @@ fn run_case(dev: &dyn Device, c: &Case) -> Observed {
     let opts = PagedOptions { sm_count: c.opts.sm_count.or(Some(dev.sm_count() as usize)), ..c.opts.clone() };
     let att = PagedAttention::new(&b, masks.clone(), &opts).unwrap();
     let seed = fresh_seed();
+    let t_in = std::time::Instant::now();
     let q = random_bf16(b.total_q() * b.heads * b.head_dim, seed);
     let k16 = b.random_pool(seed.wrapping_add(1), bf16::NAN);
     let v16 = b.random_pool(seed.wrapping_add(2), bf16::NAN);
@@ -209,10 +210,13 @@ fn run_case(dev: &dyn Device, c: &Case) -> Observed {
         (Some(k8), Some(v8)) => (KvPool::Fp8(k8), KvPool::Fp8(v8)),
         _ => (KvPool::Bf16(&k16), KvPool::Bf16(&v16)),
     };
+    let inputs_s = t_in.elapsed().as_secs_f64();
     let t = std::time::Instant::now();
     let (out, reports) = att.run_once(dev, &q, k, v).unwrap();
     let secs = t.elapsed().as_secs_f64();
+    let t = std::time::Instant::now();
     let want = pref::attention(&b, &masks, &q, k, v).unwrap();
+    println!("    inputs (and quantization error) {inputs_s:.1}s, reference {:.1}s", t.elapsed().as_secs_f64());
     let got: Vec<f64> = out.o.iter().map(|x| x.to_f64()).collect();
     let err = reference::rel_l2(&got, &want.o);
     let (lse_err, inf_ok) = reference::lse_error(&out.lse, &want.lse);
@@ -275,9 +279,13 @@ fn cases_window(kv: KvDtype) -> Vec<Case> {
     let seqs = [(0, 1), (7, 16), (100, 16), (1001, 3), (5000, 1), (2047, 16)];
     vec![
         case("window 129 with an empty seq 1:1 d64", &seqs, [4, 4, 64, 64], kv, MaskRecipe::Window { keys: 129 }),
-        case("window 300 gqa8 d128 p16", &[(0, 2), (3000, 1), (999, 2)], [8, 1, 128, 16], kv, MaskRecipe::Window {
-            keys: 300,
-        }),
+        case(
+            "window 300 gqa8 d128 p16",
+            &[(0, 2), (3000, 1), (999, 2)],
+            [8, 1, 128, 16],
+            kv,
+            MaskRecipe::Window { keys: 300 },
+        ),
     ]
 }
 
@@ -286,25 +294,28 @@ fn cases_none_sparse(kv: KvDtype) -> Vec<Case> {
     let seqs = [(5, 1), (300, 2), (2500, 1), (6000, 1)];
     vec![
         case("none gqa8 d128 p256", &seqs, [8, 1, 128, 256], kv, MaskRecipe::None),
-        case("bigbird 64 gqa4 d64 p16", &seqs, [8, 2, 64, 16], kv, MaskRecipe::BigBird {
-            block: 64,
-            local: 1,
-            global: 1,
-            random: 2,
-            seed: 7,
-        }),
-        case("longformer 128 gqa8 d128 p256", &seqs, [8, 1, 128, 256], kv, MaskRecipe::Longformer {
-            block: 128,
-            local: 1,
-            global: 1,
-        }),
+        case(
+            "bigbird 64 gqa4 d64 p16",
+            &seqs,
+            [8, 2, 64, 16],
+            kv,
+            MaskRecipe::BigBird { block: 64, local: 1, global: 1, random: 2, seed: 7 },
+        ),
+        case(
+            "longformer 128 gqa8 d128 p256",
+            &seqs,
+            [8, 1, 128, 256],
+            kv,
+            MaskRecipe::Longformer { block: 128, local: 1, global: 1 },
+        ),
     ]
 }
 
 /// Forced splits (a 4-SM plan with one-tile splits: many partials per sequence), and 256 rows
 /// per KV head (16 tokens x 16 heads: two row chunks).
 fn cases_splits_chunks(kv: KvDtype) -> Vec<Case> {
-    let mut forced = case("causal forced splits gqa8 d64", &[(3000, 2), (700, 1), (129, 3)], [8, 1, 64, 16], kv, MaskRecipe::Causal);
+    let mut forced =
+        case("causal forced splits gqa8 d64", &[(3000, 2), (700, 1), (129, 3)], [8, 1, 64, 16], kv, MaskRecipe::Causal);
     forced.opts = PagedOptions { sm_count: Some(4), min_tiles_per_split: Some(1) };
     let chunks = case("causal two row chunks d64", &[(200, 16), (90, 3)], [16, 1, 64, 32], kv, MaskRecipe::Causal);
     vec![forced, chunks]
@@ -381,6 +392,11 @@ fn emu_mix64_40k() {
     run_case(emulator().as_ref(), &case_mix64(KvDtype::Bf16));
 }
 
+#[test]
+fn emu_mix64_40k_fp8() {
+    run_case(emulator().as_ref(), &case_mix64(KvDtype::Fp8));
+}
+
 /// A contiguous cache is the identity table: the paged kernel on `PagedBatch::contiguous` gives
 /// the contiguous reference (`reference::attention`, bit-identical to the paged one there).
 #[test]
@@ -394,7 +410,8 @@ fn emu_contiguous_is_the_identity_table() {
     let q = random_bf16(shape.q_elems(), seed);
     let k = random_bf16(shape.kv_elems(), seed + 1);
     let v = random_bf16(shape.kv_elems(), seed + 2);
-    let (kp, vp) = (b.pack_contiguous(&shape, &k, bf16::NAN).unwrap(), b.pack_contiguous(&shape, &v, bf16::NAN).unwrap());
+    let (kp, vp) =
+        (b.pack_contiguous(&shape, &k, bf16::NAN).unwrap(), b.pack_contiguous(&shape, &v, bf16::NAN).unwrap());
     assert_eq!(b.block_table, (0..b.block_table.len() as i32).collect::<Vec<_>>(), "identity table");
     let att = PagedAttention::with_recipe(&b, &recipe, &PagedOptions::default()).unwrap();
     let dev = emulator();
@@ -511,13 +528,13 @@ fn cuda_bandwidth_vs_copy() {
     println!("device-to-device copy: {:.0} GB/s (read + written)", copy_bw / 1e9);
     let mut worst: f64 = f64::INFINITY;
     for kv in [KvDtype::Bf16, KvDtype::Fp8] {
-        for (name, keys) in [
-            ("64 x 32K", vec![32_768usize; 64]),
-            ("mix64:1 up to 128K", Mix { count: 64, seed: 1 }.lengths(131_072)),
-        ] {
+        for (name, keys) in
+            [("64 x 32K", vec![32_768usize; 64]), ("mix64:1 up to 128K", Mix { count: 64, seed: 1 }.lengths(131_072))]
+        {
             let seqs: Vec<SeqSpec> = keys.iter().map(|&k| SeqSpec { keys: k, new_tokens: 1 }).collect();
-            let b = PagedBatch::allocate(8, 1, 128, 64, kv, &seqs, Allocation { shuffle: Some(1), ..Default::default() })
-                .unwrap();
+            let b =
+                PagedBatch::allocate(8, 1, 128, 64, kv, &seqs, Allocation { shuffle: Some(1), ..Default::default() })
+                    .unwrap();
             let opts = PagedOptions { sm_count: Some(sms), ..Default::default() };
             let att = PagedAttention::with_recipe(&b, &MaskRecipe::Causal, &opts).unwrap();
             let bufs = att.alloc(&dev, 1).unwrap();

@@ -271,8 +271,8 @@ fn run_paged(a: Args) -> anyhow::Result<()> {
     )?;
     // The device pools, their bf16 host copies and the f64 reference's rows, before planning.
     let pool_bytes = b.pool_elems() as f64 * 2.0;
-    let gib = (attnjoule::emu::host_bytes_for((2.0 * pool_bytes) as u128) as f64 + 4.0 * pool_bytes)
-        / attnjoule::sweep::GIB;
+    let gib =
+        (attnjoule::emu::host_bytes_for((2.0 * pool_bytes) as u128) as f64 + 4.0 * pool_bytes) / attnjoule::sweep::GIB;
     if gib > a.max_gib {
         bail!("emulating this step needs about {gib:.1} GiB of memory, more than --max-gib {}", a.max_gib);
     }
@@ -290,9 +290,10 @@ fn run_paged(a: Args) -> anyhow::Result<()> {
     let insts: u64 = reports.iter().filter_map(|r| r.counters.as_ref()).map(thread_insts).sum();
     let findings: u64 = reports.iter().map(|r| r.findings_total).sum();
     let traffic = att.traffic();
-    let (load, store, bulk) = reports.iter().filter_map(|r| r.counters.as_ref()).fold((0, 0, 0), |s, c| {
-        (s.0 + c.global_load_bytes, s.1 + c.global_store_bytes, s.2 + c.bulk_load_bytes)
-    });
+    let (load, store, bulk) = reports
+        .iter()
+        .filter_map(|r| r.counters.as_ref())
+        .fold((0, 0, 0), |s, c| (s.0 + c.global_load_bytes, s.1 + c.global_store_bytes, s.2 + c.bulk_load_bytes));
     if a.json {
         let v = serde_json::json!({
             "variant": "decode-paged",

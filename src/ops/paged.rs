@@ -76,7 +76,8 @@ impl PagedConfig {
     }
     /// CTAs one SM holds, from shared memory, threads and ptxas's register count.
     pub fn ctas_per_sm(&self) -> usize {
-        let regs = KernelRef::new(self.module, &self.entry).ok().and_then(|k| k.resources()).map_or(255, |r| r.registers);
+        let regs =
+            KernelRef::new(self.module, &self.entry).ok().and_then(|k| k.resources()).map_or(255, |r| r.registers);
         let by_smem = SMEM_PER_SM / (self.smem_bytes() + 1024);
         let by_threads = 2048 / self.threads();
         let by_regs = REGS_PER_SM / (self.threads() * (regs as usize).div_ceil(8) * 8);
@@ -407,7 +408,9 @@ impl PagedAttention {
         let meta = 4 * (3 * (b.num_seqs() + 1) + b.num_seqs() + b.block_table.len())
             + self.sparse.as_ref().map_or(0, |(o, x)| 4 * (o.len() + x.len()))
             + 16 * self.plan.items.len();
-        [self.set_bytes(), meta, 4 * self.plan.partial_rows * (b.head_dim + 1)].into_iter().fold(0, usize::saturating_add)
+        [self.set_bytes(), meta, 4 * self.plan.partial_rows * (b.head_dim + 1)]
+            .into_iter()
+            .fold(0, usize::saturating_add)
     }
 
     /// Allocates `sets` input/output sets (inputs unwritten), the partials, and uploads the step's
@@ -478,7 +481,11 @@ impl PagedAttention {
             match (pool, scale) {
                 (KvPool::Bf16(x), None) if b.kv_dtype == KvDtype::Bf16 => {
                     if x.len() != b.pool_elems() {
-                        return invalid(format!("{what} pool: {} elements, the batch needs {}", x.len(), b.pool_elems()));
+                        return invalid(format!(
+                            "{what} pool: {} elements, the batch needs {}",
+                            x.len(),
+                            b.pool_elems()
+                        ));
                     }
                     data.upload(0, x)?;
                 }
@@ -504,7 +511,8 @@ impl PagedAttention {
     /// Poisons every set's O and LSE and the partials, so that unwritten elements are caught.
     pub fn poison_outputs(&self, bufs: &PagedBuffers) -> Result<()> {
         self.check_owner(bufs, 0)?;
-        for b in bufs.sets.iter().flat_map(|s| [&s.o, &s.lse]).chain(bufs.partial_o.iter()).chain(bufs.partial_lse.iter())
+        for b in
+            bufs.sets.iter().flat_map(|s| [&s.o, &s.lse]).chain(bufs.partial_o.iter()).chain(bufs.partial_lse.iter())
         {
             b.fill(POISON)?;
         }
@@ -622,9 +630,10 @@ impl PagedAttention {
                 for it in pl.items.iter().filter(|it| it.seq as usize == s) {
                     let tiles = pl.item_tiles(it);
                     for t in 0..n {
-                        let seen = self.masks[s].row_runs(t, n, len).iter().any(|&(x, y)| {
-                            tiles.iter().any(|&(a, c)| x.max(a * TILE_K) < y.min(c * TILE_K))
-                        });
+                        let seen = self.masks[s]
+                            .row_runs(t, n, len)
+                            .iter()
+                            .any(|&(x, y)| tiles.iter().any(|&(a, c)| x.max(a * TILE_K) < y.min(c * TILE_K)));
                         if !seen {
                             skipped += (heads * d * 4) as u64;
                         }

@@ -55,12 +55,16 @@ impl<D: Device> EmuWorker<D> {
         let t0 = Instant::now();
         match att.run_once(&self.dev, &inputs.q, inputs.k.pool(), inputs.v.pool()) {
             Ok((out, reports)) => {
-                let want =
-                    match crate::paged::reference::attention(att.batch(), att.masks(), &inputs.q, inputs.k.pool(), inputs.v.pool())
-                    {
-                        Ok(r) => r.o,
-                        Err(e) => return failed(spec, e),
-                    };
+                let want = match crate::paged::reference::attention(
+                    att.batch(),
+                    att.masks(),
+                    &inputs.q,
+                    inputs.k.pool(),
+                    inputs.v.pool(),
+                ) {
+                    Ok(r) => r.o,
+                    Err(e) => return failed(spec, e),
+                };
                 emulated(spec, &out.o, &want, &reports, t0, att.description())
             }
             Err(e) => failed(spec, e),
