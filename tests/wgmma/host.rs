@@ -45,12 +45,23 @@ impl Elem {
         let b = match self {
             Elem::Bf16 => bf16::from_f64(x).to_bits() as u32,
             Elem::F16 => f16::from_f64(x).to_bits() as u32,
-            Elem::E4m3 => (0..=255u32).find(|&c| fp8_value(c as u8, Fp8::E4m3) == x).expect("e4m3 value"),
-            Elem::E5m2 => (0..=255u32).find(|&c| fp8_value(c as u8, Fp8::E5m2) == x).expect("e5m2 value"),
+            Elem::E4m3 => fp8_code(x, Fp8::E4m3),
+            Elem::E5m2 => fp8_code(x, Fp8::E5m2),
         };
         assert_eq!(self.value(b), x, "{x} is not exact in {self:?}");
         b
     }
+}
+
+/// The code of an exactly representable fp8 value (by a table of every code's value).
+fn fp8_code(x: f64, t: Fp8) -> u32 {
+    use std::collections::HashMap;
+    use std::sync::OnceLock;
+    static TABLES: OnceLock<[HashMap<u64, u32>; 2]> = OnceLock::new();
+    let tables = TABLES.get_or_init(|| {
+        [Fp8::E4m3, Fp8::E5m2].map(|t| (0..=255u32).rev().map(|c| (fp8_value(c as u8, t).to_bits(), c)).collect())
+    });
+    *tables[(t == Fp8::E5m2) as usize].get(&x.to_bits()).unwrap_or_else(|| panic!("{x} is not an {t:?} value"))
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

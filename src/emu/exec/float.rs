@@ -362,9 +362,14 @@ pub(super) fn cvt_pack(r: &mut [u64], m: u32, i: &Inst, relu: bool) {
 pub(super) const F8_NAN: u8 = 0x7f;
 pub(super) const F16_NAN: u16 = 0x7fff;
 
-/// The value of fp8 `b` (e4m3 or e5m2), exactly.
-#[inline(always)]
-pub(super) fn f8_f64(b: u8, e4m3: bool) -> f64 {
+/// 2^e for the exponents fp8 needs (a normal f64).
+const fn pow2(e: i32) -> f64 {
+    f64::from_bits(((e + 1023) as u64) << 52)
+}
+
+/// The value of fp8 code `b`, exactly (e4m3: bias 7, S.1111.111 NaN; e5m2: bias 15, IEEE-style
+/// infinities and NaNs).
+const fn f8_decode(b: u8, e4m3: bool) -> f64 {
     let (mb, bias) = if e4m3 { (3u32, 7i32) } else { (2, 15) };
     let e = ((b & 0x7f) >> mb) as i32;
     let m = (b as u32) & ((1 << mb) - 1);
@@ -378,14 +383,37 @@ pub(super) fn f8_f64(b: u8, e4m3: bool) -> f64 {
             f64::NAN
         }
     } else if e == 0 {
-        m as f64 * 2f64.powi(1 - bias - mb as i32)
+        m as f64 * pow2(1 - bias - mb as i32)
     } else {
-        ((1u32 << mb) + m) as f64 * 2f64.powi(e - bias - mb as i32)
+        ((1u32 << mb) + m) as f64 * pow2(e - bias - mb as i32)
     };
     if b & 0x80 != 0 {
         -v
     } else {
         v
+    }
+}
+
+const fn f8_table(e4m3: bool) -> [f64; 256] {
+    let mut t = [0f64; 256];
+    let mut c = 0;
+    while c < 256 {
+        t[c] = f8_decode(c as u8, e4m3);
+        c += 1;
+    }
+    t
+}
+
+static E4M3: [f64; 256] = f8_table(true);
+static E5M2: [f64; 256] = f8_table(false);
+
+/// The value of fp8 `b` (e4m3 or e5m2), exactly (a table: wgmma decodes every operand element).
+#[inline(always)]
+pub(super) fn f8_f64(b: u8, e4m3: bool) -> f64 {
+    if e4m3 {
+        E4M3[b as usize]
+    } else {
+        E5M2[b as usize]
     }
 }
 
@@ -409,8 +437,8 @@ pub(super) fn f64_f8(x: f64, e4m3: bool, relu: bool) -> u8 {
     // a is normal in f64 (it came from an f32 or f16): its exponent from the bits.
     let e = ((a.to_bits() >> 52) as i32) - 1023;
     let q = e.max(1 - bias) - mb; // exponent of one unit in the last place
-    let n = (a * 2f64.powi(-q)).round_ties_even(); // exact scaling, then RNE
-    if n * 2f64.powi(q) > maxv {
+    let n = (a * pow2(-q)).round_ties_even(); // exact scaling, then RNE
+    if n * pow2(q) > maxv {
         return sign | maxcode;
     }
     let n = n as u32;
