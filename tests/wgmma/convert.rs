@@ -252,14 +252,12 @@ pub fn stmatrix_expected(num: usize, trans: bool, vals: &[u32], slots: &[u32]) -
     out
 }
 
+/// Compares one stmatrix variant's output (name, got, host model's expectation).
+pub type StmCheck<'a> = dyn Fn(&str, &[u16], &[u16]) + 'a;
+
 /// Runs every stmatrix variant on `dev` with fresh values and row slots; `cmp` checks each
 /// variant's output against what the host model expects.
-pub fn check_stmatrix(
-    dev: &dyn Device,
-    m: &'static KernelModule,
-    seed: u64,
-    cmp: &dyn Fn(&str, &[u16], &[u16]),
-) -> usize {
+pub fn check_stmatrix(dev: &dyn Device, m: &'static KernelModule, seed: u64, cmp: &StmCheck) -> usize {
     let mut rng = Rng(seed);
     let mut n = 0;
     for num in [1usize, 2, 4] {

@@ -347,7 +347,7 @@ impl Blk<'_, '_> {
         if l.counters {
             let c = &mut self.out.counters;
             c.tensor_flops += 2 * 16 * (n * k) as u64;
-            if w % 4 == 0 {
+            if w.is_multiple_of(4) {
                 c.wgmma_instructions += 1;
             }
         }

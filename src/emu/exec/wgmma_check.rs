@@ -136,7 +136,7 @@ impl WgState {
     pub(super) fn note_read(&mut self, addr: u32) {
         if self.on {
             self.reads.push(addr / 16);
-            if addr % 16 != 0 {
+            if !addr.is_multiple_of(16) {
                 self.reads.push(addr / 16 + 1);
             }
         }
