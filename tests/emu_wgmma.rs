@@ -204,3 +204,55 @@ fn fp8_error_bound_matches_the_published_figure() {
     assert!((0.015..0.02).contains(&b), "{b}");
     assert_eq!(attnjoule::emu::exec::fp8_error_bound(32, 1.0), 2f64.powi(-13));
 }
+
+// ---- on a GPU (tests/wgmma/gpu.rs; scripts/gpu-run.sh runs them as the step test-emu_wgmma) ----
+
+/// Every nvcc wgmma form and swizzle pair: bit for bit on small integers, within the stated
+/// bounds on random operands (the largest error is printed).
+#[test]
+#[ignore = "needs a CUDA GPU"]
+fn gpu_wgmma_matches_the_emulator() {
+    gpu::gpu_wgmma_matches_the_emulator();
+}
+
+/// The m64n256k16 chain advancing K by 32 bytes inside the 128B swizzle atom.
+#[test]
+#[ignore = "needs a CUDA GPU"]
+fn gpu_wgmma_chain_matches() {
+    gpu::gpu_wgmma_chain_matches();
+}
+
+/// stmatrix and every fp8 conversion, bit for bit against the emulator.
+#[test]
+#[ignore = "needs a CUDA GPU"]
+fn gpu_stmatrix_and_fp8_conversions_match_the_emulator() {
+    gpu::gpu_stmatrix_and_fp8_conversions_match_the_emulator();
+}
+
+/// Forms outside what is implemented fail to lower, naming the instruction and its line.
+#[test]
+fn refused_forms_fail_to_lower() {
+    let dev = EmuDevice::new();
+    let body = |inst: &str| {
+        format!(
+            "{PTX_HEADER}.visible .entry k()\n{{\n\t.reg .b32 %r<8>;\n\t.reg .b64 %rd<4>;\n\t.reg .f32 %f<8>;\n\t.reg .b16 %h<2>;\n\
+             \t.reg .pred %p<2>;\n\t{inst}\n\tret;\n}}\n"
+        )
+    };
+    let cases = [
+        ("cvt.rn.bf16x2.e4m3x2 %r1, %h1;", "bf16x2 forms need sm_100"),
+        ("cvt.rn.e4m3x2.f32 %h1, %f1, %f2;", "without .satfinite"),
+        ("wgmma.mma_async.sync.aligned.m64n8k8.f32.tf32.tf32 {%f0,%f1,%f2,%f3}, %rd0, %rd1, 1, 1, 1;", "tf32"),
+        ("wgmma.mma_async.sp.sync.aligned.m64n8k32.f32.f16.f16 {%f0,%f1,%f2,%f3}, %rd0, %rd1, %r0, 0, 1, 1, 1, 0, 0;", "sparse"),
+        ("wgmma.mma_async.sync.aligned.m64n8k16.f16.bf16.bf16 {%r0,%r1}, %rd0, %rd1, 1, 1, 1, 0, 0;", "type combination"),
+        ("wgmma.mma_async.sync.aligned.m64n12k16.f32.bf16.bf16 {%f0,%f1,%f2,%f3,%f4,%f5}, %rd0, %rd1, 1, 1, 1, 0, 0;", "multiple of 8"),
+        ("wgmma.mma_async.sync.aligned.m64n8k32.f32.e4m3.e4m3 {%f0,%f1,%f2,%f3}, %rd0, %rd1, 1, 1, 1, 1, 0;", "expected 6 operands"),
+        ("wgmma.mma_async.sync.aligned.m64n8k16.f32.bf16.bf16 {%f0,%f1,%f2,%f3}, %rd0, %rd1, 1, 2, 1, 0, 0;", "imm-scale-a"),
+        ("stmatrix.sync.aligned.m16n8.x1.trans.shared.b8 [%r1], {%r2};", "stmatrix shape"),
+    ];
+    for (inst, what) in cases {
+        let m = ptx_module("refused", body(inst));
+        let e = dev.kernel(kernel(m, "k")).expect_err(inst).to_string();
+        assert!(e.contains(what) && e.contains("line"), "{inst}: {e}");
+    }
+}

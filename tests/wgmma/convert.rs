@@ -203,11 +203,20 @@ fn fp8_conversions_every_code_against_the_host_model() {
 /// PTX entries `stm_x{1,2,4}[_t](vals, slots, out)`: lane l's registers from vals[l * num ..],
 /// lane l gives the address of 16-byte slot slots[l] of a 512-byte buffer that every thread
 /// first fills with 0xa5; the buffer is then copied out.
+/// stmatrix variants (num, trans, generic address) both the generated PTX and the nvcc module have.
+pub const STM_VARIANTS: [(usize, bool, bool); 6] =
+    [(1, false, false), (1, true, false), (2, false, false), (2, true, false), (4, false, false), (4, true, false)];
+
+pub fn stm_name(num: usize, trans: bool, generic: bool) -> String {
+    format!("stm_x{num}{}{}", if trans { "_t" } else { "" }, if generic { "_generic" } else { "" })
+}
+
 pub fn stmatrix_ptx() -> String {
     let mut p = PTX_HEADER.to_string();
-    for num in [1u32, 2, 4] {
-        for trans in [false, true] {
-            let name = format!("stm_x{num}{}", if trans { "_t" } else { "" });
+    for (num, trans, generic) in STM_VARIANTS.iter().copied().chain([(4, false, true)]) {
+        {
+            let num = num as u32;
+            let name = stm_name(num as usize, trans, generic);
             let regs: Vec<String> = (0..num).map(|j| format!("%v{j}")).collect();
             p += &format!(
                 ".visible .entry {name}(.param .u64 p_vals, .param .u64 p_slots, .param .u64 p_out)\n{{\n\
@@ -223,11 +232,14 @@ pub fn stmatrix_ptx() -> String {
             p += &format!(
                 "\tld.param.u64 %rd3, [p_slots];\n\tmul.wide.u32 %rd4, %r0, 4;\n\tadd.s64 %rd5, %rd3, %rd4;\n\
                  \tld.global.u32 %r5, [%rd5];\n\tshl.b32 %r6, %r5, 4;\n\tadd.s32 %r7, %r1, %r6;\n\
-                 \tstmatrix.sync.aligned.m8n8.x{num}{}.shared.b16 [%r7], {{{}}};\n\tbar.sync 0;\n\
+                 \tcvt.u64.u32 %rd9, %r7;\n\tcvta.shared.u64 %rd10, %rd9;\n\
+                 \tstmatrix.sync.aligned.m8n8.x{num}{}{} [{}], {{{}}};\n\tbar.sync 0;\n\
                  \tld.shared.v4.u32 {{%r8, %r9, %r10, %r11}}, [%r3];\n\tld.param.u64 %rd6, [p_out];\n\
                  \tmul.wide.u32 %rd7, %r0, 16;\n\tadd.s64 %rd8, %rd6, %rd7;\n\
                  \tst.global.v4.u32 [%rd8], {{%r8, %r9, %r10, %r11}};\n\tret;\n}}\n\n",
                 if trans { ".trans" } else { "" },
+                if generic { ".b16" } else { ".shared.b16" },
+                if generic { "%rd10" } else { "%r7" },
                 regs.join(", ")
             );
         }
@@ -260,9 +272,10 @@ pub type StmCheck<'a> = dyn Fn(&str, &[u16], &[u16]) + 'a;
 pub fn check_stmatrix(dev: &dyn Device, m: &'static KernelModule, seed: u64, cmp: &StmCheck) -> usize {
     let mut rng = Rng(seed);
     let mut n = 0;
-    for num in [1usize, 2, 4] {
-        for trans in [false, true] {
-            let name = format!("stm_x{num}{}", if trans { "_t" } else { "" });
+    let generic = m.ptx.contains(".entry stm_x4_generic(");
+    for (num, trans, g) in STM_VARIANTS.iter().copied().chain(generic.then_some((4, false, true))) {
+        {
+            let name = stm_name(num, trans, g);
             let vals: Vec<u32> = (0..32 * num).map(|_| rng.next() as u32).collect();
             let mut slots: Vec<u32> = (0..32).collect();
             for i in (1..32).rev() {

@@ -1,6 +1,6 @@
 //! The nvcc-compiled subset (kernels/test/wgmma_units.cu): on the emulator against the host model
-//! (these run in CI), and, behind `#[ignore = "needs a CUDA GPU"]`, on a CUDA device against the
-//! emulator: bit for bit with small-integer operands (every sum exact, so the accumulation order
+//! (these run in CI), and on a CUDA device against the emulator (the `gpu_*` functions, run by
+//! the ignored tests of tests/emu_wgmma.rs): bit for bit with small-integer operands (every sum exact, so the accumulation order
 //! cannot matter), and within a stated bound on random operands, reporting the largest error.
 
 use super::cases::*;
@@ -210,9 +210,7 @@ fn gpu() -> Box<dyn Device> {
 /// Every nvcc wgmma form, every swizzle pair, both scale-d values: the GPU's D equals the
 /// emulator's bit for bit on small integers; on random operands it stays within (K + 1) 2^-23
 /// (16-bit types) or the fp8 bound of `fp8_error_bound` of the sum of the products' magnitudes.
-#[test]
-#[ignore = "needs a CUDA GPU"]
-fn gpu_wgmma_matches_the_emulator() {
+pub fn gpu_wgmma_matches_the_emulator() {
     let g = gpu();
     let emu = EmuDevice::new();
     let seed = attnjoule::reference::fresh_seed();
@@ -280,18 +278,14 @@ fn gpu_wgmma_matches_the_emulator() {
     }
 }
 
-#[test]
-#[ignore = "needs a CUDA GPU"]
-fn gpu_wgmma_chain_matches() {
+pub fn gpu_wgmma_chain_matches() {
     let g = gpu();
     let seed = attnjoule::reference::fresh_seed();
     let (got, want, _) = run_chain(g.as_ref(), 4, 5, seed);
     assert_eq!(got, want, "GPU chain (seed {seed})");
 }
 
-#[test]
-#[ignore = "needs a CUDA GPU"]
-fn gpu_stmatrix_and_fp8_conversions_match_the_emulator() {
+pub fn gpu_stmatrix_and_fp8_conversions_match_the_emulator() {
     let g = gpu();
     let emu = EmuDevice::new();
     let m = kernels::module(MODULE).expect("module");

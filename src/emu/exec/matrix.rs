@@ -115,23 +115,24 @@ impl Blk<'_, '_> {
 }
 
 impl Blk<'_, '_> {
-    /// stmatrix.sync.aligned.m8n8.x{1,2,4}{.trans}.shared.b16: the inverse of ldmatrix. Register j
-    /// of lane l holds elements (l/4, 2(l%4)) and (l/4, 2(l%4)+1) of matrix j, low half first
-    /// (with .trans, elements (2(l%4), l/4) and (2(l%4)+1, l/4)); lane 8j+i gives the address of
-    /// row i of matrix j. Each row is one 16-byte store (counted as one shared store request for
-    /// the whole instruction, with the bank model over all its rows' words).
-    #[inline(always)]
-    #[allow(clippy::too_many_arguments)]
+    /// stmatrix.sync.aligned.m8n8.x{1,2,4}{.trans}{.shared}.b16 (`f`: num, trans, generic): the
+    /// inverse of ldmatrix. Register j of lane l holds elements (l/4, 2(l%4)) and (l/4, 2(l%4)+1)
+    /// of matrix j, low half first (with .trans, elements (2(l%4), l/4) and (2(l%4)+1, l/4));
+    /// lane 8j+i gives the address of row i of matrix j. Each row is one 16-byte store (counted
+    /// as one shared store request for the whole instruction, with the bank model over all its
+    /// rows' words). A generic address outside the shared window is a shared out-of-bounds fault.
+    /// Not inlined: it is rare, and the dispatcher's loop stays small.
+    #[inline(never)]
     pub(super) fn stmatrix(
         &mut self,
         r: &[u64],
         m: u32,
         i: &Inst,
-        num: u8,
-        trans: bool,
+        f: (u8, bool, bool),
         live: u32,
         w: u32,
     ) -> Result<()> {
+        let (num, trans, generic) = f;
         let l = self.l;
         self.check_members(u32::MAX, m, live, w, i.line, "stmatrix.sync");
         let src = &l.k.ext[i.ext_start as usize..i.ext_start as usize + num as usize];
@@ -155,7 +156,8 @@ impl Blk<'_, '_> {
             let base = if i.a == NOREG { 0 } else { r[ix(i.a, lane)] };
             let addr = base.wrapping_add(i.imm as u64);
             self.check_align(addr, 16, w, lane, i.line)?;
-            match self.resolve(Space::Shared, addr, w, lane) {
+            let sp = if generic { Space::Generic } else { Space::Shared };
+            match self.resolve(sp, addr, w, lane) {
                 Resolved::Shared(off) if off + 16 <= self.shared.len() as u64 => {
                     if l.counters {
                         self.words.extend((off >> 2) as u32..=((off + 15) >> 2) as u32);

@@ -209,7 +209,7 @@ impl Blk<'_, '_> {
                 Op::CpCommit => self.cp_commit(warp),
                 Op::CpWait { n, all } => self.cp_wait(warp, n, all, w),
                 Op::Ldmatrix { num, trans } => self.ldmatrix(r, m, i, num, trans, warp.live, w)?,
-                Op::Stmatrix { num, trans } => self.stmatrix(r, m, i, num, trans, warp.live, w)?,
+                Op::Stmatrix { num, trans, generic } => self.stmatrix(r, m, i, (num, trans, generic), warp.live, w)?,
                 // Warp-level collectives.
                 Op::Shfl(mode) => self.shfl(r, m, i, mode, warp.live, w),
                 Op::Vote(mode) => self.vote(r, m, i, mode, warp.live, w),

@@ -88,10 +88,12 @@ pub enum Op {
         num: u8,
         trans: bool,
     },
-    /// stmatrix m8n8 .x{1,2,4} {.trans} [a+imm]: the extra operands are the sources.
+    /// stmatrix m8n8 .x{1,2,4} {.trans} [a+imm]: the extra operands are the sources; `generic`:
+    /// no `.shared`, the address is generic (and must point into shared memory).
     Stmatrix {
         num: u8,
         trans: bool,
+        generic: bool,
     },
 
     // ---- warp-level collectives (parse/warp.rs, exec/warp.rs) ----

@@ -162,11 +162,12 @@ pub(super) fn wgmma(f: &mut FnCtx, p: &Parts, inst: &mut Inst) -> R<()> {
     Ok(())
 }
 
-/// stmatrix.sync.aligned.m8n8.x{1,2,4}{.trans}.shared.b16 [p], {r..} (PTX ISA 9.7.14.5.16); the
-/// m16n8 .b8 shape (sm_100) is refused.
+/// stmatrix.sync.aligned.m8n8.x{1,2,4}{.trans}{.shared}.b16 [p], {r..} (PTX ISA 9.7.14.5.16);
+/// the m16n8 .b8 shape (sm_100) is refused.
 pub(super) fn stmatrix(f: &mut FnCtx, p: &Parts, inst: &mut Inst) -> R<()> {
-    if !p.mods.contains(&"m8n8") || p.types.first() != Some(&Ty::B16) || p.space != Some(Space::Shared) {
-        return Err(p.bad("stmatrix shape/type/space (m8n8 .b16 in .shared only)"));
+    if !p.mods.contains(&"m8n8") || p.types.first() != Some(&Ty::B16) || !matches!(p.space, None | Some(Space::Shared))
+    {
+        return Err(p.bad("stmatrix shape/type/space (m8n8 .b16, shared or generic address)"));
     }
     let num = if p.mods.contains(&"x4") {
         4
@@ -188,6 +189,6 @@ pub(super) fn stmatrix(f: &mut FnCtx, p: &Parts, inst: &mut Inst) -> R<()> {
     (inst.ext_start, inst.ext_len) = f.push_ext(&src);
     inst.a = base;
     inst.imm = off;
-    inst.op = Op::Stmatrix { num, trans };
+    inst.op = Op::Stmatrix { num, trans, generic: p.space.is_none() };
     Ok(())
 }
