@@ -1,4 +1,4 @@
-//! The sanitizer's wgmma rules (PTX ISA 9.7.15.5.2, wgmma.mma_async; 9.7.15.6, wgmma.fence,
+//! The sanitizer's wgmma rules (PTX ISA 9.7.15.5.2, wgmma.mma_async; 9.7.15.7, wgmma.fence,
 //! commit_group, wait_group), and the records a happens-before race checker can build on.
 //!
 //! [`super::wgmma`] executes a wgmma when a warp issues it; what is asynchronous in PTX is kept
