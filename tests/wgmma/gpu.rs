@@ -69,7 +69,9 @@ fn abs_sums(form: &Form, cs: &Case) -> Vec<f64> {
 #[test]
 fn nvcc_wgmma_kernels_on_the_emulator() {
     let dev = EmuDevice::new();
-    let mut rng = Rng(attnjoule::reference::fresh_seed());
+    let seed = attnjoule::reference::fresh_seed();
+    println!("seed {seed}");
+    let mut rng = Rng(seed);
     let mut n = 0;
     for (entry, form) in nvcc_forms() {
         let k = KernelRef::new(MODULE, entry).expect("entry");
@@ -184,7 +186,9 @@ pub fn run_chain(
 #[test]
 fn nvcc_wgmma_chain_advances_k_inside_the_swizzle_atom() {
     let dev = EmuDevice::new();
-    let (got, want, rep) = run_chain(&dev, 2, 3, attnjoule::reference::fresh_seed());
+    let seed = attnjoule::reference::fresh_seed();
+    println!("seed {seed}");
+    let (got, want, rep) = run_chain(&dev, 2, 3, seed);
     assert_eq!(rep.findings_total, 0, "{:?}", rep.findings);
     assert_eq!(rep.counters.expect("counters").wgmma_instructions, 2 * 3 * 4);
     assert_eq!(got, want);
@@ -195,6 +199,7 @@ fn nvcc_stmatrix_and_fp8_conversions_on_the_emulator() {
     let dev = EmuDevice::new();
     let m = kernels::module(MODULE).expect("module");
     let seed = attnjoule::reference::fresh_seed();
+    println!("seed {seed}");
     check_stmatrix(&dev, m, seed, &|name, got, want| assert_eq!(got, want, "{name}"));
     check_cvt(&dev, m, seed, &|what, _, got, want| assert_eq!(got, want, "{what}"));
     // The decode direction covers every code: spot-check the table against the format.
