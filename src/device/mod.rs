@@ -175,6 +175,9 @@ pub enum FindingKind {
     InvalidTensorMap,
     /// setmaxnreg misuse: part of a warp or warpgroup, or a count moving the wrong way
     RegisterReconfig,
+    /// wgmma rules: fragment registers touched while in flight or without wgmma.fence, warps of
+    /// a warpgroup disagreeing, operand shared memory overwritten before wgmma.wait_group
+    WgmmaHazard,
 }
 
 /// Nsight-Compute-style counters for one launch (emulator only).
@@ -201,6 +204,7 @@ pub struct Counters {
     pub ldmatrix_instructions: u64,
     pub ldmatrix_wavefronts: u64,
     pub mma_instructions: u64,
+    /// Tensor FLOPs of mma and wgmma (2 M N K per instruction).
     pub tensor_flops: u64,
     pub barriers: u64,
     /// Global bytes tensor (TMA) copies read / wrote (also in `global_*_bytes`; out-of-bounds
@@ -221,6 +225,9 @@ pub struct Counters {
     /// Warp-level waits at named barriers (`bar.sync` / `barrier.sync` with an id other than 0).
     #[serde(default)]
     pub named_barrier_waits: u64,
+    /// Warpgroup-level wgmma.mma_async instructions (one per warpgroup, not per warp).
+    #[serde(default)]
+    pub wgmma_instructions: u64,
 }
 
 /// A kernel argument's bytes, laid out as the kernel's `.param` expects (a by-value struct, a

@@ -27,6 +27,7 @@ pub fn add(a: &mut Counters, b: &Counters) {
     a.bulk_store_bytes += b.bulk_store_bytes;
     a.mbarrier_waits += b.mbarrier_waits;
     a.named_barrier_waits += b.named_barrier_waits;
+    a.wgmma_instructions += b.wgmma_instructions;
 }
 
 /// Wavefronts of one warp-level shared request, given the 4-byte word addresses its lanes

@@ -7,10 +7,11 @@
 //!   livelock detection;
 //! - families: [`alu`] (integer, bits, compare, move), [`float`] (float arithmetic, conversions,
 //!   exact rounding), [`memory`] (address resolution, ld/st, atomics, cvta), [`async_copy`]
-//!   (cp.async and its groups, bulk and tensor copies, mapa), [`matrix`] (ldmatrix), [`warp`]
-//!   (shfl, vote, redux, elect, warp sync, member masks), [`sync`] (CTA, named and cluster
-//!   barriers, fences, what wakes a blocked warp), [`mbarrier`] (mbarrier objects), [`tensor`]
-//!   (mma), [`control`] (branch, exit, clock, setmaxnreg);
+//!   (cp.async and its groups, bulk and tensor copies, mapa), [`matrix`] (ldmatrix, stmatrix),
+//!   [`warp`] (shfl, vote, redux, elect, warp sync, member masks), [`sync`] (CTA, named and
+//!   cluster barriers, fences, what wakes a blocked warp), [`mbarrier`] (mbarrier objects),
+//!   [`tensor`] (mma), [`wgmma`] (wgmma and its descriptors) with [`wgmma_check`] (its sanitizer
+//!   rules), [`control`] (branch, exit, clock, setmaxnreg);
 //! - [`lanes`]: the structure-of-arrays register file and the per-lane loops.
 
 mod alu;
@@ -25,8 +26,11 @@ mod sched;
 mod sync;
 mod tensor;
 mod warp;
+mod wgmma;
+mod wgmma_check;
 
 pub use sched::run_block;
+pub use wgmma::{fp8_error_bound, MatDesc};
 
 use super::ir::*;
 use super::memory::Alloc;
@@ -37,6 +41,7 @@ use lanes::{ix, lanes};
 use sched::{Flow, Warp, QUANTUM};
 use std::sync::{Arc, Mutex};
 use sync::BlockSync;
+use wgmma_check::WgState;
 
 /// Findings kept per block (all are counted).
 pub const FINDINGS_PER_BLOCK: usize = 32;
@@ -79,6 +84,7 @@ pub struct Scratch {
     warps: Vec<Warp>,
     words: Vec<u32>,
     sectors: Vec<u64>,
+    wg: WgState,
 }
 
 /// One block in execution: its memories, barriers and per-instruction bookkeeping.
@@ -111,6 +117,8 @@ struct Blk<'a, 's> {
     last_alloc: std::cell::Cell<usize>,
     /// The current access is an atomic: atomics do not race with each other.
     atomic: bool,
+    /// wgmma: the sanitizer's in-flight state and the executor's operand scratch.
+    wg: &'s mut WgState,
 }
 
 impl Blk<'_, '_> {
@@ -166,6 +174,8 @@ impl Blk<'_, '_> {
         let l = self.l;
         let k = l.k;
         let insts = &k.insts[..];
+        // wgmma fragment registers, for the sanitizer's register rules (wgmma kernels only).
+        let wg = if l.sanitize { k.wg.as_deref() } else { None };
         loop {
             let (pc, active) = warp.select();
             let i = &insts[pc as usize];
@@ -191,6 +201,12 @@ impl Blk<'_, '_> {
                     Class::Tensor => c.inst_tensor += n,
                     Class::Control => c.inst_control += n,
                     Class::Sync => c.inst_sync += n,
+                }
+            }
+            if let Some(info) = wg {
+                let p = pc as usize;
+                if m != 0 && info.start[p] != info.start[p + 1] && !matches!(i.op, Op::Wgmma(_)) {
+                    self.wg_touch(info, p, w, m, i.line);
                 }
             }
             match i.op {
@@ -225,6 +241,10 @@ impl Blk<'_, '_> {
                 Op::CpWait { n, all } => self.cp_wait(warp, n, all, w),
                 Op::Ldmatrix { num, trans } => {
                     self.ldmatrix(r, m, i, num, trans, warp.live, w)?;
+                    self.progress = self.clock;
+                }
+                Op::Stmatrix { num, trans, generic } => {
+                    self.stmatrix(r, m, i, (num, trans, generic), warp.live, w)?;
                     self.progress = self.clock;
                 }
                 Op::Bulk(op) => {
@@ -270,6 +290,13 @@ impl Blk<'_, '_> {
                 Op::Fence(kind) => self.fence(m, kind, w),
                 // Tensor core.
                 Op::Mma { k: kk, bf16 } => self.mma(r, m, i, kk, bf16, warp.live, w),
+                Op::Wgmma(cfg) => {
+                    self.wgmma(r, m, i, cfg, warp.live, w, pc)?;
+                    self.progress = self.clock;
+                }
+                Op::WgFence => self.wg_fence(w, i.line),
+                Op::WgCommit => self.wg_commit(w),
+                Op::WgWait { n } => self.wg_wait(w, n),
                 // Control: these move the PCs themselves.
                 Op::Bra { target } => {
                     control::bra(warp, pc, active, m, target);

@@ -257,6 +257,7 @@ pub fn run_block(l: &LaunchCtx, bid: u64, s: &mut Scratch) -> Result<BlockOut> {
         init_warp(l, warp, &mut s.regs[w * stride..(w + 1) * stride], w, ctaid, nw);
     }
     s.epoch += 1;
+    s.wg.reset(l);
     let mut b = Blk {
         l,
         shared: &mut s.shared[..l.shared_bytes as usize],
@@ -277,6 +278,7 @@ pub fn run_block(l: &LaunchCtx, bid: u64, s: &mut Scratch) -> Result<BlockOut> {
         atomic: false,
         wsync: [0; 32],
         last_alloc: std::cell::Cell::new(0),
+        wg: &mut s.wg,
     };
     let warps = &mut s.warps;
     let mut stuck: Option<(usize, String)> = None;
@@ -331,7 +333,10 @@ pub fn run_block(l: &LaunchCtx, bid: u64, s: &mut Scratch) -> Result<BlockOut> {
             let lane = warps[w].live.trailing_zeros().min(31) as usize;
             b.finding(FindingKind::Deadlock, w as u32, lane, warps[w].wait_line, None, msg);
         }
-        None => b.finish(warps)?,
+        None => {
+            b.finish(warps)?;
+            b.wg_finish();
+        }
     }
     let (epoch, out) = (b.epoch, std::mem::take(&mut b.out));
     s.epoch = epoch;

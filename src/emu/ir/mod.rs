@@ -139,4 +139,6 @@ pub struct Kernel {
     pub const_data: std::sync::Arc<Vec<u8>>,
     /// Declared `.explicitcluster` (or `.reqnctapercluster 1, 1, 1`): `%is_explicit_cluster`.
     pub explicit_cluster: bool,
+    /// wgmma fragment registers by virtual register, for the sanitizer (None without wgmma).
+    pub wg: WgInfoRef,
 }

@@ -227,6 +227,7 @@ fn lower_entry(
         local_bytes: align_up(local, 16),
         const_data: Arc::new(md.const_data.clone()),
         explicit_cluster,
+        wg: None,
     };
     if alloc {
         regalloc::allocate(&mut k).map_err(|e| (k.name.clone(), e))?;
