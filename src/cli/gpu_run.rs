@@ -239,6 +239,33 @@ fn default_plan() -> Vec<Step> {
             Fg,
             Peers("flex", flags(&["--phases", "prefill", "--mask", BOUNDED_MASKS, "--ctx", "65536,1048576"])),
         ),
+        // Serving decode (issue 18): the paged kernels' GPU tests (the emulated cases, then the
+        // step's bandwidth against a device-to-device copy), and ragged 64-sequence steps, bf16
+        // and fp8. Optional: the required steps fill the budget.
+        step("test-serving_decode", Optional, Test("serving_decode", 20.0)),
+        step(
+            "sweep-serving",
+            Optional,
+            Sweep(flags(&[
+                "--variants",
+                "decode",
+                "--phases",
+                "decode",
+                "--mask",
+                "causal",
+                "--ctx",
+                "32768,131072",
+                "--kv-dtype",
+                "bf16,fp8",
+                "--page-size",
+                "64",
+                "--mix",
+                "uniform,mix64:1",
+                "--batch",
+                "64",
+                "--no-gemm",
+            ])),
+        ),
         step("ncu-flash", Optional, Ncu("flash", 16384)),
         step("ncu-decode", Optional, Ncu("decode", 262144)),
     ]
@@ -733,5 +760,8 @@ mod tests {
         }
         assert!(labels.contains(&"flash prefill window:4096 ctx=1048576"));
         assert!(!labels.contains(&"flash prefill causal ctx=1048576"));
+        // Serving decode: uniform and ragged 64-sequence steps over a bf16 and an fp8 cache.
+        assert!(labels.contains(&"decode decode causal ctx=131072 q=1 kv=fp8 page=64 mix=mix64:1"));
+        assert!(labels.contains(&"decode decode causal ctx=32768 q=1 page=64"));
     }
 }
