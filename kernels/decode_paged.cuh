@@ -321,7 +321,7 @@ __device__ __forceinline__ void restage(uint32_t st, int k0, int lo, int hi, typ
   static_assert(kPerKv % NT == 0, "every thread restages the same number of chunks of K and of V");
   // Consecutive threads take consecutive chunks of a row: the stage is read linearly, and each
   // 8 threads' 16-byte stores hit one row's 8 swizzled chunks (all 32 banks).
-#pragma unroll 4
+#pragma unroll
   for (int it = 0; it < 2 * kPerKv / NT; ++it) {
     const int x = u + it * NT;
     const bool is_v = x >= kPerKv;
