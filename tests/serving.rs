@@ -68,7 +68,7 @@ fn profiles_and_logs_carry_the_axes_additively() {
     let twin = p.points.iter().find(|x| x.variant == "decode").unwrap().clone();
     let mut paged = twin.clone();
     paged.serving = axes(KvDtype::Fp8, Some(32), Some(Mix { count: 8, seed: 5 }));
-    paged.status = PointStatus::Failed { error: "no kernel yet".into() };
+    paged.status = PointStatus::Failed { error: "out of memory".into() };
     assert_ne!(sw::point_key(&twin), sw::point_key(&paged));
     assert_eq!(sw::point_key(&paged), sw::point_key(&twin) + "/kv=fp8/page=32/mix=mix8:5");
     p.points = vec![twin.clone(), paged.clone()];
