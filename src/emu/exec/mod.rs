@@ -7,7 +7,8 @@
 //! - families: [`alu`] (integer, bits, compare, move), [`float`] (float arithmetic, conversions,
 //!   exact rounding), [`memory`] (address resolution, ld/st, atomics, cvta), [`async_copy`]
 //!   (cp.async and its groups), [`matrix`] (ldmatrix), [`warp`] (shfl, vote, redux, warp sync,
-//!   member masks), [`sync`] (CTA barriers), [`tensor`] (mma), [`control`] (branch, exit, clock);
+//!   member masks, match), [`sync`] (CTA barriers), [`tensor`] (mma), [`wmma`] (wmma load, store
+//!   and mma), [`control`] (branch, exit, trap, clock);
 //! - [`lanes`]: the structure-of-arrays register file and the per-lane loops.
 
 mod alu;
@@ -21,6 +22,7 @@ mod sched;
 mod sync;
 mod tensor;
 mod warp;
+mod wmma;
 
 pub use sched::run_block;
 
@@ -199,6 +201,7 @@ impl Blk<'_, '_> {
                 Op::Redux(op) => self.redux(r, m, i, op, warp.live, w),
                 Op::Activemask => warp::activemask(r, m, i, active),
                 Op::WarpSync => self.warp_sync(r, m, i, warp.live, w),
+                Op::Match { all } => self.match_sync(r, m, i, all, warp.live, w),
                 // Block-level synchronization: a waiting warp yields to the block loop.
                 Op::Bar { arrive } => {
                     let wait = self.bar(warp, r, m, i, arrive, w);
@@ -210,6 +213,12 @@ impl Blk<'_, '_> {
                 }
                 // Tensor core.
                 Op::Mma { k: kk, bf16 } => self.mma(r, m, i, kk, bf16, warp.live, w),
+                // Warp matrix multiply-accumulate.
+                Op::WmmaLoad { frag, shape, col, space } => {
+                    self.wmma_load(r, m, i, frag, shape, col, space, warp.live, w)?
+                }
+                Op::WmmaStore { shape, col, space } => self.wmma_store(r, m, i, shape, col, space, warp.live, w)?,
+                Op::WmmaMma { shape, c_f32 } => self.wmma_mma(r, m, i, shape, c_f32, warp.live, w),
                 // Control: these move the PCs themselves.
                 Op::Bra { target } => {
                     control::bra(warp, pc, active, m, target);
@@ -222,6 +231,11 @@ impl Blk<'_, '_> {
                     continue;
                 }
                 Op::Clock => control::clock(r, m, i, self.clock),
+                Op::Trap { assert } => {
+                    if m != 0 {
+                        return Err(self.trap(r, m, i, assert, w));
+                    }
+                }
             }
             warp.advance(active, pc + 1);
         }

@@ -1,5 +1,5 @@
-//! Warp-level collectives: shuffles, votes, reductions, `activemask`, `bar.warp.sync`, and the
-//! sanitizer's check of their member masks.
+//! Warp-level collectives: shuffles, votes, reductions, match, `activemask`, `bar.warp.sync`,
+//! and the sanitizer's checks of their member masks (and of the lanes a shuffle reads).
 
 use super::super::ir::*;
 use super::alu::atom_apply;
@@ -23,6 +23,7 @@ impl Blk<'_, '_> {
         }
         let bad = (members & !active) | (active & !members);
         if bad != 0 {
+            self.flagged = true;
             let lane = bad.trailing_zeros() as usize;
             let why = if members & !live != 0 {
                 "names exited or absent lanes"
@@ -59,6 +60,9 @@ impl Blk<'_, '_> {
         for (lane, v) in vals.iter_mut().enumerate() {
             *v = r[ix(i.a, lane)];
         }
+        // A source lane outside the member mask (or not executing) has no defined value to give.
+        let sources = members & m;
+        let mut stray: Option<(usize, usize)> = None;
         lanes!(m, lane, {
             let bv = (r[ix(i.b, lane)] & 0x1f) as i32;
             let c = r[ix(i.c, lane)] as u32;
@@ -76,12 +80,70 @@ impl Blk<'_, '_> {
                     (j, j <= max_lane)
                 }
             };
-            let src = if ok { j as usize } else { lane };
-            r[ix(i.d, lane)] = vals[src & 31] & 0xffff_ffff;
+            let src = if ok { j as usize & 31 } else { lane };
+            if sources >> src & 1 == 0 && stray.is_none() {
+                stray = Some((lane, src));
+            }
+            r[ix(i.d, lane)] = vals[src] & 0xffff_ffff;
             if i.d2 != NOREG {
                 r[ix(i.d2, lane)] = ok as u64;
             }
         });
+        if let Some((lane, src)) = stray {
+            if self.l.sanitize && !self.flagged {
+                self.flagged = true;
+                self.finding(
+                    FindingKind::InvalidWarpMask,
+                    w,
+                    lane,
+                    i.line,
+                    None,
+                    format!(
+                        "shfl.sync: lane {lane} reads lane {src}, which is not in the member mask {members:#010x} \
+                         (executing lanes {m:#010x}): the value is undefined"
+                    ),
+                );
+            }
+        }
+    }
+
+    /// match.any.sync: d = the members whose `a` equals this lane's; match.all.sync: d = the
+    /// member mask if every member's `a` is equal (d2 = true), else 0 (d2 = false).
+    #[inline(always)]
+    pub(super) fn match_sync(&mut self, r: &mut [u64], m: u32, i: &Inst, all: bool, live: u32, w: u32) {
+        let members = if m != 0 { r[ix(i.e, m.trailing_zeros() as usize)] as u32 } else { 0 };
+        self.check_members(members, m, live, w, i.line, "match.sync");
+        let part = m & members;
+        let mk = if i.ty == Ty::B64 { u64::MAX } else { 0xffff_ffff };
+        let val = |lane: usize| r[ix(i.a, lane)] & mk;
+        if all {
+            let first = if part != 0 { val(part.trailing_zeros() as usize) } else { 0 };
+            let mut same = true;
+            lanes!(part, lane, {
+                same &= val(lane) == first;
+            });
+            lanes!(m, lane, {
+                r[ix(i.d, lane)] = if same { members as u64 } else { 0 };
+                if i.d2 != NOREG {
+                    r[ix(i.d2, lane)] = same as u64;
+                }
+            });
+        } else {
+            let mut eq = [0u32; 32];
+            lanes!(m, lane, {
+                let v = val(lane);
+                let mut mask = 0u32;
+                lanes!(part, o, {
+                    if val(o) == v {
+                        mask |= 1 << o;
+                    }
+                });
+                eq[lane] = mask;
+            });
+            lanes!(m, lane, {
+                r[ix(i.d, lane)] = eq[lane] as u64;
+            });
+        }
     }
 
     #[inline(always)]

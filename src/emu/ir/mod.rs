@@ -18,9 +18,11 @@ pub const WINDOW_SIZE: u64 = 0x0100_0000_0000;
 
 mod op;
 mod types;
+mod wmma;
 
 pub use op::*;
 pub use types::*;
+pub use wmma::*;
 
 #[derive(Debug, Clone, Copy)]
 pub struct Inst {
@@ -128,6 +130,9 @@ pub struct Kernel {
     pub param_bytes: u32,
     /// Bytes of static shared memory (16-byte aligned); dynamic shared memory follows it.
     pub shared_static: u32,
+    /// The first bytes of shared memory reserved for the CUDA runtime (cooperative groups),
+    /// 0 unless the kernel reads `%reserved_smem_offset_*`. Not tracked by the sanitizer.
+    pub reserved_smem: u32,
     /// Local memory bytes per thread (16-byte aligned).
     pub local_bytes: u32,
     /// Module `.const` data (const space).

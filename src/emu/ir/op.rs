@@ -3,7 +3,7 @@
 //! in `exec/` of the same name; a new instruction is an [`Op`] variant here, an arm in
 //! [`Inst::for_each_reg`], one in `parse/inst.rs`'s dispatch and one in `exec/mod.rs`'s.
 
-use super::{AtomOp, BoolOp, Cmp, FBin, FUn, IBin, IUn, Inst, ShflMode, Space, VoteMode, NOREG};
+use super::{AtomOp, BoolOp, Cmp, FBin, FUn, IBin, IUn, Inst, ShflMode, Space, VoteMode, WmmaFrag, WmmaShape, NOREG};
 
 /// What an instruction does. One flat enum, so that the executor dispatches with one `match`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -99,6 +99,10 @@ pub enum Op {
     Activemask,
     /// bar.warp.sync mask(a)
     WarpSync,
+    /// match.any.sync / match.all.sync d|d2, a (value), e (members)
+    Match {
+        all: bool,
+    },
 
     // ---- block-level synchronization (parse/sync.rs, exec/sync.rs) ----
     /// bar.sync / barrier.sync: id in a, thread count in b (NOREG: whole block). `arrive`: no wait.
@@ -113,6 +117,28 @@ pub enum Op {
         bf16: bool,
     },
 
+    // ---- warp matrix multiply-accumulate (parse/wmma.rs, exec/wmma.rs) ----
+    /// wmma.load.{a,b,c} [a+imm], stride b (NOREG: the default): the extra operands are the
+    /// fragment; element type `ty`.
+    WmmaLoad {
+        frag: WmmaFrag,
+        shape: WmmaShape,
+        col: bool,
+        space: Space,
+    },
+    /// wmma.store.d [a+imm], fragment (the extra operands), stride b (NOREG: the default).
+    WmmaStore {
+        shape: WmmaShape,
+        col: bool,
+        space: Space,
+    },
+    /// wmma.mma: the extra operands are the d, a, b and c fragments; `ty` is the type of a and b
+    /// (f16 or bf16), `ty2` of d; `c_f32` the type of c.
+    WmmaMma {
+        shape: WmmaShape,
+        c_f32: bool,
+    },
+
     // ---- control (parse/control.rs, exec/control.rs) ----
     Bra {
         target: u32,
@@ -120,6 +146,10 @@ pub enum Op {
     Exit,
     /// d = the block's instruction clock (`%clock`, `%clock64`, `%globaltimer`)
     Clock,
+    /// trap, or a failed `assert` (`__assertfail`: message a, file b, line c, function e).
+    Trap {
+        assert: bool,
+    },
 }
 
 /// How an instruction is counted (Nsight-style classes).
@@ -135,16 +165,23 @@ pub enum Class {
 impl Op {
     pub fn class(&self) -> Class {
         match self {
-            Op::Ld { .. } | Op::St { .. } | Op::Atom { .. } | Op::Ldmatrix { .. } | Op::CpAsync { .. } => Class::Memory,
-            Op::Mma { .. } => Class::Tensor,
-            Op::Bra { .. } | Op::Exit => Class::Control,
+            Op::Ld { .. }
+            | Op::St { .. }
+            | Op::Atom { .. }
+            | Op::Ldmatrix { .. }
+            | Op::CpAsync { .. }
+            | Op::WmmaLoad { .. }
+            | Op::WmmaStore { .. } => Class::Memory,
+            Op::Mma { .. } | Op::WmmaMma { .. } => Class::Tensor,
+            Op::Bra { .. } | Op::Exit | Op::Trap { .. } => Class::Control,
             Op::Bar { .. }
             | Op::WarpSync
             | Op::Shfl(_)
             | Op::Vote(_)
             | Op::CpCommit
             | Op::CpWait { .. }
-            | Op::Redux(_) => Class::Sync,
+            | Op::Redux(_)
+            | Op::Match { .. } => Class::Sync,
             _ => Class::Arith,
         }
     }
@@ -253,6 +290,35 @@ impl Inst {
                 g(self.a, Use);
                 g(self.e, Use);
                 g(self.d, Def);
+            }
+            Op::Match { .. } => {
+                g(self.a, Use);
+                g(self.e, Use);
+                g(self.d, Def);
+                g(self.d2, Def);
+            }
+            Op::WmmaLoad { .. } => {
+                g(self.a, Use);
+                g(self.b, Use);
+                xs.iter().for_each(|&r| g(r, Def));
+            }
+            Op::WmmaStore { .. } => {
+                g(self.a, Use);
+                g(self.b, Use);
+                xs.iter().for_each(|&r| g(r, Use));
+            }
+            Op::WmmaMma { shape, .. } => {
+                // ext: the d fragment, then a, b and c (all read).
+                let nd = super::wmma_regs(WmmaFrag::D, shape, self.ty2);
+                let (d, src) = xs.split_at(nd.min(xs.len()));
+                src.iter().for_each(|&r| g(r, Use));
+                d.iter().for_each(|&r| g(r, Def));
+            }
+            Op::Trap { .. } => {
+                g(self.a, Use);
+                g(self.b, Use);
+                g(self.c, Use);
+                g(self.e, Use);
             }
             Op::Mma { .. } => {
                 // ext: 4 destinations, then the a, b and c fragments (all read).
