@@ -18,6 +18,8 @@ pub mod memory;
 pub mod parse;
 pub mod regalloc;
 pub mod sanitizer;
+#[cfg(test)]
+mod tests;
 
 use crate::device::{Counters, DevBuf, Device, KernelArg, LaunchConfig, LaunchReport, Timestamp};
 use crate::error::{Error, Result};
@@ -100,11 +102,15 @@ impl EmuDevice {
         self.opts
     }
 
-    /// The lowered kernel for `k` (module parsed once, cached).
+    /// The lowered kernel for `k` (module parsed once, cached; its `.global` variables placed in
+    /// this device's memory then).
     pub fn kernel(&self, k: KernelRef) -> Result<Arc<Kernel>> {
         let module = {
             let mut cache = self.modules.lock().map_err(|_| Error::Emu("module cache poisoned".into()))?;
-            cache.entry(k.module.name).or_insert_with(|| Arc::new(parse::lower_module(k.module.ptx))).clone()
+            cache
+                .entry(k.module.name)
+                .or_insert_with(|| Arc::new(parse::lower_module_in(k.module.ptx, true, Some(&mut DevGlobals(&self.mem)))))
+                .clone()
         };
         match module.get(k.entry) {
             Some(Ok(kern)) => Ok(kern.clone()),
@@ -150,6 +156,46 @@ impl Device for EmuDevice {
     }
     fn launch(&self, kernel: KernelRef, cfg: LaunchConfig, args: &[KernelArg]) -> Result<LaunchReport> {
         let k = self.kernel(kernel)?;
+        self.launch_kernel(&k, cfg, args)
+    }
+    fn synchronize(&self) -> Result<()> {
+        Ok(())
+    }
+    fn record(&self) -> Result<Timestamp> {
+        Ok(Timestamp(self.t0.elapsed().as_nanos() as u64))
+    }
+    fn elapsed_ms(&self, start: Timestamp, end: Timestamp) -> Result<f64> {
+        Ok((end.0 as f64 - start.0 as f64) / 1e6)
+    }
+    fn max_dynamic_shared_bytes(&self) -> u32 {
+        MAX_SHARED
+    }
+    fn sm_count(&self) -> u32 {
+        132
+    }
+}
+
+/// A module's `.global` variables, placed in the device's global memory.
+struct DevGlobals<'a>(&'a GlobalMem);
+
+impl parse::ModuleGlobals for DevGlobals<'_> {
+    fn alloc(&mut self, bytes: usize, align: u32) -> std::result::Result<u64, String> {
+        let a = self.0.alloc(bytes).map_err(|e| e.to_string())?;
+        if a % align.max(1) as u64 != 0 {
+            return Err(format!("cannot align a module variable to {align} bytes"));
+        }
+        Ok(a)
+    }
+    fn write(&mut self, addr: u64, data: &[u8]) -> std::result::Result<(), String> {
+        let a = self.0.find(addr, data.len() as u64).map_err(|e| e.to_string())?;
+        a.host_write(addr - a.base, data);
+        Ok(())
+    }
+}
+
+impl EmuDevice {
+    /// Runs a lowered kernel to completion.
+    fn launch_kernel(&self, k: &Kernel, cfg: LaunchConfig, args: &[KernelArg]) -> Result<LaunchReport> {
         if args.len() != k.params.len() {
             return Err(Error::Emu(format!("{} takes {} parameters, {} given", k.name, k.params.len(), args.len())));
         }
@@ -177,7 +223,7 @@ impl Device for EmuDevice {
             )));
         }
         let ctx = LaunchCtx {
-            k: &k,
+            k,
             grid: cfg.grid,
             block: cfg.block,
             nthreads,
@@ -213,20 +259,5 @@ impl Device for EmuDevice {
             report.counters = Some(c);
         }
         Ok(report)
-    }
-    fn synchronize(&self) -> Result<()> {
-        Ok(())
-    }
-    fn record(&self) -> Result<Timestamp> {
-        Ok(Timestamp(self.t0.elapsed().as_nanos() as u64))
-    }
-    fn elapsed_ms(&self, start: Timestamp, end: Timestamp) -> Result<f64> {
-        Ok((end.0 as f64 - start.0 as f64) / 1e6)
-    }
-    fn max_dynamic_shared_bytes(&self) -> u32 {
-        MAX_SHARED
-    }
-    fn sm_count(&self) -> u32 {
-        132
     }
 }

@@ -545,6 +545,7 @@ fn module_vars(
 
 #[cfg(test)]
 mod tests {
+    use super::text::parse_imm;
     use super::*;
 
     /// Every kernel build.rs embedded lowers without an unsupported instruction.
