@@ -163,9 +163,9 @@ pub fn run(a: Args) -> anyhow::Result<()> {
         thread_instructions: insts,
         thread_instructions_per_second: insts as f64 / seconds,
         findings_total: reports.iter().map(|r| r.findings_total).sum(),
-        plan: att.plan.description.clone(),
+        plan: att.plan().description.clone(),
         launches: att
-            .plan
+            .plan()
             .launches
             .iter()
             .zip(reports)

@@ -21,7 +21,7 @@ pub mod sanitizer;
 #[cfg(test)]
 mod tests;
 
-use crate::device::{Counters, DevBuf, Device, KernelArg, LaunchConfig, LaunchReport, Timestamp};
+use crate::device::{Allocation, Counters, Device, KernelArg, LaunchConfig, LaunchReport, Timestamp};
 use crate::error::{Error, Result};
 use crate::kernels::KernelRef;
 use exec::{run_block, LaunchCtx, Scratch};
@@ -103,7 +103,7 @@ impl EmuDevice {
     }
 
     /// The lowered kernel for `k` (module parsed once, cached; its `.global` variables placed in
-    /// this device's memory then).
+    /// this device's memory then, where they stay until the device is dropped).
     pub fn kernel(&self, k: KernelRef) -> Result<Arc<Kernel>> {
         let module = {
             let mut cache = self.modules.lock().map_err(|_| Error::Emu("module cache poisoned".into()))?;
@@ -118,82 +118,20 @@ impl EmuDevice {
             None => Err(Error::Emu(format!("entry {} not found in the PTX of module {}", k.entry, k.module.name))),
         }
     }
-}
+    /// Live allocations and their bytes: what a leak check compares before and after.
+    pub fn live_allocations(&self) -> (usize, u64) {
+        self.mem.live()
+    }
 
-impl Device for EmuDevice {
-    fn name(&self) -> String {
-        let n = self.pool.as_ref().map_or_else(rayon::current_num_threads, |p| p.current_num_threads());
-        format!(
-            "CPU emulator ({n} threads, sanitizer {}, counters {})",
-            if self.opts.sanitize { "on" } else { "off" },
-            if self.opts.counters { "on" } else { "off" }
-        )
-    }
-    fn is_emulator(&self) -> bool {
-        true
-    }
-    fn alloc(&self, bytes: usize) -> Result<DevBuf> {
-        Ok(DevBuf { addr: self.mem.alloc(bytes)?, bytes })
-    }
-    fn free(&self, buf: DevBuf) -> Result<()> {
-        self.mem.free(buf.addr)
-    }
-    fn upload(&self, buf: &DevBuf, offset: usize, data: &[u8]) -> Result<()> {
-        let a = self.mem.find(buf.addr + offset as u64, data.len() as u64)?;
-        a.host_write(buf.addr + offset as u64 - a.base, data);
-        Ok(())
-    }
-    fn download(&self, buf: &DevBuf, offset: usize, out: &mut [u8]) -> Result<()> {
-        let a = self.mem.find(buf.addr + offset as u64, out.len() as u64)?;
-        a.host_read(buf.addr + offset as u64 - a.base, out);
-        Ok(())
-    }
-    fn fill(&self, buf: &DevBuf, pattern: u32) -> Result<()> {
-        let a = self.mem.find(buf.addr, buf.bytes as u64)?;
-        let bytes: Vec<u8> = pattern.to_le_bytes().iter().copied().cycle().take(buf.bytes).collect();
-        a.host_write(buf.addr - a.base, &bytes);
-        Ok(())
-    }
-    fn launch(&self, kernel: KernelRef, cfg: LaunchConfig, args: &[KernelArg]) -> Result<LaunchReport> {
-        let k = self.kernel(kernel)?;
+    /// Runs `kernel` to completion: [`Device::launch`] without its safety contract, which the
+    /// emulator does not need. Every global, shared and local access is checked against the
+    /// allocations and the block's shared memory (a fault or a memcheck finding, never a host
+    /// access outside them), so wrong pointers or sizes are reported, not undefined.
+    pub fn run_kernel(&self, kernel: &KernelRef, cfg: LaunchConfig, args: &[KernelArg]) -> Result<LaunchReport> {
+        let k = self.kernel(*kernel)?;
         self.launch_kernel(&k, cfg, args)
     }
-    fn synchronize(&self) -> Result<()> {
-        Ok(())
-    }
-    fn record(&self) -> Result<Timestamp> {
-        Ok(Timestamp(self.t0.elapsed().as_nanos() as u64))
-    }
-    fn elapsed_ms(&self, start: Timestamp, end: Timestamp) -> Result<f64> {
-        Ok((end.0 as f64 - start.0 as f64) / 1e6)
-    }
-    fn max_dynamic_shared_bytes(&self) -> u32 {
-        MAX_SHARED
-    }
-    fn sm_count(&self) -> u32 {
-        132
-    }
-}
 
-/// A module's `.global` variables, placed in the device's global memory.
-struct DevGlobals<'a>(&'a GlobalMem);
-
-impl parse::ModuleGlobals for DevGlobals<'_> {
-    fn alloc(&mut self, bytes: usize, align: u32) -> std::result::Result<u64, String> {
-        let a = self.0.alloc(bytes).map_err(|e| e.to_string())?;
-        if a % align.max(1) as u64 != 0 {
-            return Err(format!("cannot align a module variable to {align} bytes"));
-        }
-        Ok(a)
-    }
-    fn write(&mut self, addr: u64, data: &[u8]) -> std::result::Result<(), String> {
-        let a = self.0.find(addr, data.len() as u64).map_err(|e| e.to_string())?;
-        a.host_write(addr - a.base, data);
-        Ok(())
-    }
-}
-
-impl EmuDevice {
     /// Runs a lowered kernel to completion.
     fn launch_kernel(&self, k: &Kernel, cfg: LaunchConfig, args: &[KernelArg]) -> Result<LaunchReport> {
         if args.len() != k.params.len() {
@@ -259,5 +197,80 @@ impl EmuDevice {
             report.counters = Some(c);
         }
         Ok(report)
+    }
+}
+
+/// A module's `.global` variables, placed in the device's global memory.
+struct DevGlobals<'a>(&'a GlobalMem);
+
+impl parse::ModuleGlobals for DevGlobals<'_> {
+    fn alloc(&mut self, bytes: usize, align: u32) -> std::result::Result<u64, String> {
+        let a = self.0.alloc(bytes).map_err(|e| e.to_string())?;
+        if a % align.max(1) as u64 != 0 {
+            return Err(format!("cannot align a module variable to {align} bytes"));
+        }
+        Ok(a)
+    }
+    fn write(&mut self, addr: u64, data: &[u8]) -> std::result::Result<(), String> {
+        let a = self.0.find(addr, data.len() as u64).map_err(|e| e.to_string())?;
+        a.host_write(addr - a.base, data);
+        Ok(())
+    }
+}
+
+impl Device for EmuDevice {
+    fn name(&self) -> String {
+        let n = self.pool.as_ref().map_or_else(rayon::current_num_threads, |p| p.current_num_threads());
+        format!(
+            "CPU emulator ({n} threads, sanitizer {}, counters {})",
+            if self.opts.sanitize { "on" } else { "off" },
+            if self.opts.counters { "on" } else { "off" }
+        )
+    }
+    fn is_emulator(&self) -> bool {
+        true
+    }
+    fn alloc(&self, bytes: usize) -> Result<Allocation> {
+        Ok(Allocation::new(self.mem.alloc(bytes)?, bytes))
+    }
+    fn free(&self, mem: Allocation) -> Result<()> {
+        self.mem.free(mem.addr())
+    }
+    fn upload(&self, mem: &Allocation, offset: usize, data: &[u8]) -> Result<()> {
+        let addr = mem.addr() + offset as u64;
+        let a = self.mem.find(addr, data.len() as u64)?;
+        a.host_write(addr - a.base, data);
+        Ok(())
+    }
+    fn download(&self, mem: &Allocation, offset: usize, out: &mut [u8]) -> Result<()> {
+        let addr = mem.addr() + offset as u64;
+        let a = self.mem.find(addr, out.len() as u64)?;
+        a.host_read(addr - a.base, out);
+        Ok(())
+    }
+    fn fill(&self, mem: &Allocation, pattern: u32) -> Result<()> {
+        let a = self.mem.find(mem.addr(), mem.bytes() as u64)?;
+        let bytes: Vec<u8> = pattern.to_le_bytes().iter().copied().cycle().take(mem.bytes()).collect();
+        a.host_write(mem.addr() - a.base, &bytes);
+        Ok(())
+    }
+    /// Safe to call here: see [`EmuDevice::run_kernel`].
+    unsafe fn launch(&self, kernel: &KernelRef, cfg: LaunchConfig, args: &[KernelArg]) -> Result<LaunchReport> {
+        self.run_kernel(kernel, cfg, args)
+    }
+    fn synchronize(&self) -> Result<()> {
+        Ok(())
+    }
+    fn record(&self) -> Result<Timestamp> {
+        Ok(Timestamp(self.t0.elapsed().as_nanos() as u64))
+    }
+    fn elapsed_ms(&self, start: Timestamp, end: Timestamp) -> Result<f64> {
+        Ok((end.0 as f64 - start.0 as f64) / 1e6)
+    }
+    fn max_dynamic_shared_bytes(&self) -> u32 {
+        MAX_SHARED
+    }
+    fn sm_count(&self) -> u32 {
+        132
     }
 }
