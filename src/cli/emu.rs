@@ -169,7 +169,7 @@ pub fn run(a: Args) -> anyhow::Result<()> {
             .launches
             .iter()
             .zip(reports)
-            .map(|(l, r)| LaunchSummary { kernel: l.kernel.entry.to_string(), report: r })
+            .map(|(l, r)| LaunchSummary { kernel: l.kernel.entry().to_string(), report: r })
             .collect(),
     };
     if a.json {

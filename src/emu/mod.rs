@@ -23,7 +23,7 @@ mod tests;
 
 use crate::device::{Allocation, Counters, Device, KernelArg, LaunchConfig, LaunchReport, Timestamp};
 use crate::error::{Error, Result};
-use crate::kernels::KernelRef;
+use crate::kernels::{KernelRef, ModuleKey};
 use exec::{run_block, LaunchCtx, Scratch};
 use ir::Kernel;
 use memory::GlobalMem;
@@ -56,7 +56,7 @@ impl Default for EmuOptions {
 
 pub struct EmuDevice {
     mem: GlobalMem,
-    modules: Mutex<HashMap<&'static str, Arc<parse::LoweredModule>>>,
+    modules: Mutex<HashMap<ModuleKey, Arc<parse::LoweredModule>>>,
     opts: EmuOptions,
     pool: Option<rayon::ThreadPool>,
     t0: Instant,
@@ -104,18 +104,19 @@ impl EmuDevice {
 
     /// The lowered kernel for `k` (module parsed once, cached; its `.global` variables placed in
     /// this device's memory then, where they stay until the device is dropped).
-    pub fn kernel(&self, k: KernelRef) -> Result<Arc<Kernel>> {
+    pub fn kernel(&self, k: &KernelRef) -> Result<Arc<Kernel>> {
         let module = {
             let mut cache = self.modules.lock().map_err(|_| Error::Emu("module cache poisoned".into()))?;
             cache
-                .entry(k.module.name)
-                .or_insert_with(|| Arc::new(parse::lower_module_in(k.module.ptx, true, Some(&mut DevGlobals(&self.mem)))))
+                .entry(k.module_key())
+                .or_insert_with(|| Arc::new(parse::lower_module_in(k.ptx(), true, Some(&mut DevGlobals(&self.mem)))))
                 .clone()
         };
-        match module.get(k.entry) {
+        let (m, e) = (k.module_name(), k.entry());
+        match module.get(e) {
             Some(Ok(kern)) => Ok(kern.clone()),
-            Some(Err(e)) => Err(Error::Emu(format!("cannot run {}::{}: {e}", k.module.name, k.entry))),
-            None => Err(Error::Emu(format!("entry {} not found in the PTX of module {}", k.entry, k.module.name))),
+            Some(Err(err)) => Err(Error::Emu(format!("cannot run {m}::{e}: {err}"))),
+            None => Err(Error::Emu(format!("entry {e} not found in the PTX of module {m}"))),
         }
     }
     /// Live allocations and their bytes: what a leak check compares before and after.
@@ -128,7 +129,7 @@ impl EmuDevice {
     /// allocations and the block's shared memory (a fault or a memcheck finding, never a host
     /// access outside them), so wrong pointers or sizes are reported, not undefined.
     pub fn run_kernel(&self, kernel: &KernelRef, cfg: LaunchConfig, args: &[KernelArg]) -> Result<LaunchReport> {
-        let k = self.kernel(*kernel)?;
+        let k = self.kernel(kernel)?;
         self.launch_kernel(&k, cfg, args)
     }
 
