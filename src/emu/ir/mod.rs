@@ -107,10 +107,14 @@ pub enum ConstVal {
     Zero,
 }
 
-#[derive(Debug, Clone, Copy)]
+/// One `.param` of an entry, as the PTX declares it.
+#[derive(Debug, Clone)]
 pub struct ParamDecl {
     pub offset: u32,
     pub size: u32,
+    pub name: String,
+    /// The declared type: `.u64`, `.f32`, `.b8[232]` (an array, e.g. a struct by value).
+    pub ty: String,
 }
 
 /// A lowered `.entry`.

@@ -141,7 +141,12 @@ fn lower_entry(header: &str, cx: &Cx, body: (usize, usize, u32), alloc: bool) ->
             let d = parse_decl(&p).ok_or_else(|| err(format!("cannot parse parameter `{p}`")))?;
             let size = d.size.unwrap_or(d.elem);
             off = align_up(off, d.align.max(d.elem));
-            params.push(ParamDecl { offset: off, size });
+            let ty = p.split_whitespace().find(|t| t.starts_with('.') && *t != ".align" && Ty::parse(&t[1..]).is_some());
+            let ty = match (ty, size == d.elem) {
+                (Some(t), true) => t.to_string(),
+                (t, _) => format!("{}[{}]", t.unwrap_or(".b8"), size / d.elem),
+            };
+            params.push(ParamDecl { offset: off, size, name: d.name.clone(), ty });
             root.syms.insert(d.name, Sym::Addr(PARAM_WINDOW + off as u64));
             off += size;
         }
