@@ -387,7 +387,7 @@ pub fn run(a: Args) -> anyhow::Result<()> {
     for (i, (spec, p)) in a.args.iter().zip(&k.params).enumerate() {
         let (given, what) = match spec {
             ArgSpec::Buf { .. } => (8, "a buffer (a 64-bit address)".to_string()),
-            ArgSpec::Scalar { ty, .. } => (ty.bytes(), format!("a {}", ty.name())),
+            ArgSpec::Scalar { ty, .. } => (ty.bytes(), format!("a scalar {}", ty.name())),
         };
         if given != p.size as usize {
             bail!("--arg {i}: parameter {i} `{}` is {} ({} bytes); {what} is {given} bytes", p.name, p.ty, p.size);

@@ -256,6 +256,61 @@ fn shuffle_reading_a_lane_outside_its_mask_is_flagged() {
     assert_eq!(words(&dev, o, 16), want);
 }
 
+/// Two 16-lane tiles of one warp run one collective side by side, each with its own member
+/// mask (cooperative groups' tiled_partition<16>): each tile reduces, votes and matches over its
+/// own lanes, and nothing is flagged; a mask naming lanes that run with another mask is.
+#[test]
+fn collectives_with_a_member_mask_per_tile() {
+    let dev = EmuDevice::new();
+    let m = lower(
+        &dev,
+        r#"
+.visible .entry k(.param .u64 p, .param .u64 bad)
+{
+    .reg .b32 %r<12>;
+    .reg .pred %p<4>;
+    .reg .b64 %rd<4>;
+    ld.param.u64 %rd1, [p];
+    ld.param.u32 %r10, [bad];
+    mov.u32 %r1, %tid.x;
+    and.b32 %r2, %r1, 16;
+    setp.eq.s32 %p1, %r2, 0;
+    selp.b32 %r3, 65535, -65536, %p1;
+    or.b32 %r3, %r3, %r10;
+    redux.sync.add.s32 %r4, %r1, %r3;
+    and.b32 %r5, %r1, 1;
+    setp.eq.s32 %p2, %r5, 1;
+    vote.sync.ballot.b32 %r6, %p2, %r3;
+    shr.u32 %r7, %r1, 2;
+    match.any.sync.b32 %r8, %r7, %r3;
+    shfl.sync.bfly.b32 %r9|%p3, %r1, 8, 31, %r3;
+    bar.warp.sync %r3;
+    mul.wide.u32 %rd2, %r1, 16;
+    add.s64 %rd3, %rd1, %rd2;
+    st.global.v4.u32 [%rd3], {%r4, %r6, %r8, %r9};
+    ret;
+}
+"#,
+    );
+    let o = out(&dev, 32 * 4);
+    clean(&run(&dev, &m, "k", 1, 32, 0, &[o, 0]).expect("run"));
+    let got = words(&dev, o, 32 * 4);
+    for t in 0..32u32 {
+        let hi = t >= 16;
+        let want = [
+            if hi { (16..32).sum() } else { (0..16).sum() },
+            if hi { 0xaaaa_0000 } else { 0xaaaa },
+            0xf << (t / 4 * 4),
+            t ^ 8,
+        ];
+        assert_eq!(&got[t as usize * 4..t as usize * 4 + 4], &want, "lane {t}");
+    }
+    // Lane 0..15 name lane 16 too, which runs with the other mask.
+    let r = run(&dev, &m, "k", 1, 32, 0, &[out(&dev, 128), 0x1_0000]).expect("run");
+    let f = r.findings.first().expect("flagged");
+    assert!(f.message.contains("execute it with another member mask"), "{}", f.message);
+}
+
 /// match.any.sync and match.all.sync (b32 and b64) against a host model, on random values with
 /// few distinct ones.
 #[test]
