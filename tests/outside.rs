@@ -9,7 +9,7 @@
 //! `asm_labels.cu` is compiled at test time by `run-ptx` itself.
 
 mod common;
-use attnjoule::device::{DevBuf, FindingKind, LaunchConfig, LaunchReport};
+use attnjoule::device::{FindingKind, LaunchConfig, LaunchReport};
 use attnjoule::emu::EmuDevice;
 use attnjoule::kernels::{compile_cu, KernelRef, PtxModule};
 use common::*;
@@ -247,14 +247,7 @@ fn wmma_gemm_and_fragment_arithmetic() {
     let c0: Vec<f16> = (0..32 * 8).map(|_| f16::from_f64(rng.range(-512, 512) as f64 / 8.0)).collect();
     let alpha = 0.375f32;
     let (ab, bb, cb) = (buf(&dev, &a), buf(&dev, &b), buf(&dev, &c0));
-    clean(&run(
-        &dev,
-        &kernel(&m, "axpy_f16"),
-        1,
-        32,
-        0,
-        &[ptr(&ab), ptr(&bb), ptr(&cb), alpha.to_le_bytes().to_vec()],
-    ));
+    clean(&run(&dev, &kernel(&m, "axpy_f16"), 1, 32, 0, &[ptr(&ab), ptr(&bb), ptr(&cb), alpha.to_le_bytes().to_vec()]));
     let c: Vec<f16> = get(&dev, &cb, 32 * 8);
     for i in 0..32 {
         for j in 0..8 {
@@ -278,7 +271,8 @@ fn cooperative_groups_tiles() {
     let mut rng = Rng(seed());
     let (grid, block) = (2usize, 256usize);
     let x: Vec<i32> = (0..grid * block).map(|_| rng.range(-100_000, 100_000) as i32).collect();
-    let (xb, ob, lb, mb) = (buf(&dev, &x), out(&dev, 4 * grid * 8), out(&dev, 4 * grid * 16), out(&dev, 8 * grid * block));
+    let (xb, ob, lb, mb) =
+        (buf(&dev, &x), out(&dev, 4 * grid * 8), out(&dev, 4 * grid * 16), out(&dev, 8 * grid * block));
     clean(&run(&dev, &k, grid as u32, block as u32, 0, &[ptr(&xb), ptr(&ob), ptr(&lb), ptr(&mb)]));
     let (sums, lows, meta): (Vec<i32>, Vec<i32>, Vec<i32>) =
         (get(&dev, &ob, grid * 8), get(&dev, &lb, grid * 16), get(&dev, &mb, 2 * grid * block));
@@ -356,7 +350,16 @@ fn run_ptx_compiles_cuda_and_dumps_buffers() {
         .args(["run-ptx"])
         .arg(&cu)
         .args(["--entry", "groups_by_key", "--grid", "1", "--block", "64", "--json"])
-        .args(["--arg", &format!("buf:i32:64:{fk}"), "--arg", "buf:u32:64", "--arg", "buf:u32:64", "--arg", "buf:i32:64"])
+        .args([
+            "--arg",
+            &format!("buf:i32:64:{fk}"),
+            "--arg",
+            "buf:u32:64",
+            "--arg",
+            "buf:u32:64",
+            "--arg",
+            "buf:i32:64",
+        ])
         .arg("--dump")
         .arg(&d)
         .output()
@@ -379,7 +382,11 @@ fn run_ptx_compiles_cuda_and_dumps_buffers() {
 
 fn run_ptx(args: &[&str]) -> (i32, String, String) {
     let o = Command::new(BIN).arg("run-ptx").args(args).output().expect("run attnjoule");
-    (o.status.code().unwrap_or(-1), String::from_utf8_lossy(&o.stdout).into(), String::from_utf8_lossy(&o.stderr).into())
+    (
+        o.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&o.stdout).into(),
+        String::from_utf8_lossy(&o.stderr).into(),
+    )
 }
 
 /// Arguments are checked against the entry's .param list with one-line errors; a trap exits 1,
@@ -389,31 +396,54 @@ fn run_ptx_checks_arguments_and_signals_failures() {
     let funcs = dir().join("funcs.ptx");
     let f = funcs.to_str().expect("path");
     let ok = ["--arg", "buf:i32:64:random", "--arg", "buf:i32:8"];
-    let (code, _, err) = run_ptx(&[f, "--entry", "weighted", "--grid", "1", "--block", "8", ok[0], ok[1], ok[2], ok[3]]);
+    let (code, _, err) =
+        run_ptx(&[f, "--entry", "weighted", "--grid", "1", "--block", "8", ok[0], ok[1], ok[2], ok[3]]);
     assert_eq!(code, 1);
     assert_eq!(err.trim().lines().count(), 1, "{err}");
     assert!(err.contains("weighted takes 4 parameters (.u64 weighted_param_0, .u64 weighted_param_1, .u32"), "{err}");
-    let (code, _, err) =
-        run_ptx(&[f, "--entry", "weighted", "--grid", "1", "--block", "8", ok[0], ok[1], ok[2], ok[3], "--arg", "i64:8", "--arg", "i32:8"]);
+    let (code, _, err) = run_ptx(&[
+        f, "--entry", "weighted", "--grid", "1", "--block", "8", ok[0], ok[1], ok[2], ok[3], "--arg", "i64:8", "--arg",
+        "i32:8",
+    ]);
     assert_eq!(code, 1);
-    assert!(err.contains("--arg 2: parameter 2 `weighted_param_2` is .u32 (4 bytes); a scalar i64 is 8 bytes"), "{err}");
+    assert!(
+        err.contains("--arg 2: parameter 2 `weighted_param_2` is .u32 (4 bytes); a scalar i64 is 8 bytes"),
+        "{err}"
+    );
     let (code, _, err) = run_ptx(&[f, "--entry", "nope", "--grid", "1", "--block", "8"]);
     assert_eq!(code, 1);
     assert!(err.contains("the module's entries: weighted, read_launches"), "{err}");
-    let (code, out, err) =
-        run_ptx(&[f, "--entry", "weighted", "--grid", "1", "--block", "8", ok[0], ok[1], ok[2], ok[3], "--arg", "i32:8", "--arg", "i32:8"]);
+    let (code, out, err) = run_ptx(&[
+        f, "--entry", "weighted", "--grid", "1", "--block", "8", ok[0], ok[1], ok[2], ok[3], "--arg", "i32:8", "--arg",
+        "i32:8",
+    ]);
     assert_eq!(code, 0, "{out}{err}");
     assert!(out.contains("sanitizer findings: 0") && out.contains("instructions: arith"), "{out}");
     // assert(n <= limit) fails: a trap.
-    let (code, _, err) =
-        run_ptx(&[f, "--entry", "weighted", "--grid", "1", "--block", "8", ok[0], ok[1], ok[2], ok[3], "--arg", "i32:8", "--arg", "i32:7"]);
+    let (code, _, err) = run_ptx(&[
+        f, "--entry", "weighted", "--grid", "1", "--block", "8", ok[0], ok[1], ok[2], ok[3], "--arg", "i32:8", "--arg",
+        "i32:7",
+    ]);
     assert_eq!(code, 1);
     assert!(err.contains("trap: assertion `n <= limit` failed"), "{err}");
     // Out-of-bounds writes (an output of 4 elements for 8 threads) and a read of a buffer never
     // written: findings, exit status 2, the PTX line given.
     let (code, out, _) = run_ptx(&[
-        f, "--entry", "weighted", "--grid", "1", "--block", "8", "--arg", "buf:i32:64", "--arg", "buf:i32:4", "--arg", "i32:8",
-        "--arg", "i32:8",
+        f,
+        "--entry",
+        "weighted",
+        "--grid",
+        "1",
+        "--block",
+        "8",
+        "--arg",
+        "buf:i32:64",
+        "--arg",
+        "buf:i32:4",
+        "--arg",
+        "i32:8",
+        "--arg",
+        "i32:8",
     ]);
     assert_eq!(code, 2, "{out}");
     assert!(out.contains("finding UninitGlobal") && out.contains("finding GlobalOutOfBounds"), "{out}");

@@ -209,7 +209,11 @@ pub(super) fn print_launch(l: &LaunchSummary, counters: bool) {
             );
             println!(
                 "    shared: {} requests, {} wavefronts, {} bank conflicts; ldmatrix {} ({} wavefronts)",
-                c.shared_requests, c.shared_wavefronts, c.shared_bank_conflicts, c.ldmatrix_instructions, c.ldmatrix_wavefronts
+                c.shared_requests,
+                c.shared_wavefronts,
+                c.shared_bank_conflicts,
+                c.ldmatrix_instructions,
+                c.ldmatrix_wavefronts
             );
             println!("    mma {} ({} tensor FLOPs), barriers {}", c.mma_instructions, c.tensor_flops, c.barriers);
         }

@@ -168,7 +168,8 @@ impl Elem {
         let x: i128 = if neg { -(mag as i128) } else { mag as i128 };
         let bits = 8 * self.bytes() as u32;
         let signed = matches!(self, Elem::I8 | Elem::I16 | Elem::I32 | Elem::I64);
-        let (lo, hi) = if signed { (-(1i128 << (bits - 1)), (1i128 << (bits - 1)) - 1) } else { (0, (1i128 << bits) - 1) };
+        let (lo, hi) =
+            if signed { (-(1i128 << (bits - 1)), (1i128 << (bits - 1)) - 1) } else { (0, (1i128 << bits) - 1) };
         if x < lo || x > hi {
             return Err(format!("{v} is out of range for {}", self.name()));
         }
@@ -211,8 +212,7 @@ impl ArgSpec {
             };
             return Ok(ArgSpec::Buf { ty, count, init });
         }
-        let (t, v) =
-            s.split_once(':').ok_or_else(|| format!("`{s}`: expected buf:TYPE:COUNT[:INIT] or TYPE:VALUE"))?;
+        let (t, v) = s.split_once(':').ok_or_else(|| format!("`{s}`: expected buf:TYPE:COUNT[:INIT] or TYPE:VALUE"))?;
         let ty = Elem::parse(t)?;
         Ok(ArgSpec::Scalar { ty, bytes: ty.scalar(v)? })
     }
@@ -376,13 +376,7 @@ pub fn run(a: Args) -> anyhow::Result<()> {
     // The arguments against the entry's .param list.
     if a.args.len() != k.params.len() {
         let list: Vec<String> = k.params.iter().map(|p| format!("{} {}", p.ty, p.name)).collect();
-        bail!(
-            "{} takes {} parameters ({}), {} --arg given",
-            a.entry,
-            k.params.len(),
-            list.join(", "),
-            a.args.len()
-        );
+        bail!("{} takes {} parameters ({}), {} --arg given", a.entry, k.params.len(), list.join(", "), a.args.len());
     }
     for (i, (spec, p)) in a.args.iter().zip(&k.params).enumerate() {
         let (given, what) = match spec {
@@ -428,10 +422,8 @@ pub fn run(a: Args) -> anyhow::Result<()> {
         let path = match &a.dump {
             Some(dir) => {
                 if *ty == Elem::Bf16 {
-                    data = data
-                        .chunks(2)
-                        .flat_map(|c| bf16::from_le_bytes([c[0], c[1]]).to_f32().to_le_bytes())
-                        .collect();
+                    data =
+                        data.chunks(2).flat_map(|c| bf16::from_le_bytes([c[0], c[1]]).to_f32().to_le_bytes()).collect();
                 }
                 let p = dir.join(format!("arg{i}.npy"));
                 std::fs::write(&p, npy(ty.npy_descr(), *count, &data))
@@ -499,7 +491,10 @@ mod tests {
 
     #[test]
     fn argument_specs() {
-        assert!(matches!(ArgSpec::parse("buf:f32:1024"), Ok(ArgSpec::Buf { ty: Elem::F32, count: 1024, init: Init::Uninit })));
+        assert!(matches!(
+            ArgSpec::parse("buf:f32:1024"),
+            Ok(ArgSpec::Buf { ty: Elem::F32, count: 1024, init: Init::Uninit })
+        ));
         assert!(matches!(ArgSpec::parse("buf:bf16:8:random"), Ok(ArgSpec::Buf { init: Init::Random, .. })));
         assert!(matches!(ArgSpec::parse("buf:u8:8:file=x.npy"), Ok(ArgSpec::Buf { init: Init::File(_), .. })));
         assert!(ArgSpec::parse("buf:f32:0").is_err());

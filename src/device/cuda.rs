@@ -266,7 +266,10 @@ impl CudaDevice {
                     CString::new(kernel.ptx()).map_err(|_| Error::Cuda(format!("module {name}: PTX has a NUL")))?;
                 // SAFETY: `ptx` is NUL-terminated PTX text, which cuModuleLoadData accepts.
                 unsafe { cu::module::load_data(ptx.as_ptr() as *const c_void) }.map_err(|e| {
-                    cuda_err(&format!("module {name}: no cubin or cubin rejected ({cubin_err:?}), and PTX JIT failed"), e)
+                    cuda_err(
+                        &format!("module {name}: no cubin or cubin rejected ({cubin_err:?}), and PTX JIT failed"),
+                        e,
+                    )
                 })?
             }
         };
@@ -288,10 +291,8 @@ impl CudaDevice {
             )));
         }
         let mut st = self.state.borrow_mut();
-        let func = st
-            .funcs
-            .get_mut(&(kernel.module_key(), kernel.entry().to_string()))
-            .expect("function cached before smem");
+        let func =
+            st.funcs.get_mut(&(kernel.module_key(), kernel.entry().to_string())).expect("function cached before smem");
         if func.smem_limit < bytes {
             // SAFETY: `f` is a live function handle of a loaded module.
             unsafe {
@@ -427,7 +428,8 @@ impl Device for CudaDevice {
     unsafe fn launch(&self, kernel: &KernelRef, cfg: LaunchConfig, args: &[KernelArg]) -> Result<LaunchReport> {
         self.bind()?;
         let f = self.function(kernel)?;
-        if let Some(sizes) = &self.state.borrow().funcs[&(kernel.module_key(), kernel.entry().to_string())].param_sizes {
+        if let Some(sizes) = &self.state.borrow().funcs[&(kernel.module_key(), kernel.entry().to_string())].param_sizes
+        {
             let given: Vec<usize> = args.iter().map(|a| a.len()).collect();
             if &given != sizes {
                 return Err(Error::Invalid(format!(
@@ -457,7 +459,13 @@ impl Device for CudaDevice {
         }
         .map_err(|e| {
             cuda_err(
-                &format!("launch {}::{} grid {:?} block {:?}", kernel.module_name(), kernel.entry(), cfg.grid, cfg.block),
+                &format!(
+                    "launch {}::{} grid {:?} block {:?}",
+                    kernel.module_name(),
+                    kernel.entry(),
+                    cfg.grid,
+                    cfg.block
+                ),
                 e,
             )
         })?;

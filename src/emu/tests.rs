@@ -355,8 +355,9 @@ fn match_any_and_all() {
     let mut s = seed();
     for round in 0..4 {
         // Round 3: every value odd, so match.all on the low bit holds.
-        let vals: Vec<u32> =
-            (0..32).map(|_| (rng(&mut s) % 5) as u32 * 2 + if round == 3 { 1 } else { (rng(&mut s) % 2) as u32 }).collect();
+        let vals: Vec<u32> = (0..32)
+            .map(|_| (rng(&mut s) % 5) as u32 * 2 + if round == 3 { 1 } else { (rng(&mut s) % 2) as u32 })
+            .collect();
         let (i, o) = (up(&dev, &u32s(&vals)), out(&dev, 32 * 6));
         clean(&run(&dev, &m, "k", 1, 32, 0, &[i, o]).expect("run"));
         let got = words(&dev, o, 32 * 6);
@@ -588,12 +589,7 @@ fn func_calls_and_module_variables() {
         let got = words(&dev, o, 32 * 4);
         for t in 0..32u32 {
             let addtab = |x: u32, i: u32| if x > 1000 { 0 } else { x + tab[(i & 3) as usize] };
-            let want = [
-                addtab(t * 100, t),
-                if t < 4 { addtab(addtab(t, 1), 2) } else { 77 },
-                5 + launch,
-                5 + launch,
-            ];
+            let want = [addtab(t * 100, t), if t < 4 { addtab(addtab(t, 1), 2) } else { 77 }, 5 + launch, 5 + launch];
             assert_eq!(&got[t as usize * 4..t as usize * 4 + 4], &want, "thread {t}, launch {launch}");
         }
     }

@@ -3,8 +3,8 @@
 
 use super::super::ir::*;
 use super::lanes::{ix, lanes};
-use super::sched::{WState, Warp};
 use super::memory::Resolved;
+use super::sched::{WState, Warp};
 use super::{err_at, Blk};
 use crate::error::Error;
 
@@ -57,13 +57,7 @@ impl Blk<'_, '_> {
         let t = self.thread(w, lane);
         let what = if assert {
             let s = |reg: u32| self.c_string(r[ix(reg, lane)], w, lane);
-            format!(
-                "trap: assertion `{}` failed at {}:{} in {}",
-                s(i.a),
-                s(i.b),
-                r[ix(i.c, lane)] as u32,
-                s(i.e)
-            )
+            format!("trap: assertion `{}` failed at {}:{} in {}", s(i.a), s(i.b), r[ix(i.c, lane)] as u32, s(i.e))
         } else {
             "trap".to_string()
         };

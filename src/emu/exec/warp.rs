@@ -49,6 +49,7 @@ impl Blk<'_, '_> {
     /// instruction side by side. Returns `(mask, lanes giving it)` pairs; the sanitizer checks
     /// that each mask names exactly the lanes giving it.
     #[inline(always)]
+    #[allow(clippy::too_many_arguments)]
     fn groups(&mut self, r: &[u64], m: u32, e: u32, live: u32, w: u32, line: u32, what: &str) -> Groups {
         let mut g = Groups { n: 0, masks: [(0, 0); 32] };
         if m == 0 {

@@ -72,7 +72,7 @@ impl Blk<'_, '_> {
             }
         }
         self.check_align(p, frag_bytes.min(32), w, first, i.line)?;
-        if (s * ty.bytes() as u64) % 16 != 0 {
+        if !(s * ty.bytes() as u64).is_multiple_of(16) {
             let msg = format!("wmma: a stride of {s} elements is not a multiple of 16 bytes");
             if !self.l.sanitize {
                 return Err(err_at(self.l.k, i.line, msg));

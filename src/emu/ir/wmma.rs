@@ -117,7 +117,7 @@ mod tests {
                         seen[i * c + j] += 1;
                     }
                 }
-                assert!((32 * n) % (r * c) == 0, "{frag:?} {shape:?} {ty:?}");
+                assert!((32 * n).is_multiple_of(r * c), "{frag:?} {shape:?} {ty:?}");
                 assert!(seen.iter().all(|&x| x == 32 * n / (r * c)), "{frag:?} {shape:?} {ty:?}");
             }
         }

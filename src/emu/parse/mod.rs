@@ -141,7 +141,8 @@ fn lower_entry(header: &str, cx: &Cx, body: (usize, usize, u32), alloc: bool) ->
             let d = parse_decl(&p).ok_or_else(|| err(format!("cannot parse parameter `{p}`")))?;
             let size = d.size.unwrap_or(d.elem);
             off = align_up(off, d.align.max(d.elem));
-            let ty = p.split_whitespace().find(|t| t.starts_with('.') && *t != ".align" && Ty::parse(&t[1..]).is_some());
+            let ty =
+                p.split_whitespace().find(|t| t.starts_with('.') && *t != ".align" && Ty::parse(&t[1..]).is_some());
             let ty = match (ty, size == d.elem) {
                 (Some(t), true) => t.to_string(),
                 (t, _) => format!("{}[{}]", t.unwrap_or(".b8"), size / d.elem),
@@ -517,7 +518,10 @@ fn module_vars(
             }
             _ if !used.contains(&d.name) => {}
             _ => match globals.as_deref_mut() {
-                None => fail(md, format!("module variable `{}` lives in global memory: load the module on a device", d.name)),
+                None => fail(
+                    md,
+                    format!("module variable `{}` lives in global memory: load the module on a device", d.name),
+                ),
                 Some(g) => match g.alloc(size.max(1) as usize, d.align) {
                     Ok(a) => {
                         md.syms.insert(d.name.clone(), Sym::Addr(a));

@@ -64,11 +64,8 @@ pub(super) fn wmma(f: &mut FnCtx, p: &Parts, inst: &mut Inst) -> R<()> {
             if let Some(s) = p.ops.get(2) {
                 inst.b = f.reg(s)?;
             }
-            inst.op = if store {
-                Op::WmmaStore { shape, col, space }
-            } else {
-                Op::WmmaLoad { frag, shape, col, space }
-            };
+            inst.op =
+                if store { Op::WmmaStore { shape, col, space } } else { Op::WmmaLoad { frag, shape, col, space } };
         }
         Some(&"mma") => {
             if p.rest.iter().skip(1).any(|m| !(sh(m) || *m == "row" || *m == "col")) || inst.sat {
