@@ -186,7 +186,7 @@ pub fn run(a: Args) -> anyhow::Result<()> {
     println!("output hash (FNV-1a of O and LSE bits) {}", s.output_hash);
     println!("sanitizer findings: {}", s.findings_total);
     for l in &s.launches {
-        print_launch(l, a.counters);
+        print_launch(l, a.counters, &|_| None);
     }
     if rel_l2.is_nan() || rel_l2 > 1e-2 {
         return Err(anyhow!("rel L2 error {rel_l2:.3e} exceeds 1e-2"));
@@ -194,8 +194,9 @@ pub fn run(a: Args) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// One launch's counters (with `counters`) and sanitizer findings, indented under the summary.
-pub(super) fn print_launch(l: &LaunchSummary, counters: bool) {
+/// One launch's counters (with `counters`) and sanitizer findings, indented under the summary;
+/// `source` gives the CUDA source line of a PTX line, when known.
+pub(super) fn print_launch(l: &LaunchSummary, counters: bool, source: &dyn Fn(u32) -> Option<String>) {
     if counters {
         if let Some(c) = &l.report.counters {
             println!("  {}:", l.kernel);
@@ -219,8 +220,9 @@ pub(super) fn print_launch(l: &LaunchSummary, counters: bool) {
         }
     }
     for f in &l.report.findings {
+        let at = source(f.ptx_line).map(|s| format!(" ({s})")).unwrap_or_default();
         println!(
-            "  finding {:?} in {} block {:?} thread {:?} PTX line {} addr {:?}: {}",
+            "  finding {:?} in {} block {:?} thread {:?} PTX line {}{at} addr {:?}: {}",
             f.kind, f.kernel, f.block, f.thread, f.ptx_line, f.address, f.message
         );
     }

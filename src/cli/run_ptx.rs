@@ -350,6 +350,32 @@ struct Summary {
     buffers: Vec<BufSummary>,
 }
 
+/// The CUDA source line of PTX line `line`, from the last `.loc` before it and the module's
+/// `.file` table (nvcc writes them with -lineinfo, which a compiled .cu has).
+fn source_line(ptx: &str, line: u32) -> Option<String> {
+    let mut files = std::collections::HashMap::new();
+    let mut at = None;
+    for (i, l) in ptx.lines().enumerate() {
+        let mut t = l.split_whitespace();
+        match t.next() {
+            Some(".file") => {
+                let n: u32 = t.next()?.parse().ok()?;
+                let rest = l.split_once('"')?.1;
+                files.insert(n, rest.split('"').next()?.to_string());
+            }
+            Some(".loc") if i < line as usize => {
+                let (f, n) = (t.next()?.parse::<u32>().ok()?, t.next()?.trim_end_matches(',').parse::<u32>().ok()?);
+                at = Some((f, n));
+            }
+            _ => {}
+        }
+    }
+    let (f, n) = at?;
+    let name = files.get(&f)?;
+    let short = Path::new(name).file_name().map_or(name.as_str(), |x| x.to_str().unwrap_or(name));
+    Some(format!("{short}:{n}"))
+}
+
 /// The `.entry` names of a module's PTX.
 fn entries(ptx: &str) -> Vec<&str> {
     ptx.match_indices(".entry")
@@ -410,7 +436,15 @@ pub fn run(a: Args) -> anyhow::Result<()> {
     let cfg = LaunchConfig { grid: a.grid.0, block: a.block.0, dynamic_shared_bytes: a.smem };
     let argv: Vec<&[u8]> = args.iter().map(|x| x.as_slice()).collect();
     let t = std::time::Instant::now();
-    let report = dev.run_kernel(&kref, cfg, &argv)?;
+    let report = dev.run_kernel(&kref, cfg, &argv).map_err(|e| {
+        // A trap or fault names its PTX line; add the CUDA line it comes from.
+        let msg = e.to_string();
+        let line = msg.split("PTX line ").nth(1).and_then(|t| t.split(')').next()).and_then(|t| t.parse().ok());
+        match line.and_then(|l| source_line(module.ptx(), l)) {
+            Some(src) => anyhow!("{msg} at {src}"),
+            None => anyhow!(msg),
+        }
+    })?;
     let seconds = t.elapsed().as_secs_f64();
     let mut dumped = Vec::new();
     if let Some(dir) = &a.dump {
@@ -458,7 +492,7 @@ pub fn run(a: Args) -> anyhow::Result<()> {
             s.grid.0, s.block.0, s.smem
         );
         println!("sanitizer findings: {}", s.findings_total);
-        print_launch(&s.launches[0], true);
+        print_launch(&s.launches[0], true, &|l| source_line(module.ptx(), l));
         for b in &s.buffers {
             if let Some(p) = &b.dump {
                 println!("  arg {}: {} x {} -> {p}", b.arg, b.count, b.ty.name());
@@ -487,6 +521,14 @@ mod tests {
         assert_eq!(read_npy(&f, "<f4", 12).expect("read"), data);
         assert!(read_npy(&f, "<f4", 11).is_err());
         assert!(read_npy(&f, "<i4", 12).is_err());
+    }
+
+    #[test]
+    fn source_lines_from_loc_directives() {
+        let ptx = ".entry k()\n{\n\t.loc\t1 12 3\n\tmov.u32 %r1, 1;\n\t.loc\t2 40 1\n\tret;\n}\n\t.file\t1 \"/a/b/k.cu\"\n\t.file\t2 \"/inc/h.cuh\"\n";
+        assert_eq!(source_line(ptx, 2), None);
+        assert_eq!(source_line(ptx, 4).as_deref(), Some("k.cu:12"));
+        assert_eq!(source_line(ptx, 6).as_deref(), Some("h.cuh:40"));
     }
 
     #[test]
