@@ -8,6 +8,8 @@
 //!   [`params`]: the shared struct; [`toolchain`]: where nvcc is.
 //! - [`device`]: one interface, two backends (CUDA via cudarc, and [`emu`], the PTX emulator).
 //! - [`ops`]: launching each attention variant on any device.
+//! - [`paged`]: serving decode: a ragged batch over a paged bf16 or fp8 cache, its reference and
+//!   its split-KV plan.
 
 pub mod device;
 pub mod emu;
@@ -18,6 +20,7 @@ pub mod kernels;
 pub mod mask;
 pub mod nvtx;
 pub mod ops;
+pub mod paged;
 pub mod params;
 pub mod plot;
 pub mod problem;
