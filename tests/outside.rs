@@ -481,8 +481,11 @@ fn outside_kernels_on_the_gpu_match_the_emulator() {
         launch(dev, &kernel(&module("dynsmem"), "rotate_f32"), 4, 64, 256, &[ptr(&xb), ptr(&yb)]);
         let (ib, ob) = (DevBuf::from_slice(dev, &input).unwrap(), DevBuf::new(dev, 4 * 256).unwrap());
         launch(dev, &kernel(&module("funcs"), "weighted"), 2, 128, 0, &[ptr(&ib), ptr(&ob), int(256), int(256)]);
-        let (ab, bb, cb) =
-            (DevBuf::from_slice(dev, &a).unwrap(), DevBuf::from_slice(dev, &bt).unwrap(), DevBuf::new(dev, 4 * mm * nn).unwrap());
+        let (ab, bb, cb) = (
+            DevBuf::from_slice(dev, &a).unwrap(),
+            DevBuf::from_slice(dev, &bt).unwrap(),
+            DevBuf::new(dev, 4 * mm * nn).unwrap(),
+        );
         let g = kernel(&module("wmma_gemm"), "gemm_bf16");
         launch(dev, &g, 2, 64, 0, &[ptr(&ab), ptr(&bb), ptr(&cb), int(mm as i32), int(nn as i32), int(kk as i32)]);
         (yb.download_vec(256).unwrap(), ob.download_vec(256).unwrap(), cb.download_vec(mm * nn).unwrap())
