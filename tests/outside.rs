@@ -25,8 +25,17 @@ fn dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/outside")
 }
 
+/// A checked-in module (embedded, so that the test executable runs on a GPU machine alone).
 fn module(name: &str) -> Arc<PtxModule> {
-    PtxModule::load(&dir().join(format!("{name}.ptx"))).expect("checked-in PTX")
+    let ptx = match name {
+        "reduce" => include_str!("outside/reduce.ptx"),
+        "dynsmem" => include_str!("outside/dynsmem.ptx"),
+        "funcs" => include_str!("outside/funcs.ptx"),
+        "wmma_gemm" => include_str!("outside/wmma_gemm.ptx"),
+        "groups" => include_str!("outside/groups.ptx"),
+        _ => panic!("no checked-in module {name}"),
+    };
+    PtxModule::from_ptx(format!("tests/outside/{name}.ptx"), ptx)
 }
 
 fn kernel(m: &Arc<PtxModule>, entry: &str) -> KernelRef {

@@ -156,6 +156,7 @@ fn default_plan() -> Vec<Step> {
         // Assumed seconds: process and CUDA context, the cases, their f64 references on the CPU.
         step("test-attnjoule-lib", Fg, Test("attnjoule-lib", 5.0)),
         step("test-device_backends", Fg, Test("device_backends", 5.0)),
+        step("test-outside", Fg, Test("outside", 5.0)),
         step("test-flash", Fg, Test("flash", 15.0)),
         step("test-decode", Fg, Test("decode", 15.0)),
         // Six points of the budget protocol's size, a GEMM, the NVML and ncu-command tests.
