@@ -77,43 +77,46 @@ struct ModDecls {
     funcs: HashMap<String, FuncDef>,
 }
 
-/// The identifiers a text mentions (for what an entry uses of the module).
-fn idents(t: &[u8], out: &mut HashSet<String>) {
-    let is = |c: u8| c.is_ascii_alphanumeric() || c == b'_' || c == b'$';
-    let mut i = 0;
-    while i < t.len() {
-        if is(t[i]) {
-            let s = i;
-            while i < t.len() && is(t[i]) {
-                i += 1;
-            }
-            out.insert(String::from_utf8_lossy(&t[s..i]).into_owned());
-        } else {
-            i += 1;
-        }
+/// Whether `text` mentions the identifier `name` (not as part of a longer one).
+fn mentions(text: &[u8], name: &str) -> bool {
+    let is = |c: u8| c.is_ascii_alphanumeric() || c == b'_' || c == b'$' || c == b'%';
+    let n = name.as_bytes();
+    if n.is_empty() || n.len() > text.len() {
+        return false;
     }
+    let mut i = 0;
+    while i + n.len() <= text.len() {
+        // Candidates start at the name's first byte.
+        match text[i..=text.len() - n.len()].iter().position(|&c| c == n[0]) {
+            None => return false,
+            Some(j) => i += j,
+        }
+        if &text[i..i + n.len()] == n && (i == 0 || !is(text[i - 1])) && text.get(i + n.len()).is_none_or(|&c| !is(c)) {
+            return true;
+        }
+        i += 1;
+    }
+    false
 }
 
-/// The identifiers an entry body and the functions it calls (transitively) mention.
-fn used_idents(b: &[u8], body: (usize, usize), md: &ModDecls) -> HashSet<String> {
+/// The bodies of an entry and of the functions it calls, directly or not.
+fn reachable_bodies<'b>(b: &'b [u8], body: (usize, usize), md: &ModDecls) -> Vec<&'b [u8]> {
+    let mut out = vec![&b[body.0..body.1]];
     let mut seen = HashSet::new();
-    idents(&b[body.0..body.1], &mut seen);
-    let mut done: HashSet<String> = HashSet::new();
-    loop {
-        let next: Vec<(String, (usize, usize))> = md
-            .funcs
-            .iter()
-            .filter(|(n, _)| seen.contains(*n) && !done.contains(*n))
-            .filter_map(|(n, f)| f.body.map(|(s, e, _)| (n.clone(), (s, e))))
-            .collect();
-        if next.is_empty() {
-            return seen;
+    let mut k = 0;
+    while k < out.len() {
+        let text = out[k];
+        for (n, f) in &md.funcs {
+            if let Some((s, e, _)) = f.body {
+                if !seen.contains(n) && mentions(text, n) {
+                    seen.insert(n.clone());
+                    out.push(&b[s..e]);
+                }
+            }
         }
-        for (n, (s, e)) in next {
-            idents(&b[s..e], &mut seen);
-            done.insert(n);
-        }
+        k += 1;
     }
+    out
 }
 
 /// Module context of one entry's lowering.
@@ -156,11 +159,13 @@ fn lower_entry(header: &str, cx: &Cx, body: (usize, usize, u32), alloc: bool) ->
     // Shared memory: the runtime's reserved region (if read), the module's static variables this
     // entry (or a function it calls) uses, the body's own, then dynamic shared memory, where
     // every `extern` array starts.
-    let used = used_idents(cx.b, (body.0, body.1), md);
+    let bodies = reachable_bodies(cx.b, (body.0, body.1), md);
+    let used = |name: &str| bodies.iter().any(|t| mentions(t, name));
     let mut kernel_syms = HashMap::new();
-    let reserved = if used.iter().any(|i| i.starts_with("reserved_smem_offset")) { RESERVED_SMEM } else { 0 };
+    let pat: &[u8] = b"%reserved_smem_offset";
+    let reserved = if bodies.iter().any(|t| t.windows(pat.len()).any(|w| w == pat)) { RESERVED_SMEM } else { 0 };
     let mut shared = reserved;
-    let mut dyn_decls: Vec<&Decl> = md.shared_dyn.iter().filter(|d| used.contains(&d.name)).collect();
+    let mut dyn_decls: Vec<&Decl> = md.shared_dyn.iter().filter(|d| used(&d.name)).collect();
     let body_decls: Vec<Decl> = items
         .iter()
         .filter_map(|it| match it {
@@ -170,7 +175,7 @@ fn lower_entry(header: &str, cx: &Cx, body: (usize, usize, u32), alloc: bool) ->
             _ => None,
         })
         .collect::<Result<_, _>>()?;
-    for d in md.shared_static.iter().filter(|d| used.contains(&d.name)).chain(body_decls.iter()) {
+    for d in md.shared_static.iter().filter(|d| used(&d.name)).chain(body_decls.iter()) {
         match d.size {
             Some(sz) => {
                 shared = align_up(shared, d.align);
@@ -459,15 +464,8 @@ fn module_vars(
     let is = |t: &str, k: &str| t.split_whitespace().any(|w| w == k);
     // What the code (and the initializers) mention: unused globals (libcu++'s many one-byte
     // `_cpo` objects) are not placed.
-    let mut used = HashSet::new();
-    for (_, (s, e, _)) in entries {
-        idents(&b[*s..*e], &mut used);
-    }
-    for f in md.funcs.values() {
-        if let Some((s, e, _)) = f.body {
-            idents(&b[s..e], &mut used);
-        }
-    }
+    let mut texts: Vec<&[u8]> = entries.iter().map(|(_, (s, e, _))| &b[*s..*e]).collect();
+    texts.extend(md.funcs.values().filter_map(|f| f.body.map(|(s, e, _)| &b[s..e])));
     let mut decls = Vec::new();
     for t in vars {
         let Some(d) = parse_decl(&t.replace(".extern", "").replace(".visible", "").replace(".weak", "")) else {
@@ -480,9 +478,6 @@ fn module_vars(
                 md.shared_dyn.push(d);
             }
             continue;
-        }
-        if let Some(init) = &d.init {
-            idents(init.as_bytes(), &mut used);
         }
         let space = if is(t, ".const") {
             Space::Const
@@ -498,6 +493,7 @@ fn module_vars(
         }
         decls.push((space, is(t, ".extern"), d));
     }
+    let inits: Vec<String> = decls.iter().filter_map(|(_, _, d): &(Space, bool, Decl)| d.init.clone()).collect();
     // Addresses first (initializers may hold the address of another variable), then values.
     let mut placed = Vec::new();
     for (space, ext, d) in decls {
@@ -516,7 +512,8 @@ fn module_vars(
                 md.syms.insert(d.name.clone(), Sym::Addr(CONST_WINDOW + off as u64));
                 placed.push((space, CONST_WINDOW + off as u64, d));
             }
-            _ if !used.contains(&d.name) => {}
+            _ if !texts.iter().any(|t| mentions(t, &d.name))
+                && !inits.iter().any(|t| mentions(t.as_bytes(), &d.name)) => {}
             _ => match globals.as_deref_mut() {
                 None => fail(
                     md,
