@@ -511,3 +511,30 @@ fn outside_kernels_on_the_gpu_match_the_emulator() {
     println!("gemm_bf16 rel L2 vs the exact product: GPU {rg:.2e}, emulator {re:.2e}");
     assert!(rg <= 1e-5 && re <= 1e-5, "GPU {rg:.2e}, emulator {re:.2e}");
 }
+
+/// A deadlock (one warp waits at a named barrier for threads that never come) is a finding with
+/// the sanitizer on (exit status 2) and a failed launch without it (1); nvcc's error on a bad
+/// .cu is the error of the run.
+#[test]
+fn run_ptx_deadlock_and_compile_errors() {
+    let d = scratch("run_ptx_errors");
+    let ptx = d.join("stuck.ptx");
+    std::fs::write(
+        &ptx,
+        ".version 8.0\n.target sm_90a\n.address_size 64\n.visible .entry stuck()\n{\n\t.reg .b32 %r<2>;\n\t.reg .pred \
+         %p<2>;\n\tmov.u32 %r1, %tid.x;\n\tsetp.ge.u32 %p1, %r1, 32;\n\t@%p1 bra $L_end;\n\tbar.sync 1, 64;\n$L_end:\n\tret;\n}\n",
+    )
+    .expect("write");
+    let p = ptx.to_str().expect("path");
+    let (code, out, _) = run_ptx(&[p, "--entry", "stuck", "--grid", "1", "--block", "64"]);
+    assert_eq!(code, 2, "{out}");
+    assert!(out.contains("finding BarrierDivergence") && out.contains("deadlock"), "{out}");
+    let (code, _, err) = run_ptx(&[p, "--entry", "stuck", "--grid", "1", "--block", "64", "--no-sanitize"]);
+    assert_eq!(code, 1);
+    assert!(err.contains("deadlock"), "{err}");
+    let cu = d.join("bad.cu");
+    std::fs::write(&cu, "extern \"C\" __global__ void k(int* x) { x[0] = undeclared; }\n").expect("write");
+    let (code, _, err) = run_ptx(&[cu.to_str().expect("path"), "--entry", "k", "--grid", "1", "--block", "1"]);
+    assert_eq!(code, 1);
+    assert!(err.contains("error: nvcc: command failed") && err.contains("undeclared"), "{err}");
+}
