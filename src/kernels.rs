@@ -75,15 +75,19 @@ impl PtxModule {
     }
     /// The entry `entry` of this module (its name as the PTX spells it: extern "C" or mangled).
     pub fn kernel(self: &Arc<Self>, entry: &str) -> Result<KernelRef> {
-        let declared = self.ptx.match_indices(".entry").any(|(i, _)| {
-            let rest = self.ptx[i + ".entry".len()..].trim_start();
-            rest.strip_prefix(entry).is_some_and(|r| r.trim_start().starts_with('('))
-        });
-        if !declared {
+        if !declares_entry(&self.ptx, entry) {
             return Err(Error::KernelNotFound(format!("{}::{entry} (no such .entry in the PTX)", self.name)));
         }
         Ok(KernelRef { src: Source::Loaded(self.clone()), entry: Cow::Owned(entry.to_string()) })
     }
+}
+
+/// Whether `ptx` declares `.entry name(`.
+fn declares_entry(ptx: &str, entry: &str) -> bool {
+    ptx.match_indices(".entry").any(|(i, _)| {
+        let rest = ptx[i + ".entry".len()..].trim_start();
+        rest.strip_prefix(entry).is_some_and(|r| r.trim_start().starts_with('('))
+    })
 }
 
 /// Compiles a CUDA file to PTX with the nvcc that build.rs uses (found by the same rules,
@@ -141,6 +145,14 @@ impl KernelRef {
             .find(|e| e.name == entry)
             .ok_or_else(|| Error::KernelNotFound(format!("{module}::{entry}")))?;
         Ok(KernelRef { src: Source::Embedded(m), entry: Cow::Borrowed(e.name) })
+    }
+    /// An entry of a module given as a static table that is not one of build.rs's (a module a
+    /// test generates and leaks); the entry must be declared in its PTX.
+    pub fn in_module(module: &'static KernelModule, entry: &str) -> Result<Self> {
+        if !declares_entry(module.ptx, entry) {
+            return Err(Error::KernelNotFound(format!("{}::{entry} (no such .entry in the PTX)", module.name)));
+        }
+        Ok(KernelRef { src: Source::Embedded(module), entry: Cow::Owned(entry.to_string()) })
     }
     pub fn entry(&self) -> &str {
         &self.entry

@@ -216,7 +216,10 @@ pub(super) fn print_launch(l: &LaunchSummary, counters: bool, source: &dyn Fn(u3
                 c.ldmatrix_instructions,
                 c.ldmatrix_wavefronts
             );
-            println!("    mma {} ({} tensor FLOPs), barriers {}", c.mma_instructions, c.tensor_flops, c.barriers);
+            println!(
+                "    mma {}, wgmma {} ({} tensor FLOPs), barriers {}",
+                c.mma_instructions, c.wgmma_instructions, c.tensor_flops, c.barriers
+            );
         }
     }
     for f in &l.report.findings {

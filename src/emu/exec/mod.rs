@@ -6,9 +6,10 @@
 //! - [`sched`]: the warps of a block, reconvergence, the block loop and deadlock detection;
 //! - families: [`alu`] (integer, bits, compare, move), [`float`] (float arithmetic, conversions,
 //!   exact rounding), [`memory`] (address resolution, ld/st, atomics, cvta), [`async_copy`]
-//!   (cp.async and its groups), [`matrix`] (ldmatrix), [`warp`] (shfl, vote, redux, warp sync,
-//!   member masks, match), [`sync`] (CTA barriers), [`tensor`] (mma), [`wmma`] (wmma load, store
-//!   and mma), [`control`] (branch, exit, trap, clock);
+//!   (cp.async and its groups), [`matrix`] (ldmatrix, stmatrix), [`warp`] (shfl, vote, redux, match,
+//!   warp sync, member masks), [`sync`] (CTA barriers), [`tensor`] (mma), [`wgmma`] (wgmma and its
+//!   descriptors) with [`wgmma_check`] (its sanitizer rules), [`wmma`] (wmma load, store and mma),
+//!   [`control`] (branch, exit, trap, clock);
 //! - [`lanes`]: the structure-of-arrays register file and the per-lane loops.
 
 mod alu;
@@ -22,9 +23,12 @@ mod sched;
 mod sync;
 mod tensor;
 mod warp;
+mod wgmma;
+mod wgmma_check;
 mod wmma;
 
 pub use sched::run_block;
+pub use wgmma::{fp8_error_bound, MatDesc};
 
 use super::ir::*;
 use super::memory::Alloc;
@@ -35,6 +39,7 @@ use lanes::{ix, lanes};
 use sched::Warp;
 use std::sync::{Arc, Mutex};
 use sync::CtaBarriers;
+use wgmma_check::WgState;
 
 /// Findings kept per block (all are counted).
 pub const FINDINGS_PER_BLOCK: usize = 32;
@@ -74,6 +79,7 @@ pub struct Scratch {
     warps: Vec<Warp>,
     words: Vec<u32>,
     sectors: Vec<u64>,
+    wg: WgState,
 }
 
 /// One block in execution: its memories, barriers and per-instruction bookkeeping.
@@ -102,6 +108,8 @@ struct Blk<'a, 's> {
     last_alloc: std::cell::Cell<usize>,
     /// The current access is an atomic: atomics do not race with each other.
     atomic: bool,
+    /// wgmma: the sanitizer's in-flight state and the executor's operand scratch.
+    wg: &'s mut WgState,
 }
 
 fn err_at(k: &Kernel, line: u32, msg: impl std::fmt::Display) -> Error {
@@ -137,6 +145,8 @@ impl Blk<'_, '_> {
         let l = self.l;
         let k = l.k;
         let insts = &k.insts[..];
+        // wgmma fragment registers, for the sanitizer's register rules (wgmma kernels only).
+        let wg = if l.sanitize { k.wg.as_deref() } else { None };
         loop {
             let (pc, active) = warp.select();
             let i = &insts[pc as usize];
@@ -162,6 +172,12 @@ impl Blk<'_, '_> {
                     Class::Tensor => c.inst_tensor += n,
                     Class::Control => c.inst_control += n,
                     Class::Sync => c.inst_sync += n,
+                }
+            }
+            if let Some(info) = wg {
+                let p = pc as usize;
+                if m != 0 && info.start[p] != info.start[p + 1] && !matches!(i.op, Op::Wgmma(_)) {
+                    self.wg_touch(info, p, w, m, i.line);
                 }
             }
             match i.op {
@@ -195,6 +211,7 @@ impl Blk<'_, '_> {
                 Op::CpCommit => self.cp_commit(warp),
                 Op::CpWait { n, all } => self.cp_wait(warp, n, all, w),
                 Op::Ldmatrix { num, trans } => self.ldmatrix(r, m, i, num, trans, warp.live, w)?,
+                Op::Stmatrix { num, trans, generic } => self.stmatrix(r, m, i, (num, trans, generic), warp.live, w)?,
                 // Warp-level collectives.
                 Op::Shfl(mode) => self.shfl(r, m, i, mode, warp.live, w),
                 Op::Vote(mode) => self.vote(r, m, i, mode, warp.live, w),
@@ -219,6 +236,10 @@ impl Blk<'_, '_> {
                 }
                 Op::WmmaStore { shape, col, space } => self.wmma_store(r, m, i, shape, col, space, warp.live, w)?,
                 Op::WmmaMma { shape, c_f32 } => self.wmma_mma(r, m, i, shape, c_f32, warp.live, w),
+                Op::Wgmma(cfg) => self.wgmma(r, m, i, cfg, warp.live, w, pc)?,
+                Op::WgFence => self.wg_fence(w, i.line),
+                Op::WgCommit => self.wg_commit(w),
+                Op::WgWait { n } => self.wg_wait(w, n),
                 // Control: these move the PCs themselves.
                 Op::Bra { target } => {
                     control::bra(warp, pc, active, m, target);

@@ -197,6 +197,8 @@ pub(super) fn lower_inst(f: &mut FnCtx, st: &Stmt) -> R<Option<Inst>> {
         "bar" | "barrier" => sync::barrier(f, &p, i)?,
         "mma" => tensor::mma(f, &p, i)?,
         "wmma" => wmma::wmma(f, &p, i)?,
+        "wgmma" => tensor::wgmma(f, &p, i)?,
+        "stmatrix" => tensor::stmatrix(f, &p, i)?,
         "bra" => control::bra(f, &p, i)?,
         "ret" | "exit" => control::exit(i),
         "trap" => control::trap(&p, i)?,

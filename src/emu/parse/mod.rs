@@ -234,6 +234,7 @@ fn lower_entry(header: &str, cx: &Cx, body: (usize, usize, u32), alloc: bool) ->
         reserved_smem: reserved,
         local_bytes: align_up(f.local, 16),
         const_data: Arc::new(md.const_data.clone()),
+        wg: None,
     };
     if alloc {
         regalloc::allocate(&mut k).map_err(|e| (k.name.clone(), e))?;
