@@ -18,9 +18,11 @@ pub mod memory;
 pub mod parse;
 pub mod regalloc;
 pub mod sanitizer;
+pub mod tensor_map;
 #[cfg(test)]
 mod tests;
 
+use crate::device::tensor_map::{TensorMap, TensorMapSpec};
 use crate::device::{Allocation, Counters, Device, KernelArg, LaunchConfig, LaunchReport, Timestamp};
 use crate::error::{Error, Result};
 use crate::kernels::{KernelRef, ModuleKey};
@@ -130,11 +132,18 @@ impl EmuDevice {
     /// access outside them), so wrong pointers or sizes are reported, not undefined.
     pub fn run_kernel(&self, kernel: &KernelRef, cfg: LaunchConfig, args: &[KernelArg]) -> Result<LaunchReport> {
         let k = self.kernel(kernel)?;
-        self.launch_kernel(&k, cfg, args)
+        self.launch_kernel(&k, cfg, args, kernel.resources().map(|r| r.registers))
     }
 
-    /// Runs a lowered kernel to completion.
-    fn launch_kernel(&self, k: &Kernel, cfg: LaunchConfig, args: &[KernelArg]) -> Result<LaunchReport> {
+    /// Runs a lowered kernel to completion. `regs_per_thread`: ptxas's register count (known for
+    /// embedded modules), the start of `setmaxnreg`'s register pool.
+    fn launch_kernel(
+        &self,
+        k: &Kernel,
+        cfg: LaunchConfig,
+        args: &[KernelArg],
+        regs_per_thread: Option<u32>,
+    ) -> Result<LaunchReport> {
         if args.len() != k.params.len() {
             return Err(Error::Emu(format!("{} takes {} parameters, {} given", k.name, k.params.len(), args.len())));
         }
@@ -173,6 +182,7 @@ impl EmuDevice {
             sanitize: self.opts.sanitize,
             counters: self.opts.counters,
             atomic64: &self.mem.atomic64,
+            regs_per_thread,
         };
         let nblocks = cfg.blocks();
         let run = || -> Vec<Result<exec::BlockOut>> {
@@ -273,5 +283,8 @@ impl Device for EmuDevice {
     }
     fn sm_count(&self) -> u32 {
         132
+    }
+    fn encode_tensor_map(&self, spec: &TensorMapSpec) -> Result<TensorMap> {
+        Ok(tensor_map::encode(spec)?)
     }
 }

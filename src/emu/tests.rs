@@ -32,7 +32,7 @@ fn run(
     let a: Vec<[u8; 8]> = args.iter().map(|x| x.to_le_bytes()).collect();
     let a: Vec<&[u8]> = a.iter().map(|x| x.as_slice()).collect();
     let cfg = LaunchConfig { grid: [grid, 1, 1], block: [block, 1, 1], dynamic_shared_bytes: smem };
-    dev.launch_kernel(&k, cfg, &a)
+    dev.launch_kernel(&k, cfg, &a, None)
 }
 
 fn up(dev: &EmuDevice, bytes: &[u8]) -> u64 {
@@ -732,12 +732,12 @@ $L_ok:
     let line = HEAD.lines().count() + src.lines().position(|l| l.contains("@%p1 trap")).expect("trap") + 1;
     let k = kernel(&m, "tr").expect("tr");
     let cfg = LaunchConfig { grid: [2, 1, 1], block: [64, 1, 1], dynamic_shared_bytes: 0 };
-    let e = dev.launch_kernel(&k, cfg, &[&37u32.to_le_bytes()]).expect_err("trap").to_string();
+    let e = dev.launch_kernel(&k, cfg, &[&37u32.to_le_bytes()], None).expect_err("trap").to_string();
     assert!(e.contains("emulator: trap, in block [") && e.contains("thread [37, 0, 0]"), "{e}");
     assert!(e.contains(&format!("PTX line {line})")), "{e}");
-    dev.launch_kernel(&k, cfg, &[&64u32.to_le_bytes()]).expect("no thread traps");
+    dev.launch_kernel(&k, cfg, &[&64u32.to_le_bytes()], None).expect("no thread traps");
     let k = kernel(&m, "as").expect("as");
-    let e = dev.launch_kernel(&k, cfg, &[&60u32.to_le_bytes()]).expect_err("assert").to_string();
+    let e = dev.launch_kernel(&k, cfg, &[&60u32.to_le_bytes()], None).expect_err("assert").to_string();
     assert!(e.contains("trap: assertion `i < n` failed at misc.cu:32 in k_misc"), "{e}");
     assert!(e.contains("thread [60, 0, 0]"), "{e}");
 }
@@ -966,7 +966,7 @@ fn wmma_misuse_is_flagged() {
     let k = kernel(&m, "w").expect("w");
     let go = |block: u32, stride: u32, per_lane: u32| {
         let cfg = LaunchConfig { grid: [1, 1, 1], block: [block, 1, 1], dynamic_shared_bytes: 0 };
-        dev.launch_kernel(&k, cfg, &[&a.to_le_bytes(), &stride.to_le_bytes(), &per_lane.to_le_bytes()]).expect("run")
+        dev.launch_kernel(&k, cfg, &[&a.to_le_bytes(), &stride.to_le_bytes(), &per_lane.to_le_bytes()], None).expect("run")
     };
     clean(&go(32, 16, 0));
     let r = go(16, 16, 0);

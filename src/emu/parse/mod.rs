@@ -134,6 +134,7 @@ fn lower_entry(header: &str, cx: &Cx, body: (usize, usize, u32), alloc: bool) ->
         .map(|t| t.trim().to_string())
         .unwrap_or_default();
     let err = |e: String| (name.clone(), e);
+    let explicit_cluster = sync::cluster_directives(header).map_err(err)?;
     // Parameters: the kernel's parameter buffer, laid out in declaration order.
     let mut params = Vec::new();
     let mut root = Scope::default();
@@ -234,6 +235,7 @@ fn lower_entry(header: &str, cx: &Cx, body: (usize, usize, u32), alloc: bool) ->
         reserved_smem: reserved,
         local_bytes: align_up(f.local, 16),
         const_data: Arc::new(md.const_data.clone()),
+        explicit_cluster,
         wg: None,
     };
     if alloc {

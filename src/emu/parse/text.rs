@@ -143,7 +143,10 @@ pub(super) fn body_items(b: &[u8], start: usize, end: usize, line: u32) -> Vec<B
             continue;
         }
         let line = cur.line;
-        if cur.b[cur.i..].starts_with(b".loc") || cur.b[cur.i..].starts_with(b".file") {
+        // `.loc` / `.file` directives (not `.local`, a declaration).
+        let rest = &cur.b[cur.i..];
+        let directive = |d: &[u8]| rest.starts_with(d) && rest.get(d.len()).is_some_and(|c| c.is_ascii_whitespace());
+        if directive(b".loc") || directive(b".file") {
             cur.rest_of_line();
             continue;
         }
