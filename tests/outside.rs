@@ -528,7 +528,7 @@ fn run_ptx_deadlock_and_compile_errors() {
     let p = ptx.to_str().expect("path");
     let (code, out, _) = run_ptx(&[p, "--entry", "stuck", "--grid", "1", "--block", "64"]);
     assert_eq!(code, 2, "{out}");
-    assert!(out.contains("finding BarrierDivergence") && out.contains("deadlock"), "{out}");
+    assert!(out.contains("finding Deadlock") && out.contains("barrier 1: 32 of 64 threads arrived"), "{out}");
     let (code, _, err) = run_ptx(&[p, "--entry", "stuck", "--grid", "1", "--block", "64", "--no-sanitize"]);
     assert_eq!(code, 1);
     assert!(err.contains("deadlock"), "{err}");

@@ -220,6 +220,16 @@ pub(super) fn print_launch(l: &LaunchSummary, counters: bool, source: &dyn Fn(u3
                 "    mma {}, wgmma {} ({} tensor FLOPs), barriers {}",
                 c.mma_instructions, c.wgmma_instructions, c.tensor_flops, c.barriers
             );
+            println!(
+                "    async: TMA load {} B / store {} B, bulk load {} B / store {} B; mbarrier waits {}, \
+                 named-barrier waits {}",
+                c.tma_load_bytes,
+                c.tma_store_bytes,
+                c.bulk_load_bytes,
+                c.bulk_store_bytes,
+                c.mbarrier_waits,
+                c.named_barrier_waits
+            );
         }
     }
     for f in &l.report.findings {
