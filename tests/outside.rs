@@ -2,7 +2,8 @@
 //! through the public API (`PtxModule`, `KernelRef`, `EmuDevice::run_kernel`) and through
 //! `attnjoule run-ptx`, against host-computed results: shuffles, votes, reductions, atomics,
 //! dynamic shared memory of two types, cp.async, a `.func` call, a `__constant__` table, module
-//! variables, assert, cooperative groups, wmma, match, inline asm with local labels.
+//! variables, assert, cooperative groups, wmma, match, inline asm with local labels, warps that
+//! spin-wait on other warps.
 //!
 //! Most modules are checked-in PTX from the pinned nvcc (`tests/outside/*.ptx`, next to their
 //! `.cu`; `checked_in_ptx_is_up_to_date` recompiles them, `ATTNJOULE_BLESS=1` rewrites them);
@@ -19,7 +20,7 @@ use std::process::Command;
 use std::sync::Arc;
 
 const BIN: &str = env!("CARGO_BIN_EXE_attnjoule");
-const CHECKED_IN: [&str; 5] = ["reduce", "dynsmem", "funcs", "wmma_gemm", "groups"];
+const CHECKED_IN: [&str; 6] = ["reduce", "dynsmem", "funcs", "wmma_gemm", "groups", "spin"];
 
 fn dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/outside")
@@ -33,6 +34,7 @@ fn module(name: &str) -> Arc<PtxModule> {
         "funcs" => include_str!("outside/funcs.ptx"),
         "wmma_gemm" => include_str!("outside/wmma_gemm.ptx"),
         "groups" => include_str!("outside/groups.ptx"),
+        "spin" => include_str!("outside/spin.ptx"),
         _ => panic!("no checked-in module {name}"),
     };
     PtxModule::from_ptx(format!("tests/outside/{name}.ptx"), ptx)
@@ -300,6 +302,39 @@ fn cooperative_groups_tiles() {
     }
 }
 
+/// Warps waiting on other warps without a CTA barrier complete: the sync() of 64-thread
+/// cooperative-groups tiles (the tile's two warps spin on a word of reserved shared memory),
+/// reused three times, and warp 0 spinning on a volatile global flag that warp 1 raises after
+/// writing its data. The racecheck orders shared accesses by CTA barriers only, so it reports
+/// the tile exchange's accesses (ordered by the tile's spin barrier) as races: those, and only
+/// those, are expected until a happens-before checker understands spin barriers.
+#[test]
+fn spin_waits_across_warps() {
+    let dev = EmuDevice::new();
+    let m = module("spin");
+    let mut rng = Rng(seed());
+    let (grid, block) = (3usize, 256usize);
+    let x: Vec<i32> = (0..grid * block).map(|_| rng.range(-100_000, 100_000) as i32).collect();
+    let (xb, ob) = (buf(&dev, &x), out(&dev, 4 * grid * block));
+    let r = run(&dev, &kernel(&m, "tile64_exchange"), grid as u32, block as u32, 0, &[ptr(&xb), ptr(&ob)]);
+    assert!(r.findings.iter().all(|f| f.kind == FindingKind::SharedRace), "{:?}", r.findings);
+    let got: Vec<i32> = get(&dev, &ob, grid * block);
+    for t in 0..grid * block {
+        let base = t - t % 64;
+        let partner = |u: usize| base + (u - base + 32) % 64;
+        let s2 = |u: usize| 2 * x[partner(u)] + 1;
+        assert_eq!(got[t], s2(base + (t - base + 17) % 64), "thread {t}");
+    }
+    let blocks = 4usize;
+    let x: Vec<i32> = (0..32 * blocks).map(|_| rng.range(-100_000, 100_000) as i32).collect();
+    let (xb, db, fb, ob) =
+        (buf(&dev, &x), out(&dev, 4 * 32 * blocks), buf(&dev, &vec![0i32; blocks]), out(&dev, 4 * 32 * blocks));
+    clean(&run(&dev, &kernel(&m, "handoff"), blocks as u32, 64, 0, &[ptr(&xb), ptr(&db), ptr(&fb), ptr(&ob)]));
+    let got: Vec<i32> = get(&dev, &ob, 32 * blocks);
+    assert_eq!(got, x.iter().map(|v| 3 * v - 7 + 1).collect::<Vec<_>>());
+    assert_eq!(get::<i32>(&dev, &fb, blocks), vec![1; blocks]);
+}
+
 /// `.npy` data of a dump as `T` (the header is checked by `attnjoule`'s own unit tests).
 fn npy<T: attnjoule::device::Pod>(path: &Path) -> Vec<T> {
     let raw = std::fs::read(path).expect("dump");
@@ -460,7 +495,7 @@ fn run_ptx_checks_arguments_and_signals_failures() {
 
 /// The same outside kernels on a GPU (their PTX JIT-compiled by the driver: modules loaded at
 /// run time have no cubin) and on the emulator: a shared-memory rotation and a `.func` call over
-/// a `__constant__` table bit for bit; the bf16 WMMA GEMM within 1e-5 (rel L2) of the exact
+/// a `__constant__` table and the spin-wait kernels bit for bit; the bf16 WMMA GEMM within 1e-5 (rel L2) of the exact
 /// product on both (tensor cores accumulate in their own order), error printed.
 #[test]
 #[ignore = "needs a CUDA GPU"]
@@ -485,6 +520,20 @@ fn outside_kernels_on_the_gpu_match_the_emulator() {
         unsafe { dev.launch(k, cfg, &a) }.expect("launch");
         dev.synchronize().expect("sync");
     };
+    let spin_x: Vec<i32> = (0..2 * 256).map(|_| rng.range(-100_000, 100_000) as i32).collect();
+    let spin = |dev: &dyn Device| -> (Vec<i32>, Vec<i32>) {
+        let m = module("spin");
+        let (xb, ob) = (DevBuf::from_slice(dev, &spin_x).unwrap(), DevBuf::new(dev, 4 * 512).unwrap());
+        launch(dev, &kernel(&m, "tile64_exchange"), 2, 256, 0, &[ptr(&xb), ptr(&ob)]);
+        let (db, fb, hb) = (
+            DevBuf::new(dev, 4 * 256).unwrap(),
+            DevBuf::from_slice(dev, &[0i32; 8]).unwrap(),
+            DevBuf::new(dev, 4 * 256).unwrap(),
+        );
+        launch(dev, &kernel(&m, "handoff"), 8, 64, 0, &[ptr(&xb), ptr(&db), ptr(&fb), ptr(&hb)]);
+        (ob.download_vec(512).unwrap(), hb.download_vec(256).unwrap())
+    };
+    assert_eq!(spin(&*gpu), spin(&emu), "spin-wait kernels");
     let outputs = |dev: &dyn Device| -> (Vec<f32>, Vec<i32>, Vec<f32>) {
         let (xb, yb) = (DevBuf::from_slice(dev, &x).unwrap(), DevBuf::new(dev, 4 * 256).unwrap());
         launch(dev, &kernel(&module("dynsmem"), "rotate_f32"), 4, 64, 256, &[ptr(&xb), ptr(&yb)]);

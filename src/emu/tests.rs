@@ -966,7 +966,8 @@ fn wmma_misuse_is_flagged() {
     let k = kernel(&m, "w").expect("w");
     let go = |block: u32, stride: u32, per_lane: u32| {
         let cfg = LaunchConfig { grid: [1, 1, 1], block: [block, 1, 1], dynamic_shared_bytes: 0 };
-        dev.launch_kernel(&k, cfg, &[&a.to_le_bytes(), &stride.to_le_bytes(), &per_lane.to_le_bytes()], None).expect("run")
+        dev.launch_kernel(&k, cfg, &[&a.to_le_bytes(), &stride.to_le_bytes(), &per_lane.to_le_bytes()], None)
+            .expect("run")
     };
     clean(&go(32, 16, 0));
     let r = go(16, 16, 0);
