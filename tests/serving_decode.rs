@@ -172,7 +172,7 @@ fn check_counters(att: &PagedAttention, reports: &[LaunchReport]) {
     for (c, (kernel, _)) in k.iter().zip(att.launches().unwrap()) {
         println!(
             "    {}: shared {} requests, {} wavefronts, {} conflicts; ldmatrix {} ({} wavefronts); mbarrier waits {}",
-            kernel.entry,
+            kernel.entry(),
             c.shared_requests,
             c.shared_wavefronts,
             c.shared_bank_conflicts,

@@ -492,10 +492,10 @@ mod tests {
                     for r in [MaskRecipe::None, MaskRecipe::Causal, MaskRecipe::Window { keys: 100 }, sparse.clone()] {
                         let att = paged::PagedAttention::with_recipe(&b, &r, &Default::default()).unwrap();
                         for (k, cfg) in att.launches().unwrap() {
-                            let (m, e) = (k.module, k.entry);
-                            let bound = maxntid(m.ptx, e).unwrap_or_else(|| panic!("{}::{e} has no .maxntid", m.name));
-                            assert_eq!(cfg.threads_per_block(), bound, "{}::{e}: block {:?}", m.name, cfg.block);
-                            seen.insert(format!("{}::{e}", m.name));
+                            let (m, e) = (k.module_name(), k.entry());
+                            let bound = maxntid(k.ptx(), e).unwrap_or_else(|| panic!("{m}::{e} has no .maxntid"));
+                            assert_eq!(cfg.threads_per_block(), bound, "{m}::{e}: block {:?}", cfg.block);
+                            seen.insert(format!("{m}::{e}"));
                         }
                     }
                 }
