@@ -16,6 +16,10 @@ use std::{env, fs, thread};
 const ARCH: &str = "-gencode=arch=compute_90a,code=sm_90a";
 const FLAGS: &[&str] = &["-O3", "-lineinfo", "-std=c++17", "-Ikernels/include"];
 
+/// Modules whose kernels are broken on purpose (tests check that the diagnostics below are seen):
+/// the only ones allowed to build with them.
+const MAY_SERIALIZE: &[&str] = &["sm90_broken"];
+
 fn main() {
     for var in [
         "NVCC",
@@ -60,7 +64,18 @@ fn main() {
             })
             .collect();
         for h in handles {
-            modules.push(h.join().unwrap().unwrap_or_else(|e| fail(&e)));
+            let m = h.join().unwrap().unwrap_or_else(|e| fail(&e));
+            let diags = hopper_diagnostics(&m.ptxas_log);
+            if !diags.is_empty() && !MAY_SERIALIZE.contains(&m.name.as_str()) {
+                fail(&format!(
+                    "ptxas on kernels{}/{}.cu: wgmma serialized or setmaxnreg ignored (a Hopper kernel would run at \
+                     a fraction of its speed):\n  {}",
+                    if m.test_only { "/test" } else { "" },
+                    m.name,
+                    diags.join("\n  ")
+                ));
+            }
+            modules.push(m);
         }
     }
     write_table(&out, &nvcc, &version, &modules);
@@ -143,9 +158,13 @@ fn write_table(out: &Path, nvcc: &Path, version: &str, modules: &[Module]) {
         };
         s += &format!(
             "  KernelModule {{ name: {n:?}, test_only: {}, ptx: include_str!(concat!(env!(\"OUT_DIR\"), \"/{n}.ptx\")), \
-             cubin: include_bytes!(concat!(env!(\"OUT_DIR\"), \"/{n}.cubin\")), sass: {sass}, entries: &[\n",
+             cubin: include_bytes!(concat!(env!(\"OUT_DIR\"), \"/{n}.cubin\")), sass: {sass}, diagnostics: &[\n",
             m.test_only
         );
+        for d in hopper_diagnostics(&m.ptxas_log) {
+            s += &format!("    {d:?},\n");
+        }
+        s += "  ], entries: &[\n";
         for e in parse_ptxas(&m.ptxas_log) {
             s += &format!(
                 "    EntryResources {{ name: {:?}, registers: {}, barriers: {}, shared_bytes: {}, stack_bytes: {}, spill_store_bytes: {}, spill_load_bytes: {} }},\n",
@@ -156,6 +175,23 @@ fn write_table(out: &Path, nvcc: &Path, version: &str, modules: &[Module]) {
     }
     s += "];\n";
     fs::write(out.join("kernels.rs"), s).unwrap();
+}
+
+/// The ptxas messages that mean a Hopper kernel lost its asynchrony: wgmma serialized (C7510..C7515
+/// family: "Potential Performance Loss: wgmma.mma_async instructions are serialized due to ..."),
+/// waits or arrives the compiler had to inject around wgmma registers (C7517, C7519), setmaxnreg
+/// ignored (C7508). ptxas prints them as "info" lines with a (C75xx) code; both the codes and the
+/// texts are matched, so a reworded message with a known code (or the reverse) is still caught.
+fn hopper_diagnostics(log: &str) -> Vec<String> {
+    log.lines()
+        .filter(|l| {
+            let code = l.find("(C75").and_then(|i| l.get(i + 4..i + 6)).and_then(|c| c.parse::<u32>().ok());
+            code.is_some_and(|c| (8..=20).contains(&c))
+                || l.contains("Potential Performance Loss")
+                || l.contains("is injected in around line")
+        })
+        .map(|l| l.split_once(": ").map_or(l, |(_, rest)| rest).trim().to_string())
+        .collect()
 }
 
 /// ptxas -v: per entry [registers, barriers, smem bytes, stack frame, spill stores, spill loads].

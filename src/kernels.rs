@@ -23,6 +23,10 @@ pub struct KernelModule {
     pub cubin: &'static [u8],
     /// `cuobjdump -sass` of the cubin (None when cuobjdump was not available at build time).
     pub sass: Option<&'static str>,
+    /// ptxas messages that a Hopper kernel lost its asynchrony (wgmma serialized, waits injected,
+    /// setmaxnreg ignored). build.rs fails on any outside the deliberately broken test modules,
+    /// so this is empty for every product module.
+    pub diagnostics: &'static [&'static str],
     pub entries: &'static [EntryResources],
 }
 
