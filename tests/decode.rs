@@ -93,25 +93,25 @@ fn split_heuristic_on_132_sms() {
         let c = decode::config(&p).unwrap();
         assert_eq!(c.ctas_per_sm(), 2, "r16 d128 residency");
         let a = Attention::new(Variant::Decode, &p, &Options { splits: None, sm_count: Some(132) }).unwrap();
-        let l = &a.plan.launches[0];
+        let l = &a.plan().launches[0];
         let splits = l.params.num_splits as usize;
-        println!("cache {cache:>8}: {} -> grid {:?}", a.plan.description, l.cfg.grid);
+        println!("cache {cache:>8}: {} -> grid {:?}", a.plan().description, l.cfg.grid);
         assert_eq!(splits, want, "cache {cache}");
         assert_eq!(l.cfg.grid, [want as u32, 1, 1]);
         let per_split = l.params.tiles_per_split as usize;
         assert!(per_split * (splits - 1) < cache.div_ceil(TILE_K), "no empty split");
-        assert_eq!(a.plan.launches.len(), 2, "more than one split: combine");
+        assert_eq!(a.plan().launches.len(), 2, "more than one split: combine");
         seen.push(splits);
     }
     // A small SM count gets fewer splits at 1M.
     let p = Problem::new(model_shape(1 << 20), Mask::None);
     let a = Attention::new(Variant::Decode, &p, &Options { splits: None, sm_count: Some(16) }).unwrap();
-    assert_eq!(a.plan.launches[0].params.num_splits, 32);
+    assert_eq!(a.plan().launches[0].params.num_splits, 32);
     // A batch that alone fills the machine does not split.
     let p = Problem::new(Shape::decode(64, 1, 4096, 64, 8, 128), Mask::None);
     let a = Attention::new(Variant::Decode, &p, &Options { splits: None, sm_count: Some(132) }).unwrap();
-    assert_eq!(a.plan.launches[0].params.num_splits, 1);
-    assert_eq!(a.plan.launches.len(), 1, "one split: no combine");
+    assert_eq!(a.plan().launches[0].params.num_splits, 1);
+    assert_eq!(a.plan().launches.len(), 1, "one split: no combine");
     println!("splits at 1K / 32K / 1M: {seen:?}");
 }
 
@@ -122,7 +122,7 @@ fn window_and_sparse_split_only_what_they_read() {
     let p = Problem::new(model_shape(1 << 20), Mask::causal_window(4096));
     assert_eq!(decode::visited_tiles(&p), 64);
     let a = Attention::new(Variant::Decode, &p, &Options::default()).unwrap();
-    assert_eq!(a.plan.launches[0].params.num_splits, 16, "{}", a.plan.description);
+    assert_eq!(a.plan().launches[0].params.num_splits, 16, "{}", a.plan().description);
     // One more key is one more tile.
     let p = Problem::new(model_shape(1 << 20), Mask::causal_window(4097));
     assert_eq!(decode::visited_tiles(&p), 65);
@@ -174,7 +174,7 @@ fn case(name: &'static str, dims: [usize; 6], mask: Mask, splits: Option<usize>)
 /// allowance is explicit. Total traffic must stay within 1.05x of that.
 fn check_counters(p: &Problem, att: &Attention, reports: &[LaunchReport], heuristic: bool) {
     let s = &p.shape;
-    let params = &att.plan.launches[0].params;
+    let params = &att.plan().launches[0].params;
     let splits = params.num_splits as usize;
     let tiles = decode::visited_tiles(p);
     let per_split = params.tiles_per_split as usize;
@@ -267,7 +267,7 @@ fn run_case(dev: &dyn Device, c: &Case) -> f64 {
         s.kv_heads,
         s.head_dim,
         p.mask.name(),
-        att.plan.description
+        att.plan().description
     );
     assert!(got.iter().all(|x| x.is_finite()), "{}: non-finite O (unwritten poison?) seed {seed}", c.name);
     assert!(out.lse.iter().all(|x| !x.is_nan()), "{}: NaN LSE (unwritten poison?) seed {seed}", c.name);

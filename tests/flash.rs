@@ -76,7 +76,7 @@ fn every_mask_and_head_dim_plans() {
         for m in &masks {
             let p = Problem::new(Shape::prefill(1, 256, 4, 2, d), m.clone());
             let a = Attention::new(Variant::Flash, &p, &Options::default()).unwrap();
-            let l = &a.plan.launches[0];
+            let l = &a.plan().launches[0];
             let c = flash::config(&p).unwrap();
             assert_eq!(l.cfg.block[0] as usize, c.threads());
             assert_eq!(l.cfg.grid, [256u32.div_ceil(c.tile_q as u32), 4, 1]);
@@ -345,30 +345,36 @@ fn cuda_all_masks() {
 // and their full/partial class against Mask::classify_tile, for prefill's and decode's tiles.
 
 fn check_tile_mask(dev: &dyn Device, entry: &str, bm: usize, p: &Problem) {
-    use attnjoule::device::{DeviceExt, LaunchConfig};
+    use attnjoule::device::{DevBuf, LaunchConfig};
     use attnjoule::kernels::KernelRef;
     let (bn, s) = (64usize, &p.shape);
     let (nq, nk) = (s.seq_q.div_ceil(bm), s.seq_k.div_ceil(bn));
     let max_tiles = nk;
     let stride = 1 + 2 * max_tiles;
-    let out = dev.alloc(4 * nq * stride).unwrap();
-    dev.fill(&out, 0xffff_ffff).unwrap();
+    let out = DevBuf::new(dev, 4 * nq * stride).unwrap();
+    out.fill(0xffff_ffff).unwrap();
     let mut params = attnjoule::ops::base_params(p);
     let csr = match &p.mask {
-        Mask::BlockSparse(l) => Some((dev.upload_new(&l.row_ptr).unwrap(), dev.upload_new(&l.col_idx).unwrap())),
+        Mask::BlockSparse(l) => {
+            Some((DevBuf::from_slice(dev, &l.row_ptr).unwrap(), DevBuf::from_slice(dev, &l.col_idx).unwrap()))
+        }
         _ => None,
     };
     if let Some((rp, ci)) = &csr {
-        params.block_row_ptr = rp.addr;
-        params.block_col_idx = ci.addr;
+        params.block_row_ptr = rp.addr();
+        params.block_col_idx = ci.addr();
     }
     let args: [Vec<u8>; 3] =
-        [params.as_bytes().to_vec(), out.addr.to_le_bytes().to_vec(), (max_tiles as i32).to_le_bytes().to_vec()];
+        [params.as_bytes().to_vec(), out.addr().to_le_bytes().to_vec(), (max_tiles as i32).to_le_bytes().to_vec()];
     let a: Vec<&[u8]> = args.iter().map(|x| x.as_slice()).collect();
     let cfg = LaunchConfig { grid: [nq as u32, 1, 1], block: [32, 1, 1], dynamic_shared_bytes: 0 };
-    let r = dev.launch(KernelRef::new("tile_mask_units", entry).unwrap(), cfg, &a).unwrap();
+    let k = KernelRef::new("tile_mask_units", entry).unwrap();
+    // SAFETY: (params, out, max_tiles) as the kernel declares them; each of the nq blocks writes
+    // its row of `stride` ints of `out` and reads the layout `params` points to, all alive until
+    // the download below.
+    let r = unsafe { dev.launch(&k, cfg, &a) }.unwrap();
     assert_eq!(r.findings_total, 0, "{entry}: {:#?}", r.findings);
-    let got: Vec<i32> = dev.download_vec(&out, nq * stride).unwrap();
+    let got: Vec<i32> = out.download_vec(nq * stride).unwrap();
     for qt in 0..nq {
         let (q0, q1) = (qt * bm, ((qt + 1) * bm).min(s.seq_q));
         let want: Vec<(i32, i32)> = (0..nk)
@@ -391,11 +397,6 @@ fn check_tile_mask(dev: &dyn Device, entry: &str, bm: usize, p: &Problem) {
             s.seq_q,
             s.seq_k
         );
-    }
-    dev.free(out).unwrap();
-    if let Some((rp, ci)) = csr {
-        dev.free(rp).unwrap();
-        dev.free(ci).unwrap();
     }
 }
 

@@ -192,6 +192,10 @@ impl GlobalMem {
             None => Err(Error::Emu(format!("free of {addr:#x}, which is not an allocation"))),
         }
     }
+    /// Live allocations and their bytes.
+    pub fn live(&self) -> (usize, u64) {
+        self.allocs.read().map(|v| (v.len(), v.iter().map(|a| a.len).sum())).unwrap_or_default()
+    }
     pub fn snapshot(&self) -> Vec<Arc<Alloc>> {
         self.allocs.read().map(|v| v.clone()).unwrap_or_default()
     }

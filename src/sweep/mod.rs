@@ -6,11 +6,14 @@
 pub mod backend;
 pub mod budget;
 pub mod compare;
+pub mod coordinator;
 pub mod jsonl;
 pub mod merge;
 pub mod ncu;
 pub mod output;
+pub mod pool;
 pub mod protocol;
+pub mod worker;
 
 use crate::error::{invalid, Result};
 use crate::mask::MaskRecipe;
