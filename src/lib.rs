@@ -6,13 +6,14 @@
 //! - [`reference`]: f64 CPU attention, the ground truth.
 //! - [`kernels`]: the nvcc-compiled modules embedded by build.rs; [`params`]: the shared struct.
 //! - [`device`]: one interface, two backends (CUDA via cudarc, and [`emu`], the PTX emulator).
-//! - [`ops`]: launching each attention variant on any device.
+//! - [`ops`]: launching each attention variant on any device; [`fp8`]: e4m3 and the fp8 inputs.
 
 pub mod device;
 pub mod emu;
 pub mod energy;
 pub mod error;
 pub mod estimate;
+pub mod fp8;
 pub mod kernels;
 pub mod mask;
 pub mod nvtx;

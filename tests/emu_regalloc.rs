@@ -72,16 +72,15 @@ $L__loop2:
 }
 "#;
 
-static MODULE: KernelModule =
-    KernelModule {
-        name: "regalloc_test",
-        test_only: true,
-        ptx: PTX,
-        cubin: &[],
-        sass: None,
-        diagnostics: &[],
-        entries: &[],
-    };
+static MODULE: KernelModule = KernelModule {
+    name: "regalloc_test",
+    test_only: true,
+    ptx: PTX,
+    cubin: &[],
+    sass: None,
+    diagnostics: &[],
+    entries: &[],
+};
 
 #[test]
 fn reuse_keeps_loop_carried_long_lived_and_guarded_values() {

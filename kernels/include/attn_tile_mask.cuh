@@ -246,4 +246,55 @@ __device__ __forceinline__ void mask_scores(float (&s)[NB][4], int h, KeyRange k
   }
 }
 
+// ---------------------------------------------------------------------------------------------
+// The Hopper kernels' mask objects: the one a producer walks (key tiles of a BM-row query tile,
+// ascending: first_key_tile / next_key_tile, num_key_tiles) and the one a consumer warpgroup asks
+// about its 64-row slab of the query tile for each visited key tile (visit: fully visible?
+// mask: -inf on the C-fragment scores the slab's rows may not see).
+template <int KIND, int BM, int BN>
+struct HopperTileMaskOf {
+  using type = RowBandMask<KIND, BM, BN>;
+};
+template <int BM, int BN>
+struct HopperTileMaskOf<ATTN_MASK_BLOCK_SPARSE, BM, BN> {
+  using type = BlockSparseTileUnion<BM, BN>;
+};
+template <int KIND, int BM, int BN>
+using HopperTileMask = typename HopperTileMaskOf<KIND, BM, BN>::type;
+
+template <int KIND, int BN>
+struct SlabMask {
+  KeyRange keys[2];     // the keys of this thread's two rows (fixed for the work tile)
+  int full_lo, full_hi;  // tile [k0, k0 + BN) is fully visible to the slab iff full_lo <= k0, k0 + BN <= full_hi
+  // `first_row`: the slab's first query row; `r_lo`: this thread's first row in the slab (its
+  // second is r_lo + 8). Row ranges are computed once per work tile, not per key tile.
+  __device__ __forceinline__ void init(const AttnParams& p, int first_row, int r_lo) {
+    RowBandMask<KIND, 64, BN> band;
+    band.init(p, first_row / 64);
+    full_lo = band.full_lo;
+    full_hi = band.full_hi;
+#pragma unroll
+    for (int h = 0; h < 2; ++h) keys[h] = band.row_keys(p, first_row + r_lo + 8 * h);
+  }
+  __device__ __forceinline__ bool visit(const AttnParams&, int kt) const {
+    const int k0 = kt * BN;
+    return (KIND == ATTN_MASK_NONE || full_lo <= k0) && k0 + BN <= full_hi;
+  }
+  template <int NB>
+  __device__ __forceinline__ void mask(float (&s)[NB][4], const AttnParams&, int kt) const {
+#pragma unroll
+    for (int h = 0; h < 2; ++h) mask_scores(s, h, keys[h], kt * BN);
+  }
+};
+template <int BN>
+struct SlabMask<ATTN_MASK_BLOCK_SPARSE, BN> {
+  BlockSparseRowCursor<BN> cursor;
+  __device__ __forceinline__ void init(const AttnParams& p, int first_row, int) { cursor.init(p, first_row); }
+  __device__ __forceinline__ bool visit(const AttnParams& p, int kt) { return cursor.visit(p, kt); }
+  template <int NB>
+  __device__ __forceinline__ void mask(float (&s)[NB][4], const AttnParams& p, int kt) const {
+    cursor.mask_scores(s, p, kt);
+  }
+};
+
 }  // namespace attn

@@ -480,6 +480,70 @@ impl Device for CudaDevice {
     fn sm_count(&self) -> u32 {
         self.sm_count
     }
+    fn encode_tensor_map(&self, spec: &TensorMapSpec) -> Result<TensorMap> {
+        spec.validate()?;
+        // The map lets a kernel's copies reach every byte of the tensor: it must lie inside one
+        // live allocation of this device (the driver does not check; a GPU would read past it).
+        let last = spec.elem.bytes() as u64 * spec.dims[0]
+            + spec.dims[1..].iter().zip(&spec.strides).map(|(&d, &s)| (d - 1) * s).sum::<u64>();
+        let inside =
+            self.state.borrow().allocs.iter().any(|(&a, &n)| a <= spec.addr && spec.addr + last <= a + n as u64);
+        if !inside {
+            return Err(Error::Invalid(format!(
+                "tensor map of {last} bytes at {:#x} is not inside one allocation of this device",
+                spec.addr
+            )));
+        }
+        use sys::CUtensorMapDataType_enum as T;
+        let dtype = match spec.elem {
+            TensorMapElem::U8 => T::CU_TENSOR_MAP_DATA_TYPE_UINT8,
+            TensorMapElem::U16 => T::CU_TENSOR_MAP_DATA_TYPE_UINT16,
+            TensorMapElem::Bf16 => T::CU_TENSOR_MAP_DATA_TYPE_BFLOAT16,
+            TensorMapElem::F16 => T::CU_TENSOR_MAP_DATA_TYPE_FLOAT16,
+            TensorMapElem::F32 => T::CU_TENSOR_MAP_DATA_TYPE_FLOAT32,
+        };
+        use sys::CUtensorMapSwizzle_enum as S;
+        let swizzle = match spec.swizzle {
+            TensorMapSwizzle::None => S::CU_TENSOR_MAP_SWIZZLE_NONE,
+            TensorMapSwizzle::B32 => S::CU_TENSOR_MAP_SWIZZLE_32B,
+            TensorMapSwizzle::B64 => S::CU_TENSOR_MAP_SWIZZLE_64B,
+            TensorMapSwizzle::B128 => S::CU_TENSOR_MAP_SWIZZLE_128B,
+        };
+        let fill = match spec.fill {
+            TensorMapFill::Zero => sys::CUtensorMapFloatOOBfill_enum::CU_TENSOR_MAP_FLOAT_OOB_FILL_NONE,
+            TensorMapFill::Nan => sys::CUtensorMapFloatOOBfill_enum::CU_TENSOR_MAP_FLOAT_OOB_FILL_NAN_REQUEST_ZERO_FMA,
+        };
+        let elem_strides = vec![1u32; spec.rank()];
+        let mut map = std::mem::MaybeUninit::<sys::CUtensorMap>::zeroed();
+        self.bind()?;
+        // SAFETY: every array holds `rank` entries (strides rank - 1), as validate() checked; the
+        // driver writes the 128-byte map and reads nothing else; the address is device memory
+        // of this context (checked above).
+        let r = unsafe {
+            sys::cuTensorMapEncodeTiled(
+                map.as_mut_ptr(),
+                dtype,
+                spec.rank() as u32,
+                spec.addr as *mut c_void,
+                spec.dims.as_ptr(),
+                spec.strides.as_ptr(),
+                spec.box_dims.as_ptr(),
+                elem_strides.as_ptr(),
+                sys::CUtensorMapInterleave_enum::CU_TENSOR_MAP_INTERLEAVE_NONE,
+                swizzle,
+                sys::CUtensorMapL2promotion_enum::CU_TENSOR_MAP_L2_PROMOTION_L2_128B,
+                fill,
+            )
+        };
+        r.result().map_err(|e| cuda_err("cuTensorMapEncodeTiled", e))?;
+        // SAFETY: zero-initialized, then written by the driver on success; CUtensorMap is 16 u64.
+        let map = unsafe { map.assume_init() };
+        let mut out = TensorMap([0; 128]);
+        for (dst, w) in out.0.chunks_exact_mut(8).zip(map.opaque.iter()) {
+            dst.copy_from_slice(&w.to_le_bytes());
+        }
+        Ok(out)
+    }
 }
 
 impl Drop for CudaDevice {

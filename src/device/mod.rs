@@ -3,7 +3,10 @@
 //! `emu::EmuDevice` (the CPU emulator executing the nvcc-produced PTX).
 
 pub mod cuda;
+pub mod tensor_map;
 pub mod testing;
+
+pub use tensor_map::{TensorMap, TensorMapElem, TensorMapFill, TensorMapSpec, TensorMapSwizzle};
 
 use crate::kernels::KernelRef;
 use crate::Result;
@@ -237,6 +240,17 @@ pub trait Device {
     fn max_dynamic_shared_bytes(&self) -> u32;
     /// Streaming multiprocessors (the emulator reports the H100's 132 so heuristics match).
     fn sm_count(&self) -> u32;
+    /// Encodes a tiled tensor map for the TMA (a Hopper kernel's `CUtensorMap` parameter). The
+    /// default refuses after checking the spec: a backend that runs TMA copies overrides it (the
+    /// emulator once it executes the Hopper instructions, issue 15).
+    fn encode_tensor_map(&self, spec: &TensorMapSpec) -> Result<TensorMap> {
+        spec.validate()?;
+        Err(crate::Error::Unsupported(format!(
+            "{} cannot encode tensor maps (the Hopper kernels' TMA copies); the emulator's Hopper instruction set \
+             is issue 15",
+            self.name()
+        )))
+    }
 }
 
 /// Plain-old-data element types that move between host and device as bytes.
@@ -286,6 +300,9 @@ macro_rules! forward_device {
             }
             fn sm_count(&self) -> u32 {
                 (**self).sm_count()
+            }
+            fn encode_tensor_map(&self, spec: &TensorMapSpec) -> Result<TensorMap> {
+                (**self).encode_tensor_map(spec)
             }
         }
     )*};

@@ -115,9 +115,15 @@ pub fn point_key(p: &crate::profile::Point) -> String {
     key(&p.variant, &p.implementation, p.phase, &p.mask, &p.shape)
 }
 
-/// Which phases a variant runs in: flash is prefill-only, decode is decode-only, dense both.
+/// Which phases a variant runs in: the flash variants are prefill-only, decode is decode-only,
+/// dense both.
 pub fn applies(v: Variant, phase: Phase) -> bool {
-    matches!((v, phase), (Variant::Dense, _) | (Variant::Flash, Phase::Prefill) | (Variant::Decode, Phase::Decode))
+    matches!(
+        (v, phase),
+        (Variant::Dense, _)
+            | (Variant::Flash | Variant::FlashHopper | Variant::FlashHopperFp8, Phase::Prefill)
+            | (Variant::Decode, Phase::Decode)
+    )
 }
 
 /// Every point of the spec, in a fixed order (phase, variant, mask, context, decode tokens).

@@ -141,13 +141,9 @@ impl<G: Gpu> GpuWorker<G> {
 
     /// The buffers of one point: `sets` input sets filled from the host data, outputs poisoned.
     fn buffers<'d>(&self, dev: &'d dyn Device, att: &Attention, sets: usize) -> Result<Buffers<'d>> {
-        let s = att.problem().shape;
         let bufs = att.alloc(dev, sets)?;
         for i in 0..sets {
-            let b = bufs.set(i);
-            self.data.upload(&b.q, s.q_elems())?;
-            self.data.upload(&b.k, s.kv_elems())?;
-            self.data.upload(&b.v, s.kv_elems())?;
+            att.upload_repeating(&bufs, i, &self.data.block)?;
         }
         att.poison_outputs(&bufs)?;
         Ok(bufs)
