@@ -183,7 +183,10 @@ struct HopperMaps {
 
 // Work tile w of the persistent loop: query tiles from the last (the longest under causal and
 // window masks) to the first, and within one query tile every (batch, head), heads sharing a KV
-// head next to each other (their CTAs read the same K/V from L2 at about the same time).
+// head next to each other (their CTAs read the same K/V from L2 at about the same time). CTA c
+// takes, in round r, work tile r * G + c for even r and r * G + G - 1 - c for odd r (G CTAs): a
+// static longest-first schedule whose rounds alternate direction, so that the CTA that got the
+// longest tile of one round gets the shortest of the next (docs/perf-hopper.md: the causal tail).
 struct WorkTile {
   int q_tile, head, batch;
   __device__ __forceinline__ static WorkTile of(const AttnParams& p, int w, int n_q_tiles) {
@@ -206,8 +209,10 @@ __device__ __forceinline__ void hopper_producer(const AttnParams& p, const Hoppe
   const int total = n_q_tiles * p.heads * p.batch;
   const int group = p.heads / p.kv_heads;
   int it = 0;    // key tiles loaded so far (the ring position)
-  int item = 0;  // work tiles published so far
-  for (int w = blockIdx.x; w < total; w += gridDim.x, ++item) {
+  int item = 0;  // work tiles published so far (= the round)
+  for (;; ++item) {
+    const int w = item * gridDim.x + ((item & 1) ? gridDim.x - 1 - blockIdx.x : blockIdx.x);
+    if (w >= total) break;  // only the last round can run out
     const WorkTile wt = WorkTile::of(p, w, n_q_tiles);
     const int hk = wt.head / group;
     HopperTileMask<KIND, T::BM, T::BN> mask;

@@ -235,6 +235,24 @@ fn default_plan() -> Vec<Step> {
             Fg,
             Peers("flex", flags(&["--phases", "prefill", "--mask", BOUNDED_MASKS, "--ctx", "65536,1048576"])),
         ),
+        // The Hopper prefill (until the emulator proves it, issue 15, its GPU tests are its first
+        // correctness run) and its points beside flash and the SDPA peers above, if time remains.
+        step("test-flash_hopper", Optional, Test("flash_hopper", 20.0)),
+        step(
+            "sweep-prefill-hopper",
+            Optional,
+            Sweep(flags(&[
+                "--variants",
+                "flash-hopper",
+                "--phases",
+                "prefill",
+                "--mask",
+                "none,causal",
+                "--ctx",
+                CTX_SHORT,
+                "--no-gemm",
+            ])),
+        ),
         step("ncu-flash", Optional, Ncu("flash", 16384)),
         step("ncu-decode", Optional, Ncu("decode", 262144)),
     ]

@@ -31,8 +31,10 @@ impl From<Backend> for BackendKind {
 pub struct Args {
     #[arg(long, value_enum, default_value = "cuda")]
     backend: Backend,
-    /// Variants: flash (prefill), decode (decode), dense (both).
-    #[arg(long, value_enum, value_delimiter = ',', default_value = "flash,decode,dense")]
+    /// Variants: flash, flash-hopper, flash-hopper-fp8 (prefill), decode (decode), dense (both).
+    /// Default: flash,flash-hopper,decode,dense on a GPU; flash,decode,dense on the emulator,
+    /// which does not execute the Hopper instructions yet (issue 15).
+    #[arg(long, value_enum, value_delimiter = ',')]
     variants: Vec<Variant>,
     #[arg(long, value_enum, value_delimiter = ',', default_value = "prefill,decode")]
     phases: Vec<Phase>,
@@ -131,7 +133,11 @@ pub fn config(a: &Args) -> anyhow::Result<RunConfig> {
     let seed = a.seed.unwrap_or_else(attnjoule::reference::fresh_seed);
     Ok(RunConfig {
         spec: SweepSpec {
-            variants: a.variants.clone(),
+            variants: match (a.variants.is_empty(), backend) {
+                (false, _) => a.variants.clone(),
+                (true, BackendKind::Emu) => vec![Variant::Flash, Variant::Decode, Variant::Dense],
+                (true, _) => vec![Variant::Flash, Variant::FlashHopper, Variant::Decode, Variant::Dense],
+            },
             phases: a.phases.clone(),
             contexts,
             decode_tokens: a.decode_tokens.clone(),
