@@ -168,6 +168,34 @@ pub fn work_tiles(p: &Problem, c: &HopperConfig) -> u64 {
     s.seq_q.div_ceil(c.tile_q) as u64 * (s.heads * s.batch) as u64
 }
 
+/// Key tiles each of `ctas` persistent CTAs visits under the kernel's schedule (attn_hopper.cuh,
+/// WorkTile): work tiles ordered longest first (query tiles from the last, every (batch, head) of
+/// one query tile together), CTA c taking r * G + c in even rounds r and r * G + G - 1 - c in odd
+/// ones. The launch lasts about as long as the busiest CTA: mean / max is its load balance.
+pub fn cta_key_tiles(p: &Problem, c: &HopperConfig, ctas: usize) -> Vec<u64> {
+    let s = &p.shape;
+    let (nq, nk) = (s.seq_q.div_ceil(c.tile_q), s.seq_k.div_ceil(c.tile_k));
+    let visited: Vec<u64> = (0..nq)
+        .map(|qt| {
+            let (q0, q1) = (qt * c.tile_q, ((qt + 1) * c.tile_q).min(s.seq_q));
+            (0..nk)
+                .filter(|&kt| {
+                    let (k0, k1) = (kt * c.tile_k, ((kt + 1) * c.tile_k).min(s.seq_k));
+                    p.mask.classify_tile(q0, q1, k0, k1, s.seq_q, s.seq_k) != crate::mask::TileClass::Empty
+                })
+                .count() as u64
+        })
+        .collect();
+    let (bh, g) = (s.batch * s.heads, ctas.max(1));
+    let mut per_cta = vec![0u64; g];
+    for w in 0..nq * bh {
+        let (round, pos) = (w / g, w % g);
+        let cta = if round % 2 == 1 { g - 1 - pos } else { pos };
+        per_cta[cta] += visited[nq - 1 - w / bh];
+    }
+    per_cta
+}
+
 /// One persistent launch: min(work tiles, SMs) CTAs of `threads()` threads.
 pub fn plan(p: &Problem, input: InputFormat, sm_count: Option<usize>) -> Result<Plan> {
     let c = config(p, input)?;
@@ -241,6 +269,25 @@ mod tests {
         assert_eq!(plan(&p, InputFormat::Bf16, Some(3)).unwrap().launches[0].cfg.grid, [3, 1, 1]);
         let big = Problem::new(Shape::prefill(1, 1 << 16, 8, 1, 128), Mask::Causal);
         assert_eq!(plan(&big, InputFormat::E4m3, None).unwrap().launches[0].cfg.grid, [132, 1, 1]);
+    }
+
+    #[test]
+    fn the_schedule_balances_causal_work_over_the_ctas() {
+        // 8K causal, d 128, 8 heads: 512 work tiles of 1 to 64 key tiles on 132 CTAs. Rounds
+        // that alternate direction keep the busiest CTA within a few percent of the mean (one
+        // direction only: CTA 0 takes the longest tile of every round, about 20% over).
+        let p = Problem::new(Shape::prefill(1, 8192, 8, 1, 128), Mask::Causal);
+        let c = config(&p, InputFormat::Bf16).unwrap();
+        let per = cta_key_tiles(&p, &c, 132);
+        let (total, max) = (per.iter().sum::<u64>(), *per.iter().max().unwrap());
+        let (partial, full) = p.mask.tile_counts(8192, 8192, c.tile_q, c.tile_k);
+        assert_eq!(total, 8 * (partial + full), "every visited tile is somebody's");
+        let balance = total as f64 / 132.0 / max as f64;
+        println!(
+            "8K causal on 132 CTAs: busiest {max} key tiles, mean {:.1}, balance {balance:.3}",
+            total as f64 / 132.0
+        );
+        assert!(balance > 0.9, "balance {balance}");
     }
 
     #[test]
