@@ -226,8 +226,8 @@ mod tests {
         let kp = keys_padded(37);
         assert_eq!(kp, 64);
         assert_eq!(f.vt.len(), 2 * 2 * 64 * kp);
-        // Row (b 1, hk 0, d 5): column 4 holds key 2, its value is V[1, 2, 0, 5].
-        let row = ((2 + 0) * 64 + 5) * kp;
+        // Row (b 1, hk 0, d 5) is row (1 * 2 + 0) * 64 + 5: column 4 holds key 2, V[1, 2, 0, 5].
+        let row = (2 * 64 + 5) * kp;
         let dv = f.descales[8 + 2];
         assert_eq!(e4m3_to_f32(f.vt[row + 4]) as f64 * dv as f64, f.v_values[((37 + 2) * 2) * 64 + 5]);
         // Padding past seq_k (key 37 and on) is zero.

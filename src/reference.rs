@@ -105,7 +105,9 @@ fn compute(inp: &Inputs, floor: Option<f64>) -> (Reference, Option<Magnitudes>) 
     let rows: Vec<(usize, usize, usize)> =
         (0..s.batch).flat_map(|b| (0..s.heads).flat_map(move |h| (0..s.seq_q).map(move |i| (b, h, i)))).collect();
     let width = if floor.is_some() { d } else { 0 };
-    let results: Vec<(Vec<f64>, f64, Vec<f64>, Vec<f64>)> = rows
+    // Per row: O, LSE, and (with a floor) the two magnitude sums.
+    type Row = (Vec<f64>, f64, Vec<f64>, Vec<f64>);
+    let results: Vec<Row> = rows
         .par_iter()
         .map(|&(b, h, i)| {
             let (pr, lse) = inp.probs(b, h, i);

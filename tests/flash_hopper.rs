@@ -443,6 +443,7 @@ fn check_counters(p: &Problem, c: &HopperConfig, k: &Counters) {
 ///   absolute rounding below the normal range (P is relative to the running max, <= 1);
 /// - g = n u: the P V accumulation over the n keys of the visited tiles;
 /// - M = sum_j p_j |v_j|; 2^-8: the bf16 output.
+///
 /// Returns (elements over the bound, worst error / bound).
 fn fp8_bound_violations(
     p: &Problem,

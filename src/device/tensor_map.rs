@@ -178,7 +178,8 @@ mod tests {
     fn the_driver_rules() {
         spec().validate().unwrap();
         assert_eq!(spec().box_bytes(), 64 * 128 * 2);
-        let broken: Vec<(&str, Box<dyn Fn(&mut TensorMapSpec)>)> = vec![
+        type Break = Box<dyn Fn(&mut TensorMapSpec)>;
+        let broken: Vec<(&str, Break)> = vec![
             ("aligned", Box::new(|s| s.addr += 8)),
             ("multiple of 16", Box::new(|s| s.strides[0] = 1000)),
             ("1 to 256", Box::new(|s| s.box_dims[1] = 257)),
