@@ -6,18 +6,20 @@
 //! - [`reference`]: f64 CPU attention, the ground truth.
 //! - [`kernels`]: the nvcc-compiled modules embedded by build.rs; [`params`]: the shared struct.
 //! - [`device`]: one interface, two backends (CUDA via cudarc, and [`emu`], the PTX emulator).
-//! - [`ops`]: launching each attention variant on any device; [`fp8`]: e4m3 and the fp8 inputs.
+//! - [`ops`]: launching each attention variant on any device (`ops::fp8`: flash-hopper-fp8's inputs).
+//! - [`paged`]: serving decode: a ragged batch over a paged bf16 or fp8 cache, its reference and
+//!   its split-KV plan.
 
 pub mod device;
 pub mod emu;
 pub mod energy;
 pub mod error;
 pub mod estimate;
-pub mod fp8;
 pub mod kernels;
 pub mod mask;
 pub mod nvtx;
 pub mod ops;
+pub mod paged;
 pub mod params;
 pub mod plot;
 pub mod problem;

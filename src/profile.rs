@@ -6,6 +6,7 @@
 use crate::device::Counters;
 use crate::error::{Error, Result};
 use crate::mask::MaskRecipe;
+use crate::paged::mix::ServingAxes;
 use crate::problem::Shape;
 use serde::{Deserialize, Serialize};
 use std::path::Path;
@@ -183,6 +184,10 @@ pub struct Point {
     pub phase: Phase,
     pub mask: MaskRecipe,
     pub shape: Shape,
+    /// Serving-decode axes (`kv_dtype`, `page_size`, `mix`), each omitted when it has its default:
+    /// a contiguous bf16 cache, a uniform batch (what every point without them means).
+    #[serde(flatten)]
+    pub serving: ServingAxes,
     #[serde(flatten)]
     pub status: PointStatus,
     /// Useful FLOPs and minimum DRAM bytes of the call (from `work`).

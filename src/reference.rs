@@ -71,7 +71,7 @@ pub fn attention(p: &Problem, q: &[bf16], k: &[bf16], v: &[bf16]) -> Result<Refe
 }
 
 /// Attention in f64 of inputs given as f64 values (e.g. e4m3 values times their descales:
-/// [`crate::fp8::Fp8Inputs`]), BSHD like the bf16 inputs.
+/// [`crate::ops::fp8::Fp8Inputs`]), BSHD like the bf16 inputs.
 pub fn attention_f64(p: &Problem, q: &[f64], k: &[f64], v: &[f64]) -> Result<Reference> {
     Ok(compute(&Inputs::from_f64(p, q.to_vec(), k.to_vec(), v.to_vec())?, None).0)
 }

@@ -388,7 +388,7 @@ fn tiling_minimum(p: &Problem, c: &HopperConfig) -> (u64, u64, u64) {
     let s = &p.shape;
     let eb = if c.input == InputFormat::Bf16 { 2 } else { 1 };
     let row = (s.head_dim * eb) as u64;
-    let kp = attnjoule::fp8::keys_padded(s.seq_k);
+    let kp = attnjoule::ops::fp8::keys_padded(s.seq_k);
     let (mut visits, mut read) = (0u64, 0u64);
     for q0 in (0..s.seq_q).step_by(c.tile_q) {
         let q1 = (q0 + c.tile_q).min(s.seq_q);
@@ -447,7 +447,7 @@ fn check_counters(p: &Problem, c: &HopperConfig, k: &Counters) {
 /// Returns (elements over the bound, worst error / bound).
 fn fp8_bound_violations(
     p: &Problem,
-    f: &attnjoule::fp8::Fp8Inputs,
+    f: &attnjoule::ops::fp8::Fp8Inputs,
     got: &[f64],
     want: &[f64],
     mags: &reference::Magnitudes,
@@ -515,7 +515,7 @@ fn run_case(dev: &dyn Device, c: &Case, d: usize, input: InputFormat) -> f64 {
             (err, lse_err, inf_ok)
         }
         InputFormat::E4m3 => {
-            let f = attnjoule::fp8::quantize(&shape, &q, &k, &v);
+            let f = attnjoule::ops::fp8::quantize(&shape, &q, &k, &v);
             let (want, mags) = reference::attention_f64_with_magnitudes(
                 &p,
                 &f.q_values,

@@ -72,7 +72,7 @@ struct HopperBf16 {
 // of shuffling, the kernel keeps P in accumulator order and expects V's keys permuted to match:
 // inside every 32 keys, A column 16h + 4t + e holds key 16h + 8(e/2) + 2t + e%2 (h, e < 2 and 4),
 // and the host writes V^T (K-major, as 8-bit wgmma requires) in that key order
-// (attnjoule::fp8::key_order, src/fp8.rs).
+// (attnjoule::ops::fp8::key_order, src/ops/fp8.rs).
 struct HopperE4m3 {
   using Elem = uint8_t;  // e4m3 bits
   static constexpr bool kFp8 = true;

@@ -143,7 +143,7 @@ pub fn run(a: Args) -> anyhow::Result<()> {
     let seconds = t.elapsed().as_secs_f64();
     // e4m3 inputs: the reference computes with the values the kernel received.
     let want = if variant == Variant::FlashHopperFp8 {
-        let f = attnjoule::fp8::quantize(&shape, &q, &k, &v);
+        let f = attnjoule::ops::fp8::quantize(&shape, &q, &k, &v);
         reference::attention_f64(&p, &f.q_values, &f.k_values, &f.v_values)?
     } else {
         reference::attention(&p, &q, &k, &v)?

@@ -142,7 +142,7 @@ pub fn tensor_maps(p: &Problem, c: &HopperConfig) -> Vec<MapPlan> {
         InputFormat::Bf16 => bshd(s.kv_heads, s.seq_k, c.tile_k, elem, eb, span),
         InputFormat::E4m3 => {
             // V^T [batch, kv_heads, d, keys padded]: rows of keys, boxes of 128 keys x d rows.
-            let kp = crate::fp8::keys_padded(s.seq_k) as u64;
+            let kp = super::fp8::keys_padded(s.seq_k) as u64;
             TensorMapSpec {
                 elem,
                 addr: 0,

@@ -11,6 +11,7 @@ pub mod decode;
 pub mod dense;
 pub mod flash;
 pub mod flash_hopper;
+pub mod fp8;
 
 use crate::device::{DevBuf, Device, LaunchConfig, LaunchReport, TensorMap, TensorMapSpec};
 use crate::error::{invalid, Result};
@@ -58,7 +59,7 @@ pub enum InputFormat {
     #[default]
     Bf16,
     /// Q, K e4m3 BSHD, V^T e4m3 in the kernel's key order, and the descales
-    /// ([`crate::fp8`]); quantized on the host from the bf16 inputs.
+    /// ([`fp8`]); quantized on the host from the bf16 inputs.
     E4m3,
 }
 
@@ -204,7 +205,7 @@ impl Attention {
             InputFormat::E4m3 => [
                 s.q_elems(),
                 s.kv_elems(),
-                s.batch * s.kv_heads * s.head_dim * crate::fp8::keys_padded(s.seq_k),
+                s.batch * s.kv_heads * s.head_dim * fp8::keys_padded(s.seq_k),
                 3 * 4 * s.batch * s.kv_heads,
             ],
         }
@@ -260,7 +261,7 @@ impl Attention {
     }
 
     /// Uploads Q, K, V of set `set` (checked against the shape); for e4m3 inputs, quantized and
-    /// laid out on the host first ([`crate::fp8::quantize`]).
+    /// laid out on the host first ([`fp8::quantize`]).
     pub fn upload_inputs(&self, bufs: &Buffers, set: usize, q: &[bf16], k: &[bf16], v: &[bf16]) -> Result<()> {
         self.problem.shape.check_input_lens(q.len(), k.len(), v.len())?;
         let b = bufs.set(set);
@@ -271,7 +272,7 @@ impl Attention {
                 b.v.upload(0, v)
             }
             InputFormat::E4m3 => {
-                let f = crate::fp8::quantize(&self.problem.shape, q, k, v);
+                let f = fp8::quantize(&self.problem.shape, q, k, v);
                 b.q.upload(0, &f.q)?;
                 b.k.upload(0, &f.k)?;
                 b.v.upload(0, &f.vt)?;
@@ -303,8 +304,8 @@ impl Attention {
             }
             InputFormat::E4m3 => {
                 let amax = block.iter().fold(0f32, |m, x| m.max(x.to_f32().abs()));
-                let descale = if amax > 0.0 { amax / crate::fp8::E4M3_MAX } else { 1.0 };
-                let bytes: Vec<u8> = block.iter().map(|x| crate::fp8::e4m3_from_f32(x.to_f32() / descale)).collect();
+                let descale = if amax > 0.0 { amax / fp8::E4M3_MAX } else { 1.0 };
+                let bytes: Vec<u8> = block.iter().map(|x| crate::paged::fp8::encode(x.to_f32() / descale)).collect();
                 [&b.q, &b.k, &b.v].into_iter().try_for_each(|buf| fill(buf, &bytes))?;
                 let d = b.descales.as_ref().expect("e4m3 sets have descales");
                 d.upload(0, &vec![descale; d.bytes() / 4])

@@ -1,74 +1,15 @@
-//! e4m3 (OCP FP8 E4M3: 1 sign, 4 exponent bits with bias 7, 3 mantissa bits; no infinities, NaN
-//! = S.1111.111; largest finite 448; subnormals below 2^-6 down to 2^-9) and the inputs of the
-//! `flash-hopper-fp8` variant: Q and K quantized per (batch, KV head) with a descale factor each,
-//! V transposed (8-bit wgmma reads K-major operands only: for O += P V the keys must be
-//! contiguous) and its keys put in the order the kernel's P fragments hold them
-//! ([`key_order`]).
+//! The inputs of the `flash-hopper-fp8` variant: Q, K and V in e4m3 (the codec of
+//! [`crate::paged::fp8`], rounded like `cvt.rn.satfinite`), each tensor scaled per (batch, KV head)
+//! so that its largest magnitude maps to 448, with the f32 factors (descales) that undo it; V
+//! transposed (8-bit wgmma reads K-major operands only: for O += P V the keys must be contiguous)
+//! and its keys put in the order the kernel's P fragments hold them ([`key_order`]).
 
 use crate::problem::Shape;
 use half::bf16;
 use rayon::prelude::*;
 
-/// Largest finite e4m3 value.
-pub const E4M3_MAX: f32 = 448.0;
-
-/// The e4m3 nearest to `x` (ties to even), saturated to ±448 (as `cvt.rn.satfinite.e4m3x2.f32`);
-/// NaN stays NaN.
-pub fn e4m3_from_f32(x: f32) -> u8 {
-    if x.is_nan() {
-        return 0x7f;
-    }
-    let sign = if x.is_sign_negative() { 0x80u8 } else { 0 };
-    let a = x.abs().min(E4M3_MAX);
-    // Exponent of the e4m3 binade of `a` (subnormals share the binade of 2^-6).
-    let e = if a < f32::powi(2.0, -6) { -6 } else { exponent(a) };
-    let ulp = f32::powi(2.0, e - 3);
-    // Round to a multiple of the binade's spacing, ties to even (exact in f32: a / ulp < 2^5).
-    let m = a / ulp;
-    let mut q = m.floor();
-    let frac = m - q;
-    if frac > 0.5 || (frac == 0.5 && q % 2.0 == 1.0) {
-        q += 1.0;
-    }
-    let v = (q * ulp).min(E4M3_MAX);
-    sign | e4m3_bits_of(v)
-}
-
-/// floor(log2 x) of a positive normal f32, from its exponent bits (no rounding of a logarithm).
-fn exponent(x: f32) -> i32 {
-    ((x.to_bits() >> 23) & 0xff) as i32 - 127
-}
-
-/// The bits of a non-negative value that is exactly representable in e4m3.
-fn e4m3_bits_of(v: f32) -> u8 {
-    if v == 0.0 {
-        return 0;
-    }
-    let e = exponent(v);
-    if e < -6 {
-        // Subnormal: mantissa counts 2^-9.
-        return (v / f32::powi(2.0, -9)).round() as u8;
-    }
-    let mant = ((v / f32::powi(2.0, e) - 1.0) * 8.0).round() as u32;
-    // A mantissa that rounded up to 8 moved to the next binade.
-    let (e, mant) = if mant == 8 { (e + 1, 0) } else { (e, mant) };
-    (((e + 7) as u32) << 3 | mant) as u8
-}
-
-/// The value of an e4m3 byte.
-pub fn e4m3_to_f32(b: u8) -> f32 {
-    let sign = if b & 0x80 != 0 { -1.0 } else { 1.0 };
-    let e = ((b >> 3) & 0xf) as i32;
-    let m = (b & 7) as f32;
-    if e == 0xf && b & 7 == 7 {
-        return f32::NAN;
-    }
-    if e == 0 {
-        sign * m * f32::powi(2.0, -9)
-    } else {
-        sign * (1.0 + m / 8.0) * f32::powi(2.0, e - 7)
-    }
-}
+pub use crate::paged::fp8::E4M3_MAX;
+use crate::paged::fp8::{decode, encode};
 
 /// Inside every 32 keys, the key the kernel's P fragment holds at position `p` (0..32) of the k32
 /// slice: wgmma's 8-bit A fragment gives a thread columns 4t..4t+3 (and +16), while the S
@@ -142,8 +83,8 @@ pub fn quantize(s: &Shape, q: &[bf16], k: &[bf16], v: &[bf16]) -> Fp8Inputs {
             .enumerate()
             .map(|(e, v)| {
                 let ds = desc[group_of(e, heads, seq, per_group)];
-                let b = e4m3_from_f32(v.to_f32() / ds);
-                (b, e4m3_to_f32(b) as f64 * ds as f64)
+                let b = encode(v.to_f32() / ds);
+                (b, decode(b) as f64 * ds as f64)
             })
             .unzip()
     };
@@ -173,28 +114,6 @@ pub fn quantize(s: &Shape, q: &[bf16], k: &[bf16], v: &[bf16]) -> Fp8Inputs {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn every_byte_round_trips_and_rounding_is_nearest_even() {
-        for b in 0..=255u8 {
-            let x = e4m3_to_f32(b);
-            if x.is_nan() {
-                continue;
-            }
-            // -0 encodes as 0x80, 0 as 0x00.
-            assert_eq!(e4m3_from_f32(x), b, "byte {b:#04x} = {x}");
-        }
-        assert_eq!(e4m3_to_f32(0x7e), 448.0);
-        assert_eq!(e4m3_to_f32(0x01), f32::powi(2.0, -9));
-        assert_eq!(e4m3_from_f32(1000.0), 0x7e, "saturates");
-        assert_eq!(e4m3_from_f32(-1000.0), 0xfe);
-        // 1 + 1/16 lies halfway between 1 and 1.125: ties to the even mantissa (1).
-        assert_eq!(e4m3_to_f32(e4m3_from_f32(1.0625)), 1.0);
-        assert_eq!(e4m3_to_f32(e4m3_from_f32(1.1875)), 1.25);
-        assert_eq!(e4m3_to_f32(e4m3_from_f32(1.07)), 1.125);
-        // Below half the smallest subnormal: zero.
-        assert_eq!(e4m3_from_f32(f32::powi(2.0, -11)), 0);
-    }
 
     #[test]
     fn key_order_is_a_permutation_matching_the_fragments() {
@@ -229,7 +148,7 @@ mod tests {
         // Row (b 1, hk 0, d 5) is row (1 * 2 + 0) * 64 + 5: column 4 holds key 2, V[1, 2, 0, 5].
         let row = (2 * 64 + 5) * kp;
         let dv = f.descales[8 + 2];
-        assert_eq!(e4m3_to_f32(f.vt[row + 4]) as f64 * dv as f64, f.v_values[((37 + 2) * 2) * 64 + 5]);
+        assert_eq!(decode(f.vt[row + 4]) as f64 * dv as f64, f.v_values[((37 + 2) * 2) * 64 + 5]);
         // Padding past seq_k (key 37 and on) is zero.
         let pad = (32..64).filter(|&c| 32 + key_order(c % 32) >= 37);
         assert!(pad.clone().count() > 0);
