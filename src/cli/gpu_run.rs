@@ -122,8 +122,10 @@ enum Action {
     Ceilings,
     /// The peer script's --check for these implementations.
     PeerCheck(&'static str),
-    /// One test executable's GPU tests (`--ignored`), assumed to take this many seconds.
-    Test(&'static str, f64),
+    /// One test executable's GPU tests (`--ignored`, only those whose name contains the filter:
+    /// an executable may also hold emulator tests ignored for another reason), assumed to take
+    /// this many seconds.
+    Test(&'static str, &'static str, f64),
     /// `attnjoule sweep` with these flags, into the run's one sweep folder (`--resume`).
     Sweep(Vec<String>),
     /// The peer script with these implementations and shared flags, into peers/<step>.json.
@@ -154,12 +156,12 @@ fn default_plan() -> Vec<Step> {
         step("ceilings", Fg, Ceilings),
         step("peer-check", Bg, PeerCheck("sdpa_flash,sdpa_cudnn,flex")),
         // Assumed seconds: process and CUDA context, the cases, their f64 references on the CPU.
-        step("test-attnjoule-lib", Fg, Test("attnjoule-lib", 5.0)),
-        step("test-device_backends", Fg, Test("device_backends", 5.0)),
-        step("test-flash", Fg, Test("flash", 15.0)),
-        step("test-decode", Fg, Test("decode", 15.0)),
+        step("test-attnjoule-lib", Fg, Test("attnjoule-lib", "", 5.0)),
+        step("test-device_backends", Fg, Test("device_backends", "", 5.0)),
+        step("test-flash", Fg, Test("flash", "", 15.0)),
+        step("test-decode", Fg, Test("decode", "", 15.0)),
         // Six points of the budget protocol's size, a GEMM, the NVML and ncu-command tests.
-        step("test-sweep", Fg, Test("sweep", 30.0)),
+        step("test-sweep", Fg, Test("sweep", "", 30.0)),
         step(
             "sweep-decode",
             Join,
@@ -237,7 +239,7 @@ fn default_plan() -> Vec<Step> {
         ),
         // The Hopper prefill (until the emulator proves it, issue 15, its GPU tests are its first
         // correctness run) and its points beside flash and the SDPA peers above, if time remains.
-        step("test-flash_hopper", Optional, Test("flash_hopper", 20.0)),
+        step("test-flash_hopper", Optional, Test("flash_hopper", "cuda_", 20.0)),
         step(
             "sweep-prefill-hopper",
             Optional,
@@ -277,7 +279,10 @@ impl Step {
                 r#"LD_LIBRARY_PATH="$PY_LD" "$PY" "$ROOT/scripts/gpu_ceilings.py" --out "$W/ceilings.json""#.to_string()
             }
             Action::PeerCheck(impls) => format!(r#"{peer} --check --attnjoule "$BIN" --impls {impls}"#),
-            Action::Test(bin, _) => format!(r#"ATTNJOULE="$BIN" "$TESTS/{bin}" --ignored --test-threads=1"#),
+            Action::Test(bin, filter, _) => {
+                let only = if filter.is_empty() { String::new() } else { format!(" {}", sh(filter)) };
+                format!(r#"ATTNJOULE="$BIN" "$TESTS/{bin}" --ignored --test-threads=1{only}"#)
+            }
             Action::Sweep(args) => {
                 let args: Vec<String> = args.iter().map(|a| sh(a)).collect();
                 format!(r#""$BIN" sweep --out "$W/sweep" --resume {}"#, args.join(" "))
@@ -348,7 +353,7 @@ fn estimate_steps(p: &PlanArgs) -> anyhow::Result<Vec<Estimated>> {
                     + sdpa as f64 * a.sdpa_setup_s;
                 (est, vec![], format!("{compiles} FlexAttention compiles, {sdpa} SDPA cases, import torch"))
             }
-            Action::Test(_, s) => (a.process_s + s, vec![], "assumed: GPU tests and their CPU references".into()),
+            Action::Test(_, _, s) => (a.process_s + s, vec![], "assumed: GPU tests and their CPU references".into()),
             Action::Sweep(args) => {
                 let cfg = sweep_config(args)?;
                 if cfg.backend != BackendKind::Cuda {
@@ -732,7 +737,12 @@ mod tests {
         let p = PlanArgs { gpu: Gpu::H200, budget_s: 360.0, points: false };
         let steps = estimate_steps(&p).unwrap();
         let check = steps.iter().find(|s| s.step.name == "peer-check").unwrap();
-        let tests: f64 = steps.iter().filter(|s| s.step.name.starts_with("test-")).map(|s| s.est_s).sum();
+        // The required tests (an optional one runs after the required steps, if time remains).
+        let tests: f64 = steps
+            .iter()
+            .filter(|s| s.step.name.starts_with("test-") && s.step.mode != Mode::Optional)
+            .map(|s| s.est_s)
+            .sum();
         let serial: f64 =
             PREFLIGHT_S + steps.iter().filter(|s| s.step.mode != Mode::Optional).map(|s| s.est_s).sum::<f64>();
         let (total, optional) = timeline(&steps);
