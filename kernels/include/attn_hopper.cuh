@@ -218,17 +218,9 @@ __device__ __forceinline__ void hopper_producer(const AttnParams& p, const Hoppe
     HopperTileMask<KIND, T::BM, T::BN> mask;
     mask.init(p, wt.q_tile);
     const int n = mask.num_key_tiles();
-    // Q's space is free once every consumer stored the previous tile's O from it.
-    mbarrier_wait(sm.bar(sy.q_empty), (item & 1) ^ 1);
-    sy.work = make_int4(wt.q_tile, wt.head, wt.batch, n);
-    if (n > 0) {
-      mbarrier_arrive_expect_tx(sm.bar(sy.q_full), T::QTile::kBytes);
-      sm.q.tma_load(maps.q, sm.bar(sy.q_full), 0, wt.q_tile * T::BM, wt.head, wt.batch);
-    } else {
-      mbarrier_arrive(sm.bar(sy.q_full));  // nothing to load: O = 0, LSE = -inf
-    }
     int kt = mask.first_key_tile(p);
-    for (int i = 0; i < n; ++i, ++it) {
+    // K and V of the work tile's i-th key tile into the next stage, once the consumers freed it.
+    const auto load_kv = [&] {
       const int s = it % T::STAGES;
       const uint32_t free_parity = ((it / T::STAGES) & 1) ^ 1;
       mbarrier_wait(sm.bar(sy.k_empty[s]), free_parity);
@@ -243,7 +235,22 @@ __device__ __forceinline__ void hopper_producer(const AttnParams& p, const Hoppe
         sm.v(s).tma_load(maps.v, sm.bar(sy.v_full[s]), 0, kt * T::BN, hk, wt.batch);
       }
       kt = mask.next_key_tile(p, kt);
+      ++it;
+    };
+    // The first stages' K/V go out while the consumers still finish the previous work tile (they
+    // only depend on the ring), then Q once its space is free, then the rest.
+    const int early = min(n, T::STAGES);
+    for (int i = 0; i < early; ++i) load_kv();
+    // Q's space is free once every consumer stored the previous tile's O from it.
+    mbarrier_wait(sm.bar(sy.q_empty), (item & 1) ^ 1);
+    sy.work = make_int4(wt.q_tile, wt.head, wt.batch, n);
+    if (n > 0) {
+      mbarrier_arrive_expect_tx(sm.bar(sy.q_full), T::QTile::kBytes);
+      sm.q.tma_load(maps.q, sm.bar(sy.q_full), 0, wt.q_tile * T::BM, wt.head, wt.batch);
+    } else {
+      mbarrier_arrive(sm.bar(sy.q_full));  // nothing to load: O = 0, LSE = -inf
     }
+    for (int i = early; i < n; ++i) load_kv();
   }
   // No more work: once the last O left Q's space, tell the consumers to stop.
   mbarrier_wait(sm.bar(sy.q_empty), (item & 1) ^ 1);
