@@ -1,91 +1,296 @@
-//! Tensor maps: what a Hopper kernel's TMA copies read. A [`TensorMapSpec`] is the typed
-//! description the host builds (element type, dims, strides, box, swizzle, out-of-bounds fill);
-//! [`Device::encode_tensor_map`](super::Device::encode_tensor_map) turns it into the opaque
-//! 128 bytes a kernel takes as a `const __grid_constant__ CUtensorMap` parameter. The CUDA
-//! backend calls the driver's `cuTensorMapEncodeTiled`; the emulator validates the same rules
-//! ([`TensorMapSpec::validate`]) and writes its own encoding.
+//! Tensor maps (TMA descriptors): a typed description of a tiled tensor in global memory and of
+//! the box a `cp.async.bulk.tensor` copies, checked against the rules `cuTensorMapEncodeTiled`
+//! documents (cuda.h, CUDA 13.0), and the opaque 128-byte value a kernel receives as a
+//! `const __grid_constant__ CUtensorMap` parameter.
+//!
+//! The CUDA backend encodes with the driver; the emulator writes its own tagged encoding
+//! (`emu::tensor_map`). Both check the description with [`TensorMapSpec::validate`] first, so a
+//! bad description fails the same way on either device.
 
-use crate::error::{Error, Result};
+pub use crate::error::TensorMapError;
 
-/// What one element of the tensor is, as the copy engine sees it (e4m3 travels as `U8`).
+/// Element type of a tensor map (`CUtensorMapDataType`, the byte-sized ones).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum TensorMapElem {
     U8,
     U16,
-    Bf16,
+    U32,
+    I32,
+    U64,
+    I64,
     F16,
     F32,
+    F64,
+    Bf16,
+    F32Ftz,
+    Tf32,
+    Tf32Ftz,
 }
 
 impl TensorMapElem {
     pub fn bytes(self) -> usize {
         match self {
             TensorMapElem::U8 => 1,
-            TensorMapElem::U16 | TensorMapElem::Bf16 | TensorMapElem::F16 => 2,
-            TensorMapElem::F32 => 4,
+            TensorMapElem::U16 | TensorMapElem::F16 | TensorMapElem::Bf16 => 2,
+            TensorMapElem::U32 | TensorMapElem::I32 | TensorMapElem::F32 | TensorMapElem::F32Ftz => 4,
+            TensorMapElem::Tf32 | TensorMapElem::Tf32Ftz => 4,
+            TensorMapElem::U64 | TensorMapElem::I64 | TensorMapElem::F64 => 8,
         }
     }
-    fn is_float(self) -> bool {
-        matches!(self, TensorMapElem::Bf16 | TensorMapElem::F16 | TensorMapElem::F32)
+    pub fn is_float(self) -> bool {
+        !matches!(
+            self,
+            TensorMapElem::U8
+                | TensorMapElem::U16
+                | TensorMapElem::U32
+                | TensorMapElem::I32
+                | TensorMapElem::U64
+                | TensorMapElem::I64
+        )
     }
+    /// The `CUtensorMapDataType` value.
+    pub fn cuda(self) -> u32 {
+        match self {
+            TensorMapElem::U8 => 0,
+            TensorMapElem::U16 => 1,
+            TensorMapElem::U32 => 2,
+            TensorMapElem::I32 => 3,
+            TensorMapElem::U64 => 4,
+            TensorMapElem::I64 => 5,
+            TensorMapElem::F16 => 6,
+            TensorMapElem::F32 => 7,
+            TensorMapElem::F64 => 8,
+            TensorMapElem::Bf16 => 9,
+            TensorMapElem::F32Ftz => 10,
+            TensorMapElem::Tf32 => 11,
+            TensorMapElem::Tf32Ftz => 12,
+        }
+    }
+    /// Every type, in `CUtensorMapDataType` order.
+    pub const ALL: [TensorMapElem; 13] = [
+        TensorMapElem::U8,
+        TensorMapElem::U16,
+        TensorMapElem::U32,
+        TensorMapElem::I32,
+        TensorMapElem::U64,
+        TensorMapElem::I64,
+        TensorMapElem::F16,
+        TensorMapElem::F32,
+        TensorMapElem::F64,
+        TensorMapElem::Bf16,
+        TensorMapElem::F32Ftz,
+        TensorMapElem::Tf32,
+        TensorMapElem::Tf32Ftz,
+    ];
 }
 
-/// The shared-memory swizzle the copy applies: 16-byte chunk c of a box row goes to chunk
-/// c XOR (address bits above the span), as wgmma's descriptors of the same mode expect.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+/// `CUtensorMapInterleave`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub enum Interleave {
+    #[default]
+    None,
+    B16,
+    B32,
+}
+
+/// `CUtensorMapSwizzle`: how 16-byte chunks are permuted in shared memory.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
 pub enum TensorMapSwizzle {
+    #[default]
     None,
     B32,
     B64,
     B128,
+    /// 128-byte swizzle of 32-byte atoms.
+    B128Atom32,
+    /// 128-byte swizzle of 32-byte atoms, the 8-byte halves of every other row flipped.
+    B128Atom32Flip8,
+    /// 128-byte swizzle of 64-byte atoms.
+    B128Atom64,
 }
 
 impl TensorMapSwizzle {
-    /// The swizzle span in bytes (the most a box row may hold); None: no limit from the swizzle.
+    /// The swizzle span in bytes: the most a box row may hold (None: no swizzle).
     pub fn span_bytes(self) -> Option<usize> {
+        (self != TensorMapSwizzle::None).then_some(self.span() as usize)
+    }
+    /// The swizzle span in bytes (0: none).
+    pub fn span(self) -> u32 {
         match self {
-            TensorMapSwizzle::None => None,
-            TensorMapSwizzle::B32 => Some(32),
-            TensorMapSwizzle::B64 => Some(64),
-            TensorMapSwizzle::B128 => Some(128),
+            TensorMapSwizzle::None => 0,
+            TensorMapSwizzle::B32 => 32,
+            TensorMapSwizzle::B64 => 64,
+            _ => 128,
+        }
+    }
+    /// The `CUtensorMapSwizzle` value.
+    pub fn cuda(self) -> u32 {
+        match self {
+            TensorMapSwizzle::None => 0,
+            TensorMapSwizzle::B32 => 1,
+            TensorMapSwizzle::B64 => 2,
+            TensorMapSwizzle::B128 => 3,
+            TensorMapSwizzle::B128Atom32 => 4,
+            TensorMapSwizzle::B128Atom32Flip8 => 5,
+            TensorMapSwizzle::B128Atom64 => 6,
         }
     }
 }
 
-/// What a load writes for elements outside the tensor.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+/// `CUtensorMapL2promotion`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub enum L2Promotion {
+    #[default]
+    None,
+    B64,
+    B128,
+    B256,
+}
+
+/// `CUtensorMapFloatOOBfill`: what out-of-bounds elements of a box load read as.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
 pub enum TensorMapFill {
-    /// Zeros (the driver's CU_TENSOR_MAP_FLOAT_OOB_FILL_NONE).
+    /// Zero.
+    #[default]
     Zero,
-    /// NaN, so that a computation that should have masked them shows it (float types only).
+    /// A special NaN that requests zero in FMA (`CU_TENSOR_MAP_FLOAT_OOB_FILL_NAN_REQUEST_ZERO_FMA`;
+    /// floating-point types only): a computation that should have masked them shows it.
     Nan,
 }
 
-/// A tiled tensor map: a tensor of up to five dimensions in global memory and the box one copy
-/// moves. Dimensions are innermost first; `strides[i]` is the byte distance between consecutive
-/// indices of dimension `i + 1` (the innermost is contiguous).
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+/// A tiled tensor map: the tensor (element type, dimensions innermost first, byte strides of
+/// dimensions 1.., base address) and the box copied per instruction.
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TensorMapSpec {
     pub elem: TensorMapElem,
-    /// Global address of element (0, .., 0).
+    /// Device address of element (0, ..., 0) (`DevBuf::addr` plus an offset).
     pub addr: u64,
+    /// Elements along each dimension, innermost first (rank = its length, 1..=5).
     pub dims: Vec<u64>,
+    /// Byte stride of dimensions 1..rank (rank - 1 values).
     pub strides: Vec<u64>,
+    /// Box size in elements along each dimension.
     pub box_dims: Vec<u32>,
+    /// Traversal stride along each dimension (1: every element; dimension 0's is ignored).
+    pub element_strides: Vec<u32>,
+    pub interleave: Interleave,
     pub swizzle: TensorMapSwizzle,
+    pub l2_promotion: L2Promotion,
     pub fill: TensorMapFill,
 }
 
-/// An encoded tensor map: the kernel parameter's 128 bytes (64-byte aligned, as CUtensorMap).
-#[derive(Clone, Copy, PartialEq, Eq)]
-#[repr(C, align(64))]
-pub struct TensorMap(pub [u8; 128]);
+impl TensorMapSpec {
+    /// A row-major tensor of `dims` (innermost first) with packed strides, unit element strides,
+    /// no interleave, no L2 promotion, zero fill.
+    pub fn packed(elem: TensorMapElem, addr: u64, dims: &[u64], box_dims: &[u32], swizzle: TensorMapSwizzle) -> Self {
+        let mut strides = Vec::new();
+        let mut s = elem.bytes() as u64;
+        for d in dims.iter().take(dims.len().saturating_sub(1)) {
+            s *= d;
+            strides.push(s);
+        }
+        TensorMapSpec {
+            elem,
+            addr,
+            dims: dims.to_vec(),
+            strides,
+            box_dims: box_dims.to_vec(),
+            element_strides: vec![1; dims.len()],
+            interleave: Interleave::None,
+            swizzle,
+            l2_promotion: L2Promotion::None,
+            fill: TensorMapFill::Zero,
+        }
+    }
 
-impl std::fmt::Debug for TensorMap {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "TensorMap({:02x?}..)", &self.0[..8])
+    pub fn rank(&self) -> usize {
+        self.dims.len()
+    }
+
+    /// Elements the box holds along dimension `d` in shared memory: `ceil(box / element stride)`
+    /// (dimension 0 ignores its element stride without interleave).
+    pub fn box_elems(&self, d: usize) -> u32 {
+        if d == 0 && self.interleave == Interleave::None {
+            self.box_dims[0]
+        } else {
+            self.box_dims[d].div_ceil(self.element_strides[d])
+        }
+    }
+
+    /// Bytes one box occupies in shared memory (and the transaction bytes of one load).
+    pub fn box_bytes(&self) -> usize {
+        (0..self.rank()).map(|d| self.box_elems(d) as usize).product::<usize>() * self.elem.bytes()
+    }
+
+    /// The rules `cuTensorMapEncodeTiled` documents (cuda.h, CUDA 13.0) for the byte-sized types.
+    pub fn validate(&self) -> Result<(), TensorMapError> {
+        use TensorMapError as E;
+        let r = self.rank();
+        if r == 0 || r > 5 {
+            return Err(E::Rank(r));
+        }
+        if self.interleave != Interleave::None && r < 3 {
+            return Err(E::InterleaveRank(r));
+        }
+        let lens = [
+            ("strides", self.strides.len(), r - 1),
+            ("box_dims", self.box_dims.len(), r),
+            ("element_strides", self.element_strides.len(), r),
+        ];
+        for (what, got, want) in lens {
+            if got != want {
+                return Err(E::Length { what, got, want });
+            }
+        }
+        let align = if self.interleave == Interleave::B32 { 32 } else { 16 };
+        if !self.addr.is_multiple_of(align) {
+            return Err(E::AddressAlignment { address: self.addr, align });
+        }
+        for (d, &n) in self.dims.iter().enumerate() {
+            if n == 0 || n > 1 << 32 {
+                return Err(E::Dim { dim: d, size: n });
+            }
+        }
+        let salign = if self.interleave == Interleave::B32 { 32 } else { 16 };
+        for (i, &s) in self.strides.iter().enumerate() {
+            if s % salign != 0 || s >= 1 << 40 {
+                return Err(E::Stride { dim: i + 1, stride: s, align: salign });
+            }
+        }
+        let esize = self.elem.bytes();
+        for (d, &b) in self.box_dims.iter().enumerate() {
+            if b == 0 || b > 256 {
+                return Err(E::BoxDim { dim: d, size: b });
+            }
+        }
+        let inner = self.box_dims[0] * esize as u32;
+        if self.interleave == Interleave::None && !inner.is_multiple_of(16) {
+            return Err(E::BoxInnerBytes { bytes: inner });
+        }
+        for (d, &e) in self.element_strides.iter().enumerate() {
+            if e == 0 || e > 8 {
+                return Err(E::ElementStride { dim: d, stride: e });
+            }
+        }
+        if self.interleave == Interleave::None && self.swizzle != TensorMapSwizzle::None && inner > self.swizzle.span()
+        {
+            return Err(E::SwizzleSpan { bytes: inner, span: self.swizzle.span() });
+        }
+        if self.interleave == Interleave::B32 && self.swizzle != TensorMapSwizzle::B32 {
+            return Err(E::InterleaveSwizzle);
+        }
+        if self.fill == TensorMapFill::Nan && !self.elem.is_float() {
+            return Err(E::NanFillType(format!("{:?}", self.elem)));
+        }
+        Ok(())
     }
 }
+
+/// An encoded tensor map: the opaque 128-byte, 64-byte-aligned value a kernel receives by value
+/// (pass [`TensorMap::as_bytes`] as the kernel argument).
+#[derive(Clone, Copy, PartialEq, Eq)]
+#[repr(C, align(128))]
+pub struct TensorMap(pub [u8; 128]);
 
 impl TensorMap {
     pub fn as_bytes(&self) -> &[u8] {
@@ -93,67 +298,9 @@ impl TensorMap {
     }
 }
 
-impl TensorMapSpec {
-    pub fn rank(&self) -> usize {
-        self.dims.len()
-    }
-
-    /// The rules `cuTensorMapEncodeTiled` enforces for a tiled map without interleave and with
-    /// unit element strides (cuda.h, CUDA 13.0), as a typed error naming the broken one.
-    pub fn validate(&self) -> Result<()> {
-        let bad = |what: String| Err(Error::Invalid(format!("tensor map: {what}")));
-        let r = self.rank();
-        if !(1..=5).contains(&r) {
-            return bad(format!("rank {r} (1 to 5 dimensions)"));
-        }
-        if self.strides.len() != r - 1 || self.box_dims.len() != r {
-            return bad(format!(
-                "{} dims need {} strides and {} box sizes, got {} and {}",
-                r,
-                r - 1,
-                r,
-                self.strides.len(),
-                self.box_dims.len()
-            ));
-        }
-        if !self.addr.is_multiple_of(16) {
-            return bad(format!("global address {:#x} is not 16-byte aligned", self.addr));
-        }
-        for (i, &d) in self.dims.iter().enumerate() {
-            if d == 0 || d > 1 << 32 {
-                return bad(format!("dimension {i} has {d} elements (1 to 2^32)"));
-            }
-        }
-        for (i, &s) in self.strides.iter().enumerate() {
-            if !s.is_multiple_of(16) || s >= 1 << 40 {
-                return bad(format!("stride of dimension {} is {s} bytes (a multiple of 16 below 2^40)", i + 1));
-            }
-        }
-        for (i, &b) in self.box_dims.iter().enumerate() {
-            if b == 0 || b > 256 {
-                return bad(format!("box dimension {i} is {b} (1 to 256)"));
-            }
-        }
-        let inner = self.box_dims[0] as usize * self.elem.bytes();
-        if !inner.is_multiple_of(16) {
-            return bad(format!("the box's inner dimension is {inner} bytes (a multiple of 16)"));
-        }
-        if let Some(span) = self.swizzle.span_bytes() {
-            if inner > span {
-                return bad(format!(
-                    "the box's inner dimension is {inner} bytes, more than the {span}-byte swizzle span"
-                ));
-            }
-        }
-        if self.fill == TensorMapFill::Nan && !self.elem.is_float() {
-            return bad(format!("NaN fill needs a float element type, not {:?}", self.elem));
-        }
-        Ok(())
-    }
-
-    /// Bytes one box occupies in shared memory (what a load completes on its mbarrier).
-    pub fn box_bytes(&self) -> usize {
-        self.box_dims.iter().map(|&b| b as usize).product::<usize>() * self.elem.bytes()
+impl std::fmt::Debug for TensorMap {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "TensorMap({:02x?}..)", &self.0[..16])
     }
 }
 
@@ -162,41 +309,40 @@ mod tests {
     use super::*;
 
     fn spec() -> TensorMapSpec {
-        // BSHD bf16 Q of 4 heads x 128: dims (d, seq, heads, batch), 64-column boxes of 128 rows.
-        TensorMapSpec {
-            elem: TensorMapElem::Bf16,
-            addr: 0x1000,
-            dims: vec![128, 1000, 4, 2],
-            strides: vec![4 * 128 * 2, 128 * 2, 1000 * 4 * 128 * 2],
-            box_dims: vec![64, 128, 1, 1],
-            swizzle: TensorMapSwizzle::B128,
-            fill: TensorMapFill::Zero,
-        }
+        TensorMapSpec::packed(TensorMapElem::Bf16, 0x1_0000_0000, &[128, 64, 3], &[64, 32, 1], TensorMapSwizzle::B128)
     }
 
     #[test]
-    fn the_driver_rules() {
-        spec().validate().unwrap();
-        assert_eq!(spec().box_bytes(), 64 * 128 * 2);
-        type Break = Box<dyn Fn(&mut TensorMapSpec)>;
-        let broken: Vec<(&str, Break)> = vec![
-            ("aligned", Box::new(|s| s.addr += 8)),
-            ("multiple of 16", Box::new(|s| s.strides[0] = 1000)),
-            ("1 to 256", Box::new(|s| s.box_dims[1] = 257)),
-            ("swizzle span", Box::new(|s| s.box_dims[0] = 128)),
-            ("1 to 2^32", Box::new(|s| s.dims[1] = 0)),
-            ("rank", Box::new(|s| s.dims = vec![1; 6])),
-            ("strides", Box::new(|s| s.strides.pop().map(|_| ()).unwrap_or(()))),
-            ("inner dimension", Box::new(|s| s.box_dims[0] = 4)),
-            ("NaN fill", Box::new(|s| (s.elem, s.fill) = (TensorMapElem::U8, TensorMapFill::Nan))),
-        ];
-        for (want, f) in broken {
+    fn driver_rules() {
+        assert_eq!(spec().validate(), Ok(()));
+        assert_eq!(spec().box_bytes(), 64 * 32 * 2);
+        let bad = |f: &dyn Fn(&mut TensorMapSpec)| {
             let mut s = spec();
             f(&mut s);
-            match s.validate() {
-                Err(Error::Invalid(m)) => assert!(m.contains(want), "{want}: {m}"),
-                other => panic!("{want}: {other:?}"),
-            }
-        }
+            s.validate().expect_err("must be refused")
+        };
+        assert_eq!(bad(&|s| s.addr += 8), TensorMapError::AddressAlignment { address: 0x1_0000_0008, align: 16 });
+        assert!(matches!(bad(&|s| s.strides[0] = 24), TensorMapError::Stride { dim: 1, .. }));
+        assert!(matches!(bad(&|s| s.strides[1] = 1 << 40), TensorMapError::Stride { dim: 2, .. }));
+        assert!(matches!(bad(&|s| s.box_dims[1] = 257), TensorMapError::BoxDim { dim: 1, size: 257 }));
+        assert!(matches!(bad(&|s| s.box_dims[0] = 4), TensorMapError::BoxInnerBytes { bytes: 8 }));
+        assert!(matches!(bad(&|s| s.box_dims[0] = 72), TensorMapError::SwizzleSpan { bytes: 144, span: 128 }));
+        assert!(matches!(bad(&|s| s.element_strides[2] = 9), TensorMapError::ElementStride { dim: 2, stride: 9 }));
+        assert!(matches!(bad(&|s| s.dims[1] = 0), TensorMapError::Dim { dim: 1, size: 0 }));
+        assert!(matches!(bad(&|s| s.dims.push(1)), TensorMapError::Length { .. }));
+        assert!(matches!(
+            bad(&|s| {
+                s.elem = TensorMapElem::U16;
+                s.fill = TensorMapFill::Nan
+            }),
+            TensorMapError::NanFillType(ref t) if t == "U16"
+        ));
+        let mut six = spec();
+        six.dims = vec![16; 6];
+        assert_eq!(six.validate(), Err(TensorMapError::Rank(6)));
+        let mut es = spec();
+        es.element_strides = vec![1, 3, 1];
+        assert_eq!(es.box_elems(1), 11);
+        assert_eq!(std::mem::align_of::<TensorMap>() % 64, 0);
     }
 }

@@ -4,6 +4,7 @@
 //! performance case is docs/perf-hopper.md.
 
 use super::{base_params, InputFormat, Launch, MapPlan, Operand, Plan};
+use crate::device::tensor_map::{Interleave, L2Promotion};
 use crate::device::{LaunchConfig, TensorMapElem, TensorMapFill, TensorMapSpec, TensorMapSwizzle};
 use crate::error::{invalid, Result};
 use crate::kernels::KernelRef;
@@ -135,7 +136,10 @@ pub fn tensor_maps(p: &Problem, c: &HopperConfig) -> Vec<MapPlan> {
         dims: vec![d, seq as u64, heads as u64, s.batch as u64],
         strides: vec![heads as u64 * d * eb, d * eb, seq as u64 * heads as u64 * d * eb],
         box_dims: vec![(span / eb) as u32, rows as u32, 1, 1],
+        element_strides: vec![1; 4],
+        interleave: Interleave::None,
         swizzle: swizzle(span),
+        l2_promotion: L2Promotion::B128,
         fill: TensorMapFill::Zero,
     };
     let v = match c.input {
@@ -149,7 +153,10 @@ pub fn tensor_maps(p: &Problem, c: &HopperConfig) -> Vec<MapPlan> {
                 dims: vec![kp, d, s.kv_heads as u64, s.batch as u64],
                 strides: vec![kp, d * kp, s.kv_heads as u64 * d * kp],
                 box_dims: vec![c.tile_k.min(128) as u32, d as u32, 1, 1],
+                element_strides: vec![1; 4],
+                interleave: Interleave::None,
                 swizzle: swizzle(c.tile_k.min(128) as u64),
+                l2_promotion: L2Promotion::B128,
                 fill: TensorMapFill::Zero,
             }
         }

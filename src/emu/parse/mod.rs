@@ -96,6 +96,7 @@ fn lower_entry(
         .map(|t| t.trim().to_string())
         .unwrap_or_default();
     let err = |e: String| (name.clone(), e);
+    let explicit_cluster = sync::cluster_directives(header).map_err(err)?;
     // params
     let mut params = Vec::new();
     let mut syms: HashMap<String, Sym> = HashMap::new();
@@ -155,9 +156,11 @@ fn lower_entry(
             local += sz.unwrap_or(0);
         }
     }
-    let shared_static = align_up(shared, 16);
+    let mut shared_static = align_up(shared, 16);
     if let Some((n, a)) = dyn_sym {
-        syms.insert(n, Sym::Addr(align_up(shared_static, a) as u64));
+        // Dynamic shared memory starts at its declared alignment (TMA boxes need 128 or 1024).
+        shared_static = align_up(shared_static, a);
+        syms.insert(n, Sym::Addr(shared_static as u64));
     }
     let mut f = FnCtx {
         regs: HashMap::new(),
@@ -223,6 +226,8 @@ fn lower_entry(
         shared_static,
         local_bytes: align_up(local, 16),
         const_data: Arc::new(md.const_data.clone()),
+        explicit_cluster,
+        wg: None,
     };
     if alloc {
         regalloc::allocate(&mut k).map_err(|e| (k.name.clone(), e))?;
