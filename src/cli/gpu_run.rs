@@ -241,8 +241,8 @@ fn default_plan() -> Vec<Step> {
             Fg,
             Peers("flex", flags(&["--phases", "prefill", "--mask", BOUNDED_MASKS, "--ctx", "65536,1048576"])),
         ),
-        // The Hopper prefill (until the emulator proves it, issue 15, its GPU tests are its first
-        // correctness run) and its points beside flash and the SDPA peers above, if time remains.
+        // The Hopper prefill (its GPU tests: the emulator's proof checked on the hardware) and its
+        // points beside flash and the SDPA peers above, if time remains.
         step("test-flash_hopper", Optional, Test("flash_hopper", "cuda_", 20.0)),
         step(
             "sweep-prefill-hopper",

@@ -34,8 +34,8 @@ pub struct Args {
     #[arg(long, value_enum, default_value = "cuda")]
     backend: Backend,
     /// Variants: flash, flash-hopper, flash-hopper-fp8 (prefill), decode (decode), dense (both).
-    /// Default: flash,flash-hopper,decode,dense on a GPU; flash,decode,dense on the emulator,
-    /// which does not execute the Hopper instructions yet (issue 15).
+    /// Default: flash,flash-hopper,decode,dense on a GPU; flash,decode,dense on the emulator
+    /// (which runs the Hopper prefill too when asked: `--variants flash-hopper`).
     #[arg(long, value_enum, value_delimiter = ',')]
     variants: Vec<Variant>,
     #[arg(long, value_enum, value_delimiter = ',', default_value = "prefill,decode")]
