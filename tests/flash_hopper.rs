@@ -128,19 +128,19 @@ fn every_mask_head_dim_and_input_plans_within_the_kernels_bounds() {
                 let l = &att.plan().launches[0];
                 assert_eq!(
                     l.cfg.threads_per_block(),
-                    maxntid(l.kernel.module.ptx, l.kernel.entry),
+                    maxntid(l.kernel.ptx(), l.kernel.entry()),
                     "{}",
-                    l.kernel.entry
+                    l.kernel.entry()
                 );
                 assert_eq!(l.cfg.threads_per_block() as usize, c.threads());
                 assert_eq!(l.cfg.dynamic_shared_bytes as usize, c.smem_bytes());
-                assert!(c.smem_bytes() <= 227 * 1024, "{}: {} bytes", l.kernel.entry, c.smem_bytes());
+                assert!(c.smem_bytes() <= 227 * 1024, "{}: {} bytes", l.kernel.entry(), c.smem_bytes());
                 let tiles = flash_hopper::work_tiles(&p, &c);
                 assert_eq!(l.cfg.grid, [tiles.min(sms.unwrap_or(132) as u64) as u32, 1, 1]);
                 assert_eq!(l.tensor_maps.len(), 4, "Q, K, V, O");
                 for m in &l.tensor_maps {
                     let spec = attnjoule::device::TensorMapSpec { addr: 1 << 20, ..m.spec.clone() };
-                    spec.validate().unwrap_or_else(|e| panic!("{} {:?}: {e}", l.kernel.entry, m.operand));
+                    spec.validate().unwrap_or_else(|e| panic!("{} {:?}: {e}", l.kernel.entry(), m.operand));
                 }
             }
         }

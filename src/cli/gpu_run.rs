@@ -160,6 +160,9 @@ fn default_plan() -> Vec<Step> {
         step("test-device_backends", Fg, Test("device_backends", "", 5.0)),
         step("test-flash", Fg, Test("flash", "", 15.0)),
         step("test-decode", Fg, Test("decode", "", 15.0)),
+        // Five small PTX modules JIT-compiled, ten launches of a few blocks, the same on the emulator
+        // (under a second on the CPU here).
+        step("test-outside", Fg, Test("outside", "", 3.0)),
         // Hopper's asynchronous instructions (TMA, mbarrier, bulk copies) against the emulator.
         step("test-emu_async", Fg, Test("emu_async", "", 10.0)),
         // wgmma, stmatrix and fp8 conversions against the emulator (tests/emu_wgmma.rs).
