@@ -650,7 +650,7 @@ fn peer_python(code: &str) -> Option<Vec<u8>> {
 fn peer_script_writes_the_profile_schema() {
     // The peer script's schema writer and work counts, without torch (imported only in main()).
     let code = r#"
-class A: reps = 5; min_seconds = 1.0
+class A: reps = 5; min_seconds = 1.0; gap = (0.2, 0.6)
 pts = []
 for ms, sq, sk in [("causal", 1024, 1024), ("window:4096", 1, 32768), ("longformer:128:1:1", 2048, 2048)]:
     m = t.parse_mask(ms); f, b = t.work(m, 1, sq, sk, 8, 1, 128)

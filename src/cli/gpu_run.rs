@@ -74,7 +74,11 @@ pub fn run(a: Args) -> anyhow::Result<()> {
 /// The protocol sized for the budget (the sweep's defaults: 5 warm-ups, 5 windows of >= 1 s, a
 /// 3 s idle baseline). Fewer, shorter windows: the energy per window is read less precisely (each
 /// end can lag by the NVML counter's period, which the run measures and prints).
-const PROTOCOL: [&str; 8] = ["--warmup", "3", "--min-seconds", "0.3", "--reps", "3", "--idle-seconds", "1"];
+/// Idle gaps of 0.1-0.25 s instead of 0.2-0.6 s: they were over half of a short point's time. A
+/// 0.15 s span still spreads the windows' phases over the energy counter's update period unless
+/// that period is longer; the run measures the period and the sweep warns if so.
+const PROTOCOL: [&str; 10] =
+    ["--warmup", "3", "--min-seconds", "0.3", "--reps", "3", "--idle-seconds", "1", "--gap", "0.1:0.25"];
 
 /// Contexts 1K..1M in powers of four.
 const CTX_ALL: &str = "1024,4096,16384,65536,262144,1048576";
@@ -423,7 +427,7 @@ fn plan(p: &PlanArgs) -> anyhow::Result<()> {
         sheet.file, sheet.bf16_tflops, sheet.hbm_gbps
     );
     println!(
-        "protocol: {} (sweep default: --warmup 5 --min-seconds 1 --reps 5 --idle-seconds 3); idle gaps 0.2-0.6 s",
+        "protocol: {} (sweep default: --warmup 5 --min-seconds 1 --reps 5 --idle-seconds 3 --gap 0.2:0.6)",
         PROTOCOL.join(" ")
     );
     println!();

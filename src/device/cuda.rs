@@ -95,6 +95,7 @@ pub struct CudaDevice {
     name: String,
     sm_count: u32,
     max_smem_optin: u32,
+    l2_bytes: usize,
     total_mem: usize,
     state: RefCell<State>,
     /// cuBLAS, made by the first GEMM.
@@ -117,6 +118,7 @@ impl CudaDevice {
         let sm_count = attr(sys::CUdevice_attribute::CU_DEVICE_ATTRIBUTE_MULTIPROCESSOR_COUNT)? as u32;
         let max_smem_optin =
             attr(sys::CUdevice_attribute::CU_DEVICE_ATTRIBUTE_MAX_SHARED_MEMORY_PER_BLOCK_OPTIN)? as u32;
+        let l2_bytes = attr(sys::CUdevice_attribute::CU_DEVICE_ATTRIBUTE_L2_CACHE_SIZE)?.max(0) as usize;
         let name = cu::device::get_name(dev).map_err(|e| cuda_err("cuDeviceGetName", e))?;
         // SAFETY: `dev` came from cuDeviceGet.
         let total_mem = unsafe { cu::device::total_mem(dev) }.map_err(|e| cuda_err("cuDeviceTotalMem", e))?;
@@ -137,6 +139,7 @@ impl CudaDevice {
             name,
             sm_count,
             max_smem_optin,
+            l2_bytes,
             total_mem,
             state: RefCell::new(State {
                 modules: HashMap::new(),
@@ -150,6 +153,11 @@ impl CudaDevice {
 
     pub fn ordinal(&self) -> usize {
         self.ordinal
+    }
+
+    /// The L2 cache size the driver reports, in bytes.
+    pub fn l2_bytes(&self) -> usize {
+        self.l2_bytes
     }
 
     /// Compute capability (major, minor).
