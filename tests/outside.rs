@@ -56,16 +56,18 @@ fn clean(r: &LaunchReport) {
 
 /// nvcc's PTX with the paths of its `.file` lines made relative (the crate's directory dropped,
 /// the toolchain's include directory as `<cuda>/include`), and the hash nvcc puts in the names of
-/// internal-linkage symbols (`_INTERNAL_<8 hex digits>_`, a function of the source's absolute
-/// path; only in the `.debug_str` bytes) zeroed, so that it does not depend on where the crate and
-/// the toolchain are.
+/// internal-linkage symbols (`_INTERNAL_<8 hex digits>_`, `_GLOBAL__N__<8 hex digits>_`, a
+/// function of the source's absolute path; in symbol names and in the `.debug_str` bytes) zeroed,
+/// so that it does not depend on where the crate and the toolchain are.
 fn normalized(ptx: &str) -> String {
     let root = format!("{}/", env!("CARGO_MANIFEST_DIR"));
     let lines: Vec<String> = ptx
         .lines()
         .map(|l| {
             if !l.trim_start().starts_with(".file") {
-                return l.to_string();
+                let mut b = l.as_bytes().to_vec();
+                zero_path_hashes(&mut b);
+                return String::from_utf8(b).expect("ASCII hex digits replaced by ASCII");
             }
             let l = l.replace(&root, "");
             match (l.find('"'), l.find("/include/")) {
@@ -90,15 +92,7 @@ fn normalized(ptx: &str) -> String {
             .map(|l| l[4..].split(',').map(|b| b.trim().parse::<u8>().expect(".b8 byte")).collect())
             .collect();
         let mut bytes: Vec<u8> = rows.concat();
-        let tag = b"_INTERNAL_";
-        let mut k = 0;
-        while k + tag.len() + 9 <= bytes.len() {
-            let h = k + tag.len();
-            if &bytes[k..h] == tag && bytes[h..h + 8].iter().all(u8::is_ascii_hexdigit) && bytes[h + 8] == b'_' {
-                bytes[h..h + 8].fill(b'0');
-            }
-            k += 1;
-        }
+        zero_path_hashes(&mut bytes);
         let mut at = 0;
         for r in &rows {
             let row: Vec<String> = bytes[at..at + r.len()].iter().map(u8::to_string).collect();
@@ -108,6 +102,21 @@ fn normalized(ptx: &str) -> String {
         i = end;
     }
     out.join("\n") + "\n"
+}
+
+/// Zeroes the 8 hex digits nvcc derives from the source's path after each tag (one consistent
+/// renaming: the symbols stay distinct from each other within a module).
+fn zero_path_hashes(bytes: &mut [u8]) {
+    for tag in [&b"_INTERNAL_"[..], b"_GLOBAL__N__"] {
+        let mut k = 0;
+        while k + tag.len() + 9 <= bytes.len() {
+            let h = k + tag.len();
+            if &bytes[k..h] == tag && bytes[h..h + 8].iter().all(u8::is_ascii_hexdigit) && bytes[h + 8] == b'_' {
+                bytes[h..h + 8].fill(b'0');
+            }
+            k += 1;
+        }
+    }
 }
 
 /// The checked-in PTX is what the pinned nvcc makes of its .cu now (paths relative to the crate,
