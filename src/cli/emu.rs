@@ -17,6 +17,8 @@ use serde::Serialize;
 enum EmuVariant {
     Dense,
     Flash,
+    FlashHopper,
+    FlashHopperFp8,
     Decode,
     /// A ragged batch over a paged cache (--page-size, --kv-dtype, --mix; --seq new tokens).
     DecodePaged,
@@ -121,6 +123,8 @@ pub fn run(a: Args) -> anyhow::Result<()> {
     let variant = match a.variant {
         EmuVariant::Dense => Variant::Dense,
         EmuVariant::Flash => Variant::Flash,
+        EmuVariant::FlashHopper => Variant::FlashHopper,
+        EmuVariant::FlashHopperFp8 => Variant::FlashHopperFp8,
         EmuVariant::Decode => Variant::Decode,
         EmuVariant::DecodePaged => return run_paged(a),
     };

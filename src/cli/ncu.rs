@@ -20,6 +20,8 @@ use attnjoule::Shape;
 enum NcuVariant {
     Dense,
     Flash,
+    FlashHopper,
+    FlashHopperFp8,
     Decode,
     /// A paged batch (--page-size, --kv-dtype, --mix; --batch sequences of --ctx without a mix).
     DecodePaged,
@@ -69,6 +71,8 @@ pub fn spec(a: &Args) -> anyhow::Result<PointSpec> {
     let (variant, serving) = match a.variant {
         NcuVariant::Dense => (Variant::Dense, Default::default()),
         NcuVariant::Flash => (Variant::Flash, Default::default()),
+        NcuVariant::FlashHopper => (Variant::FlashHopper, Default::default()),
+        NcuVariant::FlashHopperFp8 => (Variant::FlashHopperFp8, Default::default()),
         NcuVariant::Decode => (Variant::Decode, Default::default()),
         NcuVariant::DecodePaged => (
             Variant::Decode,
