@@ -7,12 +7,17 @@
 //! - [`kernels`]: the nvcc-compiled modules embedded by build.rs; [`params`]: the shared struct.
 //! - [`device`]: one interface, two backends (CUDA via cudarc, and [`emu`], the PTX emulator).
 //! - [`ops`]: launching each attention variant on any device.
+//! - [`files`]: whole files written atomically, bounded reads, output-is-input refusal, folder locks.
+
+// The library never prints: the binary's one printing rule (src/cli/out.rs) owns the terminal.
+#![cfg_attr(not(test), deny(clippy::print_stdout, clippy::print_stderr))]
 
 pub mod device;
 pub mod emu;
 pub mod energy;
 pub mod error;
 pub mod estimate;
+pub mod files;
 pub mod kernels;
 pub mod mask;
 pub mod nvtx;

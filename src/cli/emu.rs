@@ -2,6 +2,8 @@
 //! and prints its error against the f64 reference, the time taken, and with `--counters` the
 //! Nsight-style counters and sanitizer findings of each launch.
 
+use crate::cli::out::outln;
+
 use anyhow::{anyhow, bail, Context};
 use attnjoule::device::{Counters, Device, LaunchReport};
 use attnjoule::emu::{EmuDevice, EmuOptions};
@@ -156,30 +158,38 @@ pub fn run(a: Args) -> anyhow::Result<()> {
             .collect(),
     };
     if a.json {
-        println!("{}", serde_json::to_string_pretty(&s)?);
+        outln!("{}", serde_json::to_string_pretty(&s)?);
         return Ok(());
     }
-    println!("{} on {}", variant.name(), dev.name());
-    println!("shape {shape:?}, mask {}, seed {seed}, plan: {}", s.mask, s.plan);
-    println!("rel L2 error {:.3e} (limit 1e-2), LSE max abs error {:.3e} (-inf rows agree: {inf_ok})", rel_l2, lse_err);
-    println!(
+    outln!("{} on {}", variant.name(), dev.name());
+    outln!("shape {shape:?}, mask {}, seed {seed}, plan: {}", s.mask, s.plan);
+    outln!("rel L2 error {:.3e} (limit 1e-2), LSE max abs error {:.3e} (-inf rows agree: {inf_ok})", rel_l2, lse_err);
+    outln!(
         "emulated in {seconds:.3} s: {insts} thread-instructions, {:.1} M thread-instructions/s",
         s.thread_instructions_per_second / 1e6
     );
-    println!("sanitizer findings: {}", s.findings_total);
+    outln!("sanitizer findings: {}", s.findings_total);
     for l in &s.launches {
         if a.counters {
             if let Some(c) = &l.report.counters {
-                println!("  {}:", l.kernel);
-                println!(
+                outln!("  {}:", l.kernel);
+                outln!(
                     "    instructions: arith {} memory {} tensor {} control {} sync {} (warp-level {})",
-                    c.inst_arith, c.inst_memory, c.inst_tensor, c.inst_control, c.inst_sync, c.warp_instructions
+                    c.inst_arith,
+                    c.inst_memory,
+                    c.inst_tensor,
+                    c.inst_control,
+                    c.inst_sync,
+                    c.warp_instructions
                 );
-                println!(
+                outln!(
                     "    global: load {} B / {} sectors, store {} B / {} sectors",
-                    c.global_load_bytes, c.global_load_sectors, c.global_store_bytes, c.global_store_sectors
+                    c.global_load_bytes,
+                    c.global_load_sectors,
+                    c.global_store_bytes,
+                    c.global_store_sectors
                 );
-                println!(
+                outln!(
                     "    shared: {} requests, {} wavefronts, {} bank conflicts; ldmatrix {} ({} wavefronts)",
                     c.shared_requests,
                     c.shared_wavefronts,
@@ -187,13 +197,19 @@ pub fn run(a: Args) -> anyhow::Result<()> {
                     c.ldmatrix_instructions,
                     c.ldmatrix_wavefronts
                 );
-                println!("    mma {} ({} tensor FLOPs), barriers {}", c.mma_instructions, c.tensor_flops, c.barriers);
+                outln!("    mma {} ({} tensor FLOPs), barriers {}", c.mma_instructions, c.tensor_flops, c.barriers);
             }
         }
         for f in &l.report.findings {
-            println!(
+            outln!(
                 "  finding {:?} in {} block {:?} thread {:?} PTX line {} addr {:?}: {}",
-                f.kind, f.kernel, f.block, f.thread, f.ptx_line, f.address, f.message
+                f.kind,
+                f.kernel,
+                f.block,
+                f.thread,
+                f.ptx_line,
+                f.address,
+                f.message
             );
         }
     }

@@ -1,6 +1,8 @@
 //! `attnjoule import-ncu report.csv --profile P --point KEY`: attaches Nsight Compute metrics
 //! (DRAM and SM throughput, tensor pipe utilization, achieved occupancy, duration) to one point.
 
+use crate::cli::out::outln;
+
 use attnjoule::profile::Profile;
 use attnjoule::sweep::{ncu, point_key};
 use std::path::PathBuf;
@@ -26,7 +28,7 @@ pub fn run(a: Args) -> anyhow::Result<()> {
     let mut prof = Profile::load(&a.profile)?;
     if a.list {
         for p in &prof.points {
-            println!("{}", point_key(p));
+            outln!("{}", point_key(p));
         }
         return Ok(());
     }
@@ -51,10 +53,10 @@ pub fn run(a: Args) -> anyhow::Result<()> {
     let p = &mut prof.points[idx];
     for (k, v) in &metrics {
         p.ncu.insert(k.clone(), *v);
-        println!("{k} = {v}");
+        outln!("{k} = {v}");
     }
     let out = a.out.unwrap_or(a.profile);
     prof.save(&out)?;
-    println!("attached {} metrics to {} in {}", metrics.len(), point_key(&prof.points[idx]), out.display());
+    outln!("attached {} metrics to {} in {}", metrics.len(), point_key(&prof.points[idx]), out.display());
     Ok(())
 }

@@ -1,5 +1,7 @@
 //! `attnjoule info`
 
+use crate::cli::out::outln;
+
 use attnjoule::kernels::{MODULES, NVCC_PATH, NVCC_VERSION};
 
 #[derive(clap::Args)]
@@ -10,25 +12,31 @@ pub struct Args {
 }
 
 pub fn run(a: Args) -> anyhow::Result<()> {
-    println!("attnjoule {}", env!("CARGO_PKG_VERSION"));
-    println!("nvcc: {NVCC_PATH} ({NVCC_VERSION}), target sm_90a");
+    outln!("attnjoule {}", env!("CARGO_PKG_VERSION"));
+    outln!("nvcc: {NVCC_PATH} ({NVCC_VERSION}), target sm_90a");
     match attnjoule::device::cuda::probe() {
-        Ok(()) => println!("CUDA driver: present"),
+        Ok(()) => outln!("CUDA driver: present"),
         // The probe's line already says what to use instead.
-        Err(e) => println!("CUDA: {e}"),
+        Err(e) => outln!("CUDA: {e}"),
     }
     match nvml_wrapper::Nvml::init() {
-        Ok(nvml) => println!("NVML: present ({} device(s))", nvml.device_count().unwrap_or(0)),
-        Err(e) => println!("NVML: not available ({e}); energy cannot be measured on this machine"),
+        Ok(nvml) => outln!("NVML: present ({} device(s))", nvml.device_count().unwrap_or(0)),
+        Err(e) => outln!("NVML: not available ({e}); energy cannot be measured on this machine"),
     }
-    println!();
-    println!(
+    outln!();
+    outln!(
         "{:<16} {:<34} {:>5} {:>8} {:>7} {:>7} {:>6}",
-        "module", "kernel", "regs", "s.smem", "stack", "spill", "bars"
+        "module",
+        "kernel",
+        "regs",
+        "s.smem",
+        "stack",
+        "spill",
+        "bars"
     );
     for m in MODULES.iter().filter(|m| a.all || !m.test_only) {
         for e in m.entries {
-            println!(
+            outln!(
                 "{:<16} {:<34} {:>5} {:>8} {:>7} {:>7} {:>6}",
                 m.name,
                 e.name,
@@ -40,6 +48,6 @@ pub fn run(a: Args) -> anyhow::Result<()> {
             );
         }
     }
-    println!("s.smem: static shared memory in bytes (dynamic shared memory is chosen per launch: `attnjoule emu` prints the plan)");
+    outln!("s.smem: static shared memory in bytes (dynamic shared memory is chosen per launch: `attnjoule emu` prints the plan)");
     Ok(())
 }

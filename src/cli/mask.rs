@@ -3,6 +3,8 @@
 //! `--json --rows` every row's visible key runs, which the peer script's `--check` compares
 //! against PyTorch's masks.
 
+use crate::cli::out::{out, outln};
+
 use anyhow::{bail, Context};
 use attnjoule::mask::{MaskRecipe, TileClass};
 use attnjoule::problem::{Problem, Shape};
@@ -121,17 +123,17 @@ pub fn run(a: Args) -> anyhow::Result<()> {
             .with_context(|| format!("writing {}", path.display()))?;
     }
     if a.json {
-        println!("{}", serde_json::to_string(&s)?);
+        outln!("{}", serde_json::to_string(&s)?);
         return Ok(());
     }
-    println!("{} mask, {seq_q} queries x {seq_k} keys (bottom-right aligned)", a.mask);
-    println!(
+    outln!("{} mask, {seq_q} queries x {seq_k} keys (bottom-right aligned)", a.mask);
+    outln!(
         "visible pairs {visible_pairs} ({:.2}% of the plane), keys seen by some query {}",
         s.density * 100.0,
         s.visible_keys
     );
     match (&s.flash, &s.flash_error) {
-        (Some(f), _) => println!(
+        (Some(f), _) => outln!(
             "flash d{} tiles {}x{}: visits {} of {} ({} full, {} masked)",
             a.head_dim,
             f.tile_q,
@@ -141,15 +143,18 @@ pub fn run(a: Args) -> anyhow::Result<()> {
             f.full,
             f.partial
         ),
-        (None, e) => println!("flash: {}", e.as_deref().unwrap_or("no kernel")),
+        (None, e) => outln!("flash: {}", e.as_deref().unwrap_or("no kernel")),
     }
-    println!(
+    outln!(
         "map: {} x {} cells of {} queries x {} keys ('#' all visible, '+' some, ' ' none)",
-        map.rows, map.cols, map.cell_q, map.cell_k
+        map.rows,
+        map.cols,
+        map.cell_q,
+        map.cell_k
     );
-    print!("{}", map.text());
+    out!("{}", map.text());
     if let Some(path) = &a.svg {
-        println!("wrote {}", path.display());
+        outln!("wrote {}", path.display());
     }
     Ok(())
 }

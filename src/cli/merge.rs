@@ -1,5 +1,7 @@
 //! `attnjoule merge`: shard logs or profiles of one sweep into one profile.
 
+use crate::cli::out::{errln, outln};
+
 use attnjoule::sweep::{merge, output};
 use std::path::PathBuf;
 
@@ -21,7 +23,7 @@ pub fn run(a: Args) -> anyhow::Result<()> {
     for path in &a.inputs {
         let (p, warnings) = merge::load_any(path)?;
         for w in warnings {
-            eprintln!("warning: {w}");
+            errln!("warning: {w}");
         }
         inputs.push((path.display().to_string(), p));
     }
@@ -29,7 +31,7 @@ pub fn run(a: Args) -> anyhow::Result<()> {
     let dir = a.out.parent().filter(|d| !d.as_os_str().is_empty()).map(PathBuf::from).unwrap_or_else(|| ".".into());
     let stem = a.out.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_else(|| "profile".into());
     let files = output::write_all(&merged, &dir, &stem)?;
-    println!(
+    outln!(
         "{} points, {} GEMM points from {} inputs on {}",
         merged.points.len(),
         merged.gemm.len(),
@@ -37,7 +39,7 @@ pub fn run(a: Args) -> anyhow::Result<()> {
         merged.gpu.name
     );
     for f in files {
-        println!("wrote {}", f.display());
+        outln!("wrote {}", f.display());
     }
     Ok(())
 }

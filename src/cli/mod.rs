@@ -12,6 +12,7 @@ mod info;
 mod mask;
 mod merge;
 mod ncu;
+pub mod out;
 mod sweep;
 
 #[derive(Parser)]
@@ -65,9 +66,14 @@ fn one_line(e: &clap::Error) -> String {
 pub fn main() -> anyhow::Result<()> {
     let cli = match Cli::try_parse() {
         Ok(c) => c,
-        Err(e) if !e.use_stderr() => e.exit(), // --help, --version
+        // --help, --version: printed by the one rule too (clap's own print panics on a closed pipe).
+        Err(e) if !e.use_stderr() => {
+            out::out!("{}", e.render());
+            let _ = out::finish();
+            std::process::exit(e.exit_code());
+        }
         Err(e) => {
-            eprintln!("{}", one_line(&e));
+            out::errln!("{}", one_line(&e));
             std::process::exit(e.exit_code());
         }
     };

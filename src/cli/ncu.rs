@@ -8,6 +8,8 @@
 //! (profiles/ncu/README.md). Warm-up launches run before the range so that module loading and
 //! first-touch effects stay out of the profiled launch.
 
+use crate::cli::out::errln;
+
 use attnjoule::device::cuda::CudaDevice;
 use attnjoule::device::Device;
 use attnjoule::mask::MaskRecipe;
@@ -68,13 +70,13 @@ pub fn run(a: Args) -> anyhow::Result<()> {
     let spec = spec(&a)?;
     let dev = CudaDevice::new(a.device)?;
     if !attnjoule::nvtx::available() {
-        eprintln!("warning: libnvToolsExt not loadable: no NVTX range will be emitted (ncu --nvtx-include will match nothing)");
+        errln!("warning: libnvToolsExt not loadable: no NVTX range will be emitted (ncu --nvtx-include will match nothing)");
     }
     let opts = Options { sm_count: Some(dev.sm_count() as usize), ..Default::default() };
     let att = Attention::new(spec.variant, &spec.problem()?, &opts)?;
     let s = spec.shape;
     let seed = attnjoule::reference::fresh_seed();
-    eprintln!("seed {seed}");
+    errln!("seed {seed}");
     let q = attnjoule::reference::random_bf16(s.q_elems(), seed);
     let k = attnjoule::reference::random_bf16(s.kv_elems(), seed ^ 1);
     let v = attnjoule::reference::random_bf16(s.kv_elems(), seed ^ 2);
@@ -92,7 +94,7 @@ pub fn run(a: Args) -> anyhow::Result<()> {
         dev.synchronize()?;
     }
     bufs.free(&dev)?;
-    eprintln!("profiled one call of {} inside NVTX range {name:?} ({})", spec.label(), att.plan.description);
-    eprintln!("ncu filter: --nvtx --nvtx-include \"{name}/\"");
+    errln!("profiled one call of {} inside NVTX range {name:?} ({})", spec.label(), att.plan.description);
+    errln!("ncu filter: --nvtx --nvtx-include \"{name}/\"");
     Ok(())
 }

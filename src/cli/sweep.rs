@@ -1,5 +1,7 @@
 //! `attnjoule sweep`: seconds and joules per call over variants × contexts × phases.
 
+use crate::cli::out::{errln, outln};
+
 use anyhow::bail;
 use attnjoule::mask::MaskRecipe;
 use attnjoule::profile::Phase;
@@ -173,21 +175,21 @@ pub fn run(a: Args) -> anyhow::Result<()> {
                 .and_then(|problem| attnjoule::ops::Attention::new(p.variant, &problem, &Default::default()))
                 .map(|att| format!("{:.3} GiB", backend::gib(att.footprint_bytes())))
                 .unwrap_or_else(|e| format!("({e})"));
-            println!("{:<48} {}", p.label(), need);
+            outln!("{:<48} {}", p.label(), need);
         }
-        println!("{} of {} points", mine.len(), all.len());
+        outln!("{} of {} points", mine.len(), all.len());
         return Ok(());
     }
     if cfg.backend == BackendKind::Cuda {
         // Fail with the driver's one line before anything else is printed.
         attnjoule::device::cuda::probe().map_err(attnjoule::Error::NoGpu)?;
     }
-    eprintln!("seed {}", cfg.seed);
-    let out = backend::run(&cfg, &mut |line| eprintln!("{line}"))?;
+    errln!("seed {}", cfg.seed);
+    let out = backend::run(&cfg, &mut |line| errln!("{line}"))?;
     let p = &out.profile;
     let count = |f: fn(&attnjoule::profile::PointStatus) -> bool| p.points.iter().filter(|x| f(&x.status)).count();
     use attnjoule::profile::PointStatus as S;
-    println!(
+    outln!(
         "{} points on {}: {} ok, {} infeasible, {} failed; {} GEMM points",
         p.points.len(),
         p.gpu.name,
@@ -196,9 +198,9 @@ pub fn run(a: Args) -> anyhow::Result<()> {
         count(|s| matches!(s, S::Failed { .. })),
         p.gemm.len()
     );
-    println!("log: {}", out.log.display());
+    outln!("log: {}", out.log.display());
     for f in &out.files {
-        println!("wrote {}", f.display());
+        outln!("wrote {}", f.display());
     }
     Ok(())
 }
