@@ -7,7 +7,7 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 #[derive(Debug, Error)]
 pub enum Error {
     /// A shape, layout, mask or parameter that cannot be run; the message names the problem.
-    #[error("invalid problem: {0}")]
+    #[error("{0}")]
     Invalid(String),
     /// No CUDA driver, no GPU, or the driver refused: one line, with what to use instead.
     #[error("{0}")]

@@ -237,12 +237,12 @@ fn extrapolation_is_flagged() {
 fn measured_profile_scales_the_same_way() {
     let mut p = profile();
     p.kind = ProfileKind::Measured;
-    for pt in &mut p.points {
+    p.points.modify_all(|pt| {
         if let (Some(s), Some(j)) = (pt.seconds.as_mut(), pt.joules.as_mut()) {
             *s = Stat::exact(2.0 * s.median);
             *j = Stat::exact(3.0 * j.median);
         }
-    }
+    });
     let m = preset("1t").unwrap();
     let base = est("1t", Options::default());
     let meas = Estimator::new(&p, "measured", m.clone(), Options::default()).unwrap();

@@ -219,7 +219,7 @@ fn profile(gpu: &str, driver: &str, points: Vec<Point>) -> Profile {
         tool: None,
         peaks: None,
         idle_watts: Some(66.0),
-        points,
+        points: points.into(),
         gemm: vec![],
         notes: vec![],
     }

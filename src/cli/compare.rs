@@ -3,7 +3,6 @@
 
 use crate::cli::out::{errln, outln};
 
-use anyhow::Context;
 use attnjoule::sweep::{compare, merge};
 use std::path::PathBuf;
 
@@ -26,9 +25,20 @@ pub struct Args {
 }
 
 pub fn run(a: Args) -> anyhow::Result<()> {
+    for (flag, out) in [("--csv", &a.csv), ("--plot", &a.plot)] {
+        if let Some(out) = out {
+            attnjoule::files::refuse_overwrite(flag, out, &[&a.a, &a.b])?;
+        }
+    }
+    if a.csv.is_some() && a.csv == a.plot {
+        anyhow::bail!("--csv and --plot name the same file; give each its own");
+    }
     let (pa, _) = merge::load_any(&a.a)?;
     let (pb, _) = merge::load_any(&a.b)?;
     for (path, p) in [(&a.a, &pa), (&a.b, &pb)] {
+        if p.kind == attnjoule::profile::ProfileKind::CpuDryRun {
+            errln!("warning: {} is a {}", path.display(), p.kind.label());
+        }
         if p.kind == attnjoule::profile::ProfileKind::Emulated {
             anyhow::bail!(
                 "{} is an emulated profile (counters only, no seconds or joules); compare measured or analytical \
@@ -95,7 +105,7 @@ pub fn run(a: Args) -> anyhow::Result<()> {
         ));
     }
     if let Some(p) = &a.csv {
-        std::fs::write(p, csv).with_context(|| format!("writing {}", p.display()))?;
+        attnjoule::files::write_atomic(p, csv.as_bytes())?;
         outln!("wrote {}", p.display());
     }
     if let Some(p) = &a.plot {

@@ -4,8 +4,8 @@ use crate::cli::out::{out, outln};
 
 use anyhow::{bail, Context};
 use attnjoule::estimate::{
-    analytical, estimate, model::ModelSpec, policy, policy::Policy, policy::PolicyParams, Conversation, Options,
-    Report, RowStatus,
+    analytical, estimate_regimes, model::ModelSpec, policy, policy::Policy, policy::PolicyParams, Conversation,
+    Options, Report, RowStatus,
 };
 use attnjoule::plot::{side_by_side, HLine, LinePlot, Series};
 use attnjoule::profile::Profile;
@@ -15,7 +15,7 @@ use std::path::PathBuf;
 pub struct Args {
     /// Model preset (dense-1t, llama-3.1-70b, llama-3.1-405b, deepseek-v3) or a .toml/.json file.
     #[arg(long, default_value = "dense-1t")]
-    model: String,
+    model: std::ffi::OsString,
     /// Profile JSON from `attnjoule sweep`; default: the bundled analytical H100 SXM profile.
     #[arg(long)]
     profile: Option<PathBuf>,
@@ -103,6 +103,15 @@ pub fn run(a: Args) -> anyhow::Result<()> {
         bail!("--gpu picks a bundled analytical profile and --profile reads one from a file: give one of them");
     }
     let sheet = a.gpu.unwrap_or(Gpu::H100).sheet();
+    // No output may replace an input of this command (the profile or the model file it reads).
+    let model_path = std::path::Path::new(&a.model);
+    let inputs: Vec<&std::path::Path> = a.profile.iter().map(|p| p.as_path()).chain([model_path]).collect();
+    if let Some(path) = &a.write_analytical {
+        attnjoule::files::refuse_overwrite("--write-analytical", path, &inputs)?;
+    }
+    if !a.no_plot && a.write_analytical.is_none() {
+        attnjoule::files::refuse_overwrite("--plot", &a.plot, &inputs)?;
+    }
     if let Some(path) = &a.write_analytical {
         analytical::profile(&sheet).save(path)?;
         outln!(
@@ -129,28 +138,21 @@ pub fn run(a: Args) -> anyhow::Result<()> {
             .collect()
     };
     let conv = Conversation { tokens_per_minute: a.tpm, phrase_tokens: a.phrase, minutes: a.minutes.clone() };
-    if a.batch.is_empty() {
-        bail!("--batch needs at least one value");
-    }
-    let mut reports = Vec::new();
-    for &batch in &a.batch {
-        let opts = Options {
-            batch,
-            gpus: a.gpus,
-            max_gpus: a.max_gpus,
-            gpus_per_node: a.gpus_per_node,
-            headroom: a.headroom,
-            wait_watts: a.wait_watts,
-            params: PolicyParams {
-                window: a.window,
-                budget: a.budget,
-                refresh: a.refresh,
-                retrieval_joules: a.retrieval_joules,
-            },
-            ..Options::default()
-        };
-        reports.push(estimate(&profile, &source, model.clone(), &conv, opts, &policies)?);
-    }
+    let opts = Options {
+        gpus: a.gpus,
+        max_gpus: a.max_gpus,
+        gpus_per_node: a.gpus_per_node,
+        headroom: a.headroom,
+        wait_watts: a.wait_watts,
+        params: PolicyParams {
+            window: a.window,
+            budget: a.budget,
+            refresh: a.refresh,
+            retrieval_joules: a.retrieval_joules,
+        },
+        ..Options::default()
+    };
+    let reports = estimate_regimes(&profile, &source, model, &conv, opts, &a.batch, &policies)?;
     if a.json {
         outln!("{}", serde_json::to_string_pretty(&reports)?);
     } else if a.csv {
@@ -162,7 +164,7 @@ pub fn run(a: Args) -> anyhow::Result<()> {
         if let Some(dir) = a.plot.parent().filter(|d| !d.as_os_str().is_empty()) {
             std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
         }
-        std::fs::write(&a.plot, plot_svg(&reports)).with_context(|| format!("writing {}", a.plot.display()))?;
+        attnjoule::files::write_atomic(&a.plot, plot_svg(&reports).as_bytes())?;
         if !a.json && !a.csv {
             outln!("plot: {}", a.plot.display());
         }

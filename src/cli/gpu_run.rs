@@ -524,6 +524,7 @@ fn summary(dir: &Path) -> anyhow::Result<()> {
         Some(ProfileKind::Measured) => "MEASURED on this GPU.",
         Some(ProfileKind::Emulated) => "EMULATED (the CPU emulator: counters, no time or energy), not measured.",
         Some(ProfileKind::Analytical) => "ANALYTICAL, not measured.",
+        Some(ProfileKind::CpuDryRun) => "CPU DRY RUN (PyTorch on a CPU, no energy), not measured.",
         None => "Nothing measured: no sweep profile.",
     };
     let _ = writeln!(

@@ -760,7 +760,7 @@ pub fn run_with(cfg: &RunConfig, factory: WorkerFactory, progress: &mut dyn FnMu
             h
         }
     };
-    let mut points: Vec<Point> = existing.points.clone();
+    let mut points: crate::profile::Points = existing.points.clone();
     let mut gemm: Vec<GemmPoint> = existing.gemm.clone();
     let done: std::collections::HashSet<String> = points
         .iter()
@@ -800,7 +800,7 @@ pub fn run_with(cfg: &RunConfig, factory: WorkerFactory, progress: &mut dyn FnMu
                     output::hms(el),
                     output::hms(eta)
                 ));
-                points.push(*p);
+                points.insert(*p);
             }
             Msg::Gemm(Ok(g)) => {
                 if !gemm_done.contains(&(g.m, g.n, g.k)) {
@@ -851,7 +851,7 @@ pub fn run_with(cfg: &RunConfig, factory: WorkerFactory, progress: &mut dyn FnMu
         points,
         gemm,
         notes: match kind {
-            ProfileKind::Emulated | ProfileKind::Analytical => {
+            ProfileKind::Emulated | ProfileKind::Analytical | ProfileKind::CpuDryRun => {
                 vec!["CPU emulator: counters only; time and energy not measured".into()]
             }
             ProfileKind::Measured => vec![format!(

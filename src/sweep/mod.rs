@@ -91,25 +91,11 @@ impl PointSpec {
     }
 }
 
-/// Identity of a point across runs, shards and profiles:
-/// `<implementation>/<variant>/<phase>/<mask recipe>/b<batch>q<seq_q>k<seq_k>h<heads>kv<kv_heads>d<head_dim>`,
-/// with every parameter of the mask (e.g. `attnjoule/flash/prefill/longformer:64:1:1/b1q4096k4096h8kv1d128`).
-pub fn key(variant: &str, implementation: &str, phase: Phase, mask: &MaskRecipe, s: &Shape) -> String {
-    format!(
-        "{}/{}/{phase}/{mask}/b{}q{}k{}h{}kv{}d{}",
-        implementation.to_lowercase(),
-        variant.to_lowercase(),
-        s.batch,
-        s.seq_q,
-        s.seq_k,
-        s.heads,
-        s.kv_heads,
-        s.head_dim
-    )
-}
+pub use crate::profile::key;
 
+/// [`crate::profile::Point::key`].
 pub fn point_key(p: &crate::profile::Point) -> String {
-    key(&p.variant, &p.implementation, p.phase, &p.mask, &p.shape)
+    p.key()
 }
 
 /// Which phases a variant runs in: flash is prefill-only, decode is decode-only, dense both.
