@@ -1246,9 +1246,7 @@ fn resume_merge_and_compare_keep_masks_one_parameter_apart() {
 
     // compare: rows pair equal recipes only, and say which.
     let mut other = out2.profile.clone();
-    for p in &mut other.points {
-        p.seconds = p.seconds.map(|s| Stat::exact(s.median * 2.0));
-    }
+    other.points.modify_all(|p| p.seconds = p.seconds.map(|s| Stat::exact(s.median * 2.0)));
     let rows = sw::compare::compare(&out2.profile, &other, None, None);
     assert_eq!(rows.len(), n);
     let mut row_masks: Vec<(String, usize)> = rows.iter().map(|r| (r.mask.clone(), r.context)).collect();
@@ -1345,13 +1343,13 @@ fn a_log_of_schema_1_reads_converted_and_resumes() {
     std::fs::write(&path, &v1).unwrap();
     let log = jsonl::read(&path).unwrap();
     assert_eq!(log.header.as_ref().unwrap().schema_version, 1);
-    assert_eq!(log.points, vec![p.clone()], "the mask converted to its recipe");
+    assert_eq!(log.points.to_vec(), vec![p.clone()], "the mask converted to its recipe");
     // Resumed by this build, the log mixes both forms, and still reads.
     let mut w = jsonl::Writer::open(&path, log.valid_len).unwrap();
     let q = sample_point("flash", 2048, PointStatus::Ok);
     w.append(&Line::Point(Box::new(q.clone()))).unwrap();
     let (prof, _) = merge::load_any(&path).unwrap();
-    assert_eq!((prof.schema_version, prof.points), (SCHEMA_VERSION, vec![p, q]));
+    assert_eq!((prof.schema_version, prof.points.into_vec()), (SCHEMA_VERSION, vec![p, q]));
     // A log from a newer schema is refused, not misread.
     std::fs::write(&path, text.replace("\"schema_version\":2", "\"schema_version\":99")).unwrap();
     let e = jsonl::read(&path).unwrap_err().to_string();
