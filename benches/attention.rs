@@ -128,7 +128,7 @@ fn problem(v: Variant, ctx: usize) -> Problem {
 }
 
 /// Prepared calls that fit the GPU: (variant, ctx, call, buffers).
-fn gpu_calls(dev: &CudaDevice) -> Vec<(Variant, usize, Attention, Buffers)> {
+fn gpu_calls(dev: &CudaDevice) -> Vec<(Variant, usize, Attention, Buffers<'_>)> {
     let mut out = Vec::new();
     let free = dev.mem_info().map(|m| m.0).unwrap_or(0);
     // Decode splits follow this GPU's SM count, as in the sweep (not the H100 SXM default).
@@ -146,13 +146,13 @@ fn gpu_calls(dev: &CudaDevice) -> Vec<(Variant, usize, Attention, Buffers)> {
                 eprintln!("skip {} ctx={ctx}: does not fit", v.name());
                 continue;
             }
-            let s = att.problem.shape;
+            let s = att.problem().shape;
             let seed = attnjoule::reference::fresh_seed();
             let q = attnjoule::reference::random_bf16(s.q_elems(), seed);
             let k = attnjoule::reference::random_bf16(s.kv_elems(), seed ^ 1);
             let vv = attnjoule::reference::random_bf16(s.kv_elems(), seed ^ 2);
-            let b = att.alloc(dev).expect("alloc");
-            att.upload_inputs(dev, &b, &q, &k, &vv).expect("upload");
+            let b = att.alloc(dev, 1).expect("alloc");
+            att.upload_inputs(&b, 0, &q, &k, &vv).expect("upload");
             out.push((v, ctx, att, b));
         }
     }
@@ -168,7 +168,7 @@ fn gpu_benches(dev: Rc<CudaDevice>) {
             g.throughput(Throughput::Elements(att.work().flops as u64));
             g.bench_with_input(BenchmarkId::new(v.name(), ctx), &(), |bch, _| {
                 let _r = attnjoule::nvtx::range(&format!("bench.{}.ctx{ctx}", v.name()));
-                bch.iter(|| att.run(&*dev, b).expect("launch"))
+                bch.iter(|| att.run(b, 0).expect("launch"))
             });
         }
         g.finish();
@@ -189,15 +189,12 @@ fn gpu_benches(dev: Rc<CudaDevice>) {
                 g.throughput(Throughput::Elements(att.work().flops as u64));
                 g.bench_with_input(BenchmarkId::new(v.name(), ctx), &(), |bch, _| {
                     let _r = attnjoule::nvtx::range(&format!("bench.energy.{}.ctx{ctx}", v.name()));
-                    bch.iter(|| att.run(&*dev, b).expect("launch"))
+                    bch.iter(|| att.run(b, 0).expect("launch"))
                 });
             }
             g.finish();
             c.final_summary();
         }
-    }
-    for (_, _, _, b) in calls {
-        let _ = b.free(&*dev);
     }
 }
 

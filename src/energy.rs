@@ -8,6 +8,8 @@
 //! windows must be long (the protocol makes them ≥ 1 s); see `sweep::protocol`.
 
 use crate::error::{Error, Result};
+// GpuState is the profile's record of a GPU's clocks and throttling; re-exported where it is read.
+pub use crate::profile::GpuState;
 use crate::profile::{EnergyMethod, GpuInfo};
 use serde::{Deserialize, Serialize};
 use std::collections::VecDeque;
@@ -20,32 +22,6 @@ use std::time::{Duration, Instant};
 pub struct PowerSample {
     pub t: f64,
     pub watts: f64,
-}
-
-/// Clocks, temperature and throttle reasons at one moment.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-pub struct GpuState {
-    #[serde(default)]
-    pub sm_clock_mhz: Option<u32>,
-    #[serde(default)]
-    pub mem_clock_mhz: Option<u32>,
-    #[serde(default)]
-    pub temperature_c: Option<u32>,
-    #[serde(default)]
-    pub power_w: Option<f64>,
-    /// Active clock-limiting reasons by NVML name ("sw_power_cap", "hw_slowdown", ...).
-    #[serde(default)]
-    pub throttle_reasons: Vec<String>,
-}
-
-/// Reasons that do not mean the clocks were pulled down by power or heat during the work.
-const BENIGN_REASONS: [&str; 3] = ["gpu_idle", "applications_clocks_setting", "display_clock_setting"];
-
-impl GpuState {
-    /// Clocks were limited by power or temperature (a measured point taken then is flagged).
-    pub fn throttled(&self) -> bool {
-        self.throttle_reasons.iter().any(|r| !BENIGN_REASONS.contains(&r.as_str()))
-    }
 }
 
 /// Where energy readings come from: NVML on a GPU, [`SimGpu`] in tests.

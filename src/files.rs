@@ -156,8 +156,14 @@ pub struct DirLock {
 impl DirLock {
     /// Locks `dir` (created if missing), or says in one line that another process holds it.
     pub fn acquire(dir: &Path, holder: &str) -> Result<DirLock> {
+        Self::acquire_named(dir, "", holder)
+    }
+
+    /// A lock of one thing in `dir` (`<dir>/<name>.attnjoule.lock`): writers of other things in
+    /// the same folder go on (the shards of one sweep share their folder, each with its own log).
+    pub fn acquire_named(dir: &Path, name: &str, holder: &str) -> Result<DirLock> {
         fs::create_dir_all(dir).map_err(|e| io_err(dir, e))?;
-        let path = dir.join(LOCK_FILE);
+        let path = dir.join(format!("{name}{LOCK_FILE}"));
         let file = OpenOptions::new()
             .create(true)
             .truncate(false)

@@ -1,6 +1,7 @@
-//! A small dependency-free SVG line-plot writer: linear or log axes, several series with a legend,
-//! horizontal reference lines, title and axis labels. Used by `estimate` (Wh per phrase vs minute)
-//! and by the sweep (time and joules vs context).
+//! The crate's SVG writer ([`Svg`]: a document of a few primitives) and the line plot drawn with
+//! it: linear or log axes, several series with a legend, horizontal reference lines, title and
+//! axis labels. Used by `estimate` (Wh per phrase vs minute), the sweep and `compare` (time and
+//! joules vs context), and `attnjoule mask` (its map of the query-key plane).
 
 use std::fmt::Write;
 
@@ -63,14 +64,160 @@ const COLORS: [&str; 10] =
 /// are common) stay distinguishable; earlier series are drawn wider underneath later ones.
 const DASHES: [&str; 4] = ["", "9,4", "3,3", "12,4,3,4"];
 
-fn style(i: usize) -> (&'static str, &'static str, f64) {
-    let width = (4.5 - 0.5 * i as f64).max(1.5);
-    (COLORS[i % COLORS.len()], DASHES[i % DASHES.len()], width)
+fn style(i: usize) -> Stroke<'static> {
+    Stroke { color: COLORS[i % COLORS.len()], width: (4.5 - 0.5 * i as f64).max(1.5), dash: DASHES[i % DASHES.len()] }
 }
 
 /// Escapes text for SVG/XML.
 pub fn esc(s: &str) -> String {
     s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;")
+}
+
+/// A coordinate or size: at most two decimals, no trailing zeros ("80", "12.5", "3.14").
+fn num(v: f64) -> String {
+    let s = format!("{:.2}", v);
+    let s = s.trim_end_matches('0').trim_end_matches('.');
+    if s == "-0" {
+        "0".into()
+    } else {
+        s.to_string()
+    }
+}
+
+/// Horizontal alignment of text at its x.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Anchor {
+    Start,
+    Middle,
+    End,
+}
+
+/// How text is drawn.
+#[derive(Debug, Clone, Copy)]
+pub struct Font<'a> {
+    pub size: f64,
+    pub anchor: Anchor,
+    pub bold: bool,
+    pub color: &'a str,
+    /// Drawn turned 90° counter-clockwise about its anchor (a y-axis label).
+    pub vertical: bool,
+}
+
+impl Default for Font<'_> {
+    fn default() -> Self {
+        Font { size: 12.0, anchor: Anchor::Start, bold: false, color: "#000", vertical: false }
+    }
+}
+
+/// How a line is drawn; an empty `dash` is solid.
+#[derive(Debug, Clone, Copy)]
+pub struct Stroke<'a> {
+    pub color: &'a str,
+    pub width: f64,
+    pub dash: &'a str,
+}
+
+impl<'a> Stroke<'a> {
+    pub fn solid(color: &'a str, width: f64) -> Self {
+        Stroke { color, width, dash: "" }
+    }
+    fn attrs(&self) -> String {
+        let dash =
+            if self.dash.is_empty() { String::new() } else { format!(r#" stroke-dasharray="{}""#, esc(self.dash)) };
+        format!(r#"stroke="{}" stroke-width="{}"{dash}"#, esc(self.color), num(self.width))
+    }
+}
+
+/// The one SVG writer of the crate: a standalone document on a white background, built from a
+/// few primitives (text, line, polyline, rectangle, circle, a nested document). Every plot and
+/// the mask map are drawn with it; text and attribute values are escaped here.
+#[derive(Debug, Clone)]
+pub struct Svg {
+    width: f64,
+    height: f64,
+    body: String,
+}
+
+impl Svg {
+    pub fn new(width: f64, height: f64) -> Self {
+        let mut s = Svg { width, height, body: String::new() };
+        s.rect((0.0, 0.0), (width, height), Some("white"), None);
+        s
+    }
+    pub fn width(&self) -> f64 {
+        self.width
+    }
+    pub fn height(&self) -> f64 {
+        self.height
+    }
+    pub fn text(&mut self, (x, y): (f64, f64), text: &str, f: Font) {
+        let anchor = match f.anchor {
+            Anchor::Start => "",
+            Anchor::Middle => r#" text-anchor="middle""#,
+            Anchor::End => r#" text-anchor="end""#,
+        };
+        let bold = if f.bold { r#" font-weight="bold""# } else { "" };
+        let turn =
+            if f.vertical { format!(r#" transform="rotate(-90 {} {})""#, num(x), num(y)) } else { String::new() };
+        let _ = writeln!(
+            self.body,
+            r#"<text x="{}" y="{}" font-size="{}" fill="{}"{anchor}{bold}{turn}>{}</text>"#,
+            num(x),
+            num(y),
+            num(f.size),
+            esc(f.color),
+            esc(text)
+        );
+    }
+    pub fn line(&mut self, (x1, y1): (f64, f64), (x2, y2): (f64, f64), s: Stroke) {
+        let _ = writeln!(
+            self.body,
+            r#"<line x1="{}" y1="{}" x2="{}" y2="{}" {}/>"#,
+            num(x1),
+            num(y1),
+            num(x2),
+            num(y2),
+            s.attrs()
+        );
+    }
+    pub fn polyline(&mut self, points: &[(f64, f64)], s: Stroke) {
+        let pts: Vec<String> = points.iter().map(|&(x, y)| format!("{},{}", num(x), num(y))).collect();
+        let _ = writeln!(self.body, r#"<polyline points="{}" fill="none" {}/>"#, pts.join(" "), s.attrs());
+    }
+    /// A rectangle with its top-left corner at `(x, y)`; `None` leaves it unfilled or unstroked.
+    pub fn rect(&mut self, (x, y): (f64, f64), (w, h): (f64, f64), fill: Option<&str>, stroke: Option<&str>) {
+        let stroke = stroke.map(|c| format!(r#" stroke="{}""#, esc(c))).unwrap_or_default();
+        let _ = writeln!(
+            self.body,
+            r#"<rect x="{}" y="{}" width="{}" height="{}" fill="{}"{stroke}/>"#,
+            num(x),
+            num(y),
+            num(w),
+            num(h),
+            esc(fill.unwrap_or("none"))
+        );
+    }
+    pub fn circle(&mut self, (x, y): (f64, f64), r: f64, fill: &str) {
+        let _ = writeln!(self.body, r#"<circle cx="{}" cy="{}" r="{}" fill="{}"/>"#, num(x), num(y), num(r), esc(fill));
+    }
+    /// Draws `doc` with its top-left corner at `(x, y)`.
+    pub fn embed(&mut self, (x, y): (f64, f64), doc: &Svg) {
+        let _ = writeln!(self.body, r#"<svg x="{}" y="{}" {}>"#, num(x), num(y), doc.size_attrs());
+        self.body.push_str(&doc.body);
+        self.body.push_str("</svg>\n");
+    }
+    fn size_attrs(&self) -> String {
+        let (w, h) = (num(self.width), num(self.height));
+        format!(r#"width="{w}" height="{h}" viewBox="0 0 {w} {h}""#)
+    }
+    /// The document's text.
+    pub fn finish(&self) -> String {
+        format!(
+            "<svg xmlns=\"http://www.w3.org/2000/svg\" {} font-family=\"Helvetica, Arial, sans-serif\" font-size=\"12\">\n{}</svg>\n",
+            self.size_attrs(),
+            self.body
+        )
+    }
 }
 
 /// Compact tick label: 0.01, 5, 1024, 65.54K, 2.5M, 1e-5.
@@ -191,6 +338,11 @@ fn nice_step(raw: f64) -> f64 {
 impl LinePlot {
     /// The plot as a standalone SVG document.
     pub fn to_svg(&self) -> String {
+        self.draw().finish()
+    }
+
+    /// The plot drawn on a new document of its size.
+    pub fn draw(&self) -> Svg {
         let (w, h) = (self.width, self.height);
         let (ml, mr, mt, mb) = (80.0, 210.0, if self.subtitle.is_some() { 62.0 } else { 46.0 }, 56.0);
         let (pw, ph) = (w - ml - mr, h - mt - mb);
@@ -210,126 +362,64 @@ impl LinePlot {
         let (ax, ay) = (Axis::new(self.log_x, xs.into_iter()), Axis::new(self.log_y, ys.into_iter()));
         let px = |v: f64| ml + ax.frac(v) * pw;
         let py = |v: f64| mt + (1.0 - ay.frac(v)) * ph;
-        let mut s = String::new();
-        let _ = writeln!(
-            s,
-            r#"<svg xmlns="http://www.w3.org/2000/svg" width="{w}" height="{h}" viewBox="0 0 {w} {h}" font-family="Helvetica, Arial, sans-serif" font-size="12">"#
-        );
-        let _ = writeln!(s, r#"<rect width="{w}" height="{h}" fill="white"/>"#);
-        let _ = writeln!(
-            s,
-            r#"<text x="{}" y="24" font-size="16" font-weight="bold" text-anchor="middle">{}</text>"#,
-            ml + pw / 2.0,
-            esc(&self.title)
-        );
+        let mut s = Svg::new(w, h);
+        let middle = Font { anchor: Anchor::Middle, ..Default::default() };
+        s.text((ml + pw / 2.0, 24.0), &self.title, Font { size: 16.0, bold: true, ..middle });
         if let Some(sub) = &self.subtitle {
-            let _ = writeln!(
-                s,
-                r##"<text x="{}" y="42" font-size="10.5" fill="#444" text-anchor="middle">{}</text>"##,
-                w / 2.0,
-                esc(sub)
-            );
+            s.text((w / 2.0, 42.0), sub, Font { size: 10.5, color: "#444", ..middle });
         }
         // Grid and ticks.
         for (v, major) in ax.ticks() {
             let x = px(v);
-            let c = if major { "#ccc" } else { "#eee" };
-            let _ = writeln!(s, r#"<line x1="{x:.1}" y1="{mt}" x2="{x:.1}" y2="{}" stroke="{c}"/>"#, mt + ph);
+            s.line((x, mt), (x, mt + ph), Stroke::solid(if major { "#ccc" } else { "#eee" }, 1.0));
             if major || ax.log {
-                let _ = writeln!(
-                    s,
-                    r#"<text x="{x:.1}" y="{}" text-anchor="middle" font-size="{}">{}</text>"#,
-                    mt + ph + 16.0,
-                    if major { 12 } else { 9 },
-                    tick_label(v)
-                );
+                s.text((x, mt + ph + 16.0), &tick_label(v), Font { size: if major { 12.0 } else { 9.0 }, ..middle });
             }
         }
         for (v, major) in ay.ticks() {
             let y = py(v);
-            let c = if major { "#ccc" } else { "#eee" };
-            let _ = writeln!(s, r#"<line x1="{ml}" y1="{y:.1}" x2="{}" y2="{y:.1}" stroke="{c}"/>"#, ml + pw);
+            s.line((ml, y), (ml + pw, y), Stroke::solid(if major { "#ccc" } else { "#eee" }, 1.0));
             if major {
-                let _ = writeln!(
-                    s,
-                    r#"<text x="{}" y="{:.1}" text-anchor="end">{}</text>"#,
-                    ml - 6.0,
-                    y + 4.0,
-                    tick_label(v)
-                );
+                s.text((ml - 6.0, y + 4.0), &tick_label(v), Font { anchor: Anchor::End, ..Default::default() });
             }
         }
-        let _ = writeln!(s, r##"<rect x="{ml}" y="{mt}" width="{pw}" height="{ph}" fill="none" stroke="#333"/>"##);
-        let _ = writeln!(
-            s,
-            r#"<text x="{}" y="{}" text-anchor="middle">{}</text>"#,
-            ml + pw / 2.0,
-            h - 14.0,
-            esc(&self.x_label)
-        );
-        let _ = writeln!(
-            s,
-            r#"<text x="18" y="{}" text-anchor="middle" transform="rotate(-90 18 {})">{}</text>"#,
-            mt + ph / 2.0,
-            mt + ph / 2.0,
-            esc(&self.y_label)
-        );
+        s.rect((ml, mt), (pw, ph), None, Some("#333"));
+        s.text((ml + pw / 2.0, h - 14.0), &self.x_label, middle);
+        s.text((18.0, mt + ph / 2.0), &self.y_label, Font { vertical: true, ..middle });
         // Reference lines.
         for l in self.hlines.iter().filter(|l| ay.ok(l.y)) {
             let y = py(l.y);
-            let _ = writeln!(
-                s,
-                r##"<line x1="{ml}" y1="{y:.1}" x2="{}" y2="{y:.1}" stroke="#555" stroke-width="1.5" stroke-dasharray="8,4"/>"##,
-                ml + pw
-            );
-            let _ = writeln!(
-                s,
-                r##"<text x="{}" y="{:.1}" text-anchor="end" font-size="11" fill="#333">{}</text>"##,
-                ml + pw - 4.0,
-                y - 4.0,
-                esc(&l.label)
-            );
+            s.line((ml, y), (ml + pw, y), Stroke { color: "#555", width: 1.5, dash: "8,4" });
+            let label = Font { size: 11.0, anchor: Anchor::End, color: "#333", ..Default::default() };
+            s.text((ml + pw - 4.0, y - 4.0), &l.label, label);
         }
         // Series: polylines broken at skipped points, with point markers.
-        let _ = writeln!(s, r#"<g clip-path="none">"#);
         for (i, ser) in self.series.iter().enumerate() {
-            let (color, dash, width) = style(i);
+            let stroke = style(i);
             let mut runs: Vec<Vec<(f64, f64)>> = vec![vec![]];
             for &(x, y) in &ser.points {
                 if ax.ok(x) && ay.ok(y) {
-                    runs.last_mut().unwrap().push((px(x), py(y)));
-                } else if !runs.last().unwrap().is_empty() {
+                    runs.last_mut().expect("one run at least").push((px(x), py(y)));
+                } else if !runs.last().expect("one run at least").is_empty() {
                     runs.push(vec![]);
                 }
             }
             for run in runs.iter().filter(|r| !r.is_empty()) {
-                let pts: Vec<String> = run.iter().map(|(x, y)| format!("{x:.1},{y:.1}")).collect();
-                let _ = writeln!(
-                    s,
-                    r#"<polyline points="{}" fill="none" stroke="{color}" stroke-width="{width}" stroke-dasharray="{dash}"/>"#,
-                    pts.join(" ")
-                );
+                s.polyline(run, stroke);
                 if ser.points.len() <= 12 {
-                    for (x, y) in run {
-                        let _ = writeln!(s, r#"<circle cx="{x:.1}" cy="{y:.1}" r="2.5" fill="{color}"/>"#);
+                    for &p in run {
+                        s.circle(p, 2.5, stroke.color);
                     }
                 }
             }
         }
-        let _ = writeln!(s, "</g>");
         // Legend.
         let lx = ml + pw + 14.0;
         for (i, ser) in self.series.iter().enumerate() {
             let y = mt + 10.0 + i as f64 * 20.0;
-            let (color, dash, width) = style(i);
-            let _ = writeln!(
-                s,
-                r#"<line x1="{lx}" y1="{y}" x2="{}" y2="{y}" stroke="{color}" stroke-width="{width}" stroke-dasharray="{dash}"/>"#,
-                lx + 32.0
-            );
-            let _ = writeln!(s, r#"<text x="{}" y="{}">{}</text>"#, lx + 38.0, y + 4.0, esc(&ser.name));
+            s.line((lx, y), (lx + 32.0, y), style(i));
+            s.text((lx + 38.0, y + 4.0), &ser.name, Font::default());
         }
-        let _ = writeln!(s, "</svg>");
         s
     }
 }
@@ -338,18 +428,13 @@ impl LinePlot {
 pub fn side_by_side(plots: &[LinePlot]) -> String {
     let w: f64 = plots.iter().map(|p| p.width).sum();
     let h = plots.iter().map(|p| p.height).fold(0.0, f64::max);
-    let mut s = format!(r#"<svg xmlns="http://www.w3.org/2000/svg" width="{w}" height="{h}" viewBox="0 0 {w} {h}">"#);
-    s.push('\n');
+    let mut s = Svg::new(w, h);
     let mut x = 0.0;
     for p in plots {
-        let inner = p.to_svg();
-        // Nest each plot as an <svg> positioned at its offset.
-        let inner = inner.replacen("<svg ", &format!(r#"<svg x="{x}" y="0" "#), 1);
-        s.push_str(&inner);
+        s.embed((x, 0.0), &p.draw());
         x += p.width;
     }
-    s.push_str("</svg>\n");
-    s
+    s.finish()
 }
 
 #[cfg(test)]

@@ -81,6 +81,32 @@ pub struct GpuInfo {
     pub energy_counter_period_s: Option<f64>,
 }
 
+/// Clocks, temperature and throttle reasons at one moment.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct GpuState {
+    #[serde(default)]
+    pub sm_clock_mhz: Option<u32>,
+    #[serde(default)]
+    pub mem_clock_mhz: Option<u32>,
+    #[serde(default)]
+    pub temperature_c: Option<u32>,
+    #[serde(default)]
+    pub power_w: Option<f64>,
+    /// Active clock-limiting reasons by NVML name ("sw_power_cap", "hw_slowdown", ...).
+    #[serde(default)]
+    pub throttle_reasons: Vec<String>,
+}
+
+/// Reasons that do not mean the clocks were pulled down by power or heat during the work.
+const BENIGN_REASONS: [&str; 3] = ["gpu_idle", "applications_clocks_setting", "display_clock_setting"];
+
+impl GpuState {
+    /// Clocks were limited by power or temperature (a measured point taken then is flagged).
+    pub fn throttled(&self) -> bool {
+        self.throttle_reasons.iter().any(|r| !BENIGN_REASONS.contains(&r.as_str()))
+    }
+}
+
 /// Datasheet peaks (analytical profiles) with their sources.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Peaks {
@@ -241,9 +267,9 @@ pub struct PointDetail {
     /// Clocks, temperature and throttle reasons at the start and end of the point (read while the
     /// first and the last measured window run).
     #[serde(default)]
-    pub start: Option<crate::energy::GpuState>,
+    pub start: Option<GpuState>,
     #[serde(default)]
-    pub end: Option<crate::energy::GpuState>,
+    pub end: Option<GpuState>,
     /// Plan description ("3 kernels, 64x64 tiles ...").
     #[serde(default)]
     pub plan: Option<String>,

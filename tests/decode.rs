@@ -93,25 +93,25 @@ fn split_heuristic_on_132_sms() {
         let c = decode::config(&p).unwrap();
         assert_eq!(c.ctas_per_sm(), 2, "r16 d128 residency");
         let a = Attention::new(Variant::Decode, &p, &Options { splits: None, sm_count: Some(132) }).unwrap();
-        let l = &a.plan.launches[0];
+        let l = &a.plan().launches[0];
         let splits = l.params.num_splits as usize;
-        println!("cache {cache:>8}: {} -> grid {:?}", a.plan.description, l.cfg.grid);
+        println!("cache {cache:>8}: {} -> grid {:?}", a.plan().description, l.cfg.grid);
         assert_eq!(splits, want, "cache {cache}");
         assert_eq!(l.cfg.grid, [want as u32, 1, 1]);
-        let per_split = l.params.split_len as usize / TILE_K;
+        let per_split = l.params.tiles_per_split as usize;
         assert!(per_split * (splits - 1) < cache.div_ceil(TILE_K), "no empty split");
-        assert_eq!(a.plan.launches.len(), 2, "more than one split: combine");
+        assert_eq!(a.plan().launches.len(), 2, "more than one split: combine");
         seen.push(splits);
     }
     // A small SM count gets fewer splits at 1M.
     let p = Problem::new(model_shape(1 << 20), Mask::None);
     let a = Attention::new(Variant::Decode, &p, &Options { splits: None, sm_count: Some(16) }).unwrap();
-    assert_eq!(a.plan.launches[0].params.num_splits, 32);
+    assert_eq!(a.plan().launches[0].params.num_splits, 32);
     // A batch that alone fills the machine does not split.
     let p = Problem::new(Shape::decode(64, 1, 4096, 64, 8, 128), Mask::None);
     let a = Attention::new(Variant::Decode, &p, &Options { splits: None, sm_count: Some(132) }).unwrap();
-    assert_eq!(a.plan.launches[0].params.num_splits, 1);
-    assert_eq!(a.plan.launches.len(), 1, "one split: no combine");
+    assert_eq!(a.plan().launches[0].params.num_splits, 1);
+    assert_eq!(a.plan().launches.len(), 1, "one split: no combine");
     println!("splits at 1K / 32K / 1M: {seen:?}");
 }
 
@@ -122,7 +122,7 @@ fn window_and_sparse_split_only_what_they_read() {
     let p = Problem::new(model_shape(1 << 20), Mask::causal_window(4096));
     assert_eq!(decode::visited_tiles(&p), 64);
     let a = Attention::new(Variant::Decode, &p, &Options::default()).unwrap();
-    assert_eq!(a.plan.launches[0].params.num_splits, 16, "{}", a.plan.description);
+    assert_eq!(a.plan().launches[0].params.num_splits, 16, "{}", a.plan().description);
     // One more key is one more tile.
     let p = Problem::new(model_shape(1 << 20), Mask::causal_window(4097));
     assert_eq!(decode::visited_tiles(&p), 65);
@@ -146,6 +146,12 @@ fn unsupported_shapes_are_typed_errors() {
     let p = Problem::new(Shape::decode(1, 1, 100, 1, 1, 64), Mask::None);
     let zero = Options { splits: Some(0), sm_count: None };
     assert!(matches!(Attention::new(Variant::Decode, &p, &zero), Err(attnjoule::Error::Invalid(_))));
+    // More splits than key tiles (a million: gigabytes of scratch) are refused; as many are not.
+    let p = Problem::new(Shape::decode(1, 1, 300, 1, 1, 64), Mask::None);
+    let many = |n| Options { splits: Some(n), sm_count: None };
+    assert!(Attention::new(Variant::Decode, &p, &many(5)).is_ok());
+    let e = Attention::new(Variant::Decode, &p, &many(1_000_000)).unwrap_err().to_string();
+    assert!(e.contains("at most the 5 key tiles"), "{e}");
 }
 
 // ------------------------------------------------------------------------------------------
@@ -174,10 +180,10 @@ fn case(name: &'static str, dims: [usize; 6], mask: Mask, splits: Option<usize>)
 /// allowance is explicit. Total traffic must stay within 1.05x of that.
 fn check_counters(p: &Problem, att: &Attention, reports: &[LaunchReport], heuristic: bool) {
     let s = &p.shape;
-    let params = &att.plan.launches[0].params;
+    let params = &att.plan().launches[0].params;
     let splits = params.num_splits as usize;
     let tiles = decode::visited_tiles(p);
-    let per_split = params.split_len as usize / TILE_K;
+    let per_split = params.tiles_per_split as usize;
     let nonempty = if tiles == 0 { 0 } else { tiles.div_ceil(per_split).min(splits) };
     let k: Vec<&Counters> = reports.iter().map(|r| r.counters.as_ref().expect("emulator counters")).collect();
     let load: u64 = k.iter().map(|c| c.global_load_bytes).sum();
@@ -190,11 +196,11 @@ fn check_counters(p: &Problem, att: &Attention, reports: &[LaunchReport], heuris
     let c = decode::config(p).unwrap();
     let chunks = (s.seq_q * s.group()).div_ceil(c.rows_per_cta());
     let kv_extra = kv * (chunks - 1) as f64;
-    // Block-sparse: the shared policy reads its CSR entries warp-uniformly, one 4-byte load per
-    // warp: row_ptr[0..2] and the first and last column at init, one column per tile for the
-    // prefetch and one for the math. Tiny next to a 64-key tile, visible only at cache 1.
+    // Block-sparse: the shared mask object reads its CSR entries warp-uniformly, one 4-byte load
+    // per warp: row_ptr[0..2] and the last column at init, one column per tile for the prefetch
+    // and one for the math. Tiny next to a 64-key tile, visible only at cache 1.
     let csr_extra = if matches!(p.mask, Mask::BlockSparse(_)) {
-        (s.batch * s.kv_heads * chunks * splits * c.warps_m * c.warps_n * (4 + 2 * per_split) * 4) as f64
+        (s.batch * s.kv_heads * chunks * splits * c.warps_m * c.warps_n * (3 + 2 * per_split) * 4) as f64
     } else {
         0.0
     };
@@ -267,7 +273,7 @@ fn run_case(dev: &dyn Device, c: &Case) -> f64 {
         s.kv_heads,
         s.head_dim,
         p.mask.name(),
-        att.plan.description
+        att.plan().description
     );
     assert!(got.iter().all(|x| x.is_finite()), "{}: non-finite O (unwritten poison?) seed {seed}", c.name);
     assert!(out.lse.iter().all(|x| !x.is_nan()), "{}: NaN LSE (unwritten poison?) seed {seed}", c.name);
@@ -287,7 +293,9 @@ fn cases_none() -> Vec<Case> {
     vec![
         case("none cache 1", [1, 1, 1, 1, 1, 64], Mask::None, None),
         // one visited tile over 3 splits: splits 1 and 2 see no key (LSE -inf, ignored)
-        case("none 7 empty splits", [2, 1, 7, 4, 1, 128], Mask::None, Some(3)),
+        case("none 7 empty split", [2, 1, 7, 4, 1, 128], Mask::None, Some(2)),
+        // 5 tiles over 4 splits of 2 tiles: the last split is empty.
+        case("none 300 one empty split", [2, 1, 300, 4, 1, 128], Mask::None, Some(4)),
         case("none 64 sq4 gqa8", [1, 4, 64, 8, 1, 64], Mask::None, Some(2)),
         case("none 65 sq16 gqa8", [1, 16, 65, 8, 1, 128], Mask::None, None),
         case("none 1000 model", [1, 1, 1000, 8, 1, 128], Mask::None, None),

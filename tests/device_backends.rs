@@ -3,36 +3,36 @@
 //! above the 48 KB default, which the CUDA backend must opt in to. Kernels:
 //! kernels/test/cuda_backend.cu.
 
-use attnjoule::device::{Device, DeviceExt, LaunchConfig};
+use attnjoule::device::{DevBuf, Device, LaunchConfig};
 use attnjoule::kernels::KernelRef;
 
 /// smem_reverse over `blocks` rows of `n` floats; returns the output (poisoned before the launch).
 fn smem_reverse(dev: &dyn Device, input: &[f32], n: usize, scale: f32, bias: f32) -> Vec<f32> {
     let blocks = input.len() / n;
-    let i = dev.upload_new(input).unwrap();
-    let o = dev.alloc(4 * input.len()).unwrap();
-    dev.fill(&o, 0x7fc1_7fc1).unwrap();
+    let i = DevBuf::from_slice(dev, input).unwrap();
+    let o = DevBuf::new(dev, 4 * input.len()).unwrap();
+    o.fill(0x7fc1_7fc1).unwrap();
     let k = KernelRef::new("cuda_backend", "smem_reverse").unwrap();
     let cfg = LaunchConfig { grid: [blocks as u32, 1, 1], block: [256, 1, 1], dynamic_shared_bytes: 4 * n as u32 };
-    let (ia, oa, nn) = (i.addr.to_le_bytes(), o.addr.to_le_bytes(), (n as i32).to_le_bytes());
+    let (ia, oa, nn) = (i.addr().to_le_bytes(), o.addr().to_le_bytes(), (n as i32).to_le_bytes());
     let (s, b) = (scale.to_le_bytes(), bias.to_le_bytes());
-    let rep = dev.launch(k, cfg, &[&ia, &oa, &nn, &s, &b]).unwrap();
+    // SAFETY: (in, out, n, scale, bias) as smem_reverse declares them; each of the `blocks` blocks
+    // reads and writes its row of n floats, inside `i` and `o` (blocks * n floats each), which
+    // live until the download below has synchronized.
+    let rep = unsafe { dev.launch(&k, cfg, &[&ia, &oa, &nn, &s, &b]) }.unwrap();
     assert!(rep.findings.is_empty(), "{:?}", rep.findings);
     dev.synchronize().unwrap();
-    let out = dev.download_vec::<f32>(&o, input.len()).unwrap();
-    dev.free(i).unwrap();
-    dev.free(o).unwrap();
-    out
+    o.download_vec::<f32>(input.len()).unwrap()
 }
 
 /// The by-value struct: {u64 ptr, i32 a, i32 b, f64 c, u16 d[4]} = 32 bytes, 8-aligned.
 fn by_value(dev: &dyn Device, a: i32, b: i32, c: f64, d: [u16; 4]) -> Vec<i32> {
-    let dst = dev.alloc(28).unwrap();
-    let flag = dev.alloc(4).unwrap();
-    dev.fill(&dst, 0xdead_beef).unwrap();
-    dev.fill(&flag, 0).unwrap();
+    let dst = DevBuf::new(dev, 28).unwrap();
+    let flag = DevBuf::new(dev, 4).unwrap();
+    dst.fill(0xdead_beef).unwrap();
+    flag.fill(0).unwrap();
     let mut m = Vec::new();
-    m.extend(dst.addr.to_le_bytes());
+    m.extend(dst.addr().to_le_bytes());
     m.extend(a.to_le_bytes());
     m.extend(b.to_le_bytes());
     m.extend(c.to_le_bytes());
@@ -40,12 +40,12 @@ fn by_value(dev: &dyn Device, a: i32, b: i32, c: f64, d: [u16; 4]) -> Vec<i32> {
     assert_eq!(m.len(), 32);
     let k = KernelRef::new("cuda_backend", "by_value").unwrap();
     let cfg = LaunchConfig { grid: [1, 1, 1], block: [32, 1, 1], dynamic_shared_bytes: 0 };
-    dev.launch(k, cfg, &[&m, &flag.addr.to_le_bytes()]).unwrap();
+    // SAFETY: the struct by value and the flag pointer, as by_value declares them; one warp
+    // writes the 7 ints of `dst` and the int of `flag`, both alive until the downloads.
+    unsafe { dev.launch(&k, cfg, &[&m, &flag.addr().to_le_bytes()]) }.unwrap();
     dev.synchronize().unwrap();
-    let mut out = dev.download_vec::<i32>(&dst, 7).unwrap();
-    out.extend(dev.download_vec::<i32>(&flag, 1).unwrap());
-    dev.free(dst).unwrap();
-    dev.free(flag).unwrap();
+    let mut out = dst.download_vec::<i32>(7).unwrap();
+    out.extend(flag.download_vec::<i32>(1).unwrap());
     out
 }
 
@@ -94,6 +94,7 @@ fn cuda_matches_the_emulator_bit_for_bit() {
     // Wrong argument sizes are refused before reaching the driver (when it can tell the sizes).
     let k = KernelRef::new("cuda_backend", "by_value").unwrap();
     let cfg = LaunchConfig { grid: [1, 1, 1], block: [32, 1, 1], dynamic_shared_bytes: 0 };
-    let e = gpu.launch(k, cfg, &[&[0u8; 16], &[0u8; 8]]).unwrap_err().to_string();
+    // SAFETY: refused before the launch (the argument sizes do not match the kernel's).
+    let e = unsafe { gpu.launch(&k, cfg, &[&[0u8; 16], &[0u8; 8]]) }.unwrap_err().to_string();
     assert!(e.contains("takes parameters"), "{e}");
 }

@@ -2,7 +2,7 @@
 //! registers come and go share the register file with them, and are still read back intact.
 
 mod common;
-use attnjoule::device::{Device, LaunchConfig};
+use attnjoule::device::LaunchConfig;
 use attnjoule::emu::EmuDevice;
 use attnjoule::kernels::{KernelModule, KernelRef};
 use common::*;
@@ -87,7 +87,7 @@ fn reuse_keeps_loop_carried_long_lived_and_guarded_values() {
     let o = out(&dev, 4 * n);
     let arg = ptr(&o);
     let rep = dev
-        .launch(k, LaunchConfig { grid: [1, 1, 1], block: [n as u32, 1, 1], dynamic_shared_bytes: 0 }, &[&arg[..]])
+        .run_kernel(&k, LaunchConfig { grid: [1, 1, 1], block: [n as u32, 1, 1], dynamic_shared_bytes: 0 }, &[&arg[..]])
         .expect("launch");
     assert_eq!(rep.findings_total, 0, "{:?}", rep.findings);
     let got: Vec<u32> = get(&dev, &o, n);

@@ -40,7 +40,7 @@ fn off_by_one_store() {
     expect(&rep, FindingKind::GlobalOutOfBounds, "BUG: off-by-one");
     let f = rep.findings.iter().find(|f| f.kind == FindingKind::GlobalOutOfBounds).expect("finding");
     assert_eq!(f.thread, [100, 0, 0]);
-    assert_eq!(f.address, Some(ob.addr + 400));
+    assert_eq!(f.address, Some(ob.addr() + 400));
     assert_eq!(rep.findings_total, 1);
 }
 
@@ -88,7 +88,7 @@ fn misaligned_vector_load() {
 #[test]
 fn uninitialized_global_read() {
     let dev = EmuDevice::new();
-    let ib = attnjoule::device::Device::alloc(&dev, 4 * 32).expect("alloc");
+    let ib = attnjoule::device::DevBuf::new(&dev, 4 * 32).expect("alloc");
     let ob = out(&dev, 4 * 32);
     let rep = launch(&dev, "emu_bugs", "bug_uninit_global", [1, 1, 1], [32, 1, 1], &[ptr(&ib), ptr(&ob)]);
     expect(&rep, FindingKind::UninitGlobal, "BUG: in was allocated but never written");
@@ -102,8 +102,7 @@ fn sanitizer_off_faults_instead() {
     let k = attnjoule::kernels::KernelRef::new("emu_bugs", "bug_off_by_one").expect("kernel");
     let cfg = attnjoule::device::LaunchConfig { grid: [1, 1, 1], block: [128, 1, 1], dynamic_shared_bytes: 0 };
     let (p1, p2, p3) = (ptr(&ib), ptr(&ob), int(n as i32));
-    let err =
-        attnjoule::device::Device::launch(&dev, k, cfg, &[&p1, &p2, &p3]).expect_err("out-of-bounds store must fault");
+    let err = dev.run_kernel(&k, cfg, &[&p1, &p2, &p3]).expect_err("out-of-bounds store must fault");
     println!("{err}");
     assert!(err.to_string().contains("PTX line"));
 }
@@ -115,7 +114,7 @@ fn unsupported_instruction_is_an_error_with_its_line() {
     let k = attnjoule::kernels::KernelRef::new("emu_bugs", "emu_unsupported").expect("kernel");
     let cfg = attnjoule::device::LaunchConfig { grid: [1, 1, 1], block: [32, 1, 1], dynamic_shared_bytes: 0 };
     let (p1, p2) = (ptr(&ib), ptr(&ob));
-    let err = attnjoule::device::Device::launch(&dev, k, cfg, &[&p1, &p2]).expect_err("must not run");
+    let err = dev.run_kernel(&k, cfg, &[&p1, &p2]).expect_err("must not run");
     let msg = err.to_string();
     println!("{msg}");
     assert!(msg.contains("testp") && msg.contains("line"), "{msg}");
@@ -128,10 +127,10 @@ fn parameter_size_mismatch_is_an_error() {
     let k = attnjoule::kernels::KernelRef::new("emu_bugs", "bug_uninit_shared").expect("kernel");
     let cfg = attnjoule::device::LaunchConfig { grid: [1, 1, 1], block: [64, 1, 1], dynamic_shared_bytes: 0 };
     let short = [0u8; 4];
-    let err = attnjoule::device::Device::launch(&dev, k, cfg, &[&short]).expect_err("4-byte pointer");
+    let err = dev.run_kernel(&k, cfg, &[&short]).expect_err("4-byte pointer");
     assert!(err.to_string().contains("8 bytes in the PTX"), "{err}");
     let p = ptr(&ob);
-    let err = attnjoule::device::Device::launch(&dev, k, cfg, &[&p, &p]).expect_err("two args");
+    let err = dev.run_kernel(&k, cfg, &[&p, &p]).expect_err("two args");
     assert!(err.to_string().contains("takes 1 parameters"), "{err}");
 }
 

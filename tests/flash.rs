@@ -76,7 +76,7 @@ fn every_mask_and_head_dim_plans() {
         for m in &masks {
             let p = Problem::new(Shape::prefill(1, 256, 4, 2, d), m.clone());
             let a = Attention::new(Variant::Flash, &p, &Options::default()).unwrap();
-            let l = &a.plan.launches[0];
+            let l = &a.plan().launches[0];
             let c = flash::config(&p).unwrap();
             assert_eq!(l.cfg.block[0] as usize, c.threads());
             assert_eq!(l.cfg.grid, [256u32.div_ceil(c.tile_q as u32), 4, 1]);
@@ -341,42 +341,43 @@ fn cuda_all_masks() {
 }
 
 // ------------------------------------------------------------------------------------------
-// The mask policies alone (kernels/test/policy_units.cu), with key-tile windows as split-KV decode
-// will use them: visited tiles and their full/partial class against Mask::classify_tile.
+// The mask objects alone (kernels/test/tile_mask_units.cu): the key tiles each query tile visits
+// and their full/partial class against Mask::classify_tile, for prefill's and decode's tiles.
 
-fn check_policy(dev: &dyn Device, entry: &str, bm: usize, p: &Problem, kt_min: usize, kt_max: usize) {
-    use attnjoule::device::{DeviceExt, LaunchConfig};
+fn check_tile_mask(dev: &dyn Device, entry: &str, bm: usize, p: &Problem) {
+    use attnjoule::device::{DevBuf, LaunchConfig};
     use attnjoule::kernels::KernelRef;
     let (bn, s) = (64usize, &p.shape);
     let (nq, nk) = (s.seq_q.div_ceil(bm), s.seq_k.div_ceil(bn));
     let max_tiles = nk;
     let stride = 1 + 2 * max_tiles;
-    let out = dev.alloc(4 * nq * stride).unwrap();
-    dev.fill(&out, 0xffff_ffff).unwrap();
+    let out = DevBuf::new(dev, 4 * nq * stride).unwrap();
+    out.fill(0xffff_ffff).unwrap();
     let mut params = attnjoule::ops::base_params(p);
     let csr = match &p.mask {
-        Mask::BlockSparse(l) => Some((dev.upload_new(&l.row_ptr).unwrap(), dev.upload_new(&l.col_idx).unwrap())),
+        Mask::BlockSparse(l) => {
+            Some((DevBuf::from_slice(dev, &l.row_ptr).unwrap(), DevBuf::from_slice(dev, &l.col_idx).unwrap()))
+        }
         _ => None,
     };
     if let Some((rp, ci)) = &csr {
-        params.block_row_ptr = rp.addr;
-        params.block_col_idx = ci.addr;
+        params.block_row_ptr = rp.addr();
+        params.block_col_idx = ci.addr();
     }
-    let args: [Vec<u8>; 5] = [
-        params.as_bytes().to_vec(),
-        out.addr.to_le_bytes().to_vec(),
-        (kt_min as i32).to_le_bytes().to_vec(),
-        (kt_max as i32).to_le_bytes().to_vec(),
-        (max_tiles as i32).to_le_bytes().to_vec(),
-    ];
+    let args: [Vec<u8>; 3] =
+        [params.as_bytes().to_vec(), out.addr().to_le_bytes().to_vec(), (max_tiles as i32).to_le_bytes().to_vec()];
     let a: Vec<&[u8]> = args.iter().map(|x| x.as_slice()).collect();
     let cfg = LaunchConfig { grid: [nq as u32, 1, 1], block: [32, 1, 1], dynamic_shared_bytes: 0 };
-    let r = dev.launch(KernelRef::new("policy_units", entry).unwrap(), cfg, &a).unwrap();
+    let k = KernelRef::new("tile_mask_units", entry).unwrap();
+    // SAFETY: (params, out, max_tiles) as the kernel declares them; each of the nq blocks writes
+    // its row of `stride` ints of `out` and reads the layout `params` points to, all alive until
+    // the download below.
+    let r = unsafe { dev.launch(&k, cfg, &a) }.unwrap();
     assert_eq!(r.findings_total, 0, "{entry}: {:#?}", r.findings);
-    let got: Vec<i32> = dev.download_vec(&out, nq * stride).unwrap();
+    let got: Vec<i32> = out.download_vec(nq * stride).unwrap();
     for qt in 0..nq {
         let (q0, q1) = (qt * bm, ((qt + 1) * bm).min(s.seq_q));
-        let want: Vec<(i32, i32)> = (kt_min..kt_max.min(nk))
+        let want: Vec<(i32, i32)> = (0..nk)
             .filter_map(|kt| {
                 let (k0, k1) = (kt * bn, ((kt + 1) * bn).min(s.seq_k));
                 match p.mask.classify_tile(q0, q1, k0, k1, s.seq_q, s.seq_k) {
@@ -391,21 +392,16 @@ fn check_policy(dev: &dyn Device, entry: &str, bm: usize, p: &Problem, kt_min: u
         assert_eq!(
             (n, have),
             (want.len(), want.clone()),
-            "{entry} {:?} sq {} sk {} q tile {qt} key tiles [{kt_min}, {kt_max})",
+            "{entry} {:?} sq {} sk {} q tile {qt}",
             p.mask,
             s.seq_q,
             s.seq_k
         );
     }
-    dev.free(out).unwrap();
-    if let Some((rp, ci)) = csr {
-        dev.free(rp).unwrap();
-        dev.free(ci).unwrap();
-    }
 }
 
 #[test]
-fn emu_policies_with_key_tile_windows() {
+fn emu_tile_masks_visit_the_tiles_of_classify_tile() {
     let dev = emulator();
     let seed = fresh_seed();
     println!("seed {seed}");
@@ -420,30 +416,27 @@ fn emu_policies_with_key_tile_windows() {
     let mut checked = 0;
     for _ in 0..40 {
         let (sq, sk) = (lens[next(lens.len())], lens[next(lens.len())]);
-        let nk = sk.div_ceil(64);
-        let (a, b) = (next(nk + 1), next(nk + 1));
-        let (kt_min, kt_max) = (a.min(b), a.max(b).max(a.min(b) + 1));
         let shape = Shape::prefill(1, sq, 1, 1, 64);
         let shape = Shape { seq_k: sk, ..shape };
         let windows = [(0, 0), (16, 0), (3, 70), (-1, 5), (300, -1), (5000, 5000)];
         let (l, r) = windows[next(windows.len())];
-        let cases: [(&str, usize, Mask); 5] = [
-            ("policy_none_m128", 128, Mask::None),
-            ("policy_causal_m128", 128, Mask::Causal),
-            ("policy_window_m128", 128, Mask::Window { left: l, right: r }),
-            ("policy_window_m16", 16, Mask::Window { left: l, right: r }),
-            (
-                "policy_sparse_m64",
-                64,
-                Mask::BlockSparse(BlockLayout::from_fn(sq, sk, 64 * (1 + next(2)), 64 * (1 + next(2)), |_, _| {
-                    next(3) == 0
-                })),
-            ),
+        let mut sparse = || {
+            Mask::BlockSparse(BlockLayout::from_fn(sq, sk, 64 * (1 + next(2)), 64 * (1 + next(2)), |_, _| next(3) == 0))
+        };
+        let cases: [(&str, usize, Mask); 8] = [
+            ("tile_mask_none_m128", 128, Mask::None),
+            ("tile_mask_causal_m128", 128, Mask::Causal),
+            ("tile_mask_window_m128", 128, Mask::Window { left: l, right: r }),
+            ("tile_mask_sparse_m64", 64, sparse()),
+            ("tile_mask_none_m16", 16, Mask::None),
+            ("tile_mask_causal_m16", 16, Mask::Causal),
+            ("tile_mask_window_m16", 16, Mask::Window { left: l, right: r }),
+            ("tile_mask_sparse_m16", 16, sparse()),
         ];
         for (entry, bm, mask) in cases {
-            check_policy(dev.as_ref(), entry, bm, &Problem::new(shape, mask), kt_min, kt_max);
+            check_tile_mask(dev.as_ref(), entry, bm, &Problem::new(shape, mask));
             checked += 1;
         }
     }
-    println!("{checked} policy cases, visited tiles and classes equal classify_tile");
+    println!("{checked} tile-mask cases, visited tiles and classes equal classify_tile");
 }

@@ -1,5 +1,6 @@
 //! The f64 reference against independent facts: probability rows, mask equivalences, GQA,
-//! hand-computed cases, empty rows, and a 4K-token case in seconds.
+//! hand-computed cases, empty rows, and a 4K-token case (its time printed, not asserted) whose
+//! last row matches the same row computed alone.
 
 use attnjoule::reference::{attention, fresh_seed, prob_row, random_bf16, rel_l2};
 use attnjoule::{BlockLayout, Mask, Problem, Shape};
@@ -145,7 +146,7 @@ fn bad_inputs_are_errors_not_panics() {
 }
 
 #[test]
-fn four_k_tokens_in_seconds() {
+fn four_k_causal_rows_are_finite_and_match_one_row_computed_alone() {
     let seed = fresh_seed();
     let s = Shape::prefill(1, 4096, 2, 1, 128);
     let (q, k, v) = inputs(&s, seed);

@@ -59,12 +59,13 @@ fn emulator_sweep_end_to_end() {
         assert!(note.contains("0 unwritten outputs") && note.contains("0 sanitizer findings"), "{note}");
         println!("{} {:?} ctx={} q={}: {note}", x.variant, x.phase, s.seq_k, s.seq_q);
     }
-    // Flash may or may not be built in this tree; either way each point has a status.
-    for x in p.points.iter().filter(|x| x.variant == "flash") {
-        if let PointStatus::Failed { error } = &x.status {
-            assert!(!error.is_empty());
-        }
-    }
+    // Every point but the one too large for the emulator's limit ran and matched the reference.
+    assert_eq!(
+        ok.len(),
+        11,
+        "{:?}",
+        p.points.iter().map(|x| (&x.variant, x.shape.seq_k, &x.status)).collect::<Vec<_>>()
+    );
     assert!(out.log.exists() && dir.join("profile.json").exists() && dir.join("profile.csv").exists());
     let _ = std::fs::remove_dir_all(&dir);
 

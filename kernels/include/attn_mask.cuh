@@ -1,13 +1,16 @@
 // Element-wise mask semantics on the device, the same rules as src/mask.rs (bottom-right aligned;
-// a negative window bound is unbounded). Tiled kernels decide whole tiles with the range helpers
-// and call `attn_visible` only inside partially masked tiles.
+// a negative window bound is unbounded). The dense baseline asks `attn_visible` per element; the
+// tiled kernels' mask objects (attn_tile_mask.cuh) decide whole tiles from the same key ranges.
 #pragma once
 #include "attn_params.h"
 
 // Key range [lo, hi) that a row-band mask (none / causal / window) shows query row i.
-struct KeyRange { int lo, hi; };
+struct KeyRange {
+  int lo, hi;
+  __device__ __forceinline__ bool contains(int j) const { return j >= lo && j < hi; }
+};
 
-// KIND known at compile time (the tiled kernels' policies). Sequence lengths are validated to
+// KIND known at compile time (the tiled kernels' mask objects). Sequence lengths are validated to
 // i32, so pos fits; the window bounds use 64 bits since pos + right + 1 may overflow for right near
 // INT_MAX ("unbounded" windows).
 template <int KIND>

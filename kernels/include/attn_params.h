@@ -49,8 +49,9 @@ typedef struct AttnParams {
   int32_t window_left, window_right; /* ATTN_MASK_WINDOW (and causal: -1, 0) */
   int32_t sparse_block_q, sparse_block_k; /* ATTN_MASK_BLOCK_SPARSE block edge in tokens */
 
-  /* decode: how many KV splits; keys per split (a multiple of the kernel's KV tile) */
-  int32_t num_splits, split_len;
+  /* decode: how many KV splits, and how many of the visited key tiles (64 keys each) each split
+   * takes: split s attends to visited tiles [s * tiles_per_split, (s + 1) * tiles_per_split) */
+  int32_t num_splits, tiles_per_split;
 
   float scale;       /* softmax scale, default 1/sqrt(head_dim) */
   float scale_log2;  /* scale * log2(e): exp(scale*s) == exp2(scale_log2*s) */

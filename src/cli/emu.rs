@@ -69,6 +69,9 @@ struct Summary {
     rel_l2: f64,
     lse_max_abs_err: f64,
     lse_inf_rows_agree: bool,
+    /// FNV-1a (64-bit) of the outputs' bits: O's bf16 values then LSE's f32 values, each
+    /// little-endian, so that two runs (or two builds) can be compared bit for bit.
+    output_hash: String,
     seconds: f64,
     thread_instructions: u64,
     thread_instructions_per_second: f64,
@@ -81,6 +84,11 @@ struct Summary {
 struct LaunchSummary {
     kernel: String,
     report: LaunchReport,
+}
+
+/// FNV-1a, 64-bit, of `bytes` (a stable fingerprint of an output, not a cryptographic hash).
+fn fnv1a64(bytes: impl IntoIterator<Item = u8>) -> u64 {
+    bytes.into_iter().fold(0xcbf2_9ce4_8422_2325, |h, b| (h ^ b as u64).wrapping_mul(0x0000_0100_0000_01b3))
 }
 
 fn thread_insts(c: &Counters) -> u64 {
@@ -105,6 +113,7 @@ pub fn run(a: Args) -> anyhow::Result<()> {
     if !(a.max_gib.is_finite() && a.max_gib > 0.0) {
         bail!("--max-gib must be a positive number of GiB, got {}", a.max_gib);
     }
+    attnjoule::emu::check_host_memory((a.max_gib * attnjoule::sweep::GIB) as u128, "--max-gib")?;
     let (qe, kve, lse) = (shape.q_elems() as u128, shape.kv_elems() as u128, shape.lse_elems() as u128);
     let fits = |device_bytes: u128| {
         let need = attnjoule::emu::host_bytes_for(device_bytes) + 34 * qe + 20 * kve + 64 * lse;
@@ -144,13 +153,22 @@ pub fn run(a: Args) -> anyhow::Result<()> {
         rel_l2,
         lse_max_abs_err: lse_err,
         lse_inf_rows_agree: inf_ok,
+        output_hash: format!(
+            "{:016x}",
+            fnv1a64(
+                out.o
+                    .iter()
+                    .flat_map(|x| x.to_bits().to_le_bytes())
+                    .chain(out.lse.iter().flat_map(|x| x.to_bits().to_le_bytes()))
+            )
+        ),
         seconds,
         thread_instructions: insts,
         thread_instructions_per_second: insts as f64 / seconds,
         findings_total: reports.iter().map(|r| r.findings_total).sum(),
-        plan: att.plan.description.clone(),
+        plan: att.plan().description.clone(),
         launches: att
-            .plan
+            .plan()
             .launches
             .iter()
             .zip(reports)
@@ -168,6 +186,7 @@ pub fn run(a: Args) -> anyhow::Result<()> {
         "emulated in {seconds:.3} s: {insts} thread-instructions, {:.1} M thread-instructions/s",
         s.thread_instructions_per_second / 1e6
     );
+    outln!("output hash (FNV-1a of O and LSE bits) {}", s.output_hash);
     outln!("sanitizer findings: {}", s.findings_total);
     for l in &s.launches {
         if a.counters {
@@ -217,4 +236,15 @@ pub fn run(a: Args) -> anyhow::Result<()> {
         return Err(anyhow!("rel L2 error {rel_l2:.3e} exceeds 1e-2"));
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    /// The published FNV-1a 64-bit test vectors.
+    #[test]
+    fn fnv1a64_vectors() {
+        assert_eq!(super::fnv1a64(*b""), 0xcbf2_9ce4_8422_2325);
+        assert_eq!(super::fnv1a64(*b"a"), 0xaf63_dc4c_8601_ec8c);
+        assert_eq!(super::fnv1a64(*b"foobar"), 0x8594_4171_f739_67e8);
+    }
 }

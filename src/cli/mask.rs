@@ -10,7 +10,6 @@ use attnjoule::mask::{MaskRecipe, TileClass};
 use attnjoule::problem::{Problem, Shape};
 use attnjoule::Mask;
 use serde::Serialize;
-use std::fmt::Write;
 
 #[derive(clap::Args)]
 pub struct Args {
@@ -207,23 +206,17 @@ impl Map {
     }
 
     fn svg(&self, title: &str) -> String {
+        use attnjoule::plot::{Font, Svg};
         let px = (480.0 / self.rows.max(self.cols) as f64).clamp(2.0, 24.0);
         let (w, h) = (self.cols as f64 * px, self.rows as f64 * px);
         let (x0, y0) = (40.0, 50.0);
-        let mut s = String::new();
-        let _ = write!(
-            s,
-            "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"{}\" height=\"{}\" font-family=\"sans-serif\" \
-             font-size=\"12\">\n<rect width=\"100%\" height=\"100%\" fill=\"white\"/>\n\
-             <text x=\"{x0}\" y=\"20\" font-size=\"14\">{}</text>\n\
-             <text x=\"{x0}\" y=\"38\" fill=\"#555\">keys \u{2192} ({} per cell); queries \u{2193} ({} per cell); \
-             dark: all visible, light: partly</text>\n",
-            w + 2.0 * x0,
-            h + y0 + 20.0,
-            attnjoule::plot::esc(title),
-            self.cell_k,
-            self.cell_q
+        let mut s = Svg::new(w + 2.0 * x0, h + y0 + 20.0);
+        s.text((x0, 20.0), title, Font { size: 14.0, ..Default::default() });
+        let legend = format!(
+            "keys \u{2192} ({} per cell); queries \u{2193} ({} per cell); dark: all visible, light: partly",
+            self.cell_k, self.cell_q
         );
+        s.text((x0, 38.0), &legend, Font { color: "#555", ..Default::default() });
         for (i, c) in self.class.iter().enumerate() {
             let fill = match c {
                 TileClass::Full => "#0072B2",
@@ -231,16 +224,10 @@ impl Map {
                 TileClass::Empty => continue,
             };
             let (r, col) = (i / self.cols, i % self.cols);
-            let _ = writeln!(
-                s,
-                "<rect x=\"{:.2}\" y=\"{:.2}\" width=\"{px:.2}\" height=\"{px:.2}\" fill=\"{fill}\"/>",
-                x0 + col as f64 * px,
-                y0 + r as f64 * px
-            );
+            s.rect((x0 + col as f64 * px, y0 + r as f64 * px), (px, px), Some(fill), None);
         }
-        let _ = writeln!(s, "<rect x=\"{x0}\" y=\"{y0}\" width=\"{w}\" height=\"{h}\" fill=\"none\" stroke=\"#333\"/>");
-        s.push_str("</svg>\n");
-        s
+        s.rect((x0, y0), (w, h), None, Some("#333"));
+        s.finish()
     }
 }
 

@@ -11,11 +11,9 @@
 use crate::cli::out::errln;
 
 use attnjoule::device::cuda::CudaDevice;
-use attnjoule::device::Device;
 use attnjoule::mask::MaskRecipe;
-use attnjoule::ops::{Attention, Options};
 use attnjoule::profile::Phase;
-use attnjoule::sweep::PointSpec;
+use attnjoule::sweep::{ncu, PointSpec};
 use attnjoule::work::Variant;
 use attnjoule::Shape;
 
@@ -72,29 +70,11 @@ pub fn run(a: Args) -> anyhow::Result<()> {
     if !attnjoule::nvtx::available() {
         errln!("warning: libnvToolsExt not loadable: no NVTX range will be emitted (ncu --nvtx-include will match nothing)");
     }
-    let opts = Options { sm_count: Some(dev.sm_count() as usize), ..Default::default() };
-    let att = Attention::new(spec.variant, &spec.problem()?, &opts)?;
-    let s = spec.shape;
     let seed = attnjoule::reference::fresh_seed();
     errln!("seed {seed}");
-    let q = attnjoule::reference::random_bf16(s.q_elems(), seed);
-    let k = attnjoule::reference::random_bf16(s.kv_elems(), seed ^ 1);
-    let v = attnjoule::reference::random_bf16(s.kv_elems(), seed ^ 2);
-    let bufs = att.alloc(&dev)?;
-    att.upload_inputs(&dev, &bufs, &q, &k, &v)?;
-    att.poison_outputs(&dev, &bufs)?;
-    for _ in 0..a.warmup {
-        att.run(&dev, &bufs)?;
-    }
-    dev.synchronize()?;
-    let name = attnjoule::nvtx::point_name(spec.variant.name(), spec.phase.name(), s.seq_k, s.seq_q);
-    {
-        let _r = attnjoule::nvtx::range(&name);
-        att.run(&dev, &bufs)?;
-        dev.synchronize()?;
-    }
-    bufs.free(&dev)?;
-    errln!("profiled one call of {} inside NVTX range {name:?} ({})", spec.label(), att.plan.description);
+    let call = ncu::profile_call(&dev, &spec, a.warmup, seed)?;
+    let name = &call.range;
+    errln!("profiled one call of {} inside NVTX range {name:?} ({})", spec.label(), call.plan);
     errln!("ncu filter: --nvtx --nvtx-include \"{name}/\"");
     Ok(())
 }

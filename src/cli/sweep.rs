@@ -202,5 +202,8 @@ pub fn run(a: Args) -> anyhow::Result<()> {
     for f in &out.files {
         outln!("wrote {}", f.display());
     }
+    if out.not_run > 0 {
+        bail!("{} points not run (no usable GPU left); `--resume` runs them", out.not_run);
+    }
     Ok(())
 }

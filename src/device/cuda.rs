@@ -95,6 +95,8 @@ pub struct CudaDevice {
     max_smem_optin: u32,
     total_mem: usize,
     state: RefCell<State>,
+    /// cuBLAS, made by the first GEMM.
+    blas: RefCell<Option<Cublas>>,
 }
 
 impl CudaDevice {
@@ -140,6 +142,7 @@ impl CudaDevice {
                 allocs: HashMap::new(),
                 events: Vec::new(),
             }),
+            blas: RefCell::new(None),
         })
     }
 
@@ -203,25 +206,25 @@ impl CudaDevice {
         unsafe { cu::ctx::set_current(self.ctx) }.map_err(|e| cuda_err("cuCtxSetCurrent", e))
     }
 
-    /// Checks that `[offset, offset+len)` lies inside a live allocation `buf` of this device.
-    fn check_range(&self, buf: &DevBuf, offset: usize, len: usize) -> Result<()> {
-        let st = self.state.borrow();
-        match st.allocs.get(&buf.addr) {
-            Some(&bytes) if bytes == buf.bytes => {}
-            _ => return Err(Error::Invalid(format!("buffer {:#x} is not a live allocation of this device", buf.addr))),
+    /// Checks that `[offset, offset+len)` lies inside `mem`, a live allocation of this device (an
+    /// `Allocation` of another device would name memory this context does not own).
+    fn check_range(&self, mem: &Allocation, offset: usize, len: usize) -> Result<()> {
+        let (addr, bytes) = (mem.addr(), mem.bytes());
+        match self.state.borrow().allocs.get(&addr) {
+            Some(&b) if b == bytes => {}
+            _ => return Err(Error::Invalid(format!("buffer {addr:#x} is not a live allocation of this device"))),
         }
         match offset.checked_add(len) {
-            Some(end) if end <= buf.bytes => Ok(()),
+            Some(end) if end <= bytes => Ok(()),
             _ => Err(Error::Invalid(format!(
-                "access [{offset}, {offset}+{len}) outside buffer {:#x} of {} bytes",
-                buf.addr, buf.bytes
+                "access [{offset}, {offset}+{len}) outside buffer {addr:#x} of {bytes} bytes"
             ))),
         }
     }
 
     /// Loads (once) the module of `kernel` from its cubin, falling back to JIT from the PTX when
     /// the cubin is rejected (a GPU other than sm_90a), and returns the function handle.
-    fn function(&self, kernel: KernelRef) -> Result<sys::CUfunction> {
+    fn function(&self, kernel: &KernelRef) -> Result<sys::CUfunction> {
         let key = (kernel.module.name, kernel.entry);
         if let Some(f) = self.state.borrow().funcs.get(&key) {
             return Ok(f.f);
@@ -267,7 +270,7 @@ impl CudaDevice {
     }
 
     /// Opts `kernel` in to `bytes` of dynamic shared memory when it needs more than 48 KB.
-    fn ensure_smem(&self, kernel: KernelRef, f: sys::CUfunction, bytes: u32) -> Result<()> {
+    fn ensure_smem(&self, kernel: &KernelRef, f: sys::CUfunction, bytes: u32) -> Result<()> {
         if bytes <= DEFAULT_DYNAMIC_SMEM {
             return Ok(());
         }
@@ -304,13 +307,26 @@ impl CudaDevice {
     }
 
     /// bf16 GEMM C[m,n] = A[m,k] · B[k,n] (row-major, f32 accumulate) through cuBLAS, enqueued on
-    /// the device's stream; buffers come from [`Device::alloc`]. Used for the calibration point.
-    pub fn gemm_bf16(&self, blas: &Cublas, (m, n, k): (usize, usize, usize), [a, b, c]: [&DevBuf; 3]) -> Result<()> {
-        self.check_range(a, 0, 2 * m * k)?;
-        self.check_range(b, 0, 2 * k * n)?;
-        self.check_range(c, 0, 2 * m * n)?;
+    /// the device's stream (the calibration points). The cuBLAS handle is made on first use and
+    /// kept with the device.
+    pub fn gemm_bf16(&self, (m, n, k): (usize, usize, usize), [a, b, c]: [&DevBuf; 3]) -> Result<()> {
+        for (buf, elems) in [(a, m * k), (b, k * n), (c, m * n)] {
+            // Refuses buffers of another device (not in this one's allocations) and short ones.
+            self.check_range(&buf.mem, 0, 2 * elems)?;
+        }
         self.bind()?;
-        blas.gemm_bf16(m, n, k, a.addr, b.addr, c.addr)
+        self.cublas()?;
+        let blas = self.blas.borrow();
+        blas.as_ref().expect("made by cublas()").gemm_bf16(m, n, k, a.addr(), b.addr(), c.addr())
+    }
+
+    /// Makes the cuBLAS handle unless it exists: fails (one line) where libcublas is missing,
+    /// before a GEMM point allocates its sets.
+    pub fn cublas(&self) -> Result<()> {
+        if self.blas.borrow().is_none() {
+            *self.blas.borrow_mut() = Some(Cublas::new(self)?);
+        }
+        Ok(())
     }
 }
 
@@ -343,58 +359,62 @@ impl Device for CudaDevice {
     fn is_emulator(&self) -> bool {
         false
     }
-    fn alloc(&self, bytes: usize) -> Result<DevBuf> {
+    fn alloc(&self, bytes: usize) -> Result<Allocation> {
         self.bind()?;
-        // SAFETY: plain allocation; freed in `free` or Drop.
+        // SAFETY: plain allocation; freed in `free` (a DevBuf's Drop) or this device's Drop.
         let ptr =
             unsafe { cu::malloc_sync(bytes.max(1)) }.map_err(|e| cuda_err(&format!("cuMemAlloc({bytes} bytes)"), e))?;
         self.state.borrow_mut().allocs.insert(ptr, bytes);
-        Ok(DevBuf { addr: ptr, bytes })
+        Ok(Allocation::new(ptr, bytes))
     }
-    fn free(&self, buf: DevBuf) -> Result<()> {
-        self.check_range(&buf, 0, 0)?;
+    fn free(&self, mem: Allocation) -> Result<()> {
+        self.check_range(&mem, 0, 0)?;
         self.bind()?;
-        self.state.borrow_mut().allocs.remove(&buf.addr);
-        // SAFETY: `buf.addr` is a live allocation of this context (checked), removed from the map
-        // so it cannot be freed twice.
-        unsafe { cu::free_sync(buf.addr) }.map_err(|e| cuda_err("cuMemFree", e))
+        // Launches are asynchronous and a buffer may be dropped right after the launch that uses
+        // it: wait for the stream first, so no kernel still running touches freed memory. Its
+        // error (a sticky fault) is not this free's: the memory is released regardless.
+        let _ = cu::ctx::synchronize();
+        self.state.borrow_mut().allocs.remove(&mem.addr());
+        // SAFETY: a live allocation of this context (checked), idle (synchronized), removed from
+        // the map so that Drop does not free it again.
+        unsafe { cu::free_sync(mem.addr()) }.map_err(|e| cuda_err("cuMemFree", e))
     }
-    fn upload(&self, buf: &DevBuf, offset: usize, data: &[u8]) -> Result<()> {
-        self.check_range(buf, offset, data.len())?;
+    fn upload(&self, mem: &Allocation, offset: usize, data: &[u8]) -> Result<()> {
+        self.check_range(mem, offset, data.len())?;
         if data.is_empty() {
             return Ok(());
         }
         self.bind()?;
         // SAFETY: the destination range lies inside a live allocation (checked above).
-        unsafe { cu::memcpy_htod_sync(buf.at(offset), data) }.map_err(|e| cuda_err("cuMemcpyHtoD", e))
+        unsafe { cu::memcpy_htod_sync(mem.addr() + offset as u64, data) }.map_err(|e| cuda_err("cuMemcpyHtoD", e))
     }
-    fn download(&self, buf: &DevBuf, offset: usize, out: &mut [u8]) -> Result<()> {
-        self.check_range(buf, offset, out.len())?;
+    fn download(&self, mem: &Allocation, offset: usize, out: &mut [u8]) -> Result<()> {
+        self.check_range(mem, offset, out.len())?;
         if out.is_empty() {
             return Ok(());
         }
         self.bind()?;
         // SAFETY: the source range lies inside a live allocation (checked above).
-        unsafe { cu::memcpy_dtoh_sync(out, buf.at(offset)) }.map_err(|e| cuda_err("cuMemcpyDtoH", e))
+        unsafe { cu::memcpy_dtoh_sync(out, mem.addr() + offset as u64) }.map_err(|e| cuda_err("cuMemcpyDtoH", e))
     }
-    fn fill(&self, buf: &DevBuf, pattern: u32) -> Result<()> {
-        self.check_range(buf, 0, buf.bytes)?;
+    fn fill(&self, mem: &Allocation, pattern: u32) -> Result<()> {
+        self.check_range(mem, 0, mem.bytes())?;
         self.bind()?;
-        let words = buf.bytes / 4;
+        let words = mem.bytes() / 4;
         if words > 0 {
             // SAFETY: `words * 4 <= bytes` of a live allocation; cuMemAlloc addresses are 256-aligned.
-            unsafe { sys::cuMemsetD32_v2(buf.addr, pattern, words) }
+            unsafe { sys::cuMemsetD32_v2(mem.addr(), pattern, words) }
                 .result()
                 .map_err(|e| cuda_err("cuMemsetD32", e))?;
         }
         // A tail shorter than a word gets the pattern's leading bytes (little-endian order).
-        let tail = buf.bytes % 4;
+        let tail = mem.bytes() % 4;
         if tail > 0 {
-            self.upload(buf, words * 4, &pattern.to_le_bytes()[..tail])?;
+            self.upload(mem, words * 4, &pattern.to_le_bytes()[..tail])?;
         }
         Ok(())
     }
-    fn launch(&self, kernel: KernelRef, cfg: LaunchConfig, args: &[KernelArg]) -> Result<LaunchReport> {
+    unsafe fn launch(&self, kernel: &KernelRef, cfg: LaunchConfig, args: &[KernelArg]) -> Result<LaunchReport> {
         self.bind()?;
         let f = self.function(kernel)?;
         if let Some(sizes) = &self.state.borrow().funcs[&(kernel.module.name, kernel.entry)].param_sizes {
@@ -419,8 +439,8 @@ impl Device for CudaDevice {
         let [bx, by, bz] = cfg.block;
         // SAFETY: `f` is a live function; `ptrs` holds one pointer per kernel parameter, each to a
         // buffer of the parameter's size (checked against cuFuncGetParamInfo when available), alive
-        // until cuLaunchKernel returns (the driver copies parameters at launch). Pointers inside
-        // the parameters are the caller's device addresses.
+        // until cuLaunchKernel returns (the driver copies parameters at launch). The device
+        // addresses inside the parameters are the caller's contract (Device::launch).
         unsafe {
             cu::launch_kernel(f, (gx, gy, gz), (bx, by, bz), cfg.dynamic_shared_bytes, std::ptr::null_mut(), &mut ptrs)
         }
@@ -469,6 +489,8 @@ impl Drop for CudaDevice {
             return;
         }
         let _ = self.reset_events();
+        // The cuBLAS handle before the context it lives in.
+        drop(self.blas.get_mut().take());
         let st = self.state.get_mut();
         for (addr, _) in st.allocs.drain() {
             // SAFETY: live allocations of this context, each freed once.
@@ -485,12 +507,12 @@ impl Drop for CudaDevice {
 }
 
 /// A cuBLAS handle bound to a device's context (for the GEMM calibration point).
-pub struct Cublas {
+struct Cublas {
     handle: cudarc::cublas::sys::cublasHandle_t,
 }
 
 impl Cublas {
-    pub fn new(dev: &CudaDevice) -> Result<Self> {
+    fn new(dev: &CudaDevice) -> Result<Self> {
         // SAFETY: only tries to dlopen candidate names.
         let present = std::panic::catch_unwind(|| unsafe { cudarc::cublas::sys::is_culib_present() }).unwrap_or(false);
         if !present {
@@ -545,7 +567,6 @@ impl Drop for Cublas {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::device::DeviceExt;
 
     #[test]
     fn no_driver_is_one_line_error() {
@@ -567,13 +588,14 @@ mod tests {
         let seed = crate::reference::fresh_seed();
         println!("seed {seed}");
         let data: Vec<u32> = (0..1001u32).map(|i| i.wrapping_mul(2654435761).wrapping_add(seed as u32)).collect();
-        let buf = d.upload_new(&data).unwrap();
-        assert_eq!(d.download_vec::<u32>(&buf, data.len()).unwrap(), data);
-        d.fill(&buf, 0xdeadbeef).unwrap();
-        assert!(d.download_vec::<u32>(&buf, data.len()).unwrap().iter().all(|&x| x == 0xdeadbeef));
-        assert!(d.upload(&buf, 4000, &[0u8; 8]).is_err(), "out of bounds upload must fail");
-        d.free(buf).unwrap();
-        assert!(d.free(buf).is_err(), "double free must be refused");
+        let buf = DevBuf::from_slice(&d, &data).unwrap();
+        assert_eq!(buf.download_vec::<u32>(data.len()).unwrap(), data);
+        buf.fill(0xdeadbeef).unwrap();
+        assert!(buf.download_vec::<u32>(data.len()).unwrap().iter().all(|&x| x == 0xdeadbeef));
+        assert!(buf.upload(4000, &[0u8; 8]).is_err(), "out of bounds upload must fail");
+        assert_eq!(d.state.borrow().allocs.len(), 1);
+        drop(buf);
+        assert!(d.state.borrow().allocs.is_empty(), "freed on drop");
     }
 
     #[test]

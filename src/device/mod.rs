@@ -1,25 +1,105 @@
 //! One interface for every launch: allocate, upload, download, fill (poison), launch, synchronize,
 //! time. Two backends implement it: [`cuda::CudaDevice`] (a real GPU through cudarc) and
-//! [`crate::emu::EmuDevice`] (the CPU emulator executing the nvcc-produced PTX).
+//! `emu::EmuDevice` (the CPU emulator executing the nvcc-produced PTX).
 
 pub mod cuda;
+pub mod testing;
 
 use crate::kernels::KernelRef;
 use crate::Result;
 use serde::{Deserialize, Serialize};
 
-/// A device allocation. `addr` is the device address that kernels see (a real GPU pointer on
-/// CUDA, a virtual address in the emulator's global space).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub struct DevBuf {
-    pub addr: u64,
-    pub bytes: usize,
+/// One allocation as a backend hands it out: the device address kernels see (a real GPU pointer
+/// on CUDA, a virtual address in the emulator's global space) and its size. It has no public
+/// constructor and no `Clone`: only [`DevBuf`] holds one, and gives it back to [`Device::free`]
+/// exactly once, when dropped.
+#[derive(Debug, PartialEq, Eq, Hash)]
+pub struct Allocation {
+    addr: u64,
+    bytes: usize,
 }
 
-impl DevBuf {
+impl Allocation {
+    /// For backends: the allocation they just made at `addr`.
+    pub(crate) fn new(addr: u64, bytes: usize) -> Self {
+        Allocation { addr, bytes }
+    }
+    pub fn addr(&self) -> u64 {
+        self.addr
+    }
+    pub fn bytes(&self) -> usize {
+        self.bytes
+    }
+}
+
+/// Owned device memory: allocated on a device, freed when dropped. It borrows its device, so it
+/// cannot outlive it (a CUDA context's memory dies with the context), and it is not `Copy`, so
+/// there is exactly one owner to free it. See docs/ARCHITECTURE.md ("Device memory").
+pub struct DevBuf<'d> {
+    dev: &'d dyn Device,
+    mem: Allocation,
+}
+
+impl std::fmt::Debug for DevBuf<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "DevBuf({:#x}, {} bytes)", self.mem.addr, self.mem.bytes)
+    }
+}
+
+impl<'d> DevBuf<'d> {
+    /// `bytes` of uninitialized device memory (the emulator's initcheck flags reads before a write).
+    pub fn new(dev: &'d dyn Device, bytes: usize) -> Result<Self> {
+        Ok(DevBuf { dev, mem: dev.alloc(bytes)? })
+    }
+    /// A buffer holding `data` (at least one byte is allocated for an empty slice).
+    pub fn from_slice<T: Pod>(dev: &'d dyn Device, data: &[T]) -> Result<Self> {
+        let bytes = bytemuck::cast_slice::<T, u8>(data);
+        let buf = Self::new(dev, bytes.len().max(1))?;
+        buf.upload(0, data)?; // on failure `buf` is dropped, and freed, here
+        Ok(buf)
+    }
+    /// The device address kernels see.
+    pub fn addr(&self) -> u64 {
+        self.mem.addr
+    }
+    pub fn bytes(&self) -> usize {
+        self.mem.bytes
+    }
     /// The address of byte `offset` inside this buffer.
     pub fn at(&self, offset: usize) -> u64 {
-        self.addr + offset as u64
+        self.mem.addr + offset as u64
+    }
+    /// The device this buffer lives on.
+    pub fn device(&self) -> &'d dyn Device {
+        self.dev
+    }
+    /// Copies `data` into the buffer starting at byte `offset`.
+    pub fn upload<T: Pod>(&self, offset: usize, data: &[T]) -> Result<()> {
+        self.dev.upload(&self.mem, offset, bytemuck::cast_slice(data))
+    }
+    /// Fills `out` from the buffer starting at byte `offset`.
+    pub fn download<T: Pod>(&self, offset: usize, out: &mut [T]) -> Result<()> {
+        self.dev.download(&self.mem, offset, bytemuck::cast_slice_mut(out))
+    }
+    /// The first `n` elements of the buffer.
+    pub fn download_vec<T: Pod>(&self, n: usize) -> Result<Vec<T>> {
+        let mut v = vec![T::zeroed(); n];
+        self.download(0, &mut v)?;
+        Ok(v)
+    }
+    /// Fills the whole buffer with a repeated 32-bit pattern (poisoning outputs before a run).
+    pub fn fill(&self, pattern: u32) -> Result<()> {
+        self.dev.fill(&self.mem, pattern)
+    }
+}
+
+impl Drop for DevBuf<'_> {
+    fn drop(&mut self) {
+        let mem = std::mem::replace(&mut self.mem, Allocation { addr: 0, bytes: 0 });
+        // A failed free has nowhere to go from a destructor. The backends fail only for a dead
+        // context (CUDA after a sticky fault; the device's own Drop frees what is left) or a
+        // foreign allocation, which the type rules out.
+        let _ = self.dev.free(mem);
     }
 }
 
@@ -119,21 +199,35 @@ pub type KernelArg<'a> = &'a [u8];
 #[derive(Debug, Clone, Copy)]
 pub struct Timestamp(pub u64);
 
+/// A backend. Memory is reached through [`DevBuf`]: `alloc` and `free` are the hooks it calls, and
+/// `upload`/`download`/`fill` take the [`Allocation`] a `DevBuf` holds.
 pub trait Device {
     /// A one-line description (GPU name, or "CPU emulator (N threads)").
     fn name(&self) -> String;
     fn is_emulator(&self) -> bool;
-    fn alloc(&self, bytes: usize) -> Result<DevBuf>;
-    fn free(&self, buf: DevBuf) -> Result<()>;
-    /// Copies `data` into `buf` starting at byte `offset`.
-    fn upload(&self, buf: &DevBuf, offset: usize, data: &[u8]) -> Result<()>;
-    /// Copies `out.len()` bytes from `buf` starting at byte `offset`.
-    fn download(&self, buf: &DevBuf, offset: usize, out: &mut [u8]) -> Result<()>;
-    /// Fills the whole buffer with a repeated 32-bit pattern (poisoning outputs before a run).
-    fn fill(&self, buf: &DevBuf, pattern: u32) -> Result<()>;
+    /// Allocates `bytes` (for [`DevBuf::new`]; an `Allocation` dropped any other way leaks).
+    fn alloc(&self, bytes: usize) -> Result<Allocation>;
+    /// Frees an allocation of this device (from [`DevBuf`]'s Drop).
+    fn free(&self, mem: Allocation) -> Result<()>;
+    /// Copies `data` into `mem` starting at byte `offset`.
+    fn upload(&self, mem: &Allocation, offset: usize, data: &[u8]) -> Result<()>;
+    /// Copies `out.len()` bytes from `mem` starting at byte `offset`.
+    fn download(&self, mem: &Allocation, offset: usize, out: &mut [u8]) -> Result<()>;
+    /// Fills all of `mem` with a repeated 32-bit pattern (little-endian bytes).
+    fn fill(&self, mem: &Allocation, pattern: u32) -> Result<()>;
     /// Launches `kernel`. On CUDA this is asynchronous and the report is empty; the emulator runs
     /// the kernel to completion and reports sanitizer findings and counters.
-    fn launch(&self, kernel: KernelRef, cfg: LaunchConfig, args: &[KernelArg]) -> Result<LaunchReport>;
+    ///
+    /// # Safety
+    ///
+    /// A kernel trusts its arguments. The caller guarantees that `args` are laid out as the
+    /// kernel's parameters, and that for this grid, block and these arguments every address the
+    /// kernel reads or writes lies inside memory of this device that stays allocated until the
+    /// launch has completed (a [`DevBuf`] alive across the launch: the CUDA backend synchronizes
+    /// before freeing). The emulator bounds-checks every access, so there the contract only
+    /// decides whether a launch faults; on a GPU a broken one reads or corrupts other memory.
+    /// `ops::Attention::run` is where the crate meets it for every attention launch.
+    unsafe fn launch(&self, kernel: &KernelRef, cfg: LaunchConfig, args: &[KernelArg]) -> Result<LaunchReport>;
     fn synchronize(&self) -> Result<()>;
     /// Records a timestamp in the device's stream (a CUDA event; wall clock in the emulator).
     fn record(&self) -> Result<Timestamp>;
@@ -145,46 +239,55 @@ pub trait Device {
     fn sm_count(&self) -> u32;
 }
 
-/// Host helpers over any device.
-pub trait DeviceExt: Device {
-    fn upload_new<T: bytemuck_like::Pod>(&self, data: &[T]) -> Result<DevBuf> {
-        let bytes = bytemuck_like::as_bytes(data);
-        let buf = self.alloc(bytes.len().max(1))?;
-        if let Err(e) = self.upload(&buf, 0, bytes) {
-            // Do not leak the allocation on a failed copy.
-            let _ = self.free(buf);
-            return Err(e);
+/// Plain-old-data element types that move between host and device as bytes.
+pub use bytemuck::{Pod, Zeroable};
+
+/// A borrowed, boxed or shared device is a device: tests wrap `&EmuDevice` (or share an `Arc`
+/// with a worker that owns it) and check its allocations afterwards.
+macro_rules! forward_device {
+    ($($t:ty),*) => {$(
+        impl<D: Device + ?Sized> Device for $t {
+            fn name(&self) -> String {
+                (**self).name()
+            }
+            fn is_emulator(&self) -> bool {
+                (**self).is_emulator()
+            }
+            fn alloc(&self, bytes: usize) -> Result<Allocation> {
+                (**self).alloc(bytes)
+            }
+            fn free(&self, mem: Allocation) -> Result<()> {
+                (**self).free(mem)
+            }
+            fn upload(&self, mem: &Allocation, offset: usize, data: &[u8]) -> Result<()> {
+                (**self).upload(mem, offset, data)
+            }
+            fn download(&self, mem: &Allocation, offset: usize, out: &mut [u8]) -> Result<()> {
+                (**self).download(mem, offset, out)
+            }
+            fn fill(&self, mem: &Allocation, pattern: u32) -> Result<()> {
+                (**self).fill(mem, pattern)
+            }
+            unsafe fn launch(&self, kernel: &KernelRef, cfg: LaunchConfig, args: &[KernelArg]) -> Result<LaunchReport> {
+                // SAFETY: the caller's guarantee, passed on unchanged.
+                unsafe { (**self).launch(kernel, cfg, args) }
+            }
+            fn synchronize(&self) -> Result<()> {
+                (**self).synchronize()
+            }
+            fn record(&self) -> Result<Timestamp> {
+                (**self).record()
+            }
+            fn elapsed_ms(&self, start: Timestamp, end: Timestamp) -> Result<f64> {
+                (**self).elapsed_ms(start, end)
+            }
+            fn max_dynamic_shared_bytes(&self) -> u32 {
+                (**self).max_dynamic_shared_bytes()
+            }
+            fn sm_count(&self) -> u32 {
+                (**self).sm_count()
+            }
         }
-        Ok(buf)
-    }
-    fn download_vec<T: bytemuck_like::Pod + Default + Clone>(&self, buf: &DevBuf, n: usize) -> Result<Vec<T>> {
-        let mut v = vec![T::default(); n];
-        self.download(buf, 0, bytemuck_like::as_bytes_mut(&mut v))?;
-        Ok(v)
-    }
+    )*};
 }
-impl<D: Device + ?Sized> DeviceExt for D {}
-
-/// Minimal plain-old-data byte views for the element types this crate moves.
-pub mod bytemuck_like {
-    /// # Safety
-    /// Implementors are plain data: every bit pattern is valid and there is no padding.
-    pub unsafe trait Pod: Copy + 'static {}
-    unsafe impl Pod for u8 {}
-    unsafe impl Pod for u16 {}
-    unsafe impl Pod for i32 {}
-    unsafe impl Pod for u32 {}
-    unsafe impl Pod for f32 {}
-    unsafe impl Pod for u64 {}
-    unsafe impl Pod for half::bf16 {}
-    unsafe impl Pod for half::f16 {}
-
-    pub fn as_bytes<T: Pod>(v: &[T]) -> &[u8] {
-        // SAFETY: T is Pod (no padding), so its bytes are initialized; the length is exact.
-        unsafe { std::slice::from_raw_parts(v.as_ptr() as *const u8, std::mem::size_of_val(v)) }
-    }
-    pub fn as_bytes_mut<T: Pod>(v: &mut [T]) -> &mut [u8] {
-        // SAFETY: as above, and every bit pattern is a valid T, so writes through bytes are sound.
-        unsafe { std::slice::from_raw_parts_mut(v.as_mut_ptr() as *mut u8, std::mem::size_of_val(v)) }
-    }
-}
+forward_device!(&D, Box<D>, std::sync::Arc<D>);

@@ -19,7 +19,7 @@ pub mod parse;
 pub mod regalloc;
 pub mod sanitizer;
 
-use crate::device::{Counters, DevBuf, Device, KernelArg, LaunchConfig, LaunchReport, Timestamp};
+use crate::device::{Allocation, Counters, Device, KernelArg, LaunchConfig, LaunchReport, Timestamp};
 use crate::error::{Error, Result};
 use crate::kernels::KernelRef;
 use exec::{run_block, LaunchCtx, Scratch};
@@ -73,6 +73,37 @@ pub fn host_bytes_for(device_bytes: u128) -> u128 {
     device_bytes + device_bytes.div_ceil(8)
 }
 
+/// This machine's memory in bytes (`MemTotal` of /proc/meminfo), when the OS tells.
+pub fn host_memory_bytes() -> Option<u128> {
+    let text = std::fs::read_to_string("/proc/meminfo").ok()?;
+    let line = text.lines().find(|l| l.starts_with("MemTotal:"))?;
+    let kib: u128 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kib * 1024)
+}
+
+/// Refuses a memory allowance (`what`, bytes of emulated device memory) beyond this machine's
+/// memory: the emulator holds device memory on the host, and asking for more than the machine has
+/// ends with the OS killing the process, not with an error.
+pub fn check_host_memory(device_bytes: u128, what: &str) -> Result<()> {
+    match host_memory_bytes() {
+        Some(have) if host_bytes_for(device_bytes) > have => Err(Error::Invalid(format!(
+            "{what}: emulating {:.1} GiB of device memory needs more than this machine's {:.1} GiB",
+            device_bytes as f64 / (1u64 << 30) as f64,
+            have as f64 / (1u64 << 30) as f64
+        ))),
+        _ => Ok(()),
+    }
+}
+
+/// Most worker threads an emulator may have: this machine's cores times [`THREADS_PER_CORE`]
+/// (more only adds switching; thousands exhaust the process).
+pub fn max_threads() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get()) * THREADS_PER_CORE
+}
+
+/// Threads per core the emulator may use (a few more than cores hides a stalled thread).
+pub const THREADS_PER_CORE: usize = 4;
+
 impl EmuDevice {
     pub fn new() -> Self {
         Self::with_options(EmuOptions::default()).unwrap_or_else(|_| EmuDevice {
@@ -86,6 +117,12 @@ impl EmuDevice {
     pub fn with_options(opts: EmuOptions) -> Result<Self> {
         let pool = match opts.threads {
             Some(0) => return Err(Error::Invalid("the emulator needs at least 1 thread, not 0".into())),
+            Some(n) if n > max_threads() => {
+                return Err(Error::Invalid(format!(
+                    "{n} emulator threads: at most {} on this machine ({THREADS_PER_CORE} per core)",
+                    max_threads()
+                )))
+            }
             Some(n) => Some(
                 rayon::ThreadPoolBuilder::new()
                     .num_threads(n)
@@ -112,44 +149,17 @@ impl EmuDevice {
             None => Err(Error::Emu(format!("entry {} not found in the PTX of module {}", k.entry, k.module.name))),
         }
     }
-}
+    /// Live allocations and their bytes: what a leak check compares before and after.
+    pub fn live_allocations(&self) -> (usize, u64) {
+        self.mem.live()
+    }
 
-impl Device for EmuDevice {
-    fn name(&self) -> String {
-        let n = self.pool.as_ref().map_or_else(rayon::current_num_threads, |p| p.current_num_threads());
-        format!(
-            "CPU emulator ({n} threads, sanitizer {}, counters {})",
-            if self.opts.sanitize { "on" } else { "off" },
-            if self.opts.counters { "on" } else { "off" }
-        )
-    }
-    fn is_emulator(&self) -> bool {
-        true
-    }
-    fn alloc(&self, bytes: usize) -> Result<DevBuf> {
-        Ok(DevBuf { addr: self.mem.alloc(bytes)?, bytes })
-    }
-    fn free(&self, buf: DevBuf) -> Result<()> {
-        self.mem.free(buf.addr)
-    }
-    fn upload(&self, buf: &DevBuf, offset: usize, data: &[u8]) -> Result<()> {
-        let a = self.mem.find(buf.addr + offset as u64, data.len() as u64)?;
-        a.host_write(buf.addr + offset as u64 - a.base, data);
-        Ok(())
-    }
-    fn download(&self, buf: &DevBuf, offset: usize, out: &mut [u8]) -> Result<()> {
-        let a = self.mem.find(buf.addr + offset as u64, out.len() as u64)?;
-        a.host_read(buf.addr + offset as u64 - a.base, out);
-        Ok(())
-    }
-    fn fill(&self, buf: &DevBuf, pattern: u32) -> Result<()> {
-        let a = self.mem.find(buf.addr, buf.bytes as u64)?;
-        let bytes: Vec<u8> = pattern.to_le_bytes().iter().copied().cycle().take(buf.bytes).collect();
-        a.host_write(buf.addr - a.base, &bytes);
-        Ok(())
-    }
-    fn launch(&self, kernel: KernelRef, cfg: LaunchConfig, args: &[KernelArg]) -> Result<LaunchReport> {
-        let k = self.kernel(kernel)?;
+    /// Runs `kernel` to completion: [`Device::launch`] without its safety contract, which the
+    /// emulator does not need. Every global, shared and local access is checked against the
+    /// allocations and the block's shared memory (a fault or a memcheck finding, never a host
+    /// access outside them), so wrong pointers or sizes are reported, not undefined.
+    pub fn run_kernel(&self, kernel: &KernelRef, cfg: LaunchConfig, args: &[KernelArg]) -> Result<LaunchReport> {
+        let k = self.kernel(*kernel)?;
         if args.len() != k.params.len() {
             return Err(Error::Emu(format!("{} takes {} parameters, {} given", k.name, k.params.len(), args.len())));
         }
@@ -213,6 +223,48 @@ impl Device for EmuDevice {
             report.counters = Some(c);
         }
         Ok(report)
+    }
+}
+
+impl Device for EmuDevice {
+    fn name(&self) -> String {
+        let n = self.pool.as_ref().map_or_else(rayon::current_num_threads, |p| p.current_num_threads());
+        format!(
+            "CPU emulator ({n} threads, sanitizer {}, counters {})",
+            if self.opts.sanitize { "on" } else { "off" },
+            if self.opts.counters { "on" } else { "off" }
+        )
+    }
+    fn is_emulator(&self) -> bool {
+        true
+    }
+    fn alloc(&self, bytes: usize) -> Result<Allocation> {
+        Ok(Allocation::new(self.mem.alloc(bytes)?, bytes))
+    }
+    fn free(&self, mem: Allocation) -> Result<()> {
+        self.mem.free(mem.addr())
+    }
+    fn upload(&self, mem: &Allocation, offset: usize, data: &[u8]) -> Result<()> {
+        let addr = mem.addr() + offset as u64;
+        let a = self.mem.find(addr, data.len() as u64)?;
+        a.host_write(addr - a.base, data);
+        Ok(())
+    }
+    fn download(&self, mem: &Allocation, offset: usize, out: &mut [u8]) -> Result<()> {
+        let addr = mem.addr() + offset as u64;
+        let a = self.mem.find(addr, out.len() as u64)?;
+        a.host_read(addr - a.base, out);
+        Ok(())
+    }
+    fn fill(&self, mem: &Allocation, pattern: u32) -> Result<()> {
+        let a = self.mem.find(mem.addr(), mem.bytes() as u64)?;
+        let bytes: Vec<u8> = pattern.to_le_bytes().iter().copied().cycle().take(mem.bytes()).collect();
+        a.host_write(mem.addr() - a.base, &bytes);
+        Ok(())
+    }
+    /// Safe to call here: see [`EmuDevice::run_kernel`].
+    unsafe fn launch(&self, kernel: &KernelRef, cfg: LaunchConfig, args: &[KernelArg]) -> Result<LaunchReport> {
+        self.run_kernel(kernel, cfg, args)
     }
     fn synchronize(&self) -> Result<()> {
         Ok(())

@@ -347,7 +347,7 @@ mod tests {
             i.for_each_reg(&k.ext, |r, _| {
                 listed.insert(r);
             });
-            let xs = &k.ext[i.ext as usize..i.ext as usize + i.next as usize];
+            let xs = i.ext_regs(&k.ext);
             for r in [i.d, i.d2, i.a, i.b, i.c, i.e, i.guard].into_iter().chain(xs.iter().copied()) {
                 assert!(r == NOREG || listed.contains(&r), "{}: operand {r} not enumerated", at(p));
             }

@@ -125,7 +125,7 @@ fn key_union(p: &Problem) -> Option<(usize, usize)> {
     }
 }
 
-/// Key tiles the policy of one (batch, KV head) visits: what the splits divide (the same count as
+/// Key tiles the mask object of one (batch, KV head) visits: what the splits divide (the same count as
 /// `Mask::tile_counts(seq_q, seq_k, 16, TILE_K)`, computed in O(blocks) for 1M-token caches).
 pub fn visited_tiles(p: &Problem) -> usize {
     let s = &p.shape;
@@ -160,8 +160,9 @@ pub fn choose_splits(tiles: usize, ctas: usize, rows: usize, sm_count: usize, ct
     tiles.div_ceil(per_split).max(1)
 }
 
-/// Plans a decode call. `splits` overrides the heuristic (it may exceed the visited tiles: the
-/// extra splits see no key); `sm_count` defaults to the H100's 132.
+/// Plans a decode call. `splits` overrides the heuristic, up to the visited tiles (2 when fewer,
+/// so that a call visiting no tile still runs the combine): more splits than tiles only add
+/// empty CTAs and scratch (a million of them: gigabytes); `sm_count` defaults to the H100's 132.
 pub fn plan(p: &Problem, splits: Option<usize>, sm_count: Option<usize>) -> Result<Plan> {
     let s = &p.shape;
     let c = config(p)?;
@@ -172,13 +173,18 @@ pub fn plan(p: &Problem, splits: Option<usize>, sm_count: Option<usize>) -> Resu
     let sm = sm_count.unwrap_or(H100_SMS);
     let splits = match splits {
         Some(0) => return invalid("decode splits must be at least 1"),
+        Some(n) if n > tiles.max(2) => {
+            return invalid(format!(
+                "decode splits {n}: at most the {} key tiles of {TILE_K} keys this call visits",
+                tiles.max(2)
+            ))
+        }
         Some(n) => n,
         None => choose_splits(tiles, units, rows.min(c.rows_per_cta()), sm, c.ctas_per_sm()),
     };
     let per_split_tiles = tiles.div_ceil(splits).max(1);
-    let split_len = per_split_tiles * TILE_K;
     let grid_x = (chunks as u64).saturating_mul(splits as u64);
-    if grid_x > i32::MAX as u64 || s.kv_heads > 65535 || s.batch > 65535 || split_len > i32::MAX as usize {
+    if grid_x > i32::MAX as u64 || s.kv_heads > 65535 || s.batch > 65535 || per_split_tiles > i32::MAX as usize {
         return invalid(format!(
             "decode grid ({grid_x}, {}, {}) exceeds CUDA's limits ({splits} splits x {chunks} row chunks below \
              2^31, kv_heads and batch at most 65535)",
@@ -189,7 +195,7 @@ pub fn plan(p: &Problem, splits: Option<usize>, sm_count: Option<usize>) -> Resu
     check_grid(grid)?;
     let mut params = base_params(p);
     params.num_splits = splits as i32;
-    params.split_len = split_len as i32;
+    params.tiles_per_split = per_split_tiles as i32;
     let mut launches = vec![Launch {
         kernel: KernelRef::new("decode", c.entry)?,
         cfg: LaunchConfig { grid, block: [c.threads() as u32, 1, 1], dynamic_shared_bytes: c.smem_bytes() as u32 },
@@ -265,7 +271,7 @@ mod tests {
         // 32 rows per KV head (4 tokens x 8 heads): the 128-row layout, one chunk.
         assert_eq!(plan.launches[0].cfg.grid, [3, 4, 2]);
         assert_eq!(plan.launches[0].cfg.block, [256, 1, 1]);
-        assert_eq!(plan.launches[0].params.split_len, 6 * 64); // 16 tiles over 3 splits
+        assert_eq!(plan.launches[0].params.tiles_per_split, 6); // 16 tiles over 3 splits
         assert_eq!(plan.scratch_bytes, 3 * 2 * 32 * 4 * 128 * 4);
         let one = super::plan(&p, Some(1), None).unwrap();
         assert_eq!((one.launches.len(), one.scratch_bytes), (1, 0));

@@ -1,15 +1,17 @@
 //! Launching each attention variant on any [`Device`]: shape checks, the parameter struct, grid
-//! and block, then launches through the device interface (no unsafe here).
+//! and block, then launches through the device interface.
 //!
 //! A variant turns a [`Problem`] into a [`Plan`]: the list of kernel launches with their
-//! parameters and the scratch memory they need. [`Attention`] owns the plan, allocates buffers,
-//! uploads inputs, runs, and downloads outputs, the same way on the GPU and on the emulator.
+//! parameters and the scratch memory they need. [`Attention`] owns the plan, allocates
+//! [`Buffers`], uploads inputs, runs, and downloads outputs, the same way on the GPU and on the
+//! emulator. [`Attention::run`] is the one place that meets [`Device::launch`]'s safety contract
+//! for attention kernels.
 
 pub mod decode;
 pub mod dense;
 pub mod flash;
 
-use crate::device::{DevBuf, Device, DeviceExt, LaunchConfig, LaunchReport};
+use crate::device::{DevBuf, Device, LaunchConfig, LaunchReport};
 use crate::error::{invalid, Result};
 use crate::kernels::KernelRef;
 use crate::mask::Mask;
@@ -17,9 +19,10 @@ use crate::params::AttnParams;
 use crate::problem::Problem;
 use crate::work::{Variant, Work};
 use half::bf16;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 /// One kernel launch of a plan. Pointer fields of `params` are filled from [`Buffers`] at run
-/// time by [`Attention::params_for`]; a plan only sets shapes, strides, mask and split values.
+/// time by [`Attention::run`]; a plan only sets shapes, strides, mask and split values.
 #[derive(Debug, Clone)]
 pub struct Launch {
     pub kernel: KernelRef,
@@ -49,36 +52,46 @@ pub struct Options {
     pub sm_count: Option<usize>,
 }
 
-/// Device buffers of one attention call.
-#[derive(Debug, Clone)]
-pub struct Buffers {
-    pub q: DevBuf,
-    pub k: DevBuf,
-    pub v: DevBuf,
-    pub o: DevBuf,
-    pub lse: DevBuf,
-    pub scratch: Option<DevBuf>,
-    pub scratch_lse: Option<DevBuf>,
-    pub row_ptr: Option<DevBuf>,
-    pub col_idx: Option<DevBuf>,
+/// The inputs and outputs of one call: Q, K, V (bf16), O (bf16) and LSE (f32), BSHD.
+#[derive(Debug)]
+pub struct IoBuffers<'d> {
+    pub q: DevBuf<'d>,
+    pub k: DevBuf<'d>,
+    pub v: DevBuf<'d>,
+    pub o: DevBuf<'d>,
+    pub lse: DevBuf<'d>,
 }
 
-impl Buffers {
-    /// Frees every buffer; the first error is returned after trying all of them (stopping at
-    /// the first would leak the rest for the device's lifetime, i.e. the rest of a sweep).
-    pub fn free(self, dev: &dyn Device) -> Result<()> {
-        let mut first = Ok(());
-        for b in [Some(self.q), Some(self.k), Some(self.v), Some(self.o), Some(self.lse)]
-            .into_iter()
-            .chain([self.scratch, self.scratch_lse, self.row_ptr, self.col_idx])
-            .flatten()
-        {
-            let r = dev.free(b);
-            if first.is_ok() {
-                first = r;
-            }
-        }
-        first
+/// Device memory of an [`Attention`]: one or more input/output sets (the sweep rotates several so
+/// that L2 never holds a call's inputs) sharing one scratch and one block layout. Made by
+/// [`Attention::alloc`] and usable only with the call that made it (checked by [`Attention::run`]:
+/// its launches index these buffers by that call's shape). Freed when dropped.
+pub struct Buffers<'d> {
+    dev: &'d dyn Device,
+    /// The [`Attention::id`] these buffers were sized and laid out for.
+    owner: u64,
+    sets: Vec<IoBuffers<'d>>,
+    scratch: Option<DevBuf<'d>>,
+    scratch_lse: Option<DevBuf<'d>>,
+    /// Block-sparse row pointers and column indices. Private: the kernels index K and V through
+    /// them, so only the layout validated with the problem may be in them.
+    layout: Option<(DevBuf<'d>, DevBuf<'d>)>,
+}
+
+impl<'d> Buffers<'d> {
+    pub fn device(&self) -> &'d dyn Device {
+        self.dev
+    }
+    /// Input/output set `i` (panics when out of range, like indexing).
+    pub fn set(&self, i: usize) -> &IoBuffers<'d> {
+        &self.sets[i]
+    }
+    pub fn sets(&self) -> usize {
+        self.sets.len()
+    }
+    /// The buffers the kernels write besides O and LSE (poisoned before a run).
+    fn scratch(&self) -> impl Iterator<Item = &DevBuf<'d>> {
+        self.scratch.iter().chain(&self.scratch_lse)
     }
 }
 
@@ -93,12 +106,18 @@ pub struct Outputs {
 /// computes, so an element the kernel forgot to write shows up as NaN.
 pub const POISON: u32 = 0x7fc1_7fc1;
 
-/// A prepared attention call.
+/// Gives every [`Attention`] its own id, so that buffers can tell which call they belong to.
+static NEXT_ID: AtomicU64 = AtomicU64::new(1);
+
+/// A prepared attention call. Its problem and plan are fixed at creation (read-only): the launch
+/// parameters, grid and block were derived from the problem's shape, and the buffers are sized
+/// by the same shape, so changing either alone would make a kernel address outside its buffers.
 #[derive(Debug, Clone)]
 pub struct Attention {
-    pub variant: Variant,
-    pub problem: Problem,
-    pub plan: Plan,
+    variant: Variant,
+    problem: Problem,
+    plan: Plan,
+    id: u64,
 }
 
 impl Attention {
@@ -110,120 +129,146 @@ impl Attention {
             Variant::Flash => flash::plan(problem)?,
             Variant::Decode => decode::plan(problem, opts.splits, opts.sm_count)?,
         };
-        Ok(Attention { variant, problem: problem.clone(), plan })
+        let id = NEXT_ID.fetch_add(1, Ordering::Relaxed);
+        Ok(Attention { variant, problem: problem.clone(), plan, id })
     }
 
+    pub fn variant(&self) -> Variant {
+        self.variant
+    }
+    pub fn problem(&self) -> &Problem {
+        &self.problem
+    }
+    pub fn plan(&self) -> &Plan {
+        &self.plan
+    }
     pub fn work(&self) -> Work {
         self.plan.work
     }
 
-    /// Device bytes this call allocates (inputs, outputs, scratch, block layout).
-    pub fn footprint_bytes(&self) -> usize {
+    /// Device bytes of one input/output set: Q, K, V, O (bf16) and LSE (f32).
+    pub fn set_bytes(&self) -> usize {
         let s = &self.problem.shape;
+        [4 * s.q_elems(), 4 * s.kv_elems(), 4 * s.lse_elems()].into_iter().fold(0usize, usize::saturating_add)
+    }
+
+    /// Device bytes this call allocates with one set (inputs, outputs, scratch, block layout).
+    pub fn footprint_bytes(&self) -> usize {
         let csr = match &self.problem.mask {
             Mask::BlockSparse(l) => 4 * (l.row_ptr.len() + l.col_idx.len()),
             _ => 0,
         };
         // Saturating: each term is addressable (Shape::validate, the plans), their sum may not be.
-        [
-            4 * s.q_elems(),
-            4 * s.kv_elems(),
-            4 * s.lse_elems(),
-            self.plan.scratch_bytes,
-            self.plan.scratch_lse_bytes,
-            csr,
-        ]
-        .into_iter()
-        .fold(0usize, usize::saturating_add)
+        [self.set_bytes(), self.plan.scratch_bytes, self.plan.scratch_lse_bytes, csr]
+            .into_iter()
+            .fold(0usize, usize::saturating_add)
     }
 
-    /// Allocates every buffer of the call; inputs are left unwritten (upload or fill them).
-    /// When one allocation fails (out of memory), the ones made before it are freed: on a GPU a
-    /// leaked buffer stays allocated for the rest of the sweep and starves every later point.
-    pub fn alloc(&self, dev: &dyn Device) -> Result<Buffers> {
-        let s = &self.problem.shape;
-        let made = std::cell::RefCell::new(Vec::new());
-        let keep = |r: Result<DevBuf>| r.inspect(|b| made.borrow_mut().push(*b));
-        let opt = |n: usize| if n > 0 { keep(dev.alloc(n)).map(Some) } else { Ok(None) };
-        let res = (|| {
-            let (row_ptr, col_idx) = match &self.problem.mask {
-                Mask::BlockSparse(l) => {
-                    (Some(keep(dev.upload_new(&l.row_ptr))?), Some(keep(dev.upload_new(&l.col_idx))?))
-                }
-                _ => (None, None),
-            };
-            Ok(Buffers {
-                q: keep(dev.alloc(2 * s.q_elems()))?,
-                k: keep(dev.alloc(2 * s.kv_elems()))?,
-                v: keep(dev.alloc(2 * s.kv_elems()))?,
-                o: keep(dev.alloc(2 * s.q_elems()))?,
-                lse: keep(dev.alloc(4 * s.lse_elems()))?,
-                scratch: opt(self.plan.scratch_bytes)?,
-                scratch_lse: opt(self.plan.scratch_lse_bytes)?,
-                row_ptr,
-                col_idx,
-            })
-        })();
-        if res.is_err() {
-            for b in made.into_inner() {
-                let _ = dev.free(b);
-            }
+    /// Allocates the call's buffers with `sets` input/output sets (at least one); inputs are
+    /// left unwritten (upload or fill them). An allocation that fails (out of memory) drops,
+    /// and so frees, the ones made before it.
+    pub fn alloc<'d>(&self, dev: &'d dyn Device, sets: usize) -> Result<Buffers<'d>> {
+        if sets == 0 {
+            return invalid("an attention call needs at least one buffer set");
         }
-        res
-    }
-
-    /// Uploads Q, K, V (checked against the shape).
-    pub fn upload_inputs(&self, dev: &dyn Device, bufs: &Buffers, q: &[bf16], k: &[bf16], v: &[bf16]) -> Result<()> {
         let s = &self.problem.shape;
-        s.check_input_lens(q.len(), k.len(), v.len())?;
-        use crate::device::bytemuck_like::as_bytes;
-        dev.upload(&bufs.q, 0, as_bytes(q))?;
-        dev.upload(&bufs.k, 0, as_bytes(k))?;
-        dev.upload(&bufs.v, 0, as_bytes(v))
+        let layout = match &self.problem.mask {
+            Mask::BlockSparse(l) => Some((DevBuf::from_slice(dev, &l.row_ptr)?, DevBuf::from_slice(dev, &l.col_idx)?)),
+            _ => None,
+        };
+        let io = || -> Result<IoBuffers<'d>> {
+            Ok(IoBuffers {
+                q: DevBuf::new(dev, 2 * s.q_elems())?,
+                k: DevBuf::new(dev, 2 * s.kv_elems())?,
+                v: DevBuf::new(dev, 2 * s.kv_elems())?,
+                o: DevBuf::new(dev, 2 * s.q_elems())?,
+                lse: DevBuf::new(dev, 4 * s.lse_elems())?,
+            })
+        };
+        let first = io()?;
+        let opt = |n: usize| if n > 0 { DevBuf::new(dev, n).map(Some) } else { Ok(None) };
+        let (scratch, scratch_lse) = (opt(self.plan.scratch_bytes)?, opt(self.plan.scratch_lse_bytes)?);
+        let mut all = Vec::with_capacity(sets);
+        all.push(first);
+        for _ in 1..sets {
+            all.push(io()?);
+        }
+        Ok(Buffers { dev, owner: self.id, sets: all, scratch, scratch_lse, layout })
     }
 
-    /// Poisons O, LSE and scratch so that unwritten elements are caught.
-    pub fn poison_outputs(&self, dev: &dyn Device, bufs: &Buffers) -> Result<()> {
-        for b in [Some(bufs.o), Some(bufs.lse), bufs.scratch, bufs.scratch_lse].into_iter().flatten() {
-            dev.fill(&b, POISON)?;
+    /// Uploads Q, K, V of set `set` (checked against the shape).
+    pub fn upload_inputs(&self, bufs: &Buffers, set: usize, q: &[bf16], k: &[bf16], v: &[bf16]) -> Result<()> {
+        self.problem.shape.check_input_lens(q.len(), k.len(), v.len())?;
+        let b = bufs.set(set);
+        b.q.upload(0, q)?;
+        b.k.upload(0, k)?;
+        b.v.upload(0, v)
+    }
+
+    /// Poisons every set's O and LSE and the scratch, so that unwritten elements are caught.
+    pub fn poison_outputs(&self, bufs: &Buffers) -> Result<()> {
+        for b in bufs.sets.iter().flat_map(|s| [&s.o, &s.lse]).chain(bufs.scratch()) {
+            b.fill(POISON)?;
         }
         Ok(())
     }
 
-    /// The launch's parameters with the buffer addresses filled in.
-    pub fn params_for(&self, launch: &Launch, bufs: &Buffers) -> AttnParams {
+    /// The launch's parameters with the addresses of set `set` filled in.
+    fn params_for(&self, launch: &Launch, bufs: &Buffers, set: usize) -> AttnParams {
+        let b = bufs.set(set);
         let mut p = launch.params;
-        p.q = bufs.q.addr;
-        p.k = bufs.k.addr;
-        p.v = bufs.v.addr;
-        p.o = bufs.o.addr;
-        p.lse = bufs.lse.addr;
-        p.scratch = bufs.scratch.map_or(0, |b| b.addr);
-        p.scratch_lse = bufs.scratch_lse.map_or(0, |b| b.addr);
-        p.block_row_ptr = bufs.row_ptr.map_or(0, |b| b.addr);
-        p.block_col_idx = bufs.col_idx.map_or(0, |b| b.addr);
+        p.q = b.q.addr();
+        p.k = b.k.addr();
+        p.v = b.v.addr();
+        p.o = b.o.addr();
+        p.lse = b.lse.addr();
+        p.scratch = bufs.scratch.as_ref().map_or(0, DevBuf::addr);
+        p.scratch_lse = bufs.scratch_lse.as_ref().map_or(0, DevBuf::addr);
+        p.block_row_ptr = bufs.layout.as_ref().map_or(0, |l| l.0.addr());
+        p.block_col_idx = bufs.layout.as_ref().map_or(0, |l| l.1.addr());
         p
     }
 
-    /// Launches every kernel of the plan in order (asynchronous on CUDA).
-    pub fn run(&self, dev: &dyn Device, bufs: &Buffers) -> Result<Vec<LaunchReport>> {
+    /// Launches every kernel of the plan in order on set `set` of `bufs`, on the buffers' device
+    /// (asynchronous on CUDA).
+    pub fn run(&self, bufs: &Buffers, set: usize) -> Result<Vec<LaunchReport>> {
+        if bufs.owner != self.id {
+            return invalid("buffers of another attention call (allocate them with this call's `alloc`)");
+        }
+        if set >= bufs.sets.len() {
+            return invalid(format!("buffer set {set} of {}", bufs.sets.len()));
+        }
         self.plan
             .launches
             .iter()
             .map(|l| {
-                let p = self.params_for(l, bufs);
-                dev.launch(l.kernel, l.cfg, &[p.as_bytes()])
+                let p = self.params_for(l, bufs, set);
+                // SAFETY (Device::launch): the one argument is the AttnParams struct every
+                // attention kernel takes by value (its size is checked against the PTX .param by
+                // tests/kernels_static.rs, and by both backends at launch). Its pointers are
+                // `bufs`: allocations of the device launched on, alive while `bufs` is borrowed
+                // (CUDA synchronizes before freeing), made by `alloc` of this very call (owner
+                // checked above; problem and plan cannot change after `new`), so each is exactly
+                // as large as this shape's tensors, this plan's scratch and this problem's
+                // validated block layout. The plan's grid, block and parameters are the variant
+                // planner's for this shape, the ones the kernels' bounds checks are written for:
+                // every plan runs on the emulator with memcheck, and its block is the kernel's
+                // .maxntid (ops tests).
+                unsafe { bufs.dev.launch(&l.kernel, l.cfg, &[p.as_bytes()]) }
             })
             .collect()
     }
 
-    pub fn download(&self, dev: &dyn Device, bufs: &Buffers) -> Result<Outputs> {
+    /// Waits for the device and downloads O and LSE of set `set`.
+    pub fn download(&self, bufs: &Buffers, set: usize) -> Result<Outputs> {
         let s = &self.problem.shape;
-        dev.synchronize()?;
-        Ok(Outputs { o: dev.download_vec(&bufs.o, s.q_elems())?, lse: dev.download_vec(&bufs.lse, s.lse_elems())? })
+        let b = bufs.set(set);
+        bufs.dev.synchronize()?;
+        Ok(Outputs { o: b.o.download_vec(s.q_elems())?, lse: b.lse.download_vec(s.lse_elems())? })
     }
 
-    /// Alloc, upload, poison, run, download, free: one complete call (tests, the `emu` command).
+    /// Alloc, upload, poison, run, download: one complete call (tests, the `emu` command). The
+    /// buffers are freed on return, errors included.
     pub fn run_once(
         &self,
         dev: &dyn Device,
@@ -231,15 +276,11 @@ impl Attention {
         k: &[bf16],
         v: &[bf16],
     ) -> Result<(Outputs, Vec<LaunchReport>)> {
-        let bufs = self.alloc(dev)?;
-        let res = (|| {
-            self.upload_inputs(dev, &bufs, q, k, v)?;
-            self.poison_outputs(dev, &bufs)?;
-            let reports = self.run(dev, &bufs)?;
-            Ok((self.download(dev, &bufs)?, reports))
-        })();
-        bufs.free(dev)?;
-        res
+        let bufs = self.alloc(dev, 1)?;
+        self.upload_inputs(&bufs, 0, q, k, v)?;
+        self.poison_outputs(&bufs)?;
+        let reports = self.run(&bufs, 0)?;
+        Ok((self.download(&bufs, 0)?, reports))
     }
 }
 
@@ -283,7 +324,8 @@ pub fn base_params(p: &Problem) -> AttnParams {
         sparse_block_q: sbq,
         sparse_block_k: sbk,
         num_splits: 1,
-        split_len: s.seq_k as i32,
+        // One split holding every key tile (decode's plan sets its own split).
+        tiles_per_split: s.seq_k.div_ceil(decode::TILE_K) as i32,
         scale: scale as f32,
         scale_log2: (scale * std::f64::consts::LOG2_E) as f32,
         ..Default::default()
@@ -301,91 +343,153 @@ pub fn check_grid(grid: [u32; 3]) -> Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::device::Timestamp;
+    use crate::device::testing::{Call, Faulty};
+    use crate::emu::EmuDevice;
     use crate::problem::Shape;
-    use std::cell::Cell;
+    use crate::BlockLayout;
 
-    /// The emulator, with allocation number `fail_at` failing (out of memory) and a count of
-    /// live allocations.
-    struct Oom {
-        inner: crate::emu::EmuDevice,
-        fail_at: usize,
-        allocs: Cell<usize>,
-        live: Cell<i64>,
+    /// Decode with two splits (scratch and scratch_lse) over a block-sparse layout: every kind of
+    /// buffer a call allocates.
+    fn decode_sparse() -> Attention {
+        let shape = Shape::decode(1, 1, 256, 2, 1, 64);
+        let p = Problem::new(shape, Mask::BlockSparse(BlockLayout::full(1, 256, 64, 64)));
+        Attention::new(Variant::Decode, &p, &Options { splits: Some(2), ..Default::default() }).unwrap()
     }
-    impl Device for Oom {
-        fn name(&self) -> String {
-            self.inner.name()
-        }
-        fn is_emulator(&self) -> bool {
-            true
-        }
-        fn alloc(&self, bytes: usize) -> Result<DevBuf> {
-            self.allocs.set(self.allocs.get() + 1);
-            if self.allocs.get() == self.fail_at {
-                return Err(crate::Error::Cuda("cuMemAlloc: CUDA_ERROR_OUT_OF_MEMORY".into()));
-            }
-            let b = self.inner.alloc(bytes)?;
-            self.live.set(self.live.get() + 1);
-            Ok(b)
-        }
-        fn free(&self, buf: DevBuf) -> Result<()> {
-            self.inner.free(buf)?;
-            self.live.set(self.live.get() - 1);
-            Ok(())
-        }
-        fn upload(&self, buf: &DevBuf, offset: usize, data: &[u8]) -> Result<()> {
-            self.inner.upload(buf, offset, data)
-        }
-        fn download(&self, buf: &DevBuf, offset: usize, out: &mut [u8]) -> Result<()> {
-            self.inner.download(buf, offset, out)
-        }
-        fn fill(&self, buf: &DevBuf, pattern: u32) -> Result<()> {
-            self.inner.fill(buf, pattern)
-        }
-        fn launch(
-            &self,
-            kernel: KernelRef,
-            cfg: LaunchConfig,
-            args: &[crate::device::KernelArg],
-        ) -> Result<LaunchReport> {
-            self.inner.launch(kernel, cfg, args)
-        }
-        fn synchronize(&self) -> Result<()> {
-            self.inner.synchronize()
-        }
-        fn record(&self) -> Result<Timestamp> {
-            self.inner.record()
-        }
-        fn elapsed_ms(&self, start: Timestamp, end: Timestamp) -> Result<f64> {
-            self.inner.elapsed_ms(start, end)
-        }
-        fn max_dynamic_shared_bytes(&self) -> u32 {
-            self.inner.max_dynamic_shared_bytes()
-        }
-        fn sm_count(&self) -> u32 {
-            self.inner.sm_count()
-        }
+
+    fn inputs(att: &Attention, seed: u64) -> [Vec<bf16>; 3] {
+        let s = &att.problem().shape;
+        [
+            crate::reference::random_bf16(s.q_elems(), seed),
+            crate::reference::random_bf16(s.kv_elems(), seed + 1),
+            crate::reference::random_bf16(s.kv_elems(), seed + 2),
+        ]
     }
 
     #[test]
-    fn failed_allocation_frees_the_earlier_ones() {
-        // Decode (scratch and scratch_lse) with a block-sparse layout: 9 allocations in all.
-        let shape = Shape::decode(1, 1, 256, 2, 1, 64);
-        let layout = crate::mask::BlockLayout::full(1, 256, 64, 64);
-        let p = Problem::new(shape, Mask::BlockSparse(layout));
-        let att = Attention::new(Variant::Decode, &p, &Options { splits: Some(2), ..Default::default() }).unwrap();
-        let n = {
-            let d = Oom { inner: crate::emu::EmuDevice::new(), fail_at: 0, allocs: Cell::new(0), live: Cell::new(0) };
-            att.alloc(&d).unwrap().free(&d).unwrap();
-            assert_eq!(d.live.get(), 0);
-            d.allocs.get()
-        };
-        assert!(n >= 8, "{n} allocations");
-        for fail_at in 1..=n {
-            let d = Oom { inner: crate::emu::EmuDevice::new(), fail_at, allocs: Cell::new(0), live: Cell::new(0) };
-            assert!(att.alloc(&d).is_err(), "allocation {fail_at} of {n} failed");
-            assert_eq!(d.live.get(), 0, "allocation {fail_at} of {n} failed: {} buffers leaked", d.live.get());
+    fn every_failing_call_of_a_run_frees_everything() {
+        // Each call of each kind fails in turn (out of memory at the n-th allocation, a failed
+        // copy, poison, launch or download): the run fails and the emulator holds nothing.
+        let att = decode_sparse();
+        let [q, k, v] = inputs(&att, crate::reference::fresh_seed());
+        let clean = Faulty::new(EmuDevice::new());
+        att.run_once(&clean, &q, &k, &v).unwrap();
+        assert_eq!(clean.inner.live_allocations(), (0, 0));
+        assert_eq!(clean.calls(Call::Alloc), 9, "layout 2 + Q K V O LSE + 2 scratch");
+        let mut failures = 0;
+        for call in Call::ALL {
+            assert!(clean.calls(call) > 0, "{call:?} is exercised");
+            for n in 1..=clean.calls(call) {
+                let d = Faulty::failing(EmuDevice::new(), call, n);
+                let e = att.run_once(&d, &q, &k, &v).expect_err("the injected failure surfaces");
+                assert!(e.to_string().contains("injected"), "{e}");
+                assert_eq!(d.inner.live_allocations(), (0, 0), "{call:?} {n} of {}: leaked", clean.calls(call));
+                failures += 1;
+            }
         }
+        assert!(failures >= 9 + 3 + 2 + 4 + 2, "{failures} failure points");
+    }
+
+    #[test]
+    fn extra_sets_share_one_scratch_and_layout_and_all_are_freed() {
+        let att = decode_sparse();
+        let dev = EmuDevice::new();
+        let n = {
+            let d = Faulty::new(&dev);
+            let bufs = att.alloc(&d, 3).unwrap();
+            assert_eq!(bufs.sets(), 3);
+            assert_eq!(dev.live_allocations().0, 2 + 3 * 5 + 2, "one layout and scratch for three sets");
+            d.calls(Call::Alloc)
+        };
+        assert_eq!(dev.live_allocations(), (0, 0));
+        for fail in 1..=n {
+            let d = Faulty::failing(&dev, Call::Alloc, fail);
+            assert!(att.alloc(&d, 3).is_err());
+            assert_eq!(dev.live_allocations(), (0, 0), "allocation {fail} of {n} failed: leaked");
+        }
+        assert!(att.alloc(&dev, 0).is_err(), "zero sets");
+    }
+
+    #[test]
+    fn run_refuses_buffers_of_another_call_or_set() {
+        let dev = EmuDevice::new();
+        let small = Attention::new(
+            Variant::Dense,
+            &Problem::new(Shape::prefill(1, 64, 2, 1, 64), Mask::Causal),
+            &Options::default(),
+        )
+        .unwrap();
+        let big = Attention::new(
+            Variant::Dense,
+            &Problem::new(Shape::prefill(1, 128, 2, 1, 64), Mask::Causal),
+            &Options::default(),
+        )
+        .unwrap();
+        let bufs = small.alloc(&dev, 2).unwrap();
+        let e = big.run(&bufs, 0).unwrap_err().to_string();
+        assert!(e.contains("another attention call"), "{e}");
+        let e = small.run(&bufs, 2).unwrap_err().to_string();
+        assert!(e.contains("buffer set 2 of 2"), "{e}");
+        // A clone is the same call.
+        let [q, k, v] = inputs(&small, 11);
+        small.upload_inputs(&bufs, 1, &q, &k, &v).unwrap();
+        small.poison_outputs(&bufs).unwrap();
+        small.clone().run(&bufs, 1).unwrap();
+        assert!(small.download(&bufs, 1).unwrap().o.iter().all(|x| !x.is_nan()));
+    }
+
+    /// `.maxntid X, Y, Z` of `entry` in a module's PTX (the kernel's `__launch_bounds__`).
+    fn maxntid(ptx: &str, entry: &str) -> Option<u32> {
+        let at = ptx.find(&format!(".entry {entry}("))?;
+        let body = &ptx[at..at + ptx[at..].find('{')?];
+        let dims = body.split(".maxntid").nth(1)?.lines().next()?;
+        dims.split(',').map(|d| d.trim().parse::<u32>().ok()).product()
+    }
+
+    #[test]
+    fn every_plan_launches_its_kernels_launch_bounds_threads() {
+        // Block sizes in the planners mirror the kernels' C++ traits by hand; the PTX says what
+        // each kernel was compiled for (`__launch_bounds__` -> `.maxntid`). More threads fail to
+        // launch, fewer would leave rows or keys unprocessed: they must be equal. Every product
+        // entry must be reached by some plan, so that a new kernel is checked too.
+        let mut seen = std::collections::BTreeSet::new();
+        let layout = |sq, sk, bq, bk| Mask::BlockSparse(BlockLayout::full(sq, sk, bq, bk));
+        for d in [64, 128] {
+            for (phase_shape, sparse) in [
+                (Shape::prefill(1, 256, 4, 2, d), layout(256, 256, 128, 64)),
+                (Shape::decode(1, 1, 512, 4, 1, d), layout(1, 512, 16, 64)),
+                (Shape::decode(1, 16, 512, 32, 1, d), layout(16, 512, 16, 64)),
+            ] {
+                for mask in [Mask::None, Mask::Causal, Mask::causal_window(100), sparse] {
+                    let p = Problem::new(phase_shape, mask);
+                    for v in [Variant::Dense, Variant::Flash, Variant::Decode] {
+                        for splits in [Some(1), Some(3)] {
+                            let Ok(att) = Attention::new(v, &p, &Options { splits, ..Default::default() }) else {
+                                continue;
+                            };
+                            for l in &att.plan().launches {
+                                let (m, e) = (l.kernel.module, l.kernel.entry);
+                                let bound =
+                                    maxntid(m.ptx, e).unwrap_or_else(|| panic!("{}::{e} has no .maxntid", m.name));
+                                assert_eq!(
+                                    l.cfg.threads_per_block(),
+                                    bound,
+                                    "{}::{e}: plan block {:?}",
+                                    m.name,
+                                    l.cfg.block
+                                );
+                                seen.insert(format!("{}::{e}", m.name));
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        let all: std::collections::BTreeSet<String> = crate::kernels::MODULES
+            .iter()
+            .filter(|m| !m.test_only)
+            .flat_map(|m| m.entries.iter().map(move |e| format!("{}::{}", m.name, e.name)))
+            .collect();
+        let missed: Vec<&String> = all.difference(&seen).collect();
+        assert!(missed.is_empty(), "product kernels no plan launched: {missed:?}");
     }
 }

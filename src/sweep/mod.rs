@@ -6,11 +6,14 @@
 pub mod backend;
 pub mod budget;
 pub mod compare;
+pub mod coordinator;
 pub mod jsonl;
 pub mod merge;
 pub mod ncu;
 pub mod output;
+pub mod pool;
 pub mod protocol;
+pub mod worker;
 
 use crate::error::{invalid, Result};
 use crate::mask::MaskRecipe;
@@ -103,12 +106,17 @@ pub fn applies(v: Variant, phase: Phase) -> bool {
     matches!((v, phase), (Variant::Dense, _) | (Variant::Flash, Phase::Prefill) | (Variant::Decode, Phase::Decode))
 }
 
-/// Every point of the spec, in a fixed order (phase, variant, mask, context, decode tokens).
+/// Every point of the spec, in a fixed order (phase, variant, mask, context, decode tokens), each
+/// once: a value listed twice (`--ctx 64,64`) is one point, by construction (points are keyed by
+/// [`PointSpec::key`]). Refused up front, before anything runs: a shape the kernels cannot run
+/// (a zero, an unsupported head_dim, a context beyond their 32-bit range), a mask that does not
+/// build at a point's size, and a sweep without points.
 pub fn enumerate(spec: &SweepSpec) -> Result<Vec<PointSpec>> {
     if spec.heads == 0 || spec.kv_heads == 0 || !spec.heads.is_multiple_of(spec.kv_heads) {
         return invalid(format!("heads {} must be a positive multiple of kv_heads {}", spec.heads, spec.kv_heads));
     }
     let mut out = Vec::new();
+    let mut seen = std::collections::HashSet::new();
     for &phase in &spec.phases {
         for &variant in &spec.variants {
             if !applies(variant, phase) {
@@ -127,19 +135,34 @@ pub fn enumerate(spec: &SweepSpec) -> Result<Vec<PointSpec>> {
                             .collect(),
                     };
                     for shape in shapes {
-                        // Every point's mask must build: refused here, before anything runs.
-                        mask.validate(shape.seq_q, shape.seq_k).map_err(|e| match e {
-                            crate::Error::Invalid(m) => crate::Error::Invalid(format!(
-                                "{phase} point of {} queries x {ctx} keys: {m}",
-                                shape.seq_q
-                            )),
+                        let at = |m: String| {
+                            crate::Error::Invalid(format!("{phase} point of {} queries x {ctx} keys: {m}", shape.seq_q))
+                        };
+                        let plain = |e: crate::Error| match e {
+                            crate::Error::Invalid(m) => at(m),
                             e => e,
-                        })?;
-                        out.push(PointSpec { variant, phase, mask: mask.clone(), shape });
+                        };
+                        shape.validate_for_kernels().map_err(plain)?;
+                        // Every point's mask must build: refused here, before anything runs.
+                        mask.validate(shape.seq_q, shape.seq_k).map_err(plain)?;
+                        let p = PointSpec { variant, phase, mask: mask.clone(), shape };
+                        if seen.insert(p.key()) {
+                            out.push(p);
+                        }
                     }
                 }
             }
         }
+    }
+    if out.is_empty() {
+        return invalid(format!(
+            "the sweep has no points: no variant of {:?} runs in phases {:?}, or every decode token count of {:?} \
+             exceeds every context of {:?}",
+            spec.variants.iter().map(|v| v.name()).collect::<Vec<_>>(),
+            spec.phases.iter().map(|p| p.name()).collect::<Vec<_>>(),
+            spec.decode_tokens,
+            spec.contexts
+        ));
     }
     Ok(out)
 }

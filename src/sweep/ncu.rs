@@ -1,7 +1,11 @@
 //! Reading Nsight Compute CSV reports (`ncu --csv --page raw` wide form, or `--page details`
-//! long form) for `attnjoule import-ncu`: the metrics a kernel engineer looks at first.
+//! long form) for `attnjoule import-ncu`: the metrics a kernel engineer looks at first; and the one
+//! call `attnjoule ncu` profiles ([`profile_call`]).
 
+use super::PointSpec;
+use crate::device::Device;
 use crate::error::{Error, Result};
+use crate::ops::{Attention, Options};
 use std::collections::BTreeMap;
 
 /// (our name, ncu raw metric names, ncu details-page label).
@@ -26,93 +30,85 @@ pub fn raw_metric_names() -> Vec<&'static str> {
     METRICS.iter().flat_map(|m| m.1.iter().copied()).collect()
 }
 
-/// Splits one CSV line (double-quoted fields, "" escapes).
-fn fields(line: &str) -> Vec<String> {
-    let mut out = Vec::new();
-    let mut cur = String::new();
-    let mut quoted = false;
-    let mut chars = line.chars().peekable();
-    while let Some(c) = chars.next() {
-        match (c, quoted) {
-            ('"', true) if chars.peek() == Some(&'"') => {
-                cur.push('"');
-                chars.next();
-            }
-            ('"', _) => quoted = !quoted,
-            (',', false) => out.push(std::mem::take(&mut cur)),
-            _ => cur.push(c),
-        }
-    }
-    out.push(cur);
-    out
+/// The CSV rows of a report. ncu interleaves its own log lines (`==PROF== ...`) with the CSV,
+/// whose every row starts with a quoted field: only those are read.
+fn rows(text: &str) -> Result<Vec<csv::StringRecord>> {
+    let table: String = text.lines().filter(|l| l.starts_with('"')).flat_map(|l| [l, "\n"]).collect();
+    csv::ReaderBuilder::new()
+        .has_headers(false)
+        .flexible(true)
+        .from_reader(table.as_bytes())
+        .records()
+        .map(|r| r.map_err(|e| Error::Format(format!("ncu CSV: {e}"))))
+        .collect()
 }
 
 fn number(s: &str) -> Option<f64> {
     s.trim().replace(',', "").parse::<f64>().ok().filter(|x| x.is_finite())
 }
 
-/// Scale of a time unit to nanoseconds ("nsecond", "usecond", "us", "msecond", "ms", "second").
-fn to_ns(unit: &str) -> f64 {
+/// Nanoseconds per `unit` of a duration, as ncu spells them ("nsecond", "usecond", "msecond",
+/// "second", or the short forms); any other unit is an error, not a guess.
+fn to_ns(unit: &str) -> Result<f64> {
     match unit.trim() {
-        "usecond" | "us" => 1e3,
-        "msecond" | "ms" => 1e6,
-        "second" | "s" => 1e9,
-        _ => 1.0,
+        "nsecond" | "ns" => Ok(1.0),
+        "usecond" | "us" => Ok(1e3),
+        "msecond" | "ms" => Ok(1e6),
+        "second" | "s" => Ok(1e9),
+        u => {
+            Err(Error::Format(format!("ncu CSV: duration in unit {u:?}; expected nsecond, usecond, msecond or second")))
+        }
     }
+}
+
+/// `value` of metric `ours` in nanoseconds when it is the duration, else as it is.
+fn scaled(ours: &str, value: f64, unit: &str) -> Result<f64> {
+    Ok(if ours == "duration_ns" { value * to_ns(unit)? } else { value })
 }
 
 /// Metrics per kernel launch (in report order): kernel name -> our metric name -> value.
 pub fn parse_launches(text: &str) -> Result<Vec<(String, BTreeMap<String, f64>)>> {
-    let lines: Vec<&str> = text.lines().filter(|l| l.starts_with('"')).collect();
-    let Some(head) = lines.first() else {
+    let rows = rows(text)?;
+    let Some(head) = rows.first() else {
         return Err(Error::Format("not an ncu CSV report (no quoted header line; use ncu --csv)".into()));
     };
-    let head = fields(head);
     let col = |name: &str| head.iter().position(|h| h == name);
     let kernel_col =
         col("Kernel Name").ok_or_else(|| Error::Format("ncu CSV without a \"Kernel Name\" column".into()))?;
+    let field = |r: &csv::StringRecord, c: Option<usize>| c.and_then(|c| r.get(c)).unwrap_or("").to_string();
     let mut launches: Vec<(String, BTreeMap<String, f64>)> = Vec::new();
     if let (Some(mn), Some(mv)) = (col("Metric Name"), col("Metric Value")) {
         // details page: one row per (launch, metric)
-        let unit_col = col("Metric Unit");
-        let id_col = col("ID");
+        let (unit_col, id_col) = (col("Metric Unit"), col("ID"));
         let mut last_id = None;
-        for l in &lines[1..] {
-            let f = fields(l);
-            let id = id_col.and_then(|c| f.get(c).cloned());
+        for r in &rows[1..] {
+            let id = id_col.and_then(|c| r.get(c));
             if launches.is_empty() || id != last_id {
-                launches.push((f.get(kernel_col).cloned().unwrap_or_default(), BTreeMap::new()));
+                launches.push((field(r, Some(kernel_col)), BTreeMap::new()));
                 last_id = id;
             }
-            let (name, val) = (f.get(mn).map(String::as_str).unwrap_or(""), f.get(mv).and_then(|v| number(v)));
-            let unit = unit_col.and_then(|c| f.get(c)).map(String::as_str).unwrap_or("");
+            let (name, val) = (r.get(mn).unwrap_or(""), r.get(mv).and_then(number));
             for (ours, raw, label) in METRICS {
                 if let Some(v) = val.filter(|_| raw.contains(&name) || label == name) {
-                    let v = if ours == "duration_ns" { v * to_ns(unit) } else { v };
+                    let v = scaled(ours, v, &field(r, unit_col))?;
                     launches.last_mut().expect("pushed").1.entry(ours.to_string()).or_insert(v);
                 }
             }
         }
     } else {
         // raw page: header, units row, one row per launch
-        let units = lines.get(1).map(|l| fields(l)).unwrap_or_default();
-        let has_units = units.get(kernel_col).is_some_and(|u| u.is_empty());
-        for l in &lines[if has_units { 2 } else { 1 }..] {
-            let f = fields(l);
+        let units = rows.get(1).filter(|u| u.get(kernel_col).is_some_and(str::is_empty));
+        for r in &rows[if units.is_some() { 2 } else { 1 }..] {
             let mut m = BTreeMap::new();
             for (ours, raw, _) in METRICS {
                 if let Some((c, v)) =
-                    raw.iter().find_map(|r| col(r).and_then(|c| f.get(c).and_then(|v| number(v)).map(|v| (c, v))))
+                    raw.iter().find_map(|n| col(n).and_then(|c| r.get(c).and_then(number).map(|v| (c, v))))
                 {
-                    let v = if ours == "duration_ns" {
-                        v * to_ns(units.get(c).map(String::as_str).unwrap_or(""))
-                    } else {
-                        v
-                    };
-                    m.insert(ours.to_string(), v);
+                    let unit = units.and_then(|u| u.get(c)).unwrap_or("");
+                    m.insert(ours.to_string(), scaled(ours, v, unit)?);
                 }
             }
-            launches.push((f.get(kernel_col).cloned().unwrap_or_default(), m));
+            launches.push((field(r, Some(kernel_col)), m));
         }
     }
     Ok(launches)
@@ -153,6 +149,42 @@ pub fn parse_report(text: &str) -> Result<BTreeMap<String, f64>> {
     Ok(out)
 }
 
+/// What [`profile_call`] ran.
+#[derive(Debug, Clone)]
+pub struct ProfiledCall {
+    /// The NVTX range around the profiled call (`ncu --nvtx-include "<range>/"`).
+    pub range: String,
+    /// The plan's description.
+    pub plan: String,
+}
+
+/// One call of `spec` on `dev` for Nsight Compute (`attnjoule ncu`): inputs from `seed`, outputs
+/// poisoned, `warmup` calls outside any range (module loading and first-touch effects stay out of
+/// the profiled launch), then one call inside the point's NVTX range. The buffers are freed on
+/// return, errors included.
+pub fn profile_call(dev: &dyn Device, spec: &PointSpec, warmup: u32, seed: u64) -> Result<ProfiledCall> {
+    let opts = Options { sm_count: Some(dev.sm_count() as usize), ..Default::default() };
+    let att = Attention::new(spec.variant, &spec.problem()?, &opts)?;
+    let s = spec.shape;
+    let q = crate::reference::random_bf16(s.q_elems(), seed);
+    let k = crate::reference::random_bf16(s.kv_elems(), seed ^ 1);
+    let v = crate::reference::random_bf16(s.kv_elems(), seed ^ 2);
+    let bufs = att.alloc(dev, 1)?;
+    att.upload_inputs(&bufs, 0, &q, &k, &v)?;
+    att.poison_outputs(&bufs)?;
+    for _ in 0..warmup {
+        att.run(&bufs, 0)?;
+    }
+    dev.synchronize()?;
+    let range = crate::nvtx::point_name(spec.variant.name(), spec.phase.name(), s.seq_k, s.seq_q);
+    {
+        let _r = crate::nvtx::range(&range);
+        att.run(&bufs, 0)?;
+        dev.synchronize()?;
+    }
+    Ok(ProfiledCall { range, plan: att.plan().description.clone() })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -184,5 +216,29 @@ mod tests {
         assert_eq!(m["dram_throughput_pct"], (10.0 * 1.0 + 90.0 * 3.0) / 4.0);
         assert_eq!(m["1:attn_dense_softmax:dram_throughput_pct"], 90.0);
         assert!(parse_report("no csv here").is_err());
+    }
+
+    #[test]
+    fn a_duration_in_an_unknown_unit_is_an_error() {
+        // Both pages: "cycle" is no time unit; a missing one is no better than a guess.
+        let raw = |unit: &str| {
+            format!("\"ID\",\"Kernel Name\",\"gpu__time_duration.sum\"\n\"\",\"\",\"{unit}\"\n\"0\",\"k\",\"5\"\n")
+        };
+        let details = |unit: &str| {
+            format!(
+                "\"ID\",\"Kernel Name\",\"Metric Name\",\"Metric Unit\",\"Metric Value\"\n\"0\",\"k\",\"Duration\",\"{unit}\",\"5\"\n"
+            )
+        };
+        for text in [raw("cycle"), raw(""), details("cycle"), details("")] {
+            let e = parse_report(&text).unwrap_err().to_string();
+            assert!(e.contains("duration in unit") && e.contains("expected nsecond"), "{e}");
+        }
+        assert_eq!(parse_report(&raw("nsecond")).unwrap()["duration_ns"], 5.0);
+        assert_eq!(parse_report(&details("msecond")).unwrap()["duration_ns"], 5e6);
+        // A quoted field holding the separator and an escaped quote (a templated kernel name).
+        let csv = "\"ID\",\"Kernel Name\",\"gpu__time_duration.sum\"\n\"\",\"\",\"usecond\"\n\"0\",\"f<1, \"\"x\"\">(int)\",\"2\"\n";
+        let l = parse_launches(csv).unwrap();
+        assert_eq!(l[0].0, "f<1, \"x\">(int)");
+        assert_eq!(l[0].1["duration_ns"], 2000.0);
     }
 }

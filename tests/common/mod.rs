@@ -1,8 +1,7 @@
 //! Helpers shared by the emulator and kernel tests.
 #![allow(dead_code)]
 
-use attnjoule::device::bytemuck_like::{as_bytes, Pod};
-use attnjoule::device::{DevBuf, Device, DeviceExt, LaunchConfig, LaunchReport};
+use attnjoule::device::{DevBuf, Device, LaunchConfig, LaunchReport, Pod};
 use attnjoule::emu::EmuDevice;
 use attnjoule::kernels::KernelRef;
 
@@ -28,19 +27,19 @@ pub fn seed() -> u64 {
     s
 }
 
-pub fn buf<T: Pod>(dev: &EmuDevice, data: &[T]) -> DevBuf {
-    dev.upload_new(data).expect("upload")
+pub fn buf<'d, T: Pod>(dev: &'d EmuDevice, data: &[T]) -> DevBuf<'d> {
+    DevBuf::from_slice(dev, data).expect("upload")
 }
 
 /// An output buffer poisoned with a NaN pattern.
-pub fn out(dev: &EmuDevice, bytes: usize) -> DevBuf {
-    let b = dev.alloc(bytes).expect("alloc");
-    dev.fill(&b, 0x7fc1_7fc1).expect("fill");
+pub fn out(dev: &EmuDevice, bytes: usize) -> DevBuf<'_> {
+    let b = DevBuf::new(dev, bytes).expect("alloc");
+    b.fill(0x7fc1_7fc1).expect("fill");
     b
 }
 
 pub fn ptr(b: &DevBuf) -> Vec<u8> {
-    b.addr.to_le_bytes().to_vec()
+    b.addr().to_le_bytes().to_vec()
 }
 
 pub fn int(v: i32) -> Vec<u8> {
@@ -57,15 +56,16 @@ pub fn launch(
 ) -> LaunchReport {
     let k = KernelRef::new(module, entry).expect("kernel");
     let a: Vec<&[u8]> = args.iter().map(|x| x.as_slice()).collect();
-    dev.launch(k, LaunchConfig { grid, block, dynamic_shared_bytes: 0 }, &a).expect("launch")
+    dev.run_kernel(&k, LaunchConfig { grid, block, dynamic_shared_bytes: 0 }, &a).expect("launch")
 }
 
-pub fn get<T: Pod + Default + Clone>(dev: &EmuDevice, b: &DevBuf, n: usize) -> Vec<T> {
-    dev.download_vec(b, n).expect("download")
+/// The first `n` elements of `b` (which knows its device; `_dev` keeps the call sites uniform).
+pub fn get<T: Pod>(_dev: &EmuDevice, b: &DevBuf, n: usize) -> Vec<T> {
+    b.download_vec(n).expect("download")
 }
 
 pub fn bytes_of<T: Pod>(v: &[T]) -> Vec<u8> {
-    as_bytes(v).to_vec()
+    bytemuck::cast_slice(v).to_vec()
 }
 
 /// The CUDA source line (file 1) of a PTX line: the last `.loc 1 N` before it.

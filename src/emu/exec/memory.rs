@@ -1,0 +1,454 @@
+//! Memory: address resolution over the state spaces (generic windows, global allocations,
+//! shared, local, param, const), one element access with its sanitizer checks and counters, and
+//! the ld / st / atom / red / cvta instructions built on it.
+
+use super::super::counters;
+use super::super::ir::*;
+use super::super::memory::{find_in, Alloc};
+use super::super::sanitizer::{track, SharedHazard, MULTI};
+use super::alu::atom_apply;
+use super::lanes::{ix, lanes, sx, wmask};
+use super::{err_at, Blk};
+use crate::device::FindingKind;
+use crate::error::{Error, Result};
+use std::sync::Arc;
+
+#[inline(always)]
+fn find_cached<'x>(v: &'x [Arc<Alloc>], addr: u64, last: &std::cell::Cell<usize>) -> Option<&'x Arc<Alloc>> {
+    if let Some(a) = v.get(last.get()) {
+        if a.contains(addr, 1) {
+            return Some(a);
+        }
+    }
+    let i = v.partition_point(|a| a.base <= addr);
+    if i == 0 {
+        return None;
+    }
+    last.set(i - 1);
+    find_in(v, addr, 1)
+}
+
+pub(super) enum Resolved<'x> {
+    Global(&'x Alloc, u64),
+    Shared(u64),
+    Local(u64),
+    Param(u64),
+    Const(u64),
+    Fault,
+}
+
+/// Reads (write None) or writes `size` bytes little-endian at `o` (in bounds).
+#[inline(always)]
+pub(super) fn rw_bytes(mem: &mut [u8], o: usize, size: u32, write: Option<u64>) -> u64 {
+    match (size, write) {
+        (4, None) => u32::from_le_bytes(mem[o..o + 4].try_into().unwrap_or([0; 4])) as u64,
+        (4, Some(v)) => {
+            mem[o..o + 4].copy_from_slice(&(v as u32).to_le_bytes());
+            0
+        }
+        (2, None) => u16::from_le_bytes(mem[o..o + 2].try_into().unwrap_or([0; 2])) as u64,
+        (2, Some(v)) => {
+            mem[o..o + 2].copy_from_slice(&(v as u16).to_le_bytes());
+            0
+        }
+        (8, None) => u64::from_le_bytes(mem[o..o + 8].try_into().unwrap_or([0; 8])),
+        (8, Some(v)) => {
+            mem[o..o + 8].copy_from_slice(&v.to_le_bytes());
+            0
+        }
+        (_, None) => {
+            let mut b = [0u8; 8];
+            b[..size as usize].copy_from_slice(&mem[o..o + size as usize]);
+            u64::from_le_bytes(b)
+        }
+        (_, Some(v)) => {
+            mem[o..o + size as usize].copy_from_slice(&v.to_le_bytes()[..size as usize]);
+            0
+        }
+    }
+}
+
+/// d = a converted between generic and `space` addresses (`to`: generic to `space`).
+#[inline(always)]
+pub(super) fn cvta(r: &mut [u64], m: u32, i: &Inst, to: bool, space: Space) {
+    let win = match space {
+        Space::Shared => SHARED_WINDOW,
+        Space::Local => LOCAL_WINDOW,
+        _ => 0,
+    };
+    let mk = wmask(i.ty.bits());
+    lanes!(m, lane, {
+        let a = r[ix(i.a, lane)];
+        r[ix(i.d, lane)] = if win == 0 {
+            a & mk
+        } else if to {
+            (if a >= win { a - win } else { a }) & mk
+        } else {
+            (a & 0xffff_ffff) + win
+        };
+    });
+}
+
+impl<'a> Blk<'a, '_> {
+    pub(super) fn resolve(&self, sp: Space, addr: u64, w: u32, lane: usize) -> Resolved<'a> {
+        let l = self.l;
+        let sp = if sp == Space::Generic {
+            if (SHARED_WINDOW..SHARED_WINDOW + WINDOW_SIZE).contains(&addr) {
+                return Resolved::Shared(addr - SHARED_WINDOW);
+            } else if (LOCAL_WINDOW..LOCAL_WINDOW + WINDOW_SIZE).contains(&addr) {
+                Space::Local
+            } else if (PARAM_WINDOW..PARAM_WINDOW + WINDOW_SIZE).contains(&addr) {
+                Space::Param
+            } else if (CONST_WINDOW..CONST_WINDOW + WINDOW_SIZE).contains(&addr) {
+                Space::Const
+            } else {
+                Space::Global
+            }
+        } else {
+            sp
+        };
+        let strip = |win: u64| if addr >= win && addr < win + WINDOW_SIZE { addr - win } else { addr };
+        match sp {
+            Space::Global => match find_cached(&l.mem, addr, &self.last_alloc) {
+                Some(a) => Resolved::Global(a, addr - a.base),
+                None => Resolved::Fault,
+            },
+            Space::Shared => Resolved::Shared(strip(SHARED_WINDOW)),
+            Space::Local => {
+                let off = strip(LOCAL_WINDOW);
+                let t = (w as u64 * 32 + lane as u64) * l.k.local_bytes as u64;
+                Resolved::Local(t + off)
+            }
+            Space::Param => Resolved::Param(strip(PARAM_WINDOW)),
+            Space::Const => Resolved::Const(strip(CONST_WINDOW)),
+            Space::Generic => Resolved::Fault,
+        }
+    }
+
+    /// One element access (size 1..=8 bytes). `val` is the value to store; returns the loaded value.
+    #[allow(clippy::too_many_arguments)]
+    pub(super) fn access(
+        &mut self,
+        sp: Space,
+        addr: u64,
+        size: u32,
+        write: Option<u64>,
+        w: u32,
+        lane: usize,
+        line: u32,
+    ) -> Result<u64> {
+        let l = self.l;
+        match self.resolve(sp, addr, w, lane) {
+            Resolved::Global(a, off) => {
+                if !a.contains(addr, size as u64) {
+                    return self.fault(FindingKind::GlobalOutOfBounds, w, lane, line, addr, size, write.is_some());
+                }
+                if l.counters {
+                    self.sectors.push(addr >> 5);
+                    if (addr + size as u64 - 1) >> 5 != addr >> 5 {
+                        self.sectors.push((addr + size as u64 - 1) >> 5);
+                    }
+                }
+                match write {
+                    Some(v) => {
+                        a.write(off, size, v);
+                        if l.sanitize {
+                            a.mark_init(off, size as u64);
+                        }
+                        if l.counters {
+                            self.out.counters.global_store_bytes += size as u64;
+                        }
+                        Ok(0)
+                    }
+                    None => {
+                        if l.counters {
+                            self.out.counters.global_load_bytes += size as u64;
+                        }
+                        if l.sanitize && !a.is_init(off, size as u64) && !self.flagged {
+                            self.flagged = true;
+                            self.finding(
+                                FindingKind::UninitGlobal,
+                                w,
+                                lane,
+                                line,
+                                Some(addr),
+                                format!("read of {size} bytes of global memory never written since allocation"),
+                            );
+                        }
+                        Ok(a.read(off, size))
+                    }
+                }
+            }
+            Resolved::Shared(off) => {
+                if off + size as u64 > self.shared.len() as u64 {
+                    return self.fault(FindingKind::SharedOutOfBounds, w, lane, line, off, size, write.is_some());
+                }
+                if l.counters {
+                    self.words.push((off >> 2) as u32);
+                    if (off + size as u64 - 1) >> 2 != off >> 2 {
+                        for wd in (off >> 2) + 1..=((off + size as u64 - 1) >> 2) {
+                            self.words.push(wd as u32);
+                        }
+                    }
+                }
+                if l.sanitize {
+                    self.shadow_access(off, size, size, write.is_some(), w, lane, line);
+                }
+                Ok(rw_bytes(self.shared, off as usize, size, write))
+            }
+            Resolved::Local(off) => {
+                let end = (w as u64 * 32 + lane as u64 + 1) * l.k.local_bytes as u64;
+                if off + size as u64 > end {
+                    return Err(err_at(l.k, line, format!("local memory access out of bounds at {off:#x}")));
+                }
+                Ok(rw_bytes(self.local, off as usize, size, write))
+            }
+            Resolved::Param(off) => self.read_const(true, off, size, write.is_some(), line),
+            Resolved::Const(off) => self.read_const(false, off, size, write.is_some(), line),
+            Resolved::Fault => self.fault(FindingKind::GlobalOutOfBounds, w, lane, line, addr, size, write.is_some()),
+        }
+    }
+
+    pub(super) fn read_const(&self, param: bool, off: u64, size: u32, write: bool, line: u32) -> Result<u64> {
+        let l = self.l;
+        if write {
+            return Err(err_at(l.k, line, "store to param/const space"));
+        }
+        let data: &[u8] = if param { &l.params } else { &l.k.const_data };
+        let o = off as usize;
+        if o + size as usize > data.len() {
+            return Err(err_at(l.k, line, format!("param/const read out of bounds at offset {off}")));
+        }
+        let mut b = [0u8; 8];
+        b[..size as usize].copy_from_slice(&data[o..o + size as usize]);
+        Ok(u64::from_le_bytes(b))
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    pub(super) fn fault(
+        &mut self,
+        kind: FindingKind,
+        w: u32,
+        lane: usize,
+        line: u32,
+        addr: u64,
+        size: u32,
+        write: bool,
+    ) -> Result<u64> {
+        let what = if write { "write" } else { "read" };
+        let space = if kind == FindingKind::SharedOutOfBounds { "shared" } else { "global" };
+        let msg = format!("invalid {space} {what} of {size} bytes at {addr:#x}");
+        if !self.l.sanitize {
+            return Err(err_at(self.l.k, line, msg));
+        }
+        if !self.flagged {
+            self.flagged = true;
+            self.finding(kind, w, lane, line, Some(addr), msg);
+        }
+        Ok(0)
+    }
+
+    /// Sanitizer bookkeeping of `size` bytes at `off`, one access of `elem`-byte elements (a finding
+    /// names the element that holds the first byte in conflict).
+    #[allow(clippy::too_many_arguments)]
+    pub(super) fn shadow_access(
+        &mut self,
+        off: u64,
+        size: u32,
+        elem: u32,
+        write: bool,
+        w: u32,
+        lane: usize,
+        line: u32,
+    ) {
+        let tid = (w * 32 + lane as u32) as u16;
+        let (epoch, start, ws, atomic) = (self.epoch, self.block_start, self.wsync[w as usize], self.atomic);
+        // One finding per warp instruction: only the first byte in conflict is reported, so the
+        // walk keeps the first hazard and reports it afterwards (every byte's state still updates).
+        let mut first: Option<(u64, SharedHazard)> = None;
+        self.shadow.for_each(off, size as u64, |sh, bo| {
+            if atomic {
+                if sh.w_epoch < start {
+                    sh.w_epoch = epoch;
+                    sh.w_tid = tid;
+                    if !write && first.is_none() {
+                        first = Some((bo, SharedHazard::Uninit));
+                    }
+                }
+                return;
+            }
+            let h = track(sh, tid, write, epoch, start, ws);
+            if h != SharedHazard::None && first.is_none() {
+                first = Some((bo, h));
+            }
+        });
+        let Some((bo, h)) = first else { return };
+        if self.flagged {
+            return;
+        }
+        self.flagged = true;
+        let at = off + (bo - off) / elem as u64 * elem as u64;
+        let (kind, msg) = match h {
+            SharedHazard::Uninit if atomic => {
+                (FindingKind::UninitShared, "atomic on shared memory never written in this launch".to_string())
+            }
+            SharedHazard::Uninit => {
+                (FindingKind::UninitShared, "read of shared memory never written in this launch".to_string())
+            }
+            SharedHazard::Race(other, wr) => (
+                FindingKind::SharedRace,
+                format!(
+                    "{} by thread {} races with a {} by {} in the same barrier interval",
+                    if write { "write" } else { "read" },
+                    tid,
+                    if wr { "write" } else { "read" },
+                    if other == MULTI { "threads of other warps".to_string() } else { format!("thread {other}") }
+                ),
+            ),
+            SharedHazard::None => return,
+        };
+        self.finding(kind, w, lane, line, Some(at), msg);
+    }
+
+    #[inline(always)]
+    pub(super) fn check_align(&mut self, addr: u64, size: u64, w: u32, lane: usize, line: u32) -> Result<()> {
+        if addr.is_multiple_of(size) {
+            return Ok(());
+        }
+        self.misaligned(addr, size, w, lane, line)
+    }
+
+    #[cold]
+    fn misaligned(&mut self, addr: u64, size: u64, w: u32, lane: usize, line: u32) -> Result<()> {
+        {
+            let msg = format!("misaligned {size}-byte access at {addr:#x}");
+            if !self.l.sanitize {
+                return Err(err_at(self.l.k, line, msg));
+            }
+            if !self.flagged {
+                self.flagged = true;
+                self.finding(FindingKind::Misaligned, w, lane, line, Some(addr), msg);
+            }
+        }
+        Ok(())
+    }
+
+    pub(super) fn finish_shared_request(&mut self, ldmatrix: bool) {
+        if !self.l.counters || self.words.is_empty() {
+            return;
+        }
+        let (wf, ideal) = counters::bank_wavefronts(self.words);
+        let c = &mut self.out.counters;
+        if ldmatrix {
+            c.ldmatrix_wavefronts += wf;
+        } else {
+            c.shared_requests += 1;
+            c.shared_wavefronts += wf;
+            c.shared_bank_conflicts += wf - ideal.min(wf);
+        }
+        self.words.clear();
+    }
+
+    pub(super) fn finish_global_request(&mut self, store: bool) {
+        if !self.l.counters || self.sectors.is_empty() {
+            return;
+        }
+        let n = counters::distinct(self.sectors);
+        if store {
+            self.out.counters.global_store_sectors += n;
+        } else {
+            self.out.counters.global_load_sectors += n;
+        }
+        self.sectors.clear();
+    }
+
+    /// ld / st, scalar or vector, element by element (each one checked and counted).
+    #[inline(always)]
+    pub(super) fn ld_st(&mut self, r: &mut [u64], m: u32, i: &Inst, space: Space, vec: u8, w: u32) -> Result<()> {
+        let kext = &self.l.k.ext;
+        let store = matches!(i.op, Op::St { .. });
+        let size = i.ty.bytes();
+        let sign = i.ty.signed();
+        lanes!(m, lane, {
+            let base = if i.a == NOREG { 0 } else { r[ix(i.a, lane)] };
+            let addr = base.wrapping_add(i.imm as u64);
+            if size * vec as u32 > 1 {
+                self.check_align(addr, (size * vec as u32) as u64, w, lane, i.line)?;
+            }
+            for j in 0..vec as usize {
+                let reg = if vec == 1 {
+                    if store {
+                        i.b
+                    } else {
+                        i.d
+                    }
+                } else {
+                    kext[i.ext_start as usize + j]
+                };
+                let ea = addr.wrapping_add(j as u64 * size as u64);
+                if store {
+                    let v = r[ix(reg, lane)];
+                    self.access(space, ea, size, Some(v), w, lane, i.line)?;
+                } else {
+                    let v = self.access(space, ea, size, None, w, lane, i.line)?;
+                    r[ix(reg, lane)] = if sign { sx(v, size * 8) as u64 } else { v };
+                }
+            }
+        });
+        self.finish_shared_request(false);
+        self.finish_global_request(store);
+        Ok(())
+    }
+
+    /// atom / red: global words with a 4-byte compare-exchange, wider ones under the launch's lock;
+    /// shared memory through [`Blk::access`] (atomics do not race with each other).
+    #[inline(always)]
+    pub(super) fn atom(&mut self, r: &mut [u64], m: u32, i: &Inst, space: Space, op: AtomOp, w: u32) -> Result<()> {
+        let l = self.l;
+        let k = l.k;
+        let t = i.ty;
+        let size = t.bytes();
+        lanes!(m, lane, {
+            let base = if i.a == NOREG { 0 } else { r[ix(i.a, lane)] };
+            let addr = base.wrapping_add(i.imm as u64);
+            self.check_align(addr, size as u64, w, lane, i.line)?;
+            let b = r[ix(i.b, lane)];
+            let c = if i.c == NOREG { 0 } else { r[ix(i.c, lane)] };
+            let old = match self.resolve(space, addr, w, lane) {
+                Resolved::Global(a, off) if a.contains(addr, size as u64) => {
+                    if l.counters {
+                        self.out.counters.global_store_bytes += size as u64;
+                        self.sectors.push(addr >> 5);
+                    }
+                    if l.sanitize {
+                        a.mark_init(off, size as u64);
+                    }
+                    if size == 4 && off % 4 == 0 {
+                        a.rmw32(off, |o| atom_apply(op, t, o as u64, b, c) as u32) as u64
+                    } else {
+                        let _g = l.atomic64.lock().map_err(|_| Error::Emu("atomic lock poisoned".into()))?;
+                        let o = a.read(off, size);
+                        a.write(off, size, atom_apply(op, t, o, b, c));
+                        o
+                    }
+                }
+                Resolved::Shared(_) | Resolved::Global(..) | Resolved::Fault => {
+                    self.atomic = true;
+                    let o = self.access(space, addr, size, None, w, lane, i.line);
+                    let o = o.and_then(|o| {
+                        self.access(space, addr, size, Some(atom_apply(op, t, o, b, c)), w, lane, i.line).map(|_| o)
+                    });
+                    self.atomic = false;
+                    o?
+                }
+                _ => return Err(err_at(k, i.line, "atomic on param/const/local space")),
+            };
+            if i.d != NOREG {
+                r[ix(i.d, lane)] = old;
+            }
+        });
+        self.finish_shared_request(false);
+        self.finish_global_request(true);
+        Ok(())
+    }
+}

@@ -1,0 +1,229 @@
+//! Executes one block of a lowered kernel: warps of 32 lanes run together under an active mask,
+//! one warp instruction at a time.
+//!
+//! - this file: the launch and block state, findings, and [`Blk::run_warp`], the dispatcher: one
+//!   `match` on the instruction's [`Op`] that calls the family's `#[inline(always)]` function;
+//! - [`sched`]: the warps of a block, reconvergence, the block loop and deadlock detection;
+//! - families: [`alu`] (integer, bits, compare, move), [`float`] (float arithmetic, conversions,
+//!   exact rounding), [`memory`] (address resolution, ld/st, atomics, cvta), [`async_copy`]
+//!   (cp.async and its groups), [`matrix`] (ldmatrix), [`warp`] (shfl, vote, redux, warp sync,
+//!   member masks), [`sync`] (CTA barriers), [`tensor`] (mma), [`control`] (branch, exit, clock);
+//! - [`lanes`]: the structure-of-arrays register file and the per-lane loops.
+
+mod alu;
+mod async_copy;
+mod control;
+mod float;
+mod lanes;
+mod matrix;
+mod memory;
+mod sched;
+mod sync;
+mod tensor;
+mod warp;
+
+pub use sched::run_block;
+
+use super::ir::*;
+use super::memory::Alloc;
+use super::sanitizer::SharedShadow;
+use crate::device::{Counters, Finding, FindingKind};
+use crate::error::{Error, Result};
+use lanes::{ix, lanes};
+use sched::Warp;
+use std::sync::{Arc, Mutex};
+use sync::CtaBarriers;
+
+/// Findings kept per block (all are counted).
+pub const FINDINGS_PER_BLOCK: usize = 32;
+
+/// One launch, shared (read-only) by the workers running its blocks.
+pub struct LaunchCtx<'a> {
+    pub k: &'a Kernel,
+    pub grid: [u32; 3],
+    pub block: [u32; 3],
+    pub nthreads: u32,
+    pub nwarps: u32,
+    pub shared_bytes: u32,
+    pub params: Vec<u8>,
+    pub mem: Vec<Arc<Alloc>>,
+    pub sanitize: bool,
+    pub counters: bool,
+    pub atomic64: &'a Mutex<()>,
+}
+
+/// What one block produced: its counters and findings.
+#[derive(Default)]
+pub struct BlockOut {
+    pub counters: Counters,
+    pub findings: Vec<Finding>,
+    pub findings_total: u64,
+}
+
+/// Per-worker reusable buffers (no allocation per block once warmed up).
+#[derive(Default)]
+pub struct Scratch {
+    regs: Vec<u64>,
+    shared: Vec<u8>,
+    shadow: SharedShadow,
+    local: Vec<u8>,
+    /// The last barrier epoch this worker used (epochs keep increasing across its blocks).
+    epoch: u32,
+    warps: Vec<Warp>,
+    words: Vec<u32>,
+    sectors: Vec<u64>,
+}
+
+/// One block in execution: its memories, barriers and per-instruction bookkeeping.
+struct Blk<'a, 's> {
+    l: &'a LaunchCtx<'a>,
+    shared: &'s mut [u8],
+    shadow: &'s mut SharedShadow,
+    local: &'s mut [u8],
+    /// Shared-memory words of the current warp request (bank model).
+    words: &'s mut Vec<u32>,
+    /// Global 32-byte sectors of the current warp request.
+    sectors: &'s mut Vec<u64>,
+    out: BlockOut,
+    /// The current barrier interval (racecheck), and this block's first (initcheck).
+    epoch: u32,
+    block_start: u32,
+    ctaid: [u32; 3],
+    /// Warp instructions executed so far (`%clock`).
+    clock: u64,
+    bars: CtaBarriers,
+    /// Sanitizer: one finding per warp instruction.
+    flagged: bool,
+    /// bar.warp.sync count of each warp (orders the lanes of one warp for racecheck).
+    wsync: [u32; 32],
+    /// Index of the allocation the last global access hit (most accesses hit the same one).
+    last_alloc: std::cell::Cell<usize>,
+    /// The current access is an atomic: atomics do not race with each other.
+    atomic: bool,
+}
+
+fn err_at(k: &Kernel, line: u32, msg: impl std::fmt::Display) -> Error {
+    Error::Emu(format!("{} (kernel {}, PTX line {line})", msg, k.name))
+}
+
+impl Blk<'_, '_> {
+    fn thread(&self, w: u32, lane: usize) -> [u32; 3] {
+        let t = w * 32 + lane as u32;
+        let bd = self.l.block;
+        [t % bd[0], (t / bd[0]) % bd[1], t / (bd[0] * bd[1])]
+    }
+
+    fn finding(&mut self, kind: FindingKind, w: u32, lane: usize, line: u32, addr: Option<u64>, message: String) {
+        self.out.findings_total += 1;
+        if self.out.findings.len() < FINDINGS_PER_BLOCK {
+            let thread = self.thread(w, lane);
+            self.out.findings.push(Finding {
+                kind,
+                kernel: self.l.k.name.clone(),
+                block: self.ctaid,
+                thread,
+                ptx_line: line,
+                address: addr,
+                message,
+            });
+        }
+    }
+
+    /// Runs warp `w` until it waits at a barrier or exits: the guard, the counters, then one
+    /// `match` on the opcode calling the instruction's family.
+    fn run_warp(&mut self, warp: &mut Warp, r: &mut [u64], w: u32) -> Result<()> {
+        let l = self.l;
+        let k = l.k;
+        let insts = &k.insts[..];
+        loop {
+            let (pc, active) = warp.select();
+            let i = &insts[pc as usize];
+            self.clock += 1;
+            self.flagged = false;
+            let mut m = active;
+            if i.guard != NOREG {
+                let mut pm = 0u32;
+                lanes!(active, lane, {
+                    if ((r[ix(i.guard, lane)] & 1) != 0) != i.guard_neg {
+                        pm |= 1 << lane;
+                    }
+                });
+                m = pm;
+            }
+            if l.counters {
+                let n = m.count_ones() as u64;
+                let c = &mut self.out.counters;
+                c.warp_instructions += 1;
+                match i.op.class() {
+                    Class::Arith => c.inst_arith += n,
+                    Class::Memory => c.inst_memory += n,
+                    Class::Tensor => c.inst_tensor += n,
+                    Class::Control => c.inst_control += n,
+                    Class::Sync => c.inst_sync += n,
+                }
+            }
+            match i.op {
+                // Integer ALU, compare, move.
+                Op::Nop => {}
+                Op::Mov => alu::mov(r, m, i),
+                Op::Pack => alu::pack(r, m, i, i.ext_regs(&k.ext)),
+                Op::Unpack => alu::unpack(r, m, i, i.ext_regs(&k.ext)),
+                Op::IBin(op) => alu::binary(r, m, i, op),
+                Op::IMad(op) => alu::mad(r, m, i, op),
+                Op::IUn(op) => alu::unary(r, m, i, op),
+                Op::Bfe => alu::bfe(r, m, i),
+                Op::Bfi => alu::bfi(r, m, i),
+                Op::Prmt => alu::prmt(r, m, i),
+                Op::Lop3(lut) => alu::lop3(r, m, i, lut),
+                Op::Shf { left, clamp } => alu::shf(r, m, i, left, clamp),
+                Op::Setp(c, bop) => alu::setp(r, m, i, c, bop),
+                Op::Set(c) => alu::set(r, m, i, c),
+                Op::Selp => alu::selp(r, m, i),
+                // Floating point and conversion.
+                Op::FBin(op) => float::binary(r, m, i, op),
+                Op::Fma => float::fma(r, m, i),
+                Op::FUn(op) => float::unary(r, m, i, op),
+                Op::Cvt { relu } => float::convert(r, m, i, relu),
+                Op::CvtPack { relu } => float::cvt_pack(r, m, i, relu),
+                // Memory.
+                Op::Cvta { to, space } => memory::cvta(r, m, i, to, space),
+                Op::Ld { space, vec } | Op::St { space, vec } => self.ld_st(r, m, i, space, vec, w)?,
+                Op::Atom { space, op } => self.atom(r, m, i, space, op, w)?,
+                Op::CpAsync { size } => self.cp_async(warp, r, m, i, size, w)?,
+                Op::CpCommit => self.cp_commit(warp),
+                Op::CpWait { n, all } => self.cp_wait(warp, n, all, w),
+                Op::Ldmatrix { num, trans } => self.ldmatrix(r, m, i, num, trans, warp.live, w)?,
+                // Warp-level collectives.
+                Op::Shfl(mode) => self.shfl(r, m, i, mode, warp.live, w),
+                Op::Vote(mode) => self.vote(r, m, i, mode, warp.live, w),
+                Op::Redux(op) => self.redux(r, m, i, op, warp.live, w),
+                Op::Activemask => warp::activemask(r, m, i, active),
+                Op::WarpSync => self.warp_sync(r, m, i, warp.live, w),
+                // Block-level synchronization: a waiting warp yields to the block loop.
+                Op::Bar { arrive } => {
+                    let wait = self.bar(warp, r, m, i, arrive, w);
+                    warp.advance(active, pc + 1);
+                    if wait {
+                        return Ok(());
+                    }
+                    continue;
+                }
+                // Tensor core.
+                Op::Mma { k: kk, bf16 } => self.mma(r, m, i, kk, bf16, warp.live, w),
+                // Control: these move the PCs themselves.
+                Op::Bra { target } => {
+                    control::bra(warp, pc, active, m, target);
+                    continue;
+                }
+                Op::Exit => {
+                    if self.exit(warp, pc, active, m, w) {
+                        return Ok(());
+                    }
+                    continue;
+                }
+                Op::Clock => control::clock(r, m, i, self.clock),
+            }
+            warp.advance(active, pc + 1);
+        }
+    }
+}
