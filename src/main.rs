@@ -15,7 +15,8 @@ fn main() {
         },
         Err(e) => {
             let _ = cli::out::finish();
-            cli::out::errln!("error: {e:#}");
+            // One line whatever the message quotes (a path with a newline in it).
+            cli::out::errln!("error: {}", attnjoule::error::one_line(&format!("{e:#}")));
             1
         }
     };

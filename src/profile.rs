@@ -107,6 +107,18 @@ impl GpuState {
     }
 }
 
+impl GpuInfo {
+    /// Its numbers in range (a power limit, memory, SM count); the error names the field.
+    pub fn validate(&self) -> Result<()> {
+        check::gpu(self).map_err(Error::Format)
+    }
+}
+
+/// An idle power in range (finite, not negative); the error names `field`.
+pub fn check_idle_watts(field: &str, w: Option<f64>) -> Result<()> {
+    w.map_or(Ok(()), |w| check::non_negative(field, w).map_err(Error::Format))
+}
+
 /// Datasheet peaks (analytical profiles) with their sources.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Peaks {

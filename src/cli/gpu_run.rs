@@ -8,7 +8,7 @@ use crate::cli::out::{out, outln};
 
 use super::estimate::Gpu;
 use super::sweep;
-use anyhow::{bail, Context};
+use anyhow::bail;
 use attnjoule::profile::{PointStatus, Profile, ProfileKind};
 use attnjoule::sweep::backend::BackendKind;
 use attnjoule::sweep::budget::{self, Assumptions, PointEstimate};
@@ -683,8 +683,7 @@ fn summary(dir: &Path) -> anyhow::Result<()> {
     if rows == 0 {
         let _ = writeln!(md, "| (no sweep points yet) | | | | | | | | | |");
     }
-    std::fs::write(dir.join("summary.md"), &md)
-        .with_context(|| format!("writing {}", dir.join("summary.md").display()))?;
+    attnjoule::files::write_atomic(&dir.join("summary.md"), md.as_bytes())?;
     out!("{md}");
     Ok(())
 }

@@ -61,6 +61,10 @@ pub struct ModelSpec {
     pub notes: Vec<String>,
 }
 
+/// Largest byte count a model may imply (weights, a token's cache): 2^80 bytes, far beyond any
+/// deployment, and small enough that the estimator's products stay finite.
+const MAX_BYTES: f64 = 1.2089258196146292e24;
+
 fn two() -> f64 {
     2.0
 }
@@ -94,6 +98,21 @@ impl ModelSpec {
                 if !(v.is_finite() && v > 0.0) {
                     return invalid(format!("model {}: {n} must be positive, got {v}", self.name));
                 }
+            }
+        }
+        // What the estimator multiplies must stay finite (parameters times bytes, cache bytes).
+        for (n, v) in [
+            ("weight bytes (total_params x bytes_per_param)", self.weight_bytes()),
+            ("active parameters", self.active_params()),
+            ("KV cache bytes per token", self.kv_bytes_per_token()),
+            ("recurrent state bytes per layer", self.recurrent_state_bytes_per_layer()),
+            ("activation size (d_model + ffn)", (self.d_model as f64 + self.ffn as f64) * self.bytes_per_param),
+        ] {
+            if !v.is_finite() || v > MAX_BYTES {
+                return invalid(format!(
+                    "model {}: {n} is {v:e}, beyond any machine ({MAX_BYTES:e} at most)",
+                    self.name
+                ));
             }
         }
         if self.active_params() > self.total_params() * (1.0 + 1e-9) {

@@ -215,12 +215,16 @@ impl Mask {
                     }
                 }
             }
+            // A band in O(1) (see tile_counts): the rows from the first that sees keys cover one
+            // run of keys, and every row covers [lo(last row), hi(first row)).
             m => {
-                for i in q0..q1 {
-                    let (lo, hi) = m.key_range(i, seq_q, seq_k).unwrap();
-                    let (a, b) = (lo.max(k0), hi.min(k1));
-                    any |= a < b;
-                    all &= lo <= k0 && k1 <= hi;
+                let range = |i| m.key_range(i, seq_q, seq_k).expect("row band");
+                if let Some(f) = m.first_seeing_row(seq_q, seq_k).map(|f| f.max(q0)).filter(|&f| f < q1) {
+                    let ((lo, _), (last_lo, last_hi), (_, first_hi)) = (range(f), range(q1 - 1), range(q0));
+                    any = lo < k1 && last_hi > k0;
+                    all = last_lo <= k0 && k1 <= first_hi;
+                } else {
+                    any = false;
                 }
             }
         }
@@ -379,6 +383,33 @@ mod tests {
             }
         }
         (p, f)
+    }
+
+    #[test]
+    fn classify_tile_matches_every_element() {
+        let seed = crate::reference::fresh_seed();
+        println!("seed {seed}");
+        let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
+        for _ in 0..3000 {
+            let (sq, sk) = (rng.random_range(1..120), rng.random_range(1..120));
+            let mask = match rng.random_range(0..4) {
+                0 => Mask::None,
+                1 => Mask::Causal,
+                _ => Mask::Window { left: rng.random_range(-2..130), right: rng.random_range(-2..130) },
+            };
+            let (q0, k0) = (rng.random_range(0..sq), rng.random_range(0..sk));
+            let (q1, k1) = (rng.random_range(q0 + 1..=sq), rng.random_range(k0 + 1..=sk));
+            let seen: Vec<bool> =
+                (q0..q1).flat_map(|i| (k0..k1).map(move |j| (i, j))).map(|(i, j)| mask.visible(i, j, sq, sk)).collect();
+            let want = if !seen.iter().any(|&v| v) {
+                TileClass::Empty
+            } else if seen.iter().all(|&v| v) {
+                TileClass::Full
+            } else {
+                TileClass::Partial
+            };
+            assert_eq!(mask.classify_tile(q0, q1, k0, k1, sq, sk), want, "{mask:?} {sq}x{sk} [{q0},{q1})x[{k0},{k1})");
+        }
     }
 
     #[test]

@@ -16,7 +16,7 @@ fn finite(field: &str, v: f64) -> Check {
     }
 }
 
-fn non_negative(field: &str, v: f64) -> Check {
+pub(super) fn non_negative(field: &str, v: f64) -> Check {
     finite(field, v)?;
     if v < 0.0 {
         return Err(format!("{field} must not be negative, got {v}"));
@@ -36,11 +36,12 @@ fn opt(field: &str, v: Option<f64>, f: fn(&str, f64) -> Check) -> Check {
     v.map_or(Ok(()), |v| f(field, v))
 }
 
-/// Median, min and max of repeated measurements of a positive quantity (seconds, joules).
+/// Median, min and max of repeated measurements of a quantity that cannot be negative (seconds,
+/// joules; zero happens: an energy counter too coarse for a short window).
 fn stat(field: &str, s: &Stat) -> Check {
-    positive(&format!("{field}.median"), s.median)?;
-    positive(&format!("{field}.min"), s.min)?;
-    positive(&format!("{field}.max"), s.max)?;
+    non_negative(&format!("{field}.median"), s.median)?;
+    non_negative(&format!("{field}.min"), s.min)?;
+    non_negative(&format!("{field}.max"), s.max)?;
     non_negative(&format!("{field}.cv"), s.cv)?;
     if !(s.min <= s.median && s.median <= s.max) {
         return Err(format!("{field}: min {} <= median {} <= max {} does not hold", s.min, s.median, s.max));
@@ -59,7 +60,7 @@ fn signed_stat(field: &str, s: &Stat) -> Check {
     non_negative(&format!("{field}.cv"), s.cv)
 }
 
-fn gpu(g: &GpuInfo) -> Check {
+pub(super) fn gpu(g: &GpuInfo) -> Check {
     opt("gpu.power_limit_w", g.power_limit_w, positive)?;
     opt("gpu.energy_counter_period_s", g.energy_counter_period_s, positive)?;
     if g.memory_bytes == Some(0) {

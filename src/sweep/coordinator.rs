@@ -119,6 +119,11 @@ pub fn slug(name: &str) -> String {
     s.split('-').filter(|p| !p.is_empty()).collect::<Vec<_>>().join("-")
 }
 
+/// The file name (without extension) of the run's profile.
+fn stem(cfg: &RunConfig) -> String {
+    cfg.shard.map(|s| format!("profile-shard{}of{}", s.index, s.count)).unwrap_or_else(|| "profile".into())
+}
+
 fn log_name(shard: Option<Shard>) -> String {
     match shard {
         Some(s) => format!("points-shard{}of{}.jsonl", s.index, s.count),
@@ -203,6 +208,15 @@ impl SweepLog {
         });
         check_out_dir(&dir)?;
         let name = log_name(cfg.shard);
+        // No output of the sweep may replace a layout file it reads.
+        let stem = stem(cfg);
+        for m in &cfg.spec.masks {
+            if let crate::mask::MaskRecipe::Csr { path: layout, .. } = m {
+                for out in [name.clone(), format!("{stem}.json"), format!("{stem}.csv")] {
+                    crate::files::refuse_overwrite("--out", &dir.join(out), &[Path::new(layout)])?;
+                }
+            }
+        }
         // One lock per log (shards of one sweep share the folder, each with its own log).
         let lock = DirLock::acquire_named(&dir, &format!(".{name}"), "sweep")?;
         let path = dir.join(name);
@@ -313,9 +327,7 @@ impl SweepLog {
                 )],
             },
         };
-        let stem =
-            cfg.shard.map(|s| format!("profile-shard{}of{}", s.index, s.count)).unwrap_or_else(|| "profile".into());
-        let files = output::write_all(&profile, &self.dir, &stem)?;
+        let files = output::write_all(&profile, &self.dir, &stem(cfg))?;
         Ok(Outcome { profile, dir: self.dir, log: self.path, files, warnings: self.warnings, not_run: 0 })
     }
 }

@@ -122,6 +122,18 @@ pub fn read(path: &Path) -> Result<Log> {
                         if log.header.is_some() {
                             return Err(Error::Format(format!("{}:{lineno}: a second header", path.display())));
                         }
+                        if let Err(e) =
+                            h.gpu.validate().and(crate::profile::check_idle_watts("idle_watts", h.idle_watts))
+                        {
+                            let m = match e {
+                                Error::Format(m) => m,
+                                e => e.to_string(),
+                            };
+                            return Err(Error::Format(format!(
+                                "{}:{lineno}: header: {m}; the log is corrupt: remove the line to continue",
+                                path.display()
+                            )));
+                        }
                         if h.schema_version > SCHEMA_VERSION {
                             return Err(Error::Format(format!(
                                 "{}: written with profile schema {} by a newer attnjoule (this build reads 1..={SCHEMA_VERSION})",

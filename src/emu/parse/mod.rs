@@ -61,9 +61,16 @@ fn parse_decl(s: &str) -> Option<(u32, u32, String, Option<u32>)> {
     }
     let name = name?;
     let name = name.split('=').next()?.trim().to_string();
+    if align > MAX_ALIGN {
+        return None;
+    }
     if let Some((n, rest)) = name.split_once('[') {
         let cnt = rest.trim_end_matches(']');
-        let count = if cnt.is_empty() { None } else { Some(cnt.parse::<u32>().ok()? * elem) };
+        let count = if cnt.is_empty() {
+            None
+        } else {
+            Some(cnt.parse::<u32>().ok()?.checked_mul(elem).filter(|&b| b <= MAX_DECL_BYTES)?)
+        };
         Some((align, elem, n.to_string(), count))
     } else {
         Some((align, elem, name, Some(elem)))
@@ -71,8 +78,19 @@ fn parse_decl(s: &str) -> Option<(u32, u32, String, Option<u32>)> {
 }
 
 fn align_up(x: u32, a: u32) -> u32 {
-    x.div_ceil(a.max(1)) * a.max(1)
+    x.div_ceil(a.max(1)).saturating_mul(a.max(1))
 }
+
+/// Hopper's limits on what an entry declares (a declaration beyond them is no PTX ptxas takes;
+/// bounding them keeps the sums below in range and the emulator's memory small): kernel
+/// parameters, static shared memory per block, local memory per thread, the constant bank, one
+/// declaration, an alignment.
+const MAX_PARAM_BYTES: u32 = 32764;
+const MAX_SHARED_BYTES: u32 = 227 << 10;
+const MAX_LOCAL_BYTES: u32 = 512 << 10;
+const MAX_CONST_BYTES: usize = 64 << 10;
+const MAX_DECL_BYTES: u32 = 1 << 20;
+const MAX_ALIGN: u32 = 4096;
 
 /// Module-level declarations, visible to every entry.
 struct ModDecls {
@@ -96,11 +114,17 @@ fn lower_entry(
         .map(|t| t.trim().to_string())
         .unwrap_or_default();
     let err = |e: String| (name.clone(), e);
+    // PTX is ASCII text (comments, stripped before, aside); the lowering slices it by bytes.
+    let text = b.get(body.0..body.1).unwrap_or(&[]);
+    if let Some(at) = text.iter().chain(header.as_bytes()).position(|c| !c.is_ascii()) {
+        let line = body.2 as usize + text[..at.min(text.len())].iter().filter(|&&c| c == b'\n').count();
+        return Err(err(format!("line {line}: a byte that is not ASCII (PTX is ASCII text)")));
+    }
     // params
     let mut params = Vec::new();
     let mut syms: HashMap<String, Sym> = HashMap::new();
     let mut off = 0u32;
-    if let (Some(l), Some(r)) = (header.find('('), header.rfind(')')) {
+    if let Some((l, r)) = header.find('(').zip(header.rfind(')')).filter(|(l, r)| l < r) {
         for p in split_operands(&header[l + 1..r]) {
             let p = p.replace(".param", "");
             let (align, elem, pname, count) =
@@ -109,8 +133,11 @@ fn lower_entry(
             off = align_up(off, align.max(elem));
             params.push(ParamDecl { offset: off, size });
             syms.insert(pname, Sym::Addr(PARAM_WINDOW + off as u64));
-            off += size;
+            off = off.saturating_add(size);
         }
+    }
+    if off > MAX_PARAM_BYTES {
+        return Err(err(format!("{off} bytes of parameters, more than the {MAX_PARAM_BYTES} a kernel takes")));
     }
     let items = body_items(b, body.0, body.1, body.2);
     // Declarations first (shared/local layout, register names), then instructions.
@@ -118,7 +145,7 @@ fn lower_entry(
     for (n, a, sz) in &md.shared_static {
         shared = align_up(shared, *a);
         syms.insert(n.clone(), Sym::Addr(shared as u64));
-        shared += sz;
+        shared = shared.saturating_add(*sz);
     }
     let mut local = 0u32;
     let mut declared = HashSet::new();
@@ -144,7 +171,7 @@ fn lower_entry(
                 Some(sz) => {
                     shared = align_up(shared, a);
                     syms.insert(n, Sym::Addr(shared as u64));
-                    shared += sz;
+                    shared = shared.saturating_add(sz);
                 }
                 None => dyn_sym = Some((n, a)),
             }
@@ -152,8 +179,14 @@ fn lower_entry(
             let (a, _, n, sz) = parse_decl(t).ok_or_else(|| err(format!("cannot parse `{t}`")))?;
             local = align_up(local, a);
             syms.insert(n, Sym::Addr(local as u64));
-            local += sz.unwrap_or(0);
+            local = local.saturating_add(sz.unwrap_or(0));
         }
+    }
+    if shared > MAX_SHARED_BYTES || local > MAX_LOCAL_BYTES {
+        return Err(err(format!(
+            "{shared} bytes of static shared and {local} of local memory: at most {MAX_SHARED_BYTES} and \
+             {MAX_LOCAL_BYTES}"
+        )));
     }
     let shared_static = align_up(shared, 16);
     if let Some((n, a)) = dyn_sym {
@@ -312,6 +345,10 @@ fn module_decl(t: &str, md: &mut ModDecls) {
     } else if is(".const") {
         if let Some((a, elem, n, sz)) = parse_decl(t) {
             let off = align_up(md.const_data.len() as u32, a);
+            // Beyond the constant bank: not declared (a use of it is an unknown symbol).
+            if off as usize + sz.unwrap_or(elem) as usize > MAX_CONST_BYTES {
+                return;
+            }
             md.const_data.resize(off as usize, 0);
             let size = sz.unwrap_or(elem) as usize;
             let mut bytes = vec![0u8; size];
