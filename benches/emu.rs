@@ -20,7 +20,8 @@ fn bench_variant(c: &mut Criterion, group: &str, variant: Variant, shape: Shape)
     let mut g = c.benchmark_group(group);
     g.sample_size(10);
     for (name, sanitize) in [("sanitizer_on", true), ("sanitizer_off", false)] {
-        let dev = EmuDevice::with_options(EmuOptions { sanitize, counters: true, threads: None }).expect("device");
+        let dev = EmuDevice::with_options(EmuOptions { sanitize, counters: true, threads: None, ..Default::default() })
+            .expect("device");
         let (_, reps) = att.run_once(&dev, &q, &k, &v).expect("run");
         let insts: u64 = reps
             .iter()

@@ -476,7 +476,8 @@ fn mutated_mask_recipes_and_layout_files_build_or_are_refused() {
     let mut run = Run::new("masks", SECONDS, 20_000);
     let sizes = [1usize, 2, 63, 64, 65, 100, 128, 192, 1000, 4096, 1 << 20];
     while run.more() {
-        let (sq, sk) = (sizes[run.rng.random_range(0..sizes.len())], sizes[run.rng.random_range(0..sizes.len())]);
+        let (mut sq, mut sk) =
+            (sizes[run.rng.random_range(0..sizes.len())], sizes[run.rng.random_range(0..sizes.len())]);
         let arg = if run.rng.random_bool(0.3) {
             // A layout file, mutated.
             let base = layouts[run.rng.random_range(0..layouts.len())];
@@ -484,6 +485,21 @@ fn mutated_mask_recipes_and_layout_files_build_or_are_refused() {
             let f = dir.join(format!("l{}.json", run.cases % 8));
             std::fs::write(&f, &input).unwrap();
             format!("csr:{}", f.display())
+        } else if run.rng.random_bool(0.5) {
+            // A well-formed recipe with hostile parameters.
+            let rng = &mut run.rng;
+            let kind = rng.random_range(0..4);
+            // Sizes up to 4096 here: a million-token layout takes a second to build (bounded,
+            // and tested by the mutated spellings); smaller ones give more cases.
+            let small = &sizes[..sizes.len() - 1];
+            (sq, sk) = (small[rng.random_range(0..small.len())], small[rng.random_range(0..small.len())]);
+            let mut n = || pick(rng, &["0", "1", "2", "3", "64", "65", "1000", "4294967296", "18446744073709551615"]);
+            match kind {
+                0 => format!("window:{}", n()),
+                1 => format!("longformer:{}:{}:{}", n(), n(), n()),
+                2 => format!("bigbird:{}:{}:{}:{}:{}", n(), n(), n(), n(), n()),
+                _ => format!("strided:{}:{}:{}", n(), n(), n()),
+            }
         } else {
             let base = pick(&mut run.rng, RECIPES);
             String::from_utf8_lossy(&mutate_text(&mut run.rng, base.as_bytes(), &words)).into_owned()
@@ -546,11 +562,36 @@ const CLI: &[(&[&str], &[&str])] = &[
     (&["mask"], &["--seq", "--seq-k", "--head-dim", "--cells"]),
     (&["mask", "--json", "--rows", "--seq", "64"], &["--seq-k", "--head-dim"]),
     (
-        &["emu", "--seq", "64", "--heads", "1", "--kv-heads", "1", "--head-dim", "64"],
-        &["--seq", "--seq-k", "--batch", "--heads", "--kv-heads", "--head-dim", "--threads", "--max-gib", "--seed"],
+        &["emu", "--seq", "64", "--heads", "1", "--kv-heads", "1", "--head-dim", "64", "--max-seconds", "10"],
+        &[
+            "--seq",
+            "--seq-k",
+            "--batch",
+            "--heads",
+            "--kv-heads",
+            "--head-dim",
+            "--threads",
+            "--max-gib",
+            "--seed",
+            "--max-seconds",
+        ],
     ),
     (
-        &["emu", "--variant", "decode", "--seq", "1", "--seq-k", "256", "--heads", "1", "--kv-heads", "1"],
+        &[
+            "emu",
+            "--variant",
+            "decode",
+            "--seq",
+            "1",
+            "--seq-k",
+            "256",
+            "--heads",
+            "1",
+            "--kv-heads",
+            "1",
+            "--max-seconds",
+            "10",
+        ],
         &["--splits", "--seq-k", "--threads"],
     ),
     (
@@ -595,7 +636,16 @@ fn hostile_numeric_arguments_fail_in_one_line_or_work() {
         let flag = pick(&mut run.rng, flags);
         let value = if run.rng.random_bool(0.85) { pick(&mut run.rng, NUMBERS) } else { pick(&mut run.rng, extra) };
         let out = dir.join(format!("out{}", run.cases));
-        let mut args: Vec<String> = base.iter().map(|s| s.to_string()).collect();
+        // The hostile value replaces the base's own (clap refuses a flag given twice).
+        let mut args: Vec<String> = Vec::new();
+        let mut it = base.iter();
+        while let Some(a) = it.next() {
+            if *a == flag {
+                it.next();
+            } else {
+                args.push(a.to_string());
+            }
+        }
         args.push(format!("{flag}={value}"));
         if base[0] == "sweep" {
             args.extend(["--out".into(), out.display().to_string()]);

@@ -58,6 +58,9 @@ pub struct Args {
     /// inputs and the f64 reference.
     #[arg(long, default_value_t = 8.0)]
     max_gib: f64,
+    /// Stop an emulation still running after this many seconds (1 .. 86400).
+    #[arg(long, default_value_t = 600.0)]
+    max_seconds: f64,
 }
 
 #[derive(Serialize)]
@@ -132,13 +135,24 @@ pub fn run(a: Args) -> anyhow::Result<()> {
     let p = Problem::new(shape, mask.clone());
     let att = Attention::new(variant, &p, &Options { splits: a.splits, ..Default::default() })?;
     fits(att.footprint_bytes() as u128)?;
-    let dev = EmuDevice::with_options(EmuOptions { sanitize: !a.no_sanitize, counters: true, threads: a.threads })?;
+    if !(a.max_seconds.is_finite() && (1.0..=86400.0).contains(&a.max_seconds)) {
+        bail!("--max-seconds must be in 1 .. 86400 seconds, got {}", a.max_seconds);
+    }
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs_f64(a.max_seconds);
+    let dev = EmuDevice::with_options(EmuOptions {
+        sanitize: !a.no_sanitize,
+        counters: true,
+        threads: a.threads,
+        deadline: Some(deadline),
+    })?;
     let seed = a.seed.unwrap_or_else(reference::fresh_seed);
     let q = reference::random_bf16(shape.q_elems(), seed);
     let k = reference::random_bf16(shape.kv_elems(), seed.wrapping_add(1));
     let v = reference::random_bf16(shape.kv_elems(), seed.wrapping_add(2));
     let t = std::time::Instant::now();
-    let (out, reports) = att.run_once(&dev, &q, &k, &v).context("emulated run")?;
+    let (out, reports) = att.run_once(&dev, &q, &k, &v).with_context(|| {
+        format!("emulated run (limit --max-seconds {}: a larger call may need more)", a.max_seconds)
+    })?;
     let seconds = t.elapsed().as_secs_f64();
     let want = reference::attention(&p, &q, &k, &v)?;
     let got: Vec<f64> = out.o.iter().map(|x| x.to_f64()).collect();

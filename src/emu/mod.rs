@@ -44,11 +44,14 @@ pub struct EmuOptions {
     pub counters: bool,
     /// Worker threads (None: rayon's global pool).
     pub threads: Option<usize>,
+    /// A launch still running at this instant stops with an error (None: no limit). The work of
+    /// an emulated call grows with its size, which memory alone does not bound in time.
+    pub deadline: Option<Instant>,
 }
 
 impl Default for EmuOptions {
     fn default() -> Self {
-        EmuOptions { sanitize: true, counters: true, threads: None }
+        EmuOptions { sanitize: true, counters: true, threads: None, deadline: None }
     }
 }
 
@@ -200,8 +203,20 @@ impl EmuDevice {
             atomic64: &self.mem.atomic64,
         };
         let nblocks = cfg.blocks();
+        let deadline = self.opts.deadline;
         let run = || -> Vec<Result<exec::BlockOut>> {
-            (0..nblocks).into_par_iter().map_init(Scratch::default, |s, b| run_block(&ctx, b, s)).collect()
+            (0..nblocks)
+                .into_par_iter()
+                .map_init(Scratch::default, |s, b| {
+                    if deadline.is_some_and(|d| Instant::now() >= d) {
+                        return Err(Error::Emu(format!(
+                            "{} stopped at its time limit (block {b} of {nblocks})",
+                            k.name
+                        )));
+                    }
+                    run_block(&ctx, b, s)
+                })
+                .collect()
         };
         let outs = match &self.pool {
             Some(p) => p.install(run),
