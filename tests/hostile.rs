@@ -688,3 +688,68 @@ fn every_subcommand_into_a_closed_pipe() {
         assert!(seen.contains(c), "{c} not piped");
     }
 }
+
+#[test]
+fn a_full_stdout_is_an_error_in_one_line() {
+    // Was: a panic ("failed printing to stdout"), exit 101.
+    let full = std::fs::OpenOptions::new().write(true).open("/dev/full").unwrap();
+    let out = bin().arg("info").stdout(Stdio::from(full)).stderr(Stdio::piped()).output().unwrap();
+    let err = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(err.starts_with("error: writing standard output") && err.contains("No space left"), "{err}");
+}
+
+/// A worker that panics on one context (a bug), and measures the others instantly.
+struct Panicky;
+
+impl attnjoule::sweep::backend::Worker for Panicky {
+    fn kind(&self) -> ProfileKind {
+        ProfileKind::Emulated
+    }
+    fn info(&self) -> attnjoule::profile::GpuInfo {
+        attnjoule::profile::GpuInfo { name: "simulated".into(), ..Default::default() }
+    }
+    fn idle_watts(&self) -> Option<f64> {
+        None
+    }
+    fn point(&mut self, spec: &attnjoule::sweep::PointSpec, _seed: u64) -> attnjoule::profile::Point {
+        assert!(spec.shape.seq_k != 128, "a bug at 128 keys");
+        attnjoule::sweep::backend::blank_point(spec, attnjoule::profile::PointStatus::Ok)
+    }
+    fn gemm(&mut self, _: usize, _: usize, _: usize) -> attnjoule::Result<attnjoule::profile::GemmPoint> {
+        Err(attnjoule::Error::Invalid("no GEMM here".into()))
+    }
+}
+
+#[test]
+fn a_panicking_worker_costs_its_point_not_the_sweep() {
+    use attnjoule::sweep::backend::{self, BackendKind, RunConfig, WorkerFactory};
+    let d = tempdir("panic");
+    let made = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let m = made.clone();
+    let factory: WorkerFactory = std::sync::Arc::new(move |_, _| {
+        m.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        Ok(Box::new(Panicky) as Box<dyn backend::Worker>)
+    });
+    let mut cfg = RunConfig { backend: BackendKind::Emu, out: Some(d.join("s")), gemm: vec![], ..Default::default() };
+    cfg.spec.variants = vec![attnjoule::work::Variant::Decode];
+    cfg.spec.contexts = vec![64, 128, 256];
+    let mut lines = Vec::new();
+    // Was: the worker thread died, 0 points, exit 0 with an empty profile.
+    let out = backend::run_with(&cfg, factory, &mut |l| lines.push(l.to_string())).unwrap();
+    assert_eq!(out.profile.points.len(), 3);
+    let failed: Vec<_> = out
+        .profile
+        .points
+        .iter()
+        .filter_map(|p| match &p.status {
+            attnjoule::profile::PointStatus::Failed { error } => Some((p.context(), error.clone())),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(failed.len(), 1, "{failed:?}");
+    assert!(failed[0].0 == 128 && failed[0].1.contains("a bug at 128 keys"), "{failed:?}");
+    assert_eq!(out.not_run, 0);
+    assert_eq!(made.load(std::sync::atomic::Ordering::Relaxed), 2, "the worker was made anew after the panic");
+}
