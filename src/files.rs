@@ -84,6 +84,14 @@ fn temp_name(name: &std::ffi::OsStr) -> std::ffi::OsString {
 /// Reads `path` as UTF-8 text of at most `max_bytes`; `what` names the kind of file in the error
 /// ("profile", "model file"). Anything longer is refused without reading it all.
 pub fn read_text(path: &Path, max_bytes: u64, what: &str) -> Result<String> {
+    let bytes = read_bytes(path, max_bytes, what)?;
+    String::from_utf8(bytes).map_err(|e| {
+        Error::Format(format!("{}: not UTF-8 text (byte {}); not a {what}", path.display(), e.utf8_error().valid_up_to()))
+    })
+}
+
+/// Reads `path` whole, at most `max_bytes` of it (see [`read_text`]).
+pub fn read_bytes(path: &Path, max_bytes: u64, what: &str) -> Result<Vec<u8>> {
     let too_big = || Error::Format(format!("{}: more than {max_bytes} bytes; not a {what}", path.display()));
     let f = File::open(path).map_err(|e| io_err(path, e))?;
     let meta = f.metadata().map_err(|e| io_err(path, e))?;
@@ -98,13 +106,7 @@ pub fn read_text(path: &Path, max_bytes: u64, what: &str) -> Result<String> {
     if bytes.len() as u64 > max_bytes {
         return Err(too_big());
     }
-    String::from_utf8(bytes).map_err(|e| {
-        Error::Format(format!(
-            "{}: not UTF-8 text (byte {}); not a {what}",
-            path.display(),
-            e.utf8_error().valid_up_to()
-        ))
-    })
+    Ok(bytes)
 }
 
 /// Whether `a` and `b` name one existing file (the same device and inode: hard links, `./x` and

@@ -458,7 +458,7 @@ fn num(v: f64) -> String {
 }
 
 fn read(path: &Path) -> Option<String> {
-    std::fs::read_to_string(path).ok()
+    attnjoule::files::read_text(path, 64 << 20, "run file").ok()
 }
 
 /// The last status of each step in steps.tsv (name, status, seconds, estimate); a resumed run

@@ -43,7 +43,8 @@ pub fn run(a: Args) -> anyhow::Result<()> {
         [] => anyhow::bail!("no point matches {sel:?} (see --list)"),
         _ => anyhow::bail!("{} points match {sel:?}; give more of the key (see --list)", matches.len()),
     };
-    let text = std::fs::read_to_string(&a.report).map_err(|e| anyhow::anyhow!("{}: {e}", a.report.display()))?;
+    // ncu reports of many launches and metrics run to megabytes; 256 MiB is far beyond one.
+    let text = attnjoule::files::read_text(&a.report, 256 << 20, "ncu report")?;
     let metrics = ncu::parse_report(&text).map_err(|e| anyhow::anyhow!("{}: {e}", a.report.display()))?;
     if metrics.is_empty() {
         anyhow::bail!("{}: none of the attnjoule metrics found (see profiles/ncu/README.md)", a.report.display());

@@ -82,12 +82,16 @@ fn io(path: &Path, e: std::io::Error) -> Error {
     Error::Io { path: path.display().to_string(), err: e }
 }
 
+/// Largest log read: 1 GiB, some 300,000 points (a bound keeps a log named `/dev/zero` from being
+/// read until memory runs out).
+pub const MAX_LOG_BYTES: u64 = 1 << 30;
+
 /// Reads a log. A missing file is an empty log.
 pub fn read(path: &Path) -> Result<Log> {
-    let bytes = match std::fs::read(path) {
+    let bytes = match crate::files::read_bytes(path, MAX_LOG_BYTES, "sweep log") {
         Ok(b) => b,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Log::default()),
-        Err(e) => return Err(io(path, e)),
+        Err(Error::Io { err, .. }) if err.kind() == std::io::ErrorKind::NotFound => return Ok(Log::default()),
+        Err(e) => return Err(e),
     };
     let mut log = Log::default();
     let mut pos = 0usize;
