@@ -1,6 +1,7 @@
 //! Compiles every `kernels/*.cu` (and the test-only `kernels/test/*.cu`) with nvcc for sm_90a into a
 //! cubin (with ptxas's resource report) and PTX, dumps the SASS when cuobjdump is there, and writes
-//! `kernels.rs` (an embedded table of modules) and `attn_params.rs` (bindgen) into OUT_DIR.
+//! `kernels.rs` (an embedded table of modules) and `attn_params.rs`, `attn_paged.rs` (bindgen) into
+//! OUT_DIR.
 //!
 //! nvcc is looked up in: $NVCC, $CUDA_HOME/bin, $CUDA_PATH/bin, PATH, the project's toolchain cache;
 //! failing all, `scripts/install-cuda-toolchain.sh` installs the pinned CUDA 13.0 wheels once
@@ -194,25 +195,33 @@ fn parse_ptxas(log: &str) -> Vec<(String, [u64; 6])> {
     v
 }
 
+/// The structs shared with Rust: (header, output file, types, constants).
+const BOUND_HEADERS: [(&str, &str, &str, &str); 2] = [
+    ("kernels/include/attn_params.h", "attn_params.rs", "AttnParams", "ATTN_.*"),
+    ("kernels/include/attn_paged.h", "attn_paged.rs", "Paged.*", "ATTN_KV_.*"),
+];
+
 fn bindgen_params(out: &Path, nvcc: &Path) {
-    let header = "kernels/include/attn_params.h";
     if env::var_os("LIBCLANG_PATH").is_none() {
         if let Some(dir) = find_libclang(nvcc) {
             // SAFETY: build scripts are single-threaded at this point (all nvcc threads joined).
             unsafe { env::set_var("LIBCLANG_PATH", dir) };
         }
     }
-    let bindings = bindgen::Builder::default()
-        .header(header)
-        .allowlist_type("AttnParams")
-        .allowlist_var("ATTN_.*")
-        .derive_default(true)
-        .derive_debug(true)
-        .derive_copy(true)
-        .layout_tests(true)
-        .generate()
-        .unwrap_or_else(|e| fail(&format!("bindgen on {header} failed: {e}")));
-    bindings.write_to_file(out.join("attn_params.rs")).unwrap();
+    for (header, file, types, vars) in BOUND_HEADERS {
+        let bindings = bindgen::Builder::default()
+            .header(header)
+            .allowlist_type(types)
+            .allowlist_var(vars)
+            .derive_default(true)
+            .derive_debug(true)
+            .derive_copy(true)
+            .derive_eq(true)
+            .layout_tests(true)
+            .generate()
+            .unwrap_or_else(|e| fail(&format!("bindgen on {header} failed: {e}")));
+        bindings.write_to_file(out.join(file)).unwrap();
+    }
 }
 
 /// libclang for bindgen: the toolchain cache's wheel, else a system one, else install the wheels.

@@ -86,7 +86,11 @@ fn temp_name(name: &std::ffi::OsStr) -> std::ffi::OsString {
 pub fn read_text(path: &Path, max_bytes: u64, what: &str) -> Result<String> {
     let bytes = read_bytes(path, max_bytes, what)?;
     String::from_utf8(bytes).map_err(|e| {
-        Error::Format(format!("{}: not UTF-8 text (byte {}); not a {what}", path.display(), e.utf8_error().valid_up_to()))
+        Error::Format(format!(
+            "{}: not UTF-8 text (byte {}); not a {what}",
+            path.display(),
+            e.utf8_error().valid_up_to()
+        ))
     })
 }
 

@@ -7,6 +7,8 @@
 //! - [`kernels`]: the nvcc-compiled modules embedded by build.rs; [`params`]: the shared struct.
 //! - [`device`]: one interface, two backends (CUDA via cudarc, and [`emu`], the PTX emulator).
 //! - [`ops`]: launching each attention variant on any device.
+//! - [`paged`]: serving decode: a ragged batch over a paged bf16 or fp8 cache, its reference and
+//!   its split-KV plan.
 //! - [`files`]: whole files written atomically, bounded reads, output-is-input refusal, folder locks.
 
 // The library never prints: the binary's one printing rule (src/cli/out.rs) owns the terminal.
@@ -22,6 +24,7 @@ pub mod kernels;
 pub mod mask;
 pub mod nvtx;
 pub mod ops;
+pub mod paged;
 pub mod params;
 pub mod plot;
 pub mod problem;

@@ -11,6 +11,7 @@ pub use points::Points;
 use crate::device::Counters;
 use crate::error::{Error, Result};
 use crate::mask::MaskRecipe;
+use crate::paged::mix::ServingAxes;
 use crate::problem::Shape;
 use serde::{Deserialize, Serialize};
 use std::path::Path;
@@ -224,6 +225,10 @@ pub struct Point {
     pub phase: Phase,
     pub mask: MaskRecipe,
     pub shape: Shape,
+    /// Serving-decode axes (`kv_dtype`, `page_size`, `mix`), each omitted when it has its default:
+    /// a contiguous bf16 cache, a uniform batch (what every point without them means).
+    #[serde(flatten)]
+    pub serving: ServingAxes,
     #[serde(flatten)]
     pub status: PointStatus,
     /// Useful FLOPs and minimum DRAM bytes of the call (from `work`).
@@ -302,15 +307,18 @@ impl Point {
     pub fn validate(&self) -> Result<()> {
         check::point(self).map_err(Error::Format)
     }
-    /// The point's identity ([`key`]).
+    /// The point's identity: [`key`] and the serving axes that differ from the default
+    /// ([`ServingAxes::key_suffix`]).
     pub fn key(&self) -> String {
-        key(&self.variant, &self.implementation, self.phase, &self.mask, &self.shape)
+        key(&self.variant, &self.implementation, self.phase, &self.mask, &self.shape) + &self.serving.key_suffix()
     }
 }
 
 /// Identity of a point across runs, shards and profiles:
 /// `<implementation>/<variant>/<phase>/<mask recipe>/b<batch>q<seq_q>k<seq_k>h<heads>kv<kv_heads>d<head_dim>`,
-/// with every parameter of the mask (e.g. `attnjoule/flash/prefill/longformer:64:1:1/b1q4096k4096h8kv1d128`).
+/// with every parameter of the mask (e.g. `attnjoule/flash/prefill/longformer:64:1:1/b1q4096k4096h8kv1d128`);
+/// [`Point::key`] and the sweep's `PointSpec::key` append the serving axes that differ from the
+/// default (`/kv=fp8/page=64/mix=mix64:1`), so older keys stay as they were.
 pub fn key(variant: &str, implementation: &str, phase: Phase, mask: &MaskRecipe, s: &Shape) -> String {
     format!(
         "{}/{}/{phase}/{mask}/b{}q{}k{}h{}kv{}d{}",

@@ -472,3 +472,138 @@ fn the_schema_1_bundled_profile_reads_as_today() {
         assert!(!a.notes.iter().any(|n| n.contains("no window") || n.contains("no block-sparse")), "{:?}", a.notes);
     }
 }
+
+/// `--kv-dtype fp8` on the analytical profile: every cache policy's attention call reads the
+/// visible cache at half the bytes plus the scales' share (2 B per token row of 128 elements), so
+/// its (memory-bound) time scales by exactly the bytes; the policies that rebuild their cache
+/// each phrase, and the others, do not move.
+#[test]
+fn fp8_kv_halves_attention_bytes_plus_scales() {
+    use attnjoule::paged::KvDtype;
+    use attnjoule::work;
+    let with = |kv| est("1t", Options { kv_dtype: Some(kv), ..Options::default() });
+    let (e16, e8, none) = (with(KvDtype::Bf16), with(KvDtype::Fp8), est("1t", Options::default()));
+    let d = dep(32);
+    for policy in [Policy::KvCache, Policy::Window, Policy::BlockSparse, Policy::Budget, Policy::NoCache, Policy::Dense]
+    {
+        for ctx in [4096usize, 50_000, 1 << 20] {
+            let (a, b) = (e16.decode_call(policy, ctx, &d).unwrap(), e8.decode_call(policy, ctx, &d).unwrap());
+            assert_eq!(none.decode_call(policy, ctx, &d).unwrap(), a, "{policy:?}: --kv-dtype bf16 is the default");
+            if !policy.keeps_cache() {
+                assert_eq!(a, b, "{policy:?} rebuilds its cache in bf16");
+                continue;
+            }
+            // The model's per-GPU call (25 heads on 1 KV head, d 128) and its bytes by part.
+            let (mask, k) = match policy {
+                Policy::Window => (attnjoule::Mask::causal_window(4096), ctx),
+                Policy::BlockSparse => (attnjoule::estimate::BLOCK_SPARSE_DEFAULT.mask(1, ctx).unwrap(), ctx),
+                Policy::Budget => (attnjoule::Mask::Causal, ctx.min(8192)),
+                _ => (attnjoule::Mask::Causal, ctx),
+            };
+            let p = e16.attention_problem(&d, 1, k, mask);
+            let kv16 = work::visible_kv_bytes(&p);
+            let rest = work::decode(&p, 1).min_bytes - kv16;
+            let kv8 = work::decode_kv(&p, 1, KvDtype::Fp8).min_bytes - rest;
+            assert_eq!(kv8 / kv16, 0.5 + 1.0 / 128.0, "{policy:?}: half the elements plus 2 B per 256 B row");
+            assert!(rel(b.seconds / a.seconds, (rest + kv8) / (rest + kv16)) < 1e-12, "{policy:?} at {ctx}");
+            assert!(rel(b.joules / a.joules, (rest + kv8) / (rest + kv16)) < 1e-12);
+            assert!(b.seconds < 0.51 * a.seconds + rest / BW, "{policy:?}: about half");
+        }
+    }
+    // Memory: the cache policies hold half the KV plus scales; the others hold what they held.
+    let (m16, m8) = (e16.memory(Policy::KvCache, 100_000, &d), e8.memory(Policy::KvCache, 100_000, &d));
+    assert!(rel(m8.kv / m16.kv, 0.5 + 1.0 / 128.0) < 1e-12);
+    assert_eq!(e16.memory(Policy::NoCache, 100_000, &d), e8.memory(Policy::NoCache, 100_000, &d));
+    assert_eq!(e16.memory(Policy::Recurrent, 100_000, &d), e8.memory(Policy::Recurrent, 100_000, &d));
+}
+
+/// The batch-64 table under fp8: the cache policies cost less at every minute (fewer bytes, and
+/// fewer GPUs to hold the cache), the others not at all.
+#[test]
+fn fp8_changes_the_cache_policies_rows_only() {
+    use attnjoule::paged::KvDtype;
+    let conv = Conversation::default();
+    let table = |kv| {
+        let opts = Options { batch: 64, kv_dtype: kv, ..Options::default() };
+        estimate(&profile(), "test", preset("1t").unwrap(), &conv, opts, &ALL).unwrap()
+    };
+    let (a, b) = (table(None), table(Some(KvDtype::Fp8)));
+    for (x, y) in a.rows.iter().zip(&b.rows) {
+        assert_eq!((x.policy, x.minute), (y.policy, y.minute));
+        if x.policy.keeps_cache() {
+            let (wx, wy) = (x.wh_per_phrase.unwrap(), y.wh_per_phrase.unwrap());
+            assert!(wy < wx, "{:?} at minute {}: {wy} vs {wx}", x.policy, x.minute);
+            assert!(y.kv_gib < 0.51 * x.kv_gib);
+        } else {
+            assert_eq!(x, y, "{:?} does not change", x.policy);
+        }
+    }
+    // The KV-cache policy at the last minute: attention's share falls with its bytes.
+    let last = |r: &attnjoule::estimate::Report| {
+        r.rows.iter().rfind(|row| row.policy == Policy::KvCache).unwrap().attention_share.unwrap()
+    };
+    assert!(last(&b) < last(&a));
+}
+
+/// fp8 decode points in a profile are used where they exist: the call is read from them (and
+/// scaled by the model's fp8 bytes), not from the bf16 curve.
+#[test]
+fn fp8_profile_points_are_used_when_measured() {
+    use attnjoule::paged::KvDtype;
+    let mut p = profile();
+    let fp8: Vec<_> = p
+        .points
+        .iter()
+        .filter(|x| x.variant == "decode" && x.mask == attnjoule::mask::MaskRecipe::Causal)
+        .cloned()
+        .map(|mut x| {
+            x.serving.kv_dtype = KvDtype::Fp8;
+            x.serving.page_size = Some(64);
+            // A "measured" fp8 kernel at 0.7x its bf16 time, whatever its bytes.
+            x.seconds = x.seconds.map(|s| Stat::exact(0.7 * s.median));
+            x.joules = x.joules.map(|j| Stat::exact(0.7 * j.median));
+            x
+        })
+        .collect();
+    p.points.extend(fp8);
+    let opts = Options { kv_dtype: Some(KvDtype::Fp8), ..Options::default() };
+    let e = Estimator::new(&p, "test", preset("1t").unwrap(), opts).unwrap();
+    assert!(!e.notes.iter().any(|n| n.contains("no fp8 causal")), "{:?}", e.notes);
+    let d = dep(32);
+    let ctx = 65536;
+    let c = e.decode_call(Policy::KvCache, ctx, &d).unwrap();
+    // The profiled fp8 call (8 heads, 1 KV head) and the model's, both at fp8 bytes.
+    let roof = |w: attnjoule::work::Work| (w.flops / PEAK).max(w.min_bytes / BW);
+    let prof = attnjoule::Problem::new(attnjoule::Shape::decode(1, 1, ctx, 8, 1, 128), attnjoule::Mask::Causal);
+    let model = e.attention_problem(&d, 1, ctx, attnjoule::Mask::Causal);
+    let t_prof = 0.7 * roof(attnjoule::work::decode(&prof, 1));
+    let want = t_prof * roof(attnjoule::work::decode_kv(&model, 1, KvDtype::Fp8))
+        / roof(attnjoule::work::decode_kv(&prof, 1, KvDtype::Fp8));
+    assert!(rel(c.seconds, want) < 1e-12, "{} vs {want}", c.seconds);
+    // bf16 calls keep the bf16 points.
+    let e16 = Estimator::new(&p, "test", preset("1t").unwrap(), Options::default()).unwrap();
+    assert_eq!(
+        e16.decode_call(Policy::KvCache, ctx, &d).unwrap(),
+        est("1t", Options::default()).decode_call(Policy::KvCache, ctx, &d).unwrap()
+    );
+}
+
+#[test]
+fn cli_kv_dtype() {
+    let table = |args: &[&str]| {
+        let out = run(&[&["estimate", "--no-plot"], args].concat());
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let (default, bf16, fp8) = (table(&[]), table(&["--kv-dtype", "bf16"]), table(&["--kv-dtype", "fp8"]));
+    let wh = |s: &str| s.lines().skip_while(|l| !l.starts_with("Wh per")).take(11).collect::<Vec<_>>().join("\n");
+    assert_eq!(wh(&default), wh(&bf16), "the presets' cache is bf16 already");
+    assert_ne!(wh(&default), wh(&fp8));
+    let row = |s: &str, p: &str| s.lines().find(|l| l.starts_with(p)).unwrap().to_string();
+    for p in ["no-cache", "dense ", "recurrent"] {
+        assert_eq!(row(&wh(&default), p), row(&wh(&fp8), p), "{p}");
+    }
+    assert!(fp8.contains("fp8 e4m3 with per-token scales") && fp8.contains("no fp8 causal decode points"));
+    let bad = run(&["estimate", "--no-plot", "--kv-dtype", "fp4"]);
+    assert!(!bad.status.success() && String::from_utf8_lossy(&bad.stderr).contains("possible values"));
+}

@@ -78,7 +78,7 @@ fn inputs(s: &Shape, seed: u64) -> [Vec<half::bf16>; 3] {
 }
 
 fn spec(variant: Variant, phase: Phase, mask: MaskRecipe, shape: Shape) -> PointSpec {
-    PointSpec { variant, phase, mask, shape }
+    PointSpec { variant, phase, mask, shape, serving: Default::default() }
 }
 
 #[test]
@@ -144,6 +144,7 @@ fn run_config(dir: &std::path::Path, backend: BackendKind, seed: u64) -> RunConf
             heads: 2,
             kv_heads: 1,
             head_dim: 64,
+            ..Default::default()
         },
         protocol: ProtocolConfig {
             warmup_calls: 1,

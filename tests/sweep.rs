@@ -183,6 +183,7 @@ fn sample_point(variant: &str, ctx: usize, status: PointStatus) -> Point {
         phase: Phase::Prefill,
         mask: MaskRecipe::Causal,
         shape: attnjoule::Shape::prefill(1, ctx, 8, 1, 128),
+        serving: Default::default(),
         status,
         flops: 1e12,
         min_bytes: 1e9,
@@ -851,7 +852,13 @@ fn peer_script_real_output_lines_up_with_our_sweep() {
     }
     // And the profile's work counts agree with the crate's for those problems.
     for p in &ok {
-        let spec = sw::PointSpec { variant: Variant::Flash, phase: p.phase, mask: p.mask.clone(), shape: p.shape };
+        let spec = sw::PointSpec {
+            variant: Variant::Flash,
+            phase: p.phase,
+            mask: p.mask.clone(),
+            shape: p.shape,
+            serving: Default::default(),
+        };
         assert_eq!(p.flops, attnjoule::work::useful_flops(&spec.problem().unwrap()), "{}", sw::point_key(p));
     }
 }

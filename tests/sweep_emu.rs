@@ -27,6 +27,7 @@ fn emulator_sweep_end_to_end() {
             heads: 2,
             kv_heads: 1,
             head_dim: 64,
+            ..Default::default()
         },
         backend: BackendKind::Emu,
         out: Some(dir.clone()),

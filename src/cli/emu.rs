@@ -230,7 +230,13 @@ pub fn run(a: Args) -> anyhow::Result<()> {
                     c.ldmatrix_instructions,
                     c.ldmatrix_wavefronts
                 );
-                outln!("    mma {} ({} tensor FLOPs), barriers {}", c.mma_instructions, c.tensor_flops, c.barriers);
+                outln!(
+                    "    mma {}, wgmma {} ({} tensor FLOPs), barriers {}",
+                    c.mma_instructions,
+                    c.wgmma_instructions,
+                    c.tensor_flops,
+                    c.barriers
+                );
             }
         }
         for f in &l.report.findings {

@@ -51,6 +51,11 @@ pub struct Args {
     /// Watts of a GPU that waits (pipeline stages); default: the profile's idle power.
     #[arg(long, allow_negative_numbers = true)]
     wait_watts: Option<f64>,
+    /// How the policies that keep a cache (kv-cache, window, block-sparse, budget) store it: bf16,
+    /// or fp8 (e4m3 with a bf16 scale per token and KV head). Overrides the model's own KV element
+    /// size; fp8 decode is costed from the profile's fp8 points, else from its bf16 ones by bytes.
+    #[arg(long, value_enum)]
+    kv_dtype: Option<attnjoule::paged::KvDtype>,
     /// Sliding window width, tokens.
     #[arg(long, default_value_t = 4096)]
     window: usize,
@@ -150,6 +155,7 @@ pub fn run(a: Args) -> anyhow::Result<()> {
             refresh: a.refresh,
             retrieval_joules: a.retrieval_joules,
         },
+        kv_dtype: a.kv_dtype,
         ..Options::default()
     };
     let reports = estimate_regimes(&profile, &source, model, &conv, opts, &a.batch, &policies)?;
@@ -233,10 +239,16 @@ fn print_tables(reports: &[Report]) {
         sig(r0.human_wh_per_phrase)
     );
     outln!(
-        "KV cache: {} MiB per token per conversation ({} GiB at minute {})",
+        "KV cache: {} MiB per token per conversation ({} GiB at minute {}){}",
         sig(r0.kv_gib_per_token * 1024.0),
         sig(r0.kv_gib_per_token * c.context_at(c.minutes.iter().copied().fold(0.0, f64::max)) as f64),
-        c.minutes.iter().copied().fold(0.0, f64::max)
+        c.minutes.iter().copied().fold(0.0, f64::max),
+        match r0.kv_dtype {
+            Some(attnjoule::paged::KvDtype::Fp8) =>
+                ", fp8 e4m3 with per-token scales (kv-cache, window, block-sparse, budget)",
+            Some(attnjoule::paged::KvDtype::Bf16) => ", bf16",
+            None => "",
+        }
     );
     outln!();
     out!("{}", wh_table(reports));

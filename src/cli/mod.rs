@@ -36,7 +36,7 @@ enum Cmd {
     Estimate(Box<estimate::Args>),
     /// Measure seconds and joules per call over variants x context sizes x phases (GPU), or run the
     /// same sweep on the CPU emulator (--backend emu: counters only).
-    Sweep(sweep::Args),
+    Sweep(Box<sweep::Args>),
     /// Join shard logs or profiles of one sweep into one profile (same GPU model and driver only).
     Merge(merge::Args),
     /// Ratios A / B of seconds and joules per call for every configuration both profiles measured.
@@ -82,7 +82,7 @@ pub fn main() -> anyhow::Result<()> {
         Cmd::Emu(a) => emu::run(a),
         Cmd::Mask(a) => mask::run(a),
         Cmd::Estimate(a) => estimate::run(*a),
-        Cmd::Sweep(a) => sweep::run(a),
+        Cmd::Sweep(a) => sweep::run(*a),
         Cmd::Merge(a) => merge::run(a),
         Cmd::Compare(a) => compare::run(a),
         Cmd::Ncu(a) => ncu::run(a),

@@ -61,7 +61,7 @@ pub fn spec(a: &Args) -> anyhow::Result<PointSpec> {
     };
     let mask = a.mask.clone();
     mask.validate(shape.seq_q, shape.seq_k)?;
-    Ok(PointSpec { variant, phase, mask, shape })
+    Ok(PointSpec { variant, phase, mask, shape, serving: Default::default() })
 }
 
 pub fn run(a: Args) -> anyhow::Result<()> {

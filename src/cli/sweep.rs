@@ -4,6 +4,8 @@ use crate::cli::out::{errln, outln};
 
 use anyhow::bail;
 use attnjoule::mask::MaskRecipe;
+use attnjoule::paged::mix::{Mix, ServingAxes};
+use attnjoule::paged::KvDtype;
 use attnjoule::profile::Phase;
 use attnjoule::sweep::backend::{self, BackendKind, RunConfig};
 use attnjoule::sweep::protocol::ProtocolConfig;
@@ -54,6 +56,17 @@ pub struct Args {
     /// strided:<block>:<local>:<stride>, csr:<path> (a block layout file, profiles/README.md).
     #[arg(long, value_delimiter = ',', default_value = "causal", value_parser = MaskRecipe::from_arg)]
     mask: Vec<MaskRecipe>,
+    /// Decode points' KV cache: bf16, fp8 (e4m3 with per-token scales; paged only).
+    #[arg(long, value_enum, value_delimiter = ',', default_value = "bf16")]
+    kv_dtype: Vec<KvDtype>,
+    /// Decode points' cache layout: contiguous (today's kernel) or pages of 16..256 tokens (the
+    /// paged kernel, not written yet: such points are listed and fail with "no kernel yet").
+    #[arg(long, value_delimiter = ',', default_value = "contiguous", value_parser = page_arg)]
+    page_size: Vec<Layout>,
+    /// Decode points' batch: uniform (--batch sequences of each context) or a named ragged mix
+    /// mix<count>:<seed> (count sequences up to each context; paged only).
+    #[arg(long, value_delimiter = ',', default_value = "uniform", value_parser = mix_arg)]
+    mix: Vec<Batching>,
     #[arg(long, default_value_t = 1)]
     batch: usize,
     #[arg(long, default_value_t = 8)]
@@ -104,6 +117,28 @@ pub struct Args {
     dry_run: bool,
 }
 
+/// A `--page-size` value: contiguous, or tokens per page.
+#[derive(Clone, Copy)]
+pub struct Layout(Option<usize>);
+
+fn page_arg(s: &str) -> Result<Layout, String> {
+    match s {
+        "contiguous" => Ok(Layout(None)),
+        _ => s.parse().map(|p| Layout(Some(p))).map_err(|_| format!("{s:?}: contiguous or a page size (16..256)")),
+    }
+}
+
+/// A `--mix` value: uniform, or a named ragged mix.
+#[derive(Clone, Copy)]
+pub struct Batching(Option<Mix>);
+
+fn mix_arg(s: &str) -> Result<Batching, String> {
+    match s {
+        "uniform" => Ok(Batching(None)),
+        _ => s.parse().map(|m| Batching(Some(m))).map_err(|e: attnjoule::paged::BatchError| e.to_string()),
+    }
+}
+
 pub fn config(a: &Args) -> anyhow::Result<RunConfig> {
     let backend = BackendKind::from(a.backend);
     let contexts = match (a.ctx.is_empty(), backend) {
@@ -131,6 +166,9 @@ pub fn config(a: &Args) -> anyhow::Result<RunConfig> {
         bail!("--emu-max-mib {} is beyond addressable memory", a.emu_max_mib);
     };
     let seed = a.seed.unwrap_or_else(attnjoule::reference::fresh_seed);
+    let pages: Vec<Option<usize>> = a.page_size.iter().map(|p| p.0).collect();
+    let mixes: Vec<Option<Mix>> = a.mix.iter().map(|m| m.0).collect();
+    let serving = ServingAxes::cross(&a.kv_dtype, &pages, &mixes)?;
     Ok(RunConfig {
         spec: SweepSpec {
             variants: a.variants.clone(),
@@ -142,6 +180,7 @@ pub fn config(a: &Args) -> anyhow::Result<RunConfig> {
             heads: a.heads,
             kv_heads: a.kv_heads,
             head_dim: a.head_dim,
+            serving,
         },
         protocol: ProtocolConfig {
             warmup_calls: a.warmup,
@@ -170,11 +209,24 @@ pub fn run(a: Args) -> anyhow::Result<()> {
         let all = attnjoule::sweep::enumerate(&cfg.spec)?;
         let mine = cfg.shard.map_or(all.clone(), |s| s.select(&all));
         for p in &mine {
-            let need = p
-                .problem()
-                .and_then(|problem| attnjoule::ops::Attention::new(p.variant, &problem, &Default::default()))
-                .map(|att| format!("{:.3} GiB", backend::gib(att.footprint_bytes())))
-                .unwrap_or_else(|e| format!("({e})"));
+            let need = if p.serving.is_default() {
+                p.problem()
+                    .and_then(|problem| attnjoule::ops::Attention::new(p.variant, &problem, &Default::default()))
+                    .map(|att| format!("{:.3} GiB", backend::gib(att.footprint_bytes())))
+                    .unwrap_or_else(|e| format!("({e})"))
+            } else {
+                // Listed with the step it stands for; the backend records it as failed.
+                p.paged_step()
+                    .map(|(b, plan, bytes)| {
+                        format!(
+                            "no kernel yet: {} seqs, {:.3} GiB of visible K/V, {} splits",
+                            b.num_seqs(),
+                            (bytes.kv + bytes.kv_scales) / (1u64 << 30) as f64,
+                            plan.items.len()
+                        )
+                    })
+                    .unwrap_or_else(|e| format!("({e})"))
+            };
             outln!("{:<48} {}", p.label(), need);
         }
         outln!("{} of {} points", mine.len(), all.len());

@@ -161,6 +161,9 @@ pub enum FindingKind {
     BarrierDivergence,
     /// synccheck: a warp collective names an exited or absent lane
     InvalidWarpMask,
+    /// wgmma rules: fragment registers touched while in flight or without wgmma.fence, warps of
+    /// a warpgroup disagreeing, operand shared memory overwritten before wgmma.wait_group
+    WgmmaHazard,
 }
 
 /// Nsight-Compute-style counters for one launch (emulator only).
@@ -187,8 +190,12 @@ pub struct Counters {
     pub ldmatrix_instructions: u64,
     pub ldmatrix_wavefronts: u64,
     pub mma_instructions: u64,
+    /// Tensor FLOPs of mma and wgmma (2 M N K per instruction).
     pub tensor_flops: u64,
     pub barriers: u64,
+    /// Warpgroup-level wgmma.mma_async instructions (one per warpgroup, not per warp).
+    #[serde(default)]
+    pub wgmma_instructions: u64,
 }
 
 /// A kernel argument's bytes, laid out as the kernel's `.param` expects (a by-value struct, a

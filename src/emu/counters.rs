@@ -21,6 +21,7 @@ pub fn add(a: &mut Counters, b: &Counters) {
     a.mma_instructions += b.mma_instructions;
     a.tensor_flops += b.tensor_flops;
     a.barriers += b.barriers;
+    a.wgmma_instructions += b.wgmma_instructions;
 }
 
 /// Wavefronts of one warp-level shared request, given the 4-byte word addresses its lanes

@@ -18,7 +18,7 @@
 //! Read-only registers ([`Kernel::consts`]: immediates, symbol addresses, special registers) keep
 //! fixed slots `0..consts.len()`, outside the allocation; an instruction writing one is rejected.
 
-use super::ir::{Access, Inst, Kernel, Op, NOREG};
+use super::ir::{Access, Inst, Kernel, Op, WgInfo, NOREG};
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
 
@@ -101,6 +101,8 @@ pub(crate) fn uses_defs(i: &Inst, ext: &[u32], uses: &mut Vec<u32>, defs: &mut V
 /// Allocates `k`'s registers in place (see the module comment); returns the map from virtual
 /// register to slot. Errors name the instruction that writes a read-only register.
 pub fn allocate(k: &mut Kernel) -> Result<Vec<u32>, String> {
+    // The sanitizer checks wgmma's register rules on virtual registers: record them first.
+    k.wg = wgmma_info(k).map(std::sync::Arc::new);
     let n = k.nregs as usize;
     let ni = k.insts.len();
     let mut is_const = Bits::new(n);
@@ -256,6 +258,52 @@ pub fn allocate(k: &mut Kernel) -> Result<Vec<u32>, String> {
     k.vregs = k.nregs;
     k.nregs = nconst + nslots;
     Ok(map)
+}
+
+/// The wgmma fragment registers of the unallocated kernel `k` (see [`WgInfo`]); None when it
+/// has no wgmma.
+///
+/// Slot reuse stays correct with wgmma because the executor performs a wgmma when it is issued:
+/// it reads A, B and (scale-d) D and writes D at the instruction's own position, exactly where
+/// liveness places its uses and definitions. The asynchronous window up to `wgmma.wait_group`
+/// exists only for the sanitizer, which checks it on these virtual registers.
+pub(crate) fn wgmma_info(k: &Kernel) -> Option<WgInfo> {
+    let mut dense = vec![NOREG; k.nregs as usize];
+    let mut n = 0u32;
+    for i in &k.insts {
+        if let Op::Wgmma(_) = i.op {
+            for &r in i.ext_regs(&k.ext) {
+                if dense[r as usize] == NOREG {
+                    dense[r as usize] = n;
+                    n += 1;
+                }
+            }
+        }
+    }
+    if n == 0 {
+        return None;
+    }
+    let mut start = Vec::with_capacity(k.insts.len() + 1);
+    let mut regs = Vec::new();
+    start.push(0);
+    for i in &k.insts {
+        let s = regs.len();
+        if let Op::Wgmma(_) = i.op {
+            regs.extend(i.ext_regs(&k.ext).iter().map(|&r| dense[r as usize]));
+        } else {
+            i.for_each_reg(&k.ext, |r, _| {
+                if dense[r as usize] != NOREG {
+                    regs.push(dense[r as usize]);
+                }
+            });
+            regs[s..].sort_unstable();
+            let mut v = regs.split_off(s);
+            v.dedup();
+            regs.extend(v);
+        }
+        start.push(regs.len() as u32);
+    }
+    Some(WgInfo { nregs: n, start, regs })
 }
 
 #[cfg(test)]

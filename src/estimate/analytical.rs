@@ -9,6 +9,7 @@ use super::interp::{work_of, Roofline};
 use super::BLOCK_SPARSE_DEFAULT;
 use crate::error::{invalid, Result};
 use crate::mask::{Mask, MaskRecipe};
+use crate::paged::KvDtype;
 use crate::problem::{Problem, Shape};
 use crate::profile::{
     EnergyMethod, GpuInfo, Peaks, Phase, Point, PointStatus, Profile, ProfileKind, Stat, SCHEMA_VERSION,
@@ -135,13 +136,14 @@ fn tbps(sheet: &Datasheet) -> String {
 /// sweep records it) when the dense score matrix and operands exceed the GPU's memory.
 pub fn roofline_point(sheet: &Datasheet, variant: Variant, phase: Phase, p: &Problem, recipe: &MaskRecipe) -> Point {
     let roof = sheet.roofline();
-    let w = work_of(variant, p);
+    let w = work_of(variant, p, KvDtype::Bf16);
     let mut pt = Point {
         variant: variant.name().into(),
         implementation: "roofline".into(),
         phase,
         mask: recipe.clone(),
         shape: p.shape,
+        serving: Default::default(),
         status: PointStatus::Ok,
         flops: w.flops,
         min_bytes: w.min_bytes,

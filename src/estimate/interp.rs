@@ -5,6 +5,7 @@
 
 use crate::error::{invalid, Result};
 use crate::mask::MaskRecipe;
+use crate::paged::KvDtype;
 use crate::problem::{Problem, Shape};
 use crate::profile::{Phase, Point, PointStatus, Profile};
 use crate::work::{self, Variant, Work};
@@ -27,14 +28,14 @@ impl Roofline {
     }
 }
 
-/// Useful FLOPs and minimum bytes of `variant` on `p`. The tiling changes only executed FLOPs,
-/// which the estimator does not use, so flash counts one whole tile: tile classification then
-/// costs O(seq_q) instead of O(seq_q · seq_k / tile²).
-pub fn work_of(variant: Variant, p: &Problem) -> Work {
+/// Useful FLOPs and minimum bytes of `variant` on `p`, a decode's cache stored as `kv`. The
+/// tiling changes only executed FLOPs, which the estimator does not use, so flash counts one whole
+/// tile: tile classification then costs O(seq_q) instead of O(seq_q · seq_k / tile²).
+pub fn work_of(variant: Variant, p: &Problem, kv: KvDtype) -> Work {
     match variant {
         Variant::Dense => work::dense(p),
         Variant::Flash => work::flash(p, p.shape.seq_q.max(1), p.shape.seq_k.max(1)),
-        Variant::Decode => work::decode(p, 1),
+        Variant::Decode => work::decode_kv(p, 1, kv),
     }
 }
 
@@ -107,12 +108,15 @@ impl Pchip {
     }
 }
 
-/// Which profile points an attention call is read from.
+/// Which profile points an attention call is read from (uniform batches only: a ragged mix's
+/// point is a whole server step, not one context).
 #[derive(Debug, Clone, PartialEq)]
 pub struct CurveKey {
     pub variant: Variant,
     pub phase: Phase,
     pub mask: MaskRecipe,
+    /// The points' KV cache dtype.
+    pub kv_dtype: KvDtype,
 }
 
 /// One variant/phase/mask's time and energy against context, for one profiled kernel shape.
@@ -155,15 +159,18 @@ impl AttnCurve {
                     && Variant::parse(&p.variant) == Some(key.variant)
                     && p.phase == key.phase
                     && p.mask == key.mask
+                    && p.serving.kv_dtype == key.kv_dtype
+                    && p.serving.mix.is_none()
             })
             .collect();
         if pts.iter().any(|p| p.implementation == "attnjoule") {
             pts.retain(|p| p.implementation == "attnjoule");
         }
-        // The most common (batch, heads, kv_heads, head_dim, seq_q-if-decode) shape.
+        // The most common (batch, heads, kv_heads, head_dim, seq_q-if-decode, page size) shape.
         let sig = |p: &Point| {
             let s = p.shape;
-            (s.batch, s.heads, s.kv_heads, s.head_dim, if key.phase == Phase::Decode { s.seq_q } else { 0 })
+            let q = if key.phase == Phase::Decode { s.seq_q } else { 0 };
+            (s.batch, s.heads, s.kv_heads, s.head_dim, q, p.serving.page_size)
         };
         let mut counts = std::collections::BTreeMap::new();
         for p in &pts {
@@ -197,13 +204,16 @@ impl AttnCurve {
         Some(Problem::new(s, self.key.mask.mask(s.seq_q, s.seq_k).ok()?))
     }
 
-    /// Cost of the model's call `p` (per GPU), read at context `p.shape.seq_k`.
-    pub fn cost(&self, p: &Problem, roof: &Roofline) -> Result<CallCost> {
+    /// Cost of the model's call `p` (per GPU, its cache stored as `kv`), read at context
+    /// `p.shape.seq_k`: the curve's value times the ratio of the roofline times of the two calls'
+    /// work, so a call in another KV dtype than the curve's points is costed by its bytes.
+    pub fn cost(&self, p: &Problem, kv: KvDtype, roof: &Roofline) -> Result<CallCost> {
         let c = p.shape.seq_k;
         let Some(prof) = self.profiled_problem(c) else {
             return invalid(format!("cannot rebuild profile mask {}", self.key.mask));
         };
-        let ratio = roof.work_time(&work_of(self.key.variant, p)) / roof.work_time(&work_of(self.key.variant, &prof));
+        let v = self.key.variant;
+        let ratio = roof.work_time(&work_of(v, p, kv)) / roof.work_time(&work_of(v, &prof, self.key.kv_dtype));
         let lc = (c as f64).ln();
         let (lo, hi) = self.seconds.range();
         Ok(CallCost {

@@ -25,6 +25,7 @@ pub mod policy;
 use crate::error::{invalid, Error, Result};
 use crate::mask::Mask;
 use crate::mask::MaskRecipe;
+use crate::paged::KvDtype;
 use crate::problem::{Problem, Shape};
 use crate::profile::{Phase, Profile, ProfileKind};
 use crate::work::Variant;
@@ -131,6 +132,10 @@ pub struct Options {
     pub params: PolicyParams,
     /// The block-sparse policy's mask (its decode row: seq_q 1 at the end of the cache).
     pub sparse: MaskRecipe,
+    /// How the policies that keep a cache (kv-cache, window, block-sparse, budget) store it;
+    /// `None`: the model's own element size, decode costed as bf16. No-cache and dense keep their
+    /// transient cache in bf16 (their prefill kernels write it).
+    pub kv_dtype: Option<KvDtype>,
 }
 
 /// The block-sparse policy's default mask, BigBird-ITC's block budget (Zaheer et al., "Big Bird",
@@ -150,6 +155,7 @@ impl Default for Options {
             wait_watts: None,
             params: PolicyParams::default(),
             sparse: BLOCK_SPARSE_DEFAULT,
+            kv_dtype: None,
         }
     }
 }
@@ -341,8 +347,12 @@ pub struct Report {
     pub conversation: Conversation,
     pub batch: usize,
     pub params: PolicyParams,
-    /// Nominal K/V bytes per token of one conversation (no replicas), GiB.
+    /// Nominal K/V bytes per token of one conversation (no replicas), GiB, as the cache policies
+    /// store it.
     pub kv_gib_per_token: f64,
+    /// `--kv-dtype`, when given.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub kv_dtype: Option<KvDtype>,
     /// A person speaking the phrase at ~20 W, Wh.
     pub human_wh_per_phrase: f64,
     pub deployments: Vec<PolicyDeployment>,
@@ -382,10 +392,17 @@ pub struct Estimator {
     pub hw: Hardware,
     pub label: ProfileLabel,
     pub opts: Options,
+    /// The model as the cache policies store it: its KV element size overridden by
+    /// `opts.kv_dtype` (scales included), for their memory.
+    pub kv_model: ModelSpec,
+    /// The cache policies' KV dtype (bf16 unless `opts.kv_dtype` says otherwise).
+    pub kv: KvDtype,
     /// Tokens per phrase (set from the conversation).
     pub phrase_tokens: usize,
     gemm: Option<GemmCal>,
     decode: Option<AttnCurve>,
+    /// The cache policies' decode curve: `kv`'s points, else the bf16 curve costed by bytes.
+    kv_decode: Option<AttnCurve>,
     flash_prefill: Option<AttnCurve>,
     dense_prefill: Option<AttnCurve>,
     dense_decode: Option<AttnCurve>,
@@ -435,19 +452,52 @@ impl Estimator {
             wait_watts,
             gpu_memory_bytes: gpu_memory,
         };
-        let curve =
-            |variant, phase, mask: MaskRecipe| AttnCurve::from_profile(profile, &CurveKey { variant, phase, mask });
+        let kv = opts.kv_dtype.unwrap_or_default();
+        let find = |variant, phase, mask: MaskRecipe, kv_dtype| {
+            AttnCurve::from_profile(profile, &CurveKey { variant, phase, mask, kv_dtype })
+        };
+        let curve = |variant, phase, mask: MaskRecipe| find(variant, phase, mask, KvDtype::Bf16);
+        let kv_curve = |mask: MaskRecipe| find(Variant::Decode, Phase::Decode, mask, kv);
         let decode = curve(Variant::Decode, Phase::Decode, MaskRecipe::Causal)
             .or_else(|| curve(Variant::Decode, Phase::Decode, MaskRecipe::None));
+        // A cache in another dtype: its own points where the profile has them, else the bf16
+        // curve, costed by the call's bytes (AttnCurve::cost).
+        let by_bytes = |what: &str, notes: &mut Vec<String>| {
+            notes.push(format!(
+                "no {kv} {what} decode points: {kv} KV costed from the bf16 curve by bytes (elements at {} B, \
+                 {} B of scales per token and KV head)",
+                kv.elem_bytes(),
+                kv.scale_bytes()
+            ))
+        };
+        let kv_decode = if kv == KvDtype::Bf16 {
+            decode.clone()
+        } else {
+            kv_curve(MaskRecipe::Causal).or_else(|| kv_curve(MaskRecipe::None)).or_else(|| {
+                by_bytes("causal", &mut notes);
+                decode.clone()
+            })
+        };
         let window_spec = MaskRecipe::Window { keys: opts.params.window };
-        let window = curve(Variant::Decode, Phase::Decode, window_spec).or_else(|| {
-            notes.push("no window decode points: window decode scaled from the causal decode curve".into());
-            decode.clone()
-        });
-        let sparse = curve(Variant::Decode, Phase::Decode, opts.sparse.clone()).or_else(|| {
-            notes.push("no block-sparse decode points: scaled from the causal decode curve".into());
-            decode.clone()
-        });
+        let fallback = |mask: MaskRecipe, what: &str, notes: &mut Vec<String>| match kv {
+            KvDtype::Bf16 => None,
+            _ => curve(Variant::Decode, Phase::Decode, mask).inspect(|_| by_bytes(what, notes)),
+        };
+        let window =
+            kv_curve(window_spec.clone()).or_else(|| fallback(window_spec, "window", &mut notes)).or_else(|| {
+                notes.push("no window decode points: window decode scaled from the causal decode curve".into());
+                kv_decode.clone()
+            });
+        let sparse = kv_curve(opts.sparse.clone())
+            .or_else(|| fallback(opts.sparse.clone(), "block-sparse", &mut notes))
+            .or_else(|| {
+                notes.push("no block-sparse decode points: scaled from the causal decode curve".into());
+                kv_decode.clone()
+            });
+        let mut kv_model = model.clone();
+        if let Some(k) = opts.kv_dtype {
+            kv_model.kv_bytes_per_elem = k.row_bytes(model.head_dim as usize) as f64 / model.head_dim as f64;
+        }
         let gemm = GemmCal::from_profile(profile);
         if gemm.is_none() {
             notes.push(format!(
@@ -466,9 +516,12 @@ impl Estimator {
             dense_prefill: curve(Variant::Dense, Phase::Prefill, MaskRecipe::Causal),
             dense_decode: curve(Variant::Dense, Phase::Decode, MaskRecipe::Causal),
             decode,
+            kv_decode,
             window,
             sparse,
             gemm,
+            kv_model,
+            kv,
             model,
             hw,
             label,
@@ -522,23 +575,41 @@ impl Estimator {
     pub fn decode_call(&self, policy: Policy, seq_k: usize, dep: &Deployment) -> Result<CallCost> {
         let prm = &self.opts.params;
         let (curve, mask, k) = match policy {
-            Policy::KvCache | Policy::NoCache => (&self.decode, Mask::Causal, seq_k),
+            Policy::KvCache => (&self.kv_decode, Mask::Causal, seq_k),
+            Policy::NoCache => (&self.decode, Mask::Causal, seq_k),
             Policy::Dense => (&self.dense_decode, Mask::Causal, seq_k),
             Policy::Window => (&self.window, Mask::causal_window(prm.window), seq_k),
             Policy::BlockSparse => (&self.sparse, self.opts.sparse.mask(1, seq_k)?, seq_k),
-            Policy::Budget => (&self.decode, Mask::Causal, seq_k.min(prm.budget)),
+            Policy::Budget => (&self.kv_decode, Mask::Causal, seq_k.min(prm.budget)),
             Policy::Recurrent => return invalid("the recurrent policy has no attention call"),
         };
         let Some(c) = curve else { return Err(Error::Format("profile has no usable decode points".into())) };
-        c.cost(&self.attention_problem(dep, 1, k, mask), &self.hw.roof)
+        c.cost(&self.attention_problem(dep, 1, k, mask), self.kv_of(policy), &self.hw.roof)
     }
 
-    /// Attention over all layers for one step.
-    fn attention(&self, curve: &Option<AttnCurve>, what: &str, p: &Problem, dep: &Deployment) -> Result<Step> {
+    /// The KV dtype a policy's decode reads: the option's for the policies that keep a cache,
+    /// bf16 for those that rebuild it every phrase.
+    pub fn kv_of(&self, policy: Policy) -> KvDtype {
+        if policy.keeps_cache() {
+            self.kv
+        } else {
+            KvDtype::Bf16
+        }
+    }
+
+    /// Attention over all layers for one step, the cache read as `kv`.
+    fn attention(
+        &self,
+        curve: &Option<AttnCurve>,
+        what: &str,
+        p: &Problem,
+        kv: KvDtype,
+        dep: &Deployment,
+    ) -> Result<Step> {
         let Some(c) = curve else {
             return Err(Error::Format(format!("profile has no usable {what} points")));
         };
-        let cost = c.cost(p, &self.hw.roof)?;
+        let cost = c.cost(p, kv, &self.hw.roof)?;
         let layers = self.model.layers as f64;
         Ok(Step {
             seconds: cost.seconds * layers,
@@ -569,22 +640,23 @@ impl Estimator {
         let mut total = Step::default();
         let decode_steps = phrase as f64;
         let dense = self.dense_layers(step_tokens, dep);
+        let (kv, bf16) = (self.kv, KvDtype::Bf16);
         match policy {
             Policy::KvCache => {
-                let a =
-                    self.attention(&self.decode, "decode", &self.attention_problem(dep, 1, mid, Mask::Causal), dep)?;
+                let p = self.attention_problem(dep, 1, mid, Mask::Causal);
+                let a = self.attention(&self.kv_decode, "decode", &p, kv, dep)?;
                 total.add(dense, decode_steps);
                 total.add(a, decode_steps);
             }
             Policy::Window => {
                 let p = self.attention_problem(dep, 1, mid, Mask::causal_window(prm.window));
                 total.add(dense, decode_steps);
-                total.add(self.attention(&self.window, "window decode", &p, dep)?, decode_steps);
+                total.add(self.attention(&self.window, "window decode", &p, kv, dep)?, decode_steps);
             }
             Policy::BlockSparse => {
                 let p = self.attention_problem(dep, 1, mid, self.opts.sparse.mask(1, mid)?);
                 total.add(dense, decode_steps);
-                total.add(self.attention(&self.sparse, "block-sparse decode", &p, dep)?, decode_steps);
+                total.add(self.attention(&self.sparse, "block-sparse decode", &p, kv, dep)?, decode_steps);
             }
             Policy::NoCache | Policy::Dense => {
                 let (pre, dec, what) = if policy == Policy::Dense {
@@ -595,22 +667,22 @@ impl Estimator {
                 if ctx > 0 {
                     let pp = self.attention_problem(dep, ctx, ctx, Mask::Causal);
                     total.add(self.dense_layers(step_tokens * ctx as f64, dep), 1.0);
-                    total.add(self.attention(pre, &format!("{what} prefill"), &pp, dep)?, 1.0);
+                    total.add(self.attention(pre, &format!("{what} prefill"), &pp, bf16, dep)?, 1.0);
                 }
                 let p = self.attention_problem(dep, 1, mid, Mask::Causal);
                 total.add(dense, decode_steps);
-                total.add(self.attention(dec, &format!("{what} decode"), &p, dep)?, decode_steps);
+                total.add(self.attention(dec, &format!("{what} decode"), &p, bf16, dep)?, decode_steps);
             }
             Policy::Budget => {
                 let k = ctx.min(prm.budget);
                 if ctx > prm.budget && prm.refresh > 0 {
                     let pp = self.attention_problem(dep, prm.refresh, k, Mask::Causal);
                     total.add(self.dense_layers(step_tokens * prm.refresh as f64, dep), 1.0);
-                    total.add(self.attention(&self.flash_prefill, "flash prefill", &pp, dep)?, 1.0);
+                    total.add(self.attention(&self.flash_prefill, "flash prefill", &pp, bf16, dep)?, 1.0);
                 }
                 let p = self.attention_problem(dep, 1, mid.min(prm.budget), Mask::Causal);
                 total.add(dense, decode_steps);
-                total.add(self.attention(&self.decode, "decode", &p, dep)?, decode_steps);
+                total.add(self.attention(&self.kv_decode, "decode", &p, kv, dep)?, decode_steps);
             }
             Policy::Recurrent => {
                 total.add(dense, decode_steps);
@@ -627,7 +699,8 @@ impl Estimator {
     }
 
     pub fn memory(&self, policy: Policy, ctx: usize, dep: &Deployment) -> Memory {
-        deploy::memory(&self.model, dep, policy, &self.opts.params, ctx + self.phrase_tokens, self.opts.batch)
+        let m = if policy.keeps_cache() { &self.kv_model } else { &self.model };
+        deploy::memory(m, dep, policy, &self.opts.params, ctx + self.phrase_tokens, self.opts.batch)
     }
 
     fn fits(&self, policy: Policy, ctx: usize, dep: &Deployment) -> bool {
@@ -828,7 +901,8 @@ pub fn estimate(
         conversation: conv.clone(),
         batch: est.opts.batch,
         params: est.opts.params,
-        kv_gib_per_token: est.model.kv_bytes_per_token() / GIB,
+        kv_gib_per_token: est.kv_model.kv_bytes_per_token() / GIB,
+        kv_dtype: est.opts.kv_dtype,
         human_wh_per_phrase: HUMAN_WATTS * conv.phrase_seconds() / 3600.0,
         deployments,
         rows,

@@ -57,6 +57,10 @@ impl Policy {
             Policy::Recurrent => "recurrent state (analytical only)",
         }
     }
+    /// Does the policy keep a K/V cache between phrases (whose dtype `--kv-dtype` sets)?
+    pub fn keeps_cache(self) -> bool {
+        matches!(self, Policy::KvCache | Policy::Window | Policy::BlockSparse | Policy::Budget)
+    }
     /// Is the history re-prefilled every phrase?
     pub fn reprefills(self) -> bool {
         matches!(self, Policy::NoCache | Policy::Dense)

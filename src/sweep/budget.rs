@@ -309,12 +309,14 @@ mod tests {
             phase: Phase::Decode,
             mask: MaskRecipe::Causal,
             shape: Shape::decode(1, 1, 1 << 20, 8, 1, 128),
+            serving: Default::default(),
         };
         let prefill = PointSpec {
             variant: Variant::Flash,
             phase: Phase::Prefill,
             mask: MaskRecipe::Causal,
             shape: Shape::prefill(1, 1 << 16, 8, 1, 128),
+            serving: Default::default(),
         };
         let proto = ProtocolConfig::default();
         let d = point(&decode, &proto, &ROOF, 140 << 30, &a);

@@ -24,21 +24,20 @@ pub struct Row {
 }
 
 fn label(p: &crate::profile::Point) -> String {
-    if p.implementation == "attnjoule" {
-        p.variant.clone()
-    } else {
-        format!("{}:{}", p.implementation, p.variant)
-    }
+    let name =
+        if p.implementation == "attnjoule" { p.variant.clone() } else { format!("{}:{}", p.implementation, p.variant) };
+    // A paged / fp8 / ragged point says so (`decode/kv=fp8/page=64`).
+    name + &p.serving.key_suffix()
 }
 
-/// Ratios for every pair of measured points with the same phase, mask and shape. `only_a` /
+/// Ratios for every pair of measured points with the same phase, mask, shape and serving axes. `only_a` /
 /// `only_b` restrict the variants considered on each side.
 pub fn compare(a: &Profile, b: &Profile, only_a: Option<&str>, only_b: Option<&str>) -> Vec<Row> {
     let ok = |p: &&crate::profile::Point| matches!(p.status, PointStatus::Ok) && p.seconds.is_some();
     let mut rows = Vec::new();
     for pa in a.points.iter().filter(ok).filter(|p| only_a.is_none_or(|v| p.variant == v)) {
         for pb in b.points.iter().filter(ok).filter(|p| only_b.is_none_or(|v| p.variant == v)) {
-            if pa.phase != pb.phase || pa.mask != pb.mask || pa.shape != pb.shape {
+            if pa.phase != pb.phase || pa.mask != pb.mask || pa.shape != pb.shape || pa.serving != pb.serving {
                 continue;
             }
             let (sa, sb) = (pa.seconds.expect("filtered").median, pb.seconds.expect("filtered").median);

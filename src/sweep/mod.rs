@@ -17,10 +17,14 @@ pub mod worker;
 
 use crate::error::{invalid, Result};
 use crate::mask::MaskRecipe;
+use crate::paged::mix::ServingAxes;
 use crate::problem::{Problem, Shape};
 use crate::profile::Phase;
 use crate::work::Variant;
 use serde::{Deserialize, Serialize};
+
+/// Largest K/V cache (bytes) a serving point is planned for: a TiB, several times any GPU's memory.
+pub const MAX_SERVING_BYTES: f64 = (1u64 << 40) as f64;
 
 /// H100 L2 size; input rotation makes every set's reuse distance at least twice this.
 pub const L2_BYTES: usize = 50 * 1024 * 1024;
@@ -39,6 +43,19 @@ pub struct SweepSpec {
     pub heads: usize,
     pub kv_heads: usize,
     pub head_dim: usize,
+    /// Decode variant only: the serving axes of its points (KV dtype, page size, ragged mix),
+    /// each a point of its own. Default: today's contiguous bf16 uniform points only; any other
+    /// is enumerated only when asked for (`--kv-dtype`, `--page-size`, `--mix`).
+    #[serde(default = "default_serving", skip_serializing_if = "is_default_serving")]
+    pub serving: Vec<ServingAxes>,
+}
+
+fn default_serving() -> Vec<ServingAxes> {
+    vec![ServingAxes::default()]
+}
+
+fn is_default_serving(v: &[ServingAxes]) -> bool {
+    v == default_serving()
 }
 
 impl Default for SweepSpec {
@@ -53,6 +70,7 @@ impl Default for SweepSpec {
             heads: 8,
             kv_heads: 1,
             head_dim: 128,
+            serving: default_serving(),
         }
     }
 }
@@ -75,21 +93,59 @@ pub struct PointSpec {
     pub phase: Phase,
     pub mask: MaskRecipe,
     pub shape: Shape,
+    /// Paged / fp8 / ragged decode (a mix point's `shape` has the mix's sequence count as
+    /// batch and its longest context as seq_k).
+    #[serde(default)]
+    pub serving: ServingAxes,
 }
 
 impl PointSpec {
-    /// The call this point measures (building its mask; a `csr` layout file is read).
+    /// The call this point measures (building its mask; a `csr` layout file is read). A serving
+    /// point (paged, fp8 or ragged) is refused: the paged decode kernel does not exist yet.
     pub fn problem(&self) -> Result<Problem> {
+        if !self.serving.is_default() {
+            return invalid(format!(
+                "no kernel yet: a paged decode point ({}) needs the serving-decode kernel (issue 18)",
+                self.serving.label().trim()
+            ));
+        }
         Ok(Problem::new(self.shape, self.mask.mask(self.shape.seq_q, self.shape.seq_k)?))
     }
     pub fn key(&self) -> String {
-        key(self.variant.name(), "attnjoule", self.phase, &self.mask, &self.shape)
+        key(self.variant.name(), "attnjoule", self.phase, &self.mask, &self.shape) + &self.serving.key_suffix()
+    }
+    /// A serving point's step as a paged kernel would run it: the batch, the default split plan
+    /// (132 SMs) and the step's bytes; what `--dry-run` shows until that kernel exists. A cache
+    /// beyond [`MAX_SERVING_BYTES`] is refused before anything is allocated.
+    pub fn paged_step(
+        &self,
+    ) -> Result<(crate::paged::PagedBatch, crate::paged::plan::SplitPlan, crate::work::PagedBytes)> {
+        let bytes = self.serving.cache_bytes(&self.shape);
+        if bytes > MAX_SERVING_BYTES {
+            return invalid(format!(
+                "a paged cache of {:.0} GiB is beyond any GPU (at most {:.0} GiB planned)",
+                bytes / GIB,
+                MAX_SERVING_BYTES / GIB
+            ));
+        }
+        let b = self.serving.batch(&self.shape)?;
+        let masks = b.masks(&self.mask)?;
+        let plan = crate::paged::plan::plan(&b, &masks, &Default::default())?;
+        let (_, bytes) = crate::work::paged_decode(&b, &masks, &plan);
+        Ok((b, plan, bytes))
     }
     pub fn label(&self) -> String {
         let s = &self.shape;
         match self.phase {
             Phase::Prefill => format!("{} prefill {} ctx={}", self.variant.name(), self.mask, s.seq_k),
-            Phase::Decode => format!("{} decode {} ctx={} q={}", self.variant.name(), self.mask, s.seq_k, s.seq_q),
+            Phase::Decode => format!(
+                "{} decode {} ctx={} q={}{}",
+                self.variant.name(),
+                self.mask,
+                s.seq_k,
+                s.seq_q,
+                self.serving.label()
+            ),
         }
     }
 }
@@ -125,16 +181,24 @@ pub fn enumerate(spec: &SweepSpec) -> Result<Vec<PointSpec>> {
             for mask in &spec.masks {
                 for &ctx in &spec.contexts {
                     let (b, h, hk, d) = (spec.batch, spec.heads, spec.kv_heads, spec.head_dim);
-                    let shapes: Vec<Shape> = match phase {
-                        Phase::Prefill => vec![Shape::prefill(b, ctx, h, hk, d)],
+                    // Serving axes apply to the decode kernel; every other point is contiguous bf16.
+                    let axes = match variant {
+                        Variant::Decode => spec.serving.clone(),
+                        _ => default_serving(),
+                    };
+                    let shapes: Vec<(Shape, ServingAxes)> = match phase {
+                        Phase::Prefill => vec![(Shape::prefill(b, ctx, h, hk, d), ServingAxes::default())],
                         Phase::Decode => spec
                             .decode_tokens
                             .iter()
                             .filter(|&&q| q <= ctx)
-                            .map(|&q| Shape::decode(b, q, ctx, h, hk, d))
+                            .flat_map(|&q| {
+                                axes.iter()
+                                    .map(move |a| (Shape::decode(a.mix.map_or(b, |m| m.count), q, ctx, h, hk, d), *a))
+                            })
                             .collect(),
                     };
-                    for shape in shapes {
+                    for (shape, serving) in shapes {
                         let at = |m: String| {
                             crate::Error::Invalid(format!("{phase} point of {} queries x {ctx} keys: {m}", shape.seq_q))
                         };
@@ -145,7 +209,7 @@ pub fn enumerate(spec: &SweepSpec) -> Result<Vec<PointSpec>> {
                         shape.validate_for_kernels().map_err(plain)?;
                         // Every point's mask must build: refused here, before anything runs.
                         mask.validate(shape.seq_q, shape.seq_k).map_err(plain)?;
-                        let p = PointSpec { variant, phase, mask: mask.clone(), shape };
+                        let p = PointSpec { variant, phase, mask: mask.clone(), shape, serving };
                         if seen.insert(p.key()) {
                             out.push(p);
                         }

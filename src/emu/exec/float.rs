@@ -126,6 +126,9 @@ pub(super) fn half_to_f64(v: u64, t: Ty) -> f64 {
 
 pub(super) fn cvt(v: u64, i: &Inst, relu: bool) -> u64 {
     let (dst, src) = (i.ty, i.ty2);
+    if dst.is_fp8() || src.is_fp8() {
+        return cvt_fp8(v, dst, src, relu);
+    }
     if src.is_float() {
         let mut x = match src {
             Ty::F32 => ftz32(f32::from_bits(v as u32), i.ftz) as f64,
@@ -322,9 +325,18 @@ pub(super) fn convert(r: &mut [u64], m: u32, i: &Inst, relu: bool) {
     });
 }
 
-/// cvt.{bf16x2,f16x2}.f32 d, a, b: a in the upper half.
+/// cvt.{bf16x2,f16x2}.f32 d, a, b: a in the upper half; cvt.rn.satfinite.{e4m3x2,e5m2x2}.f32:
+/// a in the upper byte.
 #[inline(always)]
 pub(super) fn cvt_pack(r: &mut [u64], m: u32, i: &Inst, relu: bool) {
+    if matches!(i.ty, Ty::E4m3x2 | Ty::E5m2x2) {
+        let e4 = i.ty == Ty::E4m3x2;
+        lanes!(m, lane, {
+            let f = |v: u64| f64_f8(f32::from_bits(v as u32) as f64, e4, relu) as u64;
+            r[ix(i.d, lane)] = f(r[ix(i.a, lane)]) << 8 | f(r[ix(i.b, lane)]);
+        });
+        return;
+    }
     let bfl = i.ty == Ty::Bf16x2;
     lanes!(m, lane, {
         let conv = |v: u64| {
@@ -340,6 +352,134 @@ pub(super) fn cvt_pack(r: &mut [u64], m: u32, i: &Inst, relu: bool) {
         };
         r[ix(i.d, lane)] = conv(r[ix(i.a, lane)]) << 16 | conv(r[ix(i.b, lane)]);
     });
+}
+
+// ---- fp8 (OCP E4M3: bias 7, 3 mantissa bits, no infinity, NaN S.1111.111, largest 448;
+// E5M2: bias 15, 2 mantissa bits, IEEE-like infinity and NaNs, largest 57344) ----------------
+
+/// The canonical NaN the emulator writes for an fp8 result (both formats) and for an f16 result
+/// of a NaN fp8 input. What the hardware writes is to be confirmed on a GPU.
+pub(super) const F8_NAN: u8 = 0x7f;
+pub(super) const F16_NAN: u16 = 0x7fff;
+
+/// 2^e for the exponents fp8 needs (a normal f64).
+const fn pow2(e: i32) -> f64 {
+    f64::from_bits(((e + 1023) as u64) << 52)
+}
+
+/// The value of fp8 code `b`, exactly (e4m3: bias 7, S.1111.111 NaN; e5m2: bias 15, IEEE-style
+/// infinities and NaNs).
+const fn f8_decode(b: u8, e4m3: bool) -> f64 {
+    let (mb, bias) = if e4m3 { (3u32, 7i32) } else { (2, 15) };
+    let e = ((b & 0x7f) >> mb) as i32;
+    let m = (b as u32) & ((1 << mb) - 1);
+    let emax = if e4m3 { 15 } else { 31 };
+    let v = if e4m3 && e == emax && m == 7 {
+        f64::NAN
+    } else if !e4m3 && e == emax {
+        if m == 0 {
+            f64::INFINITY
+        } else {
+            f64::NAN
+        }
+    } else if e == 0 {
+        m as f64 * pow2(1 - bias - mb as i32)
+    } else {
+        ((1u32 << mb) + m) as f64 * pow2(e - bias - mb as i32)
+    };
+    if b & 0x80 != 0 {
+        -v
+    } else {
+        v
+    }
+}
+
+const fn f8_table(e4m3: bool) -> [f64; 256] {
+    let mut t = [0f64; 256];
+    let mut c = 0;
+    while c < 256 {
+        t[c] = f8_decode(c as u8, e4m3);
+        c += 1;
+    }
+    t
+}
+
+static E4M3: [f64; 256] = f8_table(true);
+static E5M2: [f64; 256] = f8_table(false);
+
+/// The value of fp8 `b` (e4m3 or e5m2), exactly (a table: wgmma decodes every operand element).
+#[inline(always)]
+pub(super) fn f8_f64(b: u8, e4m3: bool) -> f64 {
+    if e4m3 {
+        E4M3[b as usize]
+    } else {
+        E5M2[b as usize]
+    }
+}
+
+/// `x` rounded to nearest even in e4m3 / e5m2 with `.satfinite` (finite values and infinities
+/// beyond the largest finite value give the largest finite value of that sign; NaN gives
+/// [`F8_NAN`]); `.relu` turns negative results (and -0) into +0.
+pub(super) fn f64_f8(x: f64, e4m3: bool, relu: bool) -> u8 {
+    let (mb, bias, maxv, maxcode) = if e4m3 { (3i32, 7i32, 448.0, 0x7eu8) } else { (2, 15, 57344.0, 0x7b) };
+    if x.is_nan() {
+        return F8_NAN;
+    }
+    let x = if relu && x.is_sign_negative() { 0.0 } else { x };
+    let sign = if x.is_sign_negative() { 0x80u8 } else { 0 };
+    let a = x.abs();
+    if a == 0.0 {
+        return sign;
+    }
+    if a >= maxv {
+        return sign | maxcode;
+    }
+    // a is normal in f64 (it came from an f32 or f16): its exponent from the bits.
+    let e = ((a.to_bits() >> 52) as i32) - 1023;
+    let q = e.max(1 - bias) - mb; // exponent of one unit in the last place
+    let n = (a * pow2(-q)).round_ties_even(); // exact scaling, then RNE
+    if n * pow2(q) > maxv {
+        return sign | maxcode;
+    }
+    let n = n as u32;
+    // n < 2^mb only for subnormals (q is then the subnormal quantum); rounding up may carry into
+    // the next binade (n = 2^(mb+1)).
+    let (ef, m) = if n < (1 << mb) {
+        (0u32, n)
+    } else if n == 1 << (mb + 1) {
+        ((q + mb + 1 + bias) as u32, 0)
+    } else {
+        ((q + mb + bias) as u32, n - (1 << mb))
+    };
+    sign | (ef << mb | m) as u8
+}
+
+/// fp8 `b` as f16 bits (exact; NaN as [`F16_NAN`]), `.relu`: negative to +0.
+fn f8_f16(b: u8, e4m3: bool, relu: bool) -> u16 {
+    let v = f8_f64(b, e4m3);
+    if v.is_nan() {
+        return F16_NAN;
+    }
+    if relu && v.is_sign_negative() {
+        return 0;
+    }
+    f16::from_f64(v).to_bits()
+}
+
+/// The single-source fp8 conversions: {e4m3x2,e5m2x2} <- f16x2 and f16x2 <- {e4m3x2,e5m2x2},
+/// each half (byte) converted on its own, upper to upper.
+fn cvt_fp8(v: u64, dst: Ty, src: Ty, relu: bool) -> u64 {
+    match (dst, src) {
+        (Ty::F16x2, s) => {
+            let e4 = s == Ty::E4m3x2;
+            (f8_f16((v >> 8) as u8, e4, relu) as u64) << 16 | f8_f16(v as u8, e4, relu) as u64
+        }
+        (d, _) => {
+            let e4 = d == Ty::E4m3x2;
+            let h = |x: u64| f64_f8(f16_f64(x as u16), e4, relu) as u64;
+            h(v >> 16) << 8 | h(v)
+        }
+    }
 }
 
 #[cfg(test)]

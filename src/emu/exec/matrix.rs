@@ -1,6 +1,7 @@
-//! `ldmatrix`: each lane supplies the address of one 16-byte row of shared memory; the rows are
-//! read whole (one bounds check, one pass of the shadow, the bank model on 4-word blocks), element
-//! by element only when a row is out of bounds so that a finding names the element.
+//! `ldmatrix` and `stmatrix`: each lane supplies the address of one 16-byte row of shared memory;
+//! the rows are read (written) whole (one bounds check, one pass of the shadow, the bank model on
+//! 4-word blocks for ldmatrix), element by element only when a row is out of bounds so that a
+//! finding names the element.
 
 use super::super::ir::*;
 use super::lanes::ix;
@@ -109,6 +110,75 @@ impl Blk<'_, '_> {
                 }
             }
         }
+        Ok(())
+    }
+}
+
+impl Blk<'_, '_> {
+    /// stmatrix.sync.aligned.m8n8.x{1,2,4}{.trans}{.shared}.b16 (`f`: num, trans, generic): the
+    /// inverse of ldmatrix. Register j of lane l holds elements (l/4, 2(l%4)) and (l/4, 2(l%4)+1)
+    /// of matrix j, low half first (with .trans, elements (2(l%4), l/4) and (2(l%4)+1, l/4));
+    /// lane 8j+i gives the address of row i of matrix j. Each row is one 16-byte store (counted
+    /// as one shared store request for the whole instruction, with the bank model over all its
+    /// rows' words). A generic address outside the shared window is a shared out-of-bounds fault.
+    /// Not inlined: it is rare, and the dispatcher's loop stays small.
+    #[inline(never)]
+    pub(super) fn stmatrix(
+        &mut self,
+        r: &[u64],
+        m: u32,
+        i: &Inst,
+        f: (u8, bool, bool),
+        live: u32,
+        w: u32,
+    ) -> Result<()> {
+        let (num, trans, generic) = f;
+        let l = self.l;
+        self.check_members(u32::MAX, m, live, w, i.line, "stmatrix.sync");
+        let src = &l.k.ext[i.ext_start as usize..i.ext_start as usize + num as usize];
+        let mut rows = [[0u16; 8]; 32];
+        for lane in 0..32usize {
+            let (g, q) = (lane / 4, lane % 4);
+            for (j, &reg) in src.iter().enumerate() {
+                let v = r[ix(reg, lane)];
+                let (v0, v1) = (v as u16, (v >> 16) as u16);
+                let mat = &mut rows[8 * j..8 * j + 8];
+                if trans {
+                    mat[2 * q][g] = v0;
+                    mat[2 * q + 1][g] = v1;
+                } else {
+                    mat[g][2 * q] = v0;
+                    mat[g][2 * q + 1] = v1;
+                }
+            }
+        }
+        for (lane, row) in rows.iter().enumerate().take(8 * num as usize) {
+            let base = if i.a == NOREG { 0 } else { r[ix(i.a, lane)] };
+            let addr = base.wrapping_add(i.imm as u64);
+            self.check_align(addr, 16, w, lane, i.line)?;
+            let sp = if generic { Space::Generic } else { Space::Shared };
+            match self.resolve(sp, addr, w, lane) {
+                Resolved::Shared(off) if off + 16 <= self.shared.len() as u64 => {
+                    if l.counters {
+                        self.words.extend((off >> 2) as u32..=((off + 15) >> 2) as u32);
+                    }
+                    if l.sanitize {
+                        self.shadow_access(off, 16, 2, true, w, lane, i.line);
+                    }
+                    let o = off as usize;
+                    for (e, x) in row.iter().enumerate() {
+                        self.shared[o + 2 * e..o + 2 * e + 2].copy_from_slice(&x.to_le_bytes());
+                    }
+                }
+                _ => {
+                    // Out of bounds: element by element, so the finding names the element.
+                    for (e, &x) in row.iter().enumerate() {
+                        self.access(Space::Shared, addr + 2 * e as u64, 2, Some(x as u64), w, lane, i.line)?;
+                    }
+                }
+            }
+        }
+        self.finish_shared_request(false);
         Ok(())
     }
 }

@@ -261,6 +261,9 @@ impl<'a> Blk<'a, '_> {
         lane: usize,
         line: u32,
     ) {
+        if write && (self.wg.busy_total | self.wg.retired_total) != 0 {
+            self.wg_store(off, size, w, lane, line); // wgmma operands in flight (exec/wgmma_check.rs)
+        }
         let tid = (w * 32 + lane as u32) as u16;
         let (epoch, start, ws, atomic) = (self.epoch, self.block_start, self.wsync[w as usize], self.atomic);
         // One finding per warp instruction: only the first byte in conflict is reported, so the

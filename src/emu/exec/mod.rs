@@ -6,8 +6,9 @@
 //! - [`sched`]: the warps of a block, reconvergence, the block loop and deadlock detection;
 //! - families: [`alu`] (integer, bits, compare, move), [`float`] (float arithmetic, conversions,
 //!   exact rounding), [`memory`] (address resolution, ld/st, atomics, cvta), [`async_copy`]
-//!   (cp.async and its groups), [`matrix`] (ldmatrix), [`warp`] (shfl, vote, redux, warp sync,
-//!   member masks), [`sync`] (CTA barriers), [`tensor`] (mma), [`control`] (branch, exit, clock);
+//!   (cp.async and its groups), [`matrix`] (ldmatrix, stmatrix), [`warp`] (shfl, vote, redux, warp
+//!   sync, member masks), [`sync`] (CTA barriers), [`tensor`] (mma), [`wgmma`] (wgmma and its
+//!   descriptors) with [`wgmma_check`] (its sanitizer rules), [`control`] (branch, exit, clock);
 //! - [`lanes`]: the structure-of-arrays register file and the per-lane loops.
 
 mod alu;
@@ -21,8 +22,11 @@ mod sched;
 mod sync;
 mod tensor;
 mod warp;
+mod wgmma;
+mod wgmma_check;
 
 pub use sched::run_block;
+pub use wgmma::{fp8_error_bound, MatDesc};
 
 use super::ir::*;
 use super::memory::Alloc;
@@ -33,6 +37,7 @@ use lanes::{ix, lanes};
 use sched::Warp;
 use std::sync::{Arc, Mutex};
 use sync::CtaBarriers;
+use wgmma_check::WgState;
 
 /// Findings kept per block (all are counted).
 pub const FINDINGS_PER_BLOCK: usize = 32;
@@ -72,6 +77,7 @@ pub struct Scratch {
     warps: Vec<Warp>,
     words: Vec<u32>,
     sectors: Vec<u64>,
+    wg: WgState,
 }
 
 /// One block in execution: its memories, barriers and per-instruction bookkeeping.
@@ -100,6 +106,8 @@ struct Blk<'a, 's> {
     last_alloc: std::cell::Cell<usize>,
     /// The current access is an atomic: atomics do not race with each other.
     atomic: bool,
+    /// wgmma: the sanitizer's in-flight state and the executor's operand scratch.
+    wg: &'s mut WgState,
 }
 
 fn err_at(k: &Kernel, line: u32, msg: impl std::fmt::Display) -> Error {
@@ -135,6 +143,8 @@ impl Blk<'_, '_> {
         let l = self.l;
         let k = l.k;
         let insts = &k.insts[..];
+        // wgmma fragment registers, for the sanitizer's register rules (wgmma kernels only).
+        let wg = if l.sanitize { k.wg.as_deref() } else { None };
         loop {
             let (pc, active) = warp.select();
             let i = &insts[pc as usize];
@@ -160,6 +170,12 @@ impl Blk<'_, '_> {
                     Class::Tensor => c.inst_tensor += n,
                     Class::Control => c.inst_control += n,
                     Class::Sync => c.inst_sync += n,
+                }
+            }
+            if let Some(info) = wg {
+                let p = pc as usize;
+                if m != 0 && info.start[p] != info.start[p + 1] && !matches!(i.op, Op::Wgmma(_)) {
+                    self.wg_touch(info, p, w, m, i.line);
                 }
             }
             match i.op {
@@ -193,6 +209,7 @@ impl Blk<'_, '_> {
                 Op::CpCommit => self.cp_commit(warp),
                 Op::CpWait { n, all } => self.cp_wait(warp, n, all, w),
                 Op::Ldmatrix { num, trans } => self.ldmatrix(r, m, i, num, trans, warp.live, w)?,
+                Op::Stmatrix { num, trans, generic } => self.stmatrix(r, m, i, (num, trans, generic), warp.live, w)?,
                 // Warp-level collectives.
                 Op::Shfl(mode) => self.shfl(r, m, i, mode, warp.live, w),
                 Op::Vote(mode) => self.vote(r, m, i, mode, warp.live, w),
@@ -210,6 +227,10 @@ impl Blk<'_, '_> {
                 }
                 // Tensor core.
                 Op::Mma { k: kk, bf16 } => self.mma(r, m, i, kk, bf16, warp.live, w),
+                Op::Wgmma(cfg) => self.wgmma(r, m, i, cfg, warp.live, w, pc)?,
+                Op::WgFence => self.wg_fence(w, i.line),
+                Op::WgCommit => self.wg_commit(w),
+                Op::WgWait { n } => self.wg_wait(w, n),
                 // Control: these move the PCs themselves.
                 Op::Bra { target } => {
                     control::bra(warp, pc, active, m, target);

@@ -170,6 +170,7 @@ pub fn run_block(l: &LaunchCtx, bid: u64, s: &mut Scratch) -> Result<BlockOut> {
         }
     }
     s.epoch += 1;
+    s.wg.reset(l);
     let mut b = Blk {
         l,
         shared: &mut s.shared[..l.shared_bytes as usize],
@@ -187,6 +188,7 @@ pub fn run_block(l: &LaunchCtx, bid: u64, s: &mut Scratch) -> Result<BlockOut> {
         atomic: false,
         wsync: [0; 32],
         last_alloc: std::cell::Cell::new(0),
+        wg: &mut s.wg,
     };
     let warps = &mut s.warps;
     loop {
@@ -230,6 +232,7 @@ pub fn run_block(l: &LaunchCtx, bid: u64, s: &mut Scratch) -> Result<BlockOut> {
         }
         return Err(err_at(k, 0, msg));
     }
+    b.wg_finish();
     s.epoch = b.epoch;
     Ok(b.out)
 }

@@ -132,4 +132,6 @@ pub struct Kernel {
     pub local_bytes: u32,
     /// Module `.const` data (const space).
     pub const_data: std::sync::Arc<Vec<u8>>,
+    /// wgmma fragment registers by virtual register, for the sanitizer (None without wgmma).
+    pub wg: WgInfoRef,
 }

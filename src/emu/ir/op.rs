@@ -4,6 +4,7 @@
 //! [`Inst::for_each_reg`], one in `parse/inst.rs`'s dispatch and one in `exec/mod.rs`'s.
 
 use super::{AtomOp, BoolOp, Cmp, FBin, FUn, IBin, IUn, Inst, ShflMode, Space, VoteMode, NOREG};
+use std::sync::Arc;
 
 /// What an instruction does. One flat enum, so that the executor dispatches with one `match`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -87,6 +88,13 @@ pub enum Op {
         num: u8,
         trans: bool,
     },
+    /// stmatrix m8n8 .x{1,2,4} {.trans} [a+imm]: the extra operands are the sources; `generic`:
+    /// no `.shared`, the address is generic (and must point into shared memory).
+    Stmatrix {
+        num: u8,
+        trans: bool,
+        generic: bool,
+    },
 
     // ---- warp-level collectives (parse/warp.rs, exec/warp.rs) ----
     /// shfl.sync d|d2, a (value), b (lane or offset), c (clamp and segment mask), e (members)
@@ -113,6 +121,18 @@ pub enum Op {
         bf16: bool,
     },
 
+    // ---- warpgroup tensor core (parse/tensor.rs, exec/wgmma.rs) ----
+    /// wgmma.mma_async: the extra operands are the D fragment, then the four A registers when
+    /// A is in registers; a = A descriptor (NOREG with A in registers), b = B descriptor,
+    /// c = scale-d predicate.
+    Wgmma(WgmmaCfg),
+    WgFence,
+    WgCommit,
+    /// wgmma.wait_group n
+    WgWait {
+        n: u32,
+    },
+
     // ---- control (parse/control.rs, exec/control.rs) ----
     Bra {
         target: u32,
@@ -135,8 +155,13 @@ pub enum Class {
 impl Op {
     pub fn class(&self) -> Class {
         match self {
-            Op::Ld { .. } | Op::St { .. } | Op::Atom { .. } | Op::Ldmatrix { .. } | Op::CpAsync { .. } => Class::Memory,
-            Op::Mma { .. } => Class::Tensor,
+            Op::Ld { .. }
+            | Op::St { .. }
+            | Op::Atom { .. }
+            | Op::Ldmatrix { .. }
+            | Op::Stmatrix { .. }
+            | Op::CpAsync { .. } => Class::Memory,
+            Op::Mma { .. } | Op::Wgmma(_) => Class::Tensor,
             Op::Bra { .. } | Op::Exit => Class::Control,
             Op::Bar { .. }
             | Op::WarpSync
@@ -144,6 +169,9 @@ impl Op {
             | Op::Vote(_)
             | Op::CpCommit
             | Op::CpWait { .. }
+            | Op::WgFence
+            | Op::WgCommit
+            | Op::WgWait { .. }
             | Op::Redux(_) => Class::Sync,
             _ => Class::Arith,
         }
@@ -176,7 +204,14 @@ impl Inst {
         let xs = self.ext_regs(ext);
         g(self.guard, Use);
         match self.op {
-            Op::Nop | Op::Exit | Op::Bra { .. } | Op::CpCommit | Op::CpWait { .. } => {}
+            Op::Nop
+            | Op::Exit
+            | Op::Bra { .. }
+            | Op::CpCommit
+            | Op::CpWait { .. }
+            | Op::WgFence
+            | Op::WgCommit
+            | Op::WgWait { .. } => {}
             Op::Mov | Op::IUn(_) | Op::FUn(_) | Op::Cvt { .. } | Op::Cvta { .. } => {
                 g(self.a, Use);
                 g(self.d, Def);
@@ -264,6 +299,22 @@ impl Inst {
                 g(self.a, Use);
                 xs.iter().for_each(|&r| g(r, Def));
             }
+            Op::Stmatrix { .. } => {
+                g(self.a, Use);
+                xs.iter().for_each(|&r| g(r, Use));
+            }
+            Op::Wgmma(cfg) => {
+                // Executed at issue (see exec/wgmma.rs): D is read (scale-d) and written there.
+                let nd = cfg.d_regs() as usize;
+                g(self.a, Use);
+                g(self.b, Use);
+                g(self.c, Use);
+                xs[nd.min(xs.len())..].iter().for_each(|&r| g(r, Use));
+                xs[..nd.min(xs.len())].iter().for_each(|&r| {
+                    g(r, Use);
+                    g(r, Def);
+                });
+            }
             Op::CpAsync { .. } => {
                 g(self.a, Use);
                 g(self.b, Use);
@@ -273,3 +324,134 @@ impl Inst {
         }
     }
 }
+
+/// Element type of a wgmma operand.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WgElem {
+    Bf16,
+    F16,
+    E4m3,
+    E5m2,
+}
+
+impl WgElem {
+    pub fn bytes(self) -> u32 {
+        match self {
+            WgElem::Bf16 | WgElem::F16 => 2,
+            WgElem::E4m3 | WgElem::E5m2 => 1,
+        }
+    }
+    fn code(self) -> u32 {
+        self as u32
+    }
+    fn from_code(c: u32) -> WgElem {
+        match c & 3 {
+            0 => WgElem::Bf16,
+            1 => WgElem::F16,
+            2 => WgElem::E4m3,
+            _ => WgElem::E5m2,
+        }
+    }
+}
+
+/// The static part of a `wgmma.mma_async` (shape, types, immediates), packed into 32 bits so that
+/// [`Op`] stays small: bits 0..6 N/8, 6..8 A type, 8..10 B type, 10 f16 accumulator, 11 A in
+/// registers, 12/13 imm-scale-a/b = -1, 14/15 imm-trans-a/b = 1.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct WgmmaCfg(pub u32);
+
+impl WgmmaCfg {
+    #[allow(clippy::too_many_arguments)]
+    pub fn new(
+        n: u32,
+        at: WgElem,
+        bt: WgElem,
+        f16_acc: bool,
+        a_regs: bool,
+        neg_a: bool,
+        neg_b: bool,
+        tnsp_a: bool,
+        tnsp_b: bool,
+    ) -> WgmmaCfg {
+        WgmmaCfg(
+            (n / 8)
+                | at.code() << 6
+                | bt.code() << 8
+                | (f16_acc as u32) << 10
+                | (a_regs as u32) << 11
+                | (neg_a as u32) << 12
+                | (neg_b as u32) << 13
+                | (tnsp_a as u32) << 14
+                | (tnsp_b as u32) << 15,
+        )
+    }
+    pub fn n(self) -> u32 {
+        (self.0 & 63) * 8
+    }
+    pub fn a_type(self) -> WgElem {
+        WgElem::from_code(self.0 >> 6)
+    }
+    pub fn b_type(self) -> WgElem {
+        WgElem::from_code(self.0 >> 8)
+    }
+    /// K of one instruction: 32 bytes of each operand row (k16 for 16-bit types, k32 for fp8).
+    pub fn k(self) -> u32 {
+        32 / self.a_type().bytes()
+    }
+    pub fn f16_acc(self) -> bool {
+        self.0 >> 10 & 1 != 0
+    }
+    pub fn a_regs(self) -> bool {
+        self.0 >> 11 & 1 != 0
+    }
+    pub fn neg_a(self) -> bool {
+        self.0 >> 12 & 1 != 0
+    }
+    pub fn neg_b(self) -> bool {
+        self.0 >> 13 & 1 != 0
+    }
+    /// A is MN-major (imm-trans-a = 1).
+    pub fn tnsp_a(self) -> bool {
+        self.0 >> 14 & 1 != 0
+    }
+    /// B is MN-major (imm-trans-b = 1).
+    pub fn tnsp_b(self) -> bool {
+        self.0 >> 15 & 1 != 0
+    }
+    /// Registers of the D fragment per thread: N/2 f32, or N/4 f16x2.
+    pub fn d_regs(self) -> u32 {
+        if self.f16_acc() {
+            self.n() / 4
+        } else {
+            self.n() / 2
+        }
+    }
+    /// The shape and types: two wgmmas chaining on one accumulator must agree on these.
+    pub fn shape(self) -> u32 {
+        self.0 & 0x7ff
+    }
+}
+
+/// What the sanitizer needs to check wgmma's register rules by virtual register (register
+/// allocation lets values whose live ranges do not overlap share a slot, so slots cannot tell a
+/// wgmma fragment from a later value that reuses its slot). Built by `regalloc::allocate` from the
+/// unallocated kernel when it has a wgmma.
+#[derive(Debug, Clone, Default)]
+pub struct WgInfo {
+    /// Virtual registers that are a wgmma D or register-A fragment somewhere, numbered 0..nregs.
+    pub nregs: u32,
+    /// Per instruction, `regs[start[p]..start[p + 1]]`: for a wgmma its D then A registers, for
+    /// any other instruction the fragment registers it reads or writes.
+    pub start: Vec<u32>,
+    pub regs: Vec<u32>,
+}
+
+impl WgInfo {
+    #[inline(always)]
+    pub fn regs_of(&self, pc: usize) -> &[u32] {
+        &self.regs[self.start[pc] as usize..self.start[pc + 1] as usize]
+    }
+}
+
+/// Shared handle on a kernel's [`WgInfo`].
+pub type WgInfoRef = Option<Arc<WgInfo>>;

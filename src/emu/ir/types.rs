@@ -21,6 +21,11 @@ pub enum Ty {
     F32,
     F64,
     Pred,
+    /// fp8 (OCP E4M3 / E5M2): single elements (wgmma operand types) and the packed pairs of cvt.
+    E4m3,
+    E5m2,
+    E4m3x2,
+    E5m2x2,
 }
 
 impl Ty {
@@ -45,13 +50,17 @@ impl Ty {
             "f32" => Ty::F32,
             "f64" => Ty::F64,
             "pred" => Ty::Pred,
+            "e4m3" => Ty::E4m3,
+            "e5m2" => Ty::E5m2,
+            "e4m3x2" => Ty::E4m3x2,
+            "e5m2x2" => Ty::E5m2x2,
             _ => return None,
         })
     }
     pub fn bits(self) -> u32 {
         match self {
-            Ty::B8 | Ty::U8 | Ty::S8 => 8,
-            Ty::B16 | Ty::U16 | Ty::S16 | Ty::F16 | Ty::Bf16 => 16,
+            Ty::B8 | Ty::U8 | Ty::S8 | Ty::E4m3 | Ty::E5m2 => 8,
+            Ty::B16 | Ty::U16 | Ty::S16 | Ty::F16 | Ty::Bf16 | Ty::E4m3x2 | Ty::E5m2x2 => 16,
             Ty::B32 | Ty::U32 | Ty::S32 | Ty::F32 | Ty::F16x2 | Ty::Bf16x2 => 32,
             Ty::B64 | Ty::U64 | Ty::S64 | Ty::F64 => 64,
             Ty::Pred => 1,
@@ -65,6 +74,10 @@ impl Ty {
     }
     pub fn is_float(self) -> bool {
         matches!(self, Ty::F16 | Ty::Bf16 | Ty::F32 | Ty::F64 | Ty::F16x2 | Ty::Bf16x2)
+    }
+    /// An fp8 type, single or packed.
+    pub fn is_fp8(self) -> bool {
+        matches!(self, Ty::E4m3 | Ty::E5m2 | Ty::E4m3x2 | Ty::E5m2x2)
     }
 }
 

@@ -195,6 +195,8 @@ pub(super) fn lower_inst(f: &mut FnCtx, st: &Stmt) -> R<Option<Inst>> {
         "activemask" => warp::activemask(f, &p, i)?,
         "bar" | "barrier" => sync::barrier(f, &p, i)?,
         "mma" => tensor::mma(f, &p, i)?,
+        "wgmma" => tensor::wgmma(f, &p, i)?,
+        "stmatrix" => tensor::stmatrix(f, &p, i)?,
         "bra" => control::bra(f, &p, i)?,
         "ret" | "exit" => control::exit(i),
         "membar" | "fence" | "prefetch" | "prefetchu" | "nanosleep" | "griddepcontrol" => control::hint(i),

@@ -256,6 +256,7 @@ fn lower_entry(
         shared_static,
         local_bytes: align_up(local, 16),
         const_data: Arc::new(md.const_data.clone()),
+        wg: None,
     };
     if alloc {
         regalloc::allocate(&mut k).map_err(|e| (k.name.clone(), e))?;

@@ -66,6 +66,7 @@ pub fn blank_point(spec: &PointSpec, status: PointStatus) -> Point {
         phase: spec.phase,
         mask: spec.mask.clone(),
         shape: spec.shape,
+        serving: spec.serving,
         status,
         flops: work.flops,
         min_bytes: work.min_bytes,
