@@ -153,6 +153,8 @@ fn default_plan() -> Vec<Step> {
         step("test-device_backends", Fg, Test("device_backends", 5.0)),
         step("test-flash", Fg, Test("flash", 15.0)),
         step("test-decode", Fg, Test("decode", 15.0)),
+        // Hopper's asynchronous instructions (TMA, mbarrier, bulk copies) against the emulator.
+        step("test-emu_async", Fg, Test("emu_async", 10.0)),
         // wgmma, stmatrix and fp8 conversions against the emulator (tests/emu_wgmma.rs).
         step("test-emu_wgmma", Fg, Test("emu_wgmma", 20.0)),
         // Six points of the budget protocol's size, a GEMM, the NVML and ncu-command tests.

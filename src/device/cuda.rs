@@ -8,6 +8,7 @@
 //! its inputs (buffers must be live allocations of this device, launch arguments must match the
 //! kernel's parameter list) before handing pointers to the driver.
 
+use super::tensor_map::{Interleave, L2Promotion, TensorMapElem, TensorMapFill, TensorMapSwizzle};
 use super::*;
 use crate::Error;
 use cudarc::driver::result as cu;
@@ -332,6 +333,92 @@ impl CudaDevice {
 
 /// The byte size of each kernel parameter, from cuFuncGetParamInfo (CUDA 12.4+). None when the
 /// driver cannot tell, in which case launches are not checked against the parameter list.
+/// `cuTensorMapEncodeTiled` on `spec` as it is, without [`TensorMapSpec::validate`] first (the
+/// GPU tests hold the crate's rules to the driver's with it). Needs a loaded driver ([`probe`]).
+pub fn encode_with_driver(spec: &TensorMapSpec) -> Result<TensorMap> {
+    use sys::CUtensorMapDataType as T;
+    probe().map_err(Error::NoGpu)?;
+    let r = spec.rank();
+    if r == 0 || spec.strides.len() + 1 != r || spec.box_dims.len() != r || spec.element_strides.len() != r {
+        return Err(Error::Invalid("tensor map arrays of inconsistent lengths".into()));
+    }
+    let dtype = match spec.elem {
+        TensorMapElem::U8 => T::CU_TENSOR_MAP_DATA_TYPE_UINT8,
+        TensorMapElem::U16 => T::CU_TENSOR_MAP_DATA_TYPE_UINT16,
+        TensorMapElem::U32 => T::CU_TENSOR_MAP_DATA_TYPE_UINT32,
+        TensorMapElem::I32 => T::CU_TENSOR_MAP_DATA_TYPE_INT32,
+        TensorMapElem::U64 => T::CU_TENSOR_MAP_DATA_TYPE_UINT64,
+        TensorMapElem::I64 => T::CU_TENSOR_MAP_DATA_TYPE_INT64,
+        TensorMapElem::F16 => T::CU_TENSOR_MAP_DATA_TYPE_FLOAT16,
+        TensorMapElem::F32 => T::CU_TENSOR_MAP_DATA_TYPE_FLOAT32,
+        TensorMapElem::F64 => T::CU_TENSOR_MAP_DATA_TYPE_FLOAT64,
+        TensorMapElem::Bf16 => T::CU_TENSOR_MAP_DATA_TYPE_BFLOAT16,
+        TensorMapElem::F32Ftz => T::CU_TENSOR_MAP_DATA_TYPE_FLOAT32_FTZ,
+        TensorMapElem::Tf32 => T::CU_TENSOR_MAP_DATA_TYPE_TFLOAT32,
+        TensorMapElem::Tf32Ftz => T::CU_TENSOR_MAP_DATA_TYPE_TFLOAT32_FTZ,
+    };
+    let interleave = match spec.interleave {
+        Interleave::None => sys::CUtensorMapInterleave::CU_TENSOR_MAP_INTERLEAVE_NONE,
+        Interleave::B16 => sys::CUtensorMapInterleave::CU_TENSOR_MAP_INTERLEAVE_16B,
+        Interleave::B32 => sys::CUtensorMapInterleave::CU_TENSOR_MAP_INTERLEAVE_32B,
+    };
+    let swizzle = match spec.swizzle {
+        TensorMapSwizzle::None => sys::CUtensorMapSwizzle::CU_TENSOR_MAP_SWIZZLE_NONE,
+        TensorMapSwizzle::B32 => sys::CUtensorMapSwizzle::CU_TENSOR_MAP_SWIZZLE_32B,
+        TensorMapSwizzle::B64 => sys::CUtensorMapSwizzle::CU_TENSOR_MAP_SWIZZLE_64B,
+        TensorMapSwizzle::B128 => sys::CUtensorMapSwizzle::CU_TENSOR_MAP_SWIZZLE_128B,
+        TensorMapSwizzle::B128Atom32 => sys::CUtensorMapSwizzle::CU_TENSOR_MAP_SWIZZLE_128B_ATOM_32B,
+        TensorMapSwizzle::B128Atom32Flip8 => sys::CUtensorMapSwizzle::CU_TENSOR_MAP_SWIZZLE_128B_ATOM_32B_FLIP_8B,
+        TensorMapSwizzle::B128Atom64 => sys::CUtensorMapSwizzle::CU_TENSOR_MAP_SWIZZLE_128B_ATOM_64B,
+    };
+    let l2 = match spec.l2_promotion {
+        L2Promotion::None => sys::CUtensorMapL2promotion::CU_TENSOR_MAP_L2_PROMOTION_NONE,
+        L2Promotion::B64 => sys::CUtensorMapL2promotion::CU_TENSOR_MAP_L2_PROMOTION_L2_64B,
+        L2Promotion::B128 => sys::CUtensorMapL2promotion::CU_TENSOR_MAP_L2_PROMOTION_L2_128B,
+        L2Promotion::B256 => sys::CUtensorMapL2promotion::CU_TENSOR_MAP_L2_PROMOTION_L2_256B,
+    };
+    let oob = match spec.fill {
+        TensorMapFill::Zero => sys::CUtensorMapFloatOOBfill::CU_TENSOR_MAP_FLOAT_OOB_FILL_NONE,
+        TensorMapFill::Nan => sys::CUtensorMapFloatOOBfill::CU_TENSOR_MAP_FLOAT_OOB_FILL_NAN_REQUEST_ZERO_FMA,
+    };
+    // The map is written into cudarc's CUtensorMap (128-byte aligned; cuda.h asks 64).
+    let mut map = sys::CUtensorMap { opaque: [0; 16] };
+    let (dims, strides) = (spec.dims.as_slice(), spec.strides.as_slice());
+    let (boxd, es) = (spec.box_dims.as_slice(), spec.element_strides.as_slice());
+    // SAFETY: `map` is writable and aligned; `dims`, `box_dims` and `element_strides` hold
+    // `rank` values and `strides` `rank - 1` (checked above), the counts the driver reads
+    // through these pointers. The global address is only recorded in the map, not
+    // dereferenced here.
+    unsafe {
+        sys::cuTensorMapEncodeTiled(
+            &mut map,
+            dtype,
+            spec.rank() as u32,
+            spec.addr as *mut c_void,
+            dims.as_ptr(),
+            strides.as_ptr(),
+            boxd.as_ptr(),
+            es.as_ptr(),
+            interleave,
+            swizzle,
+            l2,
+            oob,
+        )
+    }
+    .result()
+    .map_err(|e| cuda_err("cuTensorMapEncodeTiled", e))?;
+    let mut bytes = [0u8; 128];
+    for (b, w) in bytes.chunks_exact_mut(8).zip(map.opaque) {
+        b.copy_from_slice(&w.to_le_bytes());
+    }
+    Ok(TensorMap(bytes))
+}
+
+/// 128 bytes of kernel-parameter storage, aligned like the most-aligned parameter type.
+#[derive(Clone, Copy)]
+#[repr(C, align(128))]
+struct ParamChunk([u8; 128]);
+
 fn param_sizes(f: sys::CUfunction) -> Option<Vec<usize>> {
     let mut sizes = Vec::new();
     for i in 0..4096 {
@@ -427,9 +514,11 @@ impl Device for CudaDevice {
             }
         }
         self.ensure_smem(kernel, f, cfg.dynamic_shared_bytes)?;
-        // Each argument is copied into 16-byte-aligned storage (by-value structs may hold u64 and
-        // the driver reads them with their natural alignment); `ptrs` is the void** array.
-        let mut storage: Vec<Vec<u128>> = args.iter().map(|a| vec![0u128; a.len().div_ceil(16).max(1)]).collect();
+        // Each argument is copied into 128-byte-aligned storage (by-value structs may hold u64, and
+        // a CUtensorMap parameter is declared `.align 128`; the driver reads them with their
+        // natural alignment); `ptrs` is the void** array.
+        let mut storage: Vec<Vec<ParamChunk>> =
+            args.iter().map(|a| vec![ParamChunk([0; 128]); a.len().div_ceil(128).max(1)]).collect();
         for (dst, a) in storage.iter_mut().zip(args) {
             // SAFETY: `dst` has at least `a.len()` bytes; the regions do not overlap.
             unsafe { std::ptr::copy_nonoverlapping(a.as_ptr(), dst.as_mut_ptr() as *mut u8, a.len()) };
@@ -479,6 +568,11 @@ impl Device for CudaDevice {
     }
     fn sm_count(&self) -> u32 {
         self.sm_count
+    }
+    fn encode_tensor_map(&self, spec: &TensorMapSpec) -> Result<TensorMap> {
+        spec.validate()?;
+        self.bind()?;
+        encode_with_driver(spec)
     }
 }
 

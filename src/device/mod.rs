@@ -3,11 +3,13 @@
 //! `emu::EmuDevice` (the CPU emulator executing the nvcc-produced PTX).
 
 pub mod cuda;
+pub mod tensor_map;
 pub mod testing;
 
 use crate::kernels::KernelRef;
 use crate::Result;
 use serde::{Deserialize, Serialize};
+pub use tensor_map::{TensorMap, TensorMapElem, TensorMapError, TensorMapFill, TensorMapSpec, TensorMapSwizzle};
 
 /// One allocation as a backend hands it out: the device address kernels see (a real GPU pointer
 /// on CUDA, a virtual address in the emulator's global space) and its size. It has no public
@@ -161,6 +163,18 @@ pub enum FindingKind {
     BarrierDivergence,
     /// synccheck: a warp collective names an exited or absent lane
     InvalidWarpMask,
+    /// synccheck: no warp of a block can progress (deadlock), or warps spin forever (livelock)
+    Deadlock,
+    /// mbarrier misuse: re-init of a live barrier, plain access to one, an operation on
+    /// uninitialized memory, arrival underflow, counts out of range, unmatched transaction bytes
+    MbarrierMisuse,
+    /// racecheck (async proxy): shared bytes a bulk/tensor copy wrote read before the reading
+    /// warp observed the mbarrier phase that completes the copy
+    AsyncRace,
+    /// a bulk tensor copy or prefetch with an operand that is not a valid tensor map
+    InvalidTensorMap,
+    /// setmaxnreg misuse: part of a warp or warpgroup, or a count moving the wrong way
+    RegisterReconfig,
     /// wgmma rules: fragment registers touched while in flight or without wgmma.fence, warps of
     /// a warpgroup disagreeing, operand shared memory overwritten before wgmma.wait_group
     WgmmaHazard,
@@ -193,6 +207,24 @@ pub struct Counters {
     /// Tensor FLOPs of mma and wgmma (2 M N K per instruction).
     pub tensor_flops: u64,
     pub barriers: u64,
+    /// Global bytes tensor (TMA) copies read / wrote (also in `global_*_bytes`; out-of-bounds
+    /// elements of a box are neither).
+    #[serde(default)]
+    pub tma_load_bytes: u64,
+    #[serde(default)]
+    pub tma_store_bytes: u64,
+    /// Bytes plain bulk copies (`cp.async.bulk`) moved (also in `global_*_bytes`).
+    #[serde(default)]
+    pub bulk_load_bytes: u64,
+    #[serde(default)]
+    pub bulk_store_bytes: u64,
+    /// Warp-level mbarrier waits that returned (a blocked `try_wait` counts once; each failed
+    /// `test_wait` poll counts).
+    #[serde(default)]
+    pub mbarrier_waits: u64,
+    /// Warp-level waits at named barriers (`bar.sync` / `barrier.sync` with an id other than 0).
+    #[serde(default)]
+    pub named_barrier_waits: u64,
     /// Warpgroup-level wgmma.mma_async instructions (one per warpgroup, not per warp).
     #[serde(default)]
     pub wgmma_instructions: u64,
@@ -244,6 +276,11 @@ pub trait Device {
     fn max_dynamic_shared_bytes(&self) -> u32;
     /// Streaming multiprocessors (the emulator reports the H100's 132 so heuristics match).
     fn sm_count(&self) -> u32;
+    /// Encodes a tiled tensor map (a TMA descriptor) for kernels that take a
+    /// `const __grid_constant__ CUtensorMap` parameter: the driver's `cuTensorMapEncodeTiled` on
+    /// CUDA, the emulator's own encoding there; both check [`TensorMapSpec::validate`] first. The
+    /// map holds the tensor's address, not a borrow: it is valid while that memory is.
+    fn encode_tensor_map(&self, spec: &TensorMapSpec) -> Result<TensorMap>;
 }
 
 /// Plain-old-data element types that move between host and device as bytes.
@@ -293,6 +330,9 @@ macro_rules! forward_device {
             }
             fn sm_count(&self) -> u32 {
                 (**self).sm_count()
+            }
+            fn encode_tensor_map(&self, spec: &TensorMapSpec) -> Result<TensorMap> {
+                (**self).encode_tensor_map(spec)
             }
         }
     )*};

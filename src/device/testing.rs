@@ -118,4 +118,7 @@ impl<D: Device> Device for Faulty<D> {
     fn sm_count(&self) -> u32 {
         self.inner.sm_count()
     }
+    fn encode_tensor_map(&self, spec: &super::TensorMapSpec) -> Result<super::TensorMap> {
+        self.inner.encode_tensor_map(spec)
+    }
 }

@@ -21,6 +21,12 @@ pub fn add(a: &mut Counters, b: &Counters) {
     a.mma_instructions += b.mma_instructions;
     a.tensor_flops += b.tensor_flops;
     a.barriers += b.barriers;
+    a.tma_load_bytes += b.tma_load_bytes;
+    a.tma_store_bytes += b.tma_store_bytes;
+    a.bulk_load_bytes += b.bulk_load_bytes;
+    a.bulk_store_bytes += b.bulk_store_bytes;
+    a.mbarrier_waits += b.mbarrier_waits;
+    a.named_barrier_waits += b.named_barrier_waits;
     a.wgmma_instructions += b.wgmma_instructions;
 }
 

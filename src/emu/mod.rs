@@ -18,7 +18,9 @@ pub mod memory;
 pub mod parse;
 pub mod regalloc;
 pub mod sanitizer;
+pub mod tensor_map;
 
+use crate::device::tensor_map::{TensorMap, TensorMapSpec};
 use crate::device::{Allocation, Counters, Device, KernelArg, LaunchConfig, LaunchReport, Timestamp};
 use crate::error::{Error, Result};
 use crate::kernels::KernelRef;
@@ -201,6 +203,7 @@ impl EmuDevice {
             sanitize: self.opts.sanitize,
             counters: self.opts.counters,
             atomic64: &self.mem.atomic64,
+            regs_per_thread: kernel.resources().map(|r| r.registers),
         };
         let nblocks = cfg.blocks();
         let deadline = self.opts.deadline;
@@ -295,5 +298,8 @@ impl Device for EmuDevice {
     }
     fn sm_count(&self) -> u32 {
         132
+    }
+    fn encode_tensor_map(&self, spec: &TensorMapSpec) -> Result<TensorMap> {
+        Ok(tensor_map::encode(spec)?)
     }
 }

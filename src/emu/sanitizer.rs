@@ -33,6 +33,11 @@ pub struct Shadow {
 
 pub const MULTI: u16 = u16::MAX;
 
+/// The writer of bytes a TMA or bulk copy put in shared memory (the async proxy). Such bytes are
+/// not checked by the barrier-interval race rule of [`track`]: [`AsyncShadow`] checks their
+/// readers against the mbarrier phase that completes the copy instead.
+pub const ASYNC_TID: u16 = u16::MAX - 1;
+
 /// Bytes per grain of [`SharedShadow`].
 pub const GRAIN: usize = 4;
 
@@ -108,7 +113,8 @@ pub enum SharedHazard {
 pub fn track(s: &mut Shadow, tid: u16, write: bool, epoch: u32, block_start: u32, wsync: u32) -> SharedHazard {
     let warp = tid / 32;
     // Does an earlier access by `other` (with its warp-sync count) conflict with this one?
-    let unordered = |other: u16, osync: u32| other != tid && (other / 32 != warp || osync == wsync);
+    let unordered =
+        |other: u16, osync: u32| other != tid && other != ASYNC_TID && (other / 32 != warp || osync == wsync);
     let mut h = SharedHazard::None;
     if write {
         if s.w_epoch == epoch && unordered(s.w_tid, s.w_sync) {
@@ -135,6 +141,204 @@ pub fn track(s: &mut Shadow, tid: u16, write: bool, epoch: u32, block_start: u32
         }
     }
     h
+}
+
+/// Records a write of one byte by the async proxy (a TMA or bulk copy landing in shared memory):
+/// written for initcheck, by [`ASYNC_TID`] for the race rule.
+#[inline]
+pub fn track_async_write(s: &mut Shadow, epoch: u32) {
+    s.w_epoch = epoch;
+    s.w_tid = ASYNC_TID;
+    s.w_sync = 0;
+}
+
+/// Bytes per chunk of [`AsyncShadow`]: TMA boxes and bulk copies are 16-byte granular (the swizzle
+/// moves 16-byte chunks, bulk sizes and addresses are multiples of 16).
+pub const CHUNK: usize = 16;
+
+/// The asynchronous proxy's side of the sanitizer, and the seam for a happens-before checker: the
+/// executor reports every event below, and the checks that need only these events are made here.
+///
+/// Events (method: meaning):
+/// - [`AsyncShadow::async_write`]: a TMA / bulk copy wrote shared bytes; the copy completes on
+///   mbarrier `slot` in its phase `phase` (its complete-tx), issued by thread `tid`;
+/// - [`AsyncShadow::async_read`]: a TMA / bulk store read shared bytes, retired by thread `tid`'s
+///   bulk async-group `group` (see `bulk_retired`);
+/// - [`AsyncShadow::bulk_retired`]: `cp.async.bulk.wait_group{.read}` retired that group;
+/// - [`AsyncShadow::mbar_init`], [`AsyncShadow::mbar_arrive`] (release by a warp),
+///   [`AsyncShadow::mbar_complete`] (a phase completed), [`AsyncShadow::mbar_observed`] (a warp's
+///   wait returned true: acquire of the completed phase);
+/// - [`AsyncShadow::barrier`]: a CTA / named / cluster barrier released the warps of a mask;
+/// - [`AsyncShadow::proxy_fence`]: a warp executed `fence.proxy.async`;
+/// - generic shared accesses: [`AsyncShadow::generic_read`] / [`AsyncShadow::generic_write`].
+///
+/// Check made now: a warp reads bytes written by a TMA / bulk copy before it has observed the
+/// completion of the mbarrier phase that copy completes on (directly by a wait, or through a
+/// barrier or an mbarrier phase from a warp that had). Observations are counted per warp and
+/// mbarrier: `seen[w][slot]` = how many phases of `slot` warp `w` knows complete.
+#[derive(Debug, Default)]
+pub struct AsyncShadow {
+    /// Per [`CHUNK`] of shared memory: `(slot + 1) << 32 | phase` of the last async write there
+    /// (0: none since the last generic write).
+    tags: Vec<u64>,
+    /// Some tag was set in this block (the checks are skipped otherwise).
+    active: bool,
+    seen: Vec<Vec<u32>>,
+    /// Per mbarrier slot: what the arrivals of its current phase carry (release) and what its
+    /// last completed phase carried (what a wait acquires).
+    carry: Vec<Vec<u32>>,
+    carried: Vec<Vec<u32>>,
+}
+
+fn merge_max(into: &mut Vec<u32>, from: &[u32]) {
+    if into.len() < from.len() {
+        into.resize(from.len(), 0);
+    }
+    for (a, &b) in into.iter_mut().zip(from) {
+        *a = (*a).max(b);
+    }
+}
+
+impl AsyncShadow {
+    /// A new block of `nwarps` warps over `shared_len` bytes.
+    pub fn reset(&mut self, nwarps: usize, shared_len: usize) {
+        if self.active || self.tags.len() < shared_len.div_ceil(CHUNK) {
+            self.tags.clear();
+            self.tags.resize(shared_len.div_ceil(CHUNK), 0);
+        }
+        self.active = false;
+        self.seen.iter_mut().for_each(Vec::clear);
+        self.seen.resize(nwarps, Vec::new());
+        self.carry.clear();
+        self.carried.clear();
+    }
+
+    fn slot_vecs(&mut self, slot: usize) {
+        if self.carry.len() <= slot {
+            self.carry.resize(slot + 1, Vec::new());
+            self.carried.resize(slot + 1, Vec::new());
+        }
+    }
+
+    /// Whether any async write happened in this block.
+    #[inline(always)]
+    pub fn active(&self) -> bool {
+        self.active
+    }
+
+    /// mbarrier `slot` was (re)initialized: its phases count from 0 again.
+    pub fn mbar_init(&mut self, slot: usize) {
+        for s in self.seen.iter_mut() {
+            if let Some(x) = s.get_mut(slot) {
+                *x = 0;
+            }
+        }
+        self.slot_vecs(slot);
+        self.carry[slot].clear();
+        self.carried[slot].clear();
+    }
+
+    /// Warp `w` arrived on `slot` (release): its observations travel with the phase.
+    pub fn mbar_arrive(&mut self, w: usize, slot: usize) {
+        self.slot_vecs(slot);
+        let seen = std::mem::take(&mut self.seen[w]);
+        merge_max(&mut self.carry[slot], &seen);
+        self.seen[w] = seen;
+    }
+
+    /// A phase of `slot` completed.
+    pub fn mbar_complete(&mut self, slot: usize) {
+        self.slot_vecs(slot);
+        self.carried[slot] = std::mem::take(&mut self.carry[slot]);
+    }
+
+    /// Warp `w` observed that the first `phases` phases of `slot` are complete (acquire).
+    pub fn mbar_observed(&mut self, w: usize, slot: usize, phases: u32) {
+        self.slot_vecs(slot);
+        let s = &mut self.seen[w];
+        if s.len() <= slot {
+            s.resize(slot + 1, 0);
+        }
+        s[slot] = s[slot].max(phases);
+        let carried = std::mem::take(&mut self.carried[slot]);
+        merge_max(&mut self.seen[w], &carried);
+        self.carried[slot] = carried;
+    }
+
+    /// A barrier released the warps of `members` together: each knows what any of them knew.
+    pub fn barrier(&mut self, members: u64) {
+        let mut all = Vec::new();
+        let warps = |m: u64| (0..64usize).filter(move |w| m >> w & 1 != 0);
+        for w in warps(members) {
+            if let Some(s) = self.seen.get(w) {
+                merge_max(&mut all, s);
+            }
+        }
+        for w in warps(members) {
+            if let Some(s) = self.seen.get_mut(w) {
+                merge_max(s, &all);
+            }
+        }
+    }
+
+    /// A TMA / bulk copy wrote `[off, off + len)` (chunk-aligned), completing on `slot` in its
+    /// phase `phase`.
+    pub fn async_write(&mut self, off: usize, len: usize, slot: usize, phase: u32) {
+        let tag = ((slot as u64 + 1) << 32) | phase as u64;
+        for t in &mut self.tags[off / CHUNK..(off + len).div_ceil(CHUNK)] {
+            *t = tag;
+        }
+        self.active = true;
+    }
+
+    /// A TMA / bulk store issued by thread `tid` read `[off, off + len)`; it belongs to that
+    /// thread's bulk async-group `group` (counted from 0; `u32::MAX` while uncommitted). Seam for
+    /// the happens-before checker (generic writes of these bytes need `fence.proxy.async` and a
+    /// synchronization before it; later writes need the group retired): nothing is checked here
+    /// yet.
+    pub fn async_read(&mut self, _off: usize, _len: usize, _tid: u16, _group: u32) {}
+
+    /// Thread `tid`'s bulk async-group `group` was retired by `cp.async.bulk.wait_group` (`read`:
+    /// only its reads of shared memory are known complete). Seam for the happens-before checker.
+    pub fn bulk_retired(&mut self, _tid: u16, _group: u32, _read: bool) {}
+
+    /// Warp `w` executed `fence.proxy.async` over shared memory (or every state space). Seam for
+    /// the happens-before checker.
+    pub fn proxy_fence(&mut self, _w: usize) {}
+
+    /// Warp `w` wrote `[off, off + len)` with generic stores: a later read of these bytes no
+    /// longer depends on an async copy.
+    #[inline]
+    pub fn generic_write(&mut self, _w: usize, off: u64, len: u64) {
+        if !self.active {
+            return;
+        }
+        let (a, b) = (off as usize / CHUNK, ((off + len) as usize).div_ceil(CHUNK).min(self.tags.len()));
+        for t in &mut self.tags[a..b] {
+            *t = 0;
+        }
+    }
+
+    /// Warp `w` reads `[off, off + len)`: the first async write among those bytes whose completion
+    /// `w` has not observed, as (mbarrier slot, phase, byte offset).
+    #[inline]
+    pub fn generic_read(&self, w: usize, off: u64, len: u64) -> Option<(usize, u32, u64)> {
+        if !self.active {
+            return None;
+        }
+        let (a, b) = (off as usize / CHUNK, ((off + len) as usize).div_ceil(CHUNK).min(self.tags.len()));
+        for (c, &t) in self.tags[a..b].iter().enumerate() {
+            if t == 0 {
+                continue;
+            }
+            let (slot, phase) = ((t >> 32) as usize - 1, t as u32);
+            let seen = self.seen[w].get(slot).copied().unwrap_or(0);
+            if seen <= phase {
+                return Some((slot, phase, ((a + c) * CHUNK) as u64));
+            }
+        }
+        None
+    }
 }
 
 #[cfg(test)]

@@ -3,8 +3,10 @@
 
 use super::super::ir::*;
 use super::lanes::{ix, lanes};
-use super::sched::{WState, Warp};
+use super::sched::{Flow, WState, Warp};
 use super::Blk;
+use crate::device::FindingKind;
+use crate::error::Result;
 
 /// bra: the lanes of `m` (the guard's true lanes) jump to `target`, the other active lanes fall
 /// through.
@@ -30,18 +32,96 @@ pub(super) fn clock(r: &mut [u64], m: u32, i: &Inst, clock: u64) {
 
 impl Blk<'_, '_> {
     /// exit / ret: the lanes of `m` end, the other active lanes fall through. Returns whether the
-    /// warp is done (then its outstanding cp.async copies complete).
+    /// warp's turn ends: it is done (then its outstanding cp.async copies complete), or only
+    /// lanes parked in `mbarrier.try_wait` are left (it blocks on them).
     #[inline(always)]
     pub(super) fn exit(&mut self, warp: &mut Warp, pc: u32, active: u32, m: u32, w: u32) -> bool {
         warp.live &= !m;
         if active & !m != 0 {
             warp.advance(active & !m, pc + 1);
         }
+        self.progress = self.clock;
         if warp.live != 0 {
+            if warp.live & !warp.parked == 0 {
+                // Only parked lanes are left: the warp blocks on them.
+                let (_, slot, phase) = warp.parks[0];
+                warp.state = WState::Mbar { slot, phase };
+                return true;
+            }
             return false;
         }
         warp.state = WState::Done;
+        self.sync.live_threads -= warp.nthreads;
+        if self.sync.reg_pool.is_some() {
+            self.sync.regs_used -= warp.regs * 32;
+        }
         self.cp_drain(warp, w);
         true
+    }
+}
+
+impl Blk<'_, '_> {
+    /// setmaxnreg.{inc,dec}: the warp's per-thread register count moves to `count`, taking
+    /// registers from the CTA's pool or giving them back; an `inc` blocks until the pool has
+    /// them (PTX ISA 9.7.19.5). Findings: executed by part of a warp, `inc` below / `dec` above
+    /// the current count. With the kernel's register count unknown, only the warpgroup
+    /// consistency is checked (at the end of the block).
+    #[allow(clippy::too_many_arguments)]
+    pub(super) fn setmaxnreg(
+        &mut self,
+        warp: &mut Warp,
+        m: u32,
+        i: &Inst,
+        pc: u32,
+        inc: bool,
+        count: u16,
+        w: u32,
+    ) -> Result<Flow> {
+        if m == 0 {
+            return Ok(Flow::Next);
+        }
+        let lane = m.trailing_zeros() as usize;
+        if m != warp.live {
+            self.violation(
+                FindingKind::RegisterReconfig,
+                w,
+                lane,
+                i.line,
+                None,
+                format!(
+                    "setmaxnreg executed by lanes {m:#010x} of warp {w} only (the whole warpgroup must execute it)"
+                ),
+            )?;
+        }
+        let count = count as u32;
+        if let Some(pool) = self.sync.reg_pool {
+            let cur = warp.regs;
+            if (inc && count < cur) || (!inc && count > cur) {
+                self.violation(
+                    FindingKind::RegisterReconfig,
+                    w,
+                    lane,
+                    i.line,
+                    None,
+                    format!(
+                        "setmaxnreg.{} {count} while warp {w} owns {cur} registers per thread",
+                        if inc { "inc" } else { "dec" }
+                    ),
+                )?;
+            }
+            if inc && count > cur {
+                let need = (count - cur) * 32;
+                if pool - self.sync.regs_used < need {
+                    warp.state = WState::Regs { need };
+                    warp.wait_line = i.line;
+                    return Ok(Flow::Block);
+                }
+            }
+            self.sync.regs_used = self.sync.regs_used + count * 32 - cur * 32;
+            warp.regs = count;
+        }
+        warp.setmaxnreg.push(pc);
+        self.progress = self.clock;
+        Ok(Flow::Next)
     }
 }

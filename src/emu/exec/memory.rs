@@ -261,6 +261,16 @@ impl<'a> Blk<'a, '_> {
         lane: usize,
         line: u32,
     ) {
+        if off < self.sync.mb_hi && off + size as u64 > self.sync.mb_lo {
+            self.plain_mbar_access(off, size, write, w, lane, line);
+        }
+        if self.asyncs.active() {
+            if write {
+                self.asyncs.generic_write(w as usize, off, size as u64);
+            } else if let Some((slot, phase, at)) = self.asyncs.generic_read(w as usize, off, size as u64) {
+                self.unobserved_async(slot, phase, at.max(off), w, lane, line);
+            }
+        }
         if write && (self.wg.busy_total | self.wg.retired_total) != 0 {
             self.wg_store(off, size, w, lane, line); // wgmma operands in flight (exec/wgmma_check.rs)
         }
@@ -292,9 +302,11 @@ impl<'a> Blk<'a, '_> {
         self.flagged = true;
         let at = off + (bo - off) / elem as u64 * elem as u64;
         let (kind, msg) = match h {
-            SharedHazard::Uninit if atomic => {
-                (FindingKind::UninitShared, "atomic on shared memory never written in this launch".to_string())
-            }
+            SharedHazard::Uninit if atomic => (
+                FindingKind::UninitShared,
+                "atomic or strong (volatile, relaxed, acquire) access to shared memory never written in this launch"
+                    .to_string(),
+            ),
             SharedHazard::Uninit => {
                 (FindingKind::UninitShared, "read of shared memory never written in this launch".to_string())
             }
@@ -311,6 +323,48 @@ impl<'a> Blk<'a, '_> {
             SharedHazard::None => return,
         };
         self.finding(kind, w, lane, line, Some(at), msg);
+    }
+
+    /// A plain load or store touching a live mbarrier object (mbarrier misuse).
+    #[cold]
+    fn plain_mbar_access(&mut self, off: u64, size: u32, write: bool, w: u32, lane: usize, line: u32) {
+        let Some(mb) = self.sync.live_overlap(off, size as u64) else { return };
+        let at = mb.off;
+        if !self.flagged {
+            self.flagged = true;
+            self.finding(
+                FindingKind::MbarrierMisuse,
+                w,
+                lane,
+                line,
+                Some(off),
+                format!(
+                    "plain {} of {size} bytes at shared {off:#x} touches the live mbarrier at {at:#x} (mbarrier objects are accessed only by mbarrier instructions until mbarrier.inval)",
+                    if write { "write" } else { "read" }
+                ),
+            );
+        }
+    }
+
+    /// A read of shared bytes a TMA / bulk load wrote, by a warp that has not observed the
+    /// completion of the mbarrier phase the load completes on.
+    #[cold]
+    fn unobserved_async(&mut self, slot: usize, phase: u32, at: u64, w: u32, lane: usize, line: u32) {
+        if self.flagged {
+            return;
+        }
+        self.flagged = true;
+        let (mb, cur) = self.sync.mbars.get(slot).map_or((0, 0), |m| (m.off, m.phase));
+        self.finding(
+            FindingKind::AsyncRace,
+            w,
+            lane,
+            line,
+            Some(at),
+            format!(
+                "read of shared {at:#x}, written by a bulk/tensor copy that completes phase {phase} of the mbarrier at shared {mb:#x} (now in phase {cur}), before warp {w} observed that phase complete (mbarrier.try_wait / test_wait, or a barrier after a warp that did)"
+            ),
+        );
     }
 
     #[inline(always)]
@@ -372,6 +426,9 @@ impl<'a> Blk<'a, '_> {
         let store = matches!(i.op, Op::St { .. });
         let size = i.ty.bytes();
         let sign = i.ty.signed();
+        // Strong accesses (volatile, relaxed, acquire, release) do not race with each other (PTX
+        // ISA memory model: morally strong operations), like atomics.
+        self.atomic = i.sem.order != Order::Weak;
         lanes!(m, lane, {
             let base = if i.a == NOREG { 0 } else { r[ix(i.a, lane)] };
             let addr = base.wrapping_add(i.imm as u64);
@@ -398,6 +455,12 @@ impl<'a> Blk<'a, '_> {
                 }
             }
         });
+        self.atomic = false;
+        // Progress for livelock detection: a store or a plain load (a spin loop polls with
+        // volatile / relaxed / acquire loads).
+        if store || !i.sem.is_sync_load() {
+            self.progress = self.clock;
+        }
         self.finish_shared_request(false);
         self.finish_global_request(store);
         Ok(())
@@ -446,6 +509,9 @@ impl<'a> Blk<'a, '_> {
                 }
                 _ => return Err(err_at(k, i.line, "atomic on param/const/local space")),
             };
+            if i.d == NOREG || atom_apply(op, t, old, b, c) & wmask(t.bits()) != old & wmask(t.bits()) {
+                self.progress = self.clock;
+            }
             if i.d != NOREG {
                 r[ix(i.d, lane)] = old;
             }

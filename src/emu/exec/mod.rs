@@ -3,12 +3,15 @@
 //!
 //! - this file: the launch and block state, findings, and [`Blk::run_warp`], the dispatcher: one
 //!   `match` on the instruction's [`Op`] that calls the family's `#[inline(always)]` function;
-//! - [`sched`]: the warps of a block, reconvergence, the block loop and deadlock detection;
+//! - [`sched`]: the warps of a block, reconvergence, turns (yields, blocking), deadlock and
+//!   livelock detection;
 //! - families: [`alu`] (integer, bits, compare, move), [`float`] (float arithmetic, conversions,
 //!   exact rounding), [`memory`] (address resolution, ld/st, atomics, cvta), [`async_copy`]
-//!   (cp.async and its groups), [`matrix`] (ldmatrix, stmatrix), [`warp`] (shfl, vote, redux, warp
-//!   sync, member masks), [`sync`] (CTA barriers), [`tensor`] (mma), [`wgmma`] (wgmma and its
-//!   descriptors) with [`wgmma_check`] (its sanitizer rules), [`control`] (branch, exit, clock);
+//!   (cp.async and its groups, bulk and tensor copies, mapa), [`matrix`] (ldmatrix, stmatrix),
+//!   [`warp`] (shfl, vote, redux, elect, warp sync, member masks), [`sync`] (CTA, named and
+//!   cluster barriers, fences, what wakes a blocked warp), [`mbarrier`] (mbarrier objects),
+//!   [`tensor`] (mma), [`wgmma`] (wgmma and its descriptors) with [`wgmma_check`] (its sanitizer
+//!   rules), [`control`] (branch, exit, clock, setmaxnreg);
 //! - [`lanes`]: the structure-of-arrays register file and the per-lane loops.
 
 mod alu;
@@ -17,6 +20,7 @@ mod control;
 mod float;
 mod lanes;
 mod matrix;
+mod mbarrier;
 mod memory;
 mod sched;
 mod sync;
@@ -30,13 +34,13 @@ pub use wgmma::{fp8_error_bound, MatDesc};
 
 use super::ir::*;
 use super::memory::Alloc;
-use super::sanitizer::SharedShadow;
+use super::sanitizer::{AsyncShadow, SharedShadow};
 use crate::device::{Counters, Finding, FindingKind};
 use crate::error::{Error, Result};
 use lanes::{ix, lanes};
-use sched::Warp;
+use sched::{Flow, Warp, QUANTUM};
 use std::sync::{Arc, Mutex};
-use sync::CtaBarriers;
+use sync::BlockSync;
 use wgmma_check::WgState;
 
 /// Findings kept per block (all are counted).
@@ -55,6 +59,8 @@ pub struct LaunchCtx<'a> {
     pub sanitize: bool,
     pub counters: bool,
     pub atomic64: &'a Mutex<()>,
+    /// Per-thread registers of the kernel (ptxas), when known: the CTA's `setmaxnreg` pool.
+    pub regs_per_thread: Option<u32>,
 }
 
 /// What one block produced: its counters and findings.
@@ -71,6 +77,7 @@ pub struct Scratch {
     regs: Vec<u64>,
     shared: Vec<u8>,
     shadow: SharedShadow,
+    asyncs: AsyncShadow,
     local: Vec<u8>,
     /// The last barrier epoch this worker used (epochs keep increasing across its blocks).
     epoch: u32,
@@ -85,6 +92,7 @@ struct Blk<'a, 's> {
     l: &'a LaunchCtx<'a>,
     shared: &'s mut [u8],
     shadow: &'s mut SharedShadow,
+    asyncs: &'s mut AsyncShadow,
     local: &'s mut [u8],
     /// Shared-memory words of the current warp request (bank model).
     words: &'s mut Vec<u32>,
@@ -97,7 +105,10 @@ struct Blk<'a, 's> {
     ctaid: [u32; 3],
     /// Warp instructions executed so far (`%clock`).
     clock: u64,
-    bars: CtaBarriers,
+    /// `clock` when the current warp's turn began, and at the last progress (see [`sched`]).
+    turn_start: u64,
+    progress: u64,
+    sync: BlockSync,
     /// Sanitizer: one finding per warp instruction.
     flagged: bool,
     /// bar.warp.sync count of each warp (orders the lanes of one warp for racecheck).
@@ -108,6 +119,26 @@ struct Blk<'a, 's> {
     atomic: bool,
     /// wgmma: the sanitizer's in-flight state and the executor's operand scratch.
     wg: &'s mut WgState,
+}
+
+impl Blk<'_, '_> {
+    /// Applies an instruction's [`Flow`]: moves the warp past it unless it blocked; whether the
+    /// warp's turn ends.
+    #[inline(always)]
+    fn flow(&mut self, warp: &mut Warp, f: Flow, active: u32, pc: u32) -> bool {
+        match f {
+            Flow::Next => {
+                warp.advance(active, pc + 1);
+                false
+            }
+            Flow::Yield => {
+                warp.advance(active, pc + 1);
+                true
+            }
+            Flow::Park => false,
+            Flow::Block => true,
+        }
+    }
 }
 
 fn err_at(k: &Kernel, line: u32, msg: impl std::fmt::Display) -> Error {
@@ -137,8 +168,8 @@ impl Blk<'_, '_> {
         }
     }
 
-    /// Runs warp `w` until it waits at a barrier or exits: the guard, the counters, then one
-    /// `match` on the opcode calling the instruction's family.
+    /// Runs warp `w` until it blocks, exits or yields ([`sched`]): the guard, the counters, then
+    /// one `match` on the opcode calling the instruction's family.
     fn run_warp(&mut self, warp: &mut Warp, r: &mut [u64], w: u32) -> Result<()> {
         let l = self.l;
         let k = l.k;
@@ -208,32 +239,72 @@ impl Blk<'_, '_> {
                 Op::CpAsync { size } => self.cp_async(warp, r, m, i, size, w)?,
                 Op::CpCommit => self.cp_commit(warp),
                 Op::CpWait { n, all } => self.cp_wait(warp, n, all, w),
-                Op::Ldmatrix { num, trans } => self.ldmatrix(r, m, i, num, trans, warp.live, w)?,
-                Op::Stmatrix { num, trans, generic } => self.stmatrix(r, m, i, (num, trans, generic), warp.live, w)?,
+                Op::Ldmatrix { num, trans } => {
+                    self.ldmatrix(r, m, i, num, trans, warp.live, w)?;
+                    self.progress = self.clock;
+                }
+                Op::Stmatrix { num, trans, generic } => {
+                    self.stmatrix(r, m, i, (num, trans, generic), warp.live, w)?;
+                    self.progress = self.clock;
+                }
+                Op::Bulk(op) => {
+                    self.bulk(warp, r, m, i, op, w)?;
+                    if warp.parked != 0 {
+                        self.sync.unpark(warp);
+                    }
+                }
+                Op::Mapa => self.mapa(r, m, i)?,
                 // Warp-level collectives.
                 Op::Shfl(mode) => self.shfl(r, m, i, mode, warp.live, w),
                 Op::Vote(mode) => self.vote(r, m, i, mode, warp.live, w),
                 Op::Redux(op) => self.redux(r, m, i, op, warp.live, w),
                 Op::Activemask => warp::activemask(r, m, i, active),
                 Op::WarpSync => self.warp_sync(r, m, i, warp.live, w),
+                Op::Elect => self.elect(r, m, i, warp.live, w),
                 // Block-level synchronization: a waiting warp yields to the block loop.
                 Op::Bar { arrive } => {
-                    let wait = self.bar(warp, r, m, i, arrive, w);
+                    let wait = self.bar(warp, r, m, i, arrive, w)?;
                     warp.advance(active, pc + 1);
                     if wait {
                         return Ok(());
                     }
                     continue;
                 }
+                Op::Mbar(op) => {
+                    let f = self.mbar(warp, r, m, i, op, w)?;
+                    if warp.parked != 0 && f != Flow::Park {
+                        self.sync.unpark(warp);
+                    }
+                    if self.flow(warp, f, active, pc) {
+                        return Ok(());
+                    }
+                    continue;
+                }
+                Op::BarCluster { wait } => {
+                    let f = self.bar_cluster(warp, m, i, wait, w)?;
+                    if self.flow(warp, f, active, pc) {
+                        return Ok(());
+                    }
+                    continue;
+                }
+                Op::Fence(kind) => self.fence(m, kind, w),
                 // Tensor core.
                 Op::Mma { k: kk, bf16 } => self.mma(r, m, i, kk, bf16, warp.live, w),
-                Op::Wgmma(cfg) => self.wgmma(r, m, i, cfg, warp.live, w, pc)?,
+                Op::Wgmma(cfg) => {
+                    self.wgmma(r, m, i, cfg, warp.live, w, pc)?;
+                    self.progress = self.clock;
+                }
                 Op::WgFence => self.wg_fence(w, i.line),
                 Op::WgCommit => self.wg_commit(w),
                 Op::WgWait { n } => self.wg_wait(w, n),
                 // Control: these move the PCs themselves.
                 Op::Bra { target } => {
                     control::bra(warp, pc, active, m, target);
+                    // A taken backward branch ends a turn that has lasted a quantum.
+                    if target <= pc && m != 0 && self.clock - self.turn_start >= QUANTUM {
+                        warp.wait_line = i.line;
+                        return Ok(());
+                    }
                     continue;
                 }
                 Op::Exit => {
@@ -243,6 +314,21 @@ impl Blk<'_, '_> {
                     continue;
                 }
                 Op::Clock => control::clock(r, m, i, self.clock),
+                Op::Nanosleep => {
+                    warp.advance(active, pc + 1);
+                    if m != 0 {
+                        warp.wait_line = i.line;
+                        return Ok(());
+                    }
+                    continue;
+                }
+                Op::SetMaxNReg { inc, count } => {
+                    let f = self.setmaxnreg(warp, m, i, pc, inc, count, w)?;
+                    if self.flow(warp, f, active, pc) {
+                        return Ok(());
+                    }
+                    continue;
+                }
             }
             warp.advance(active, pc + 1);
         }

@@ -50,6 +50,19 @@ impl Blk<'_, '_> {
         self.wsync[w as usize] += 1;
     }
 
+    /// elect.sync d|p, membermask: the leader is the lowest executing lane of the mask (the
+    /// election is deterministic, PTX ISA 9.7.13.14); d = its lane id, p = whether this lane is it.
+    #[inline(always)]
+    pub(super) fn elect(&mut self, r: &mut [u64], m: u32, i: &Inst, live: u32, w: u32) {
+        let members = if m != 0 { r[ix(i.e, m.trailing_zeros() as usize)] as u32 } else { 0 };
+        self.check_members(members, m, live, w, i.line, "elect.sync");
+        let leader = (members & m).trailing_zeros();
+        lanes!(m, lane, {
+            r[ix(i.d, lane)] = leader as u64;
+            r[ix(i.d2, lane)] = (lane as u32 == leader) as u64;
+        });
+    }
+
     /// shfl.sync: every lane reads the value `a` of its source lane as it was before the instruction.
     #[inline(always)]
     pub(super) fn shfl(&mut self, r: &mut [u64], m: u32, i: &Inst, mode: ShflMode, live: u32, w: u32) {

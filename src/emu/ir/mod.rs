@@ -35,6 +35,8 @@ pub struct Inst {
     pub guard_neg: bool,
     /// Negated predicate source (setp's c, vote's a).
     pub pneg: bool,
+    /// Memory order and scope (ld / st / atom / red / fence / mbarrier).
+    pub sem: Sem,
     pub d: u32,
     pub d2: u32,
     pub a: u32,
@@ -65,6 +67,7 @@ impl Inst {
             guard: NOREG,
             guard_neg: false,
             pneg: false,
+            sem: Sem { order: Order::Weak, scope: Scope::None },
             d: NOREG,
             d2: NOREG,
             a: NOREG,
@@ -103,6 +106,8 @@ pub enum ConstVal {
     LaneMaskGt,
     LaneMaskGe,
     Zero,
+    /// `%is_explicit_cluster` ([`Kernel::explicit_cluster`]).
+    ExplicitCluster,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -132,6 +137,8 @@ pub struct Kernel {
     pub local_bytes: u32,
     /// Module `.const` data (const space).
     pub const_data: std::sync::Arc<Vec<u8>>,
+    /// Declared `.explicitcluster` (or `.reqnctapercluster 1, 1, 1`): `%is_explicit_cluster`.
+    pub explicit_cluster: bool,
     /// wgmma fragment registers by virtual register, for the sanitizer (None without wgmma).
     pub wg: WgInfoRef,
 }

@@ -3,7 +3,9 @@
 //! in `exec/` of the same name; a new instruction is an [`Op`] variant here, an arm in
 //! [`Inst::for_each_reg`], one in `parse/inst.rs`'s dispatch and one in `exec/mod.rs`'s.
 
-use super::{AtomOp, BoolOp, Cmp, FBin, FUn, IBin, IUn, Inst, ShflMode, Space, VoteMode, NOREG};
+use super::{
+    AtomOp, BoolOp, BulkOp, Cmp, FBin, FUn, FenceKind, IBin, IUn, Inst, MbarOp, ShflMode, Space, VoteMode, NOREG,
+};
 use std::sync::Arc;
 
 /// What an instruction does. One flat enum, so that the executor dispatches with one `match`.
@@ -88,6 +90,10 @@ pub enum Op {
         num: u8,
         trans: bool,
     },
+    /// Bulk and tensor (TMA) copies, their groups and tensor-map prefetch (exec/async_copy.rs).
+    Bulk(BulkOp),
+    /// mapa: d = the address a in the shared memory of cluster CTA b (clusters of one CTA).
+    Mapa,
     /// stmatrix m8n8 .x{1,2,4} {.trans} [a+imm]: the extra operands are the sources; `generic`:
     /// no `.shared`, the address is generic (and must point into shared memory).
     Stmatrix {
@@ -107,12 +113,22 @@ pub enum Op {
     Activemask,
     /// bar.warp.sync mask(a)
     WarpSync,
+    /// elect.sync d|d2, e (members): d = the leader's lane, d2 = (lane == leader)
+    Elect,
 
     // ---- block-level synchronization (parse/sync.rs, exec/sync.rs) ----
     /// bar.sync / barrier.sync: id in a, thread count in b (NOREG: whole block). `arrive`: no wait.
     Bar {
         arrive: bool,
     },
+    /// mbarrier operations (exec/sync.rs).
+    Mbar(MbarOp),
+    /// barrier.cluster.arrive / barrier.cluster.wait (clusters of one CTA).
+    BarCluster {
+        wait: bool,
+    },
+    /// membar / fence.* (kept for the sanitizer).
+    Fence(FenceKind),
 
     // ---- tensor core (parse/tensor.rs, exec/tensor.rs) ----
     /// mma.sync m16n8k{8,16}, f32 accumulate; the extra operands are d, a, b, c.
@@ -140,6 +156,13 @@ pub enum Op {
     Exit,
     /// d = the block's instruction clock (`%clock`, `%clock64`, `%globaltimer`)
     Clock,
+    /// nanosleep: the warp yields to the other warps of its block.
+    Nanosleep,
+    /// setmaxnreg.{inc,dec}.sync.aligned.u32 count
+    SetMaxNReg {
+        inc: bool,
+        count: u16,
+    },
 }
 
 /// How an instruction is counted (Nsight-style classes).
@@ -160,7 +183,8 @@ impl Op {
             | Op::Atom { .. }
             | Op::Ldmatrix { .. }
             | Op::Stmatrix { .. }
-            | Op::CpAsync { .. } => Class::Memory,
+            | Op::CpAsync { .. }
+            | Op::Bulk(_) => Class::Memory,
             Op::Mma { .. } | Op::Wgmma(_) => Class::Tensor,
             Op::Bra { .. } | Op::Exit => Class::Control,
             Op::Bar { .. }
@@ -169,10 +193,15 @@ impl Op {
             | Op::Vote(_)
             | Op::CpCommit
             | Op::CpWait { .. }
+            | Op::Redux(_)
+            | Op::Mbar(_)
+            | Op::BarCluster { .. }
+            | Op::Fence(_)
+            | Op::Elect
+            | Op::SetMaxNReg { .. }
             | Op::WgFence
             | Op::WgCommit
-            | Op::WgWait { .. }
-            | Op::Redux(_) => Class::Sync,
+            | Op::WgWait { .. } => Class::Sync,
             _ => Class::Arith,
         }
     }
@@ -209,6 +238,10 @@ impl Inst {
             | Op::Bra { .. }
             | Op::CpCommit
             | Op::CpWait { .. }
+            | Op::BarCluster { .. }
+            | Op::Fence(_)
+            | Op::Nanosleep
+            | Op::SetMaxNReg { .. }
             | Op::WgFence
             | Op::WgCommit
             | Op::WgWait { .. } => {}
@@ -321,6 +354,30 @@ impl Inst {
                 g(self.c, Use);
             }
             Op::Clock | Op::Activemask => g(self.d, Def),
+            Op::Mbar(_) => {
+                g(self.a, Use);
+                g(self.b, Use);
+                g(self.d, Def);
+            }
+            Op::Bulk(_) => {
+                // a, b, c, e: addresses, size, mbarrier; d2: multicast mask; ext: coordinates.
+                g(self.a, Use);
+                g(self.b, Use);
+                g(self.c, Use);
+                g(self.e, Use);
+                g(self.d2, Use);
+                xs.iter().for_each(|&r| g(r, Use));
+            }
+            Op::Mapa => {
+                g(self.a, Use);
+                g(self.b, Use);
+                g(self.d, Def);
+            }
+            Op::Elect => {
+                g(self.e, Use);
+                g(self.d, Def);
+                g(self.d2, Def);
+            }
         }
     }
 }

@@ -242,3 +242,121 @@ pub enum FBin {
     Min,
     Max,
 }
+
+/// Memory-order qualifier of ld / st / atom / red / fence / mbarrier operations, kept so that the
+/// sanitizer can tell a synchronizing access from a data race (PTX ISA 8.4, memory consistency
+/// model: operation types). `Weak` is the default of ld/st (no qualifier or `.weak`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Order {
+    #[default]
+    Weak,
+    /// `.volatile`: relaxed at system scope for ld/st (PTX ISA 8.4 "volatile operations").
+    Volatile,
+    Relaxed,
+    Acquire,
+    Release,
+    AcqRel,
+    /// `fence.sc`
+    Sc,
+}
+
+/// Scope qualifier (`.cta .cluster .gpu .sys`); `None` when the instruction names none.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Scope {
+    #[default]
+    None,
+    Cta,
+    Cluster,
+    Gpu,
+    Sys,
+}
+
+/// Memory order and scope of one instruction.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Sem {
+    pub order: Order,
+    pub scope: Scope,
+}
+
+impl Sem {
+    /// Decodes one modifier into `self`; whether it was a memory-order or scope qualifier.
+    pub fn decode(&mut self, m: &str) -> bool {
+        match m {
+            "weak" => self.order = Order::Weak,
+            "volatile" => self.order = Order::Volatile,
+            "relaxed" => self.order = Order::Relaxed,
+            "acquire" => self.order = Order::Acquire,
+            "release" => self.order = Order::Release,
+            "acq_rel" => self.order = Order::AcqRel,
+            "sc" => self.order = Order::Sc,
+            "cta" => self.scope = Scope::Cta,
+            "cluster" => self.scope = Scope::Cluster,
+            "gpu" => self.scope = Scope::Gpu,
+            "sys" => self.scope = Scope::Sys,
+            _ => return false,
+        }
+        true
+    }
+    /// A load that may observe another thread's write without synchronization (a flag spin):
+    /// volatile, relaxed or acquire. Weak loads of a location another thread writes are races.
+    pub fn is_sync_load(self) -> bool {
+        matches!(self.order, Order::Volatile | Order::Relaxed | Order::Acquire | Order::AcqRel)
+    }
+}
+
+/// mbarrier operations (PTX ISA 9.7.13.15); the mbarrier address is `[a+imm]`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MbarOp {
+    /// mbarrier.init [a], b (expected arrival count)
+    Init,
+    /// mbarrier.arrive{.expect_tx}{_drop}{.noComplete} d (state, NOREG for `_`), [a]{, b}:
+    /// b is the arrival count (NOREG: 1) or, with `expect_tx`, the transaction bytes.
+    Arrive { expect_tx: bool, drop: bool, no_complete: bool, remote: bool },
+    /// mbarrier.expect_tx [a], b
+    ExpectTx,
+    /// mbarrier.complete_tx [a], b
+    CompleteTx,
+    /// mbarrier.{test,try}_wait{.parity} d (pred), [a], b (state or parity); try_wait blocks.
+    Wait { parity: bool, try_wait: bool },
+    /// mbarrier.inval [a]
+    Inval,
+    /// mbarrier.pending_count d, a (state)
+    PendingCount,
+    /// cp.async.mbarrier.arrive{.noinc} [a]
+    CpAsyncArrive { noinc: bool },
+}
+
+/// Bulk and tensor (TMA) copies (PTX ISA 9.7.9.25.4, 9.7.9.27).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BulkOp {
+    /// cp.async.bulk.tensor.Nd.shared::{cta,cluster}.global.tile.mbarrier::complete_tx::bytes
+    /// [a+imm], [b, {ext}], [c]{, e ctaMask}: `dim` coordinates in the extra operands.
+    TensorLoad { dim: u8, multicast: bool },
+    /// cp.async.bulk.tensor.Nd.global.shared::cta.tile.bulk_group [b, {ext}], [a+imm]
+    TensorStore { dim: u8 },
+    /// cp.async.bulk.shared::{cta,cluster}.global.mbarrier::complete_tx::bytes
+    /// [a+imm], [b+imm2], c (size), [e]{, ctaMask in d2}
+    Load { multicast: bool },
+    /// cp.async.bulk.global.shared::cta.bulk_group [a+imm], [b+imm2], c (size)
+    Store,
+    /// cp.async.bulk.commit_group
+    Commit,
+    /// cp.async.bulk.wait_group{.read} n
+    Wait { n: u8, read: bool },
+    /// prefetch.tensormap [b] / cp.async.bulk.prefetch.tensor [b, {ext}]: validates the map.
+    PrefetchTensormap,
+}
+
+/// Fences (PTX ISA 9.7.13.4): they order nothing in this sequentially consistent emulator but
+/// are kept for the sanitizer (proxy fences make generic writes visible to the async proxy).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FenceKind {
+    /// membar / fence.{sc,acq_rel} (scope in [`Sem`])
+    Memory,
+    /// fence.proxy.async{.shared::cta,.global,} (`None`: every state space)
+    ProxyAsync(Option<Space>),
+    /// fence.mbarrier_init.release.cluster
+    MbarrierInit,
+    /// fence.proxy.{alias,tensormap::generic...}
+    ProxyOther,
+}

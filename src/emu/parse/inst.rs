@@ -49,7 +49,8 @@ impl Parts<'_> {
 fn parse_space(m: &str) -> Option<Space> {
     Some(match m {
         "global" => Space::Global,
-        "shared" | "shared::cta" => Space::Shared,
+        // Clusters of one CTA: the cluster's shared window is the CTA's.
+        "shared" | "shared::cta" | "shared::cluster" => Space::Shared,
         "local" => Space::Local,
         "param" | "param::entry" | "param::func" => Space::Param,
         "const" => Space::Const,
@@ -57,7 +58,8 @@ fn parse_space(m: &str) -> Option<Space> {
     })
 }
 
-/// Modifiers that change nothing in a sequentially consistent, cache-less emulator.
+/// Modifiers that change nothing in a sequentially consistent, cache-less emulator (memory-order
+/// and scope qualifiers are not among them: they are kept in [`Inst::sem`]).
 fn is_hint(m: &str) -> bool {
     m.starts_with("L1::")
         || m.starts_with("L2::")
@@ -70,16 +72,6 @@ fn is_hint(m: &str) -> bool {
                 | "cv"
                 | "wb"
                 | "wt"
-                | "volatile"
-                | "relaxed"
-                | "acquire"
-                | "release"
-                | "acq_rel"
-                | "weak"
-                | "cta"
-                | "gpu"
-                | "sys"
-                | "cluster"
                 | "sync"
                 | "aligned"
                 | "uni"
@@ -147,6 +139,8 @@ pub(super) fn lower_inst(f: &mut FnCtx, st: &Stmt) -> R<Option<Inst>> {
             space = Some(s);
         } else if m == "v2" || m == "v4" || m == "v8" {
             vec = m[1..].parse().unwrap_or(1);
+        } else if inst.sem.decode(m) {
+            // memory order / scope: kept in the instruction
         } else if !is_hint(m) {
             rest.push(m);
         }
@@ -189,6 +183,13 @@ pub(super) fn lower_inst(f: &mut FnCtx, st: &Stmt) -> R<Option<Inst>> {
         "atom" | "red" => memory::atom(f, &p, i)?,
         "ldmatrix" => memory::ldmatrix(f, &p, i)?,
         "cp" => memory::cp_async(f, &p, i)?,
+        "mapa" => memory::mapa(f, &p, i)?,
+        "prefetch" | "prefetchu" => memory::prefetch(f, &p, i)?,
+        "mbarrier" => sync::mbarrier(f, &p, i)?,
+        "membar" | "fence" => sync::fence(&p, i)?,
+        "elect" => warp::elect(f, &p, i)?,
+        "setmaxnreg" => control::setmaxnreg(&p, i)?,
+        "nanosleep" => control::nanosleep(i),
         "shfl" => warp::shfl(f, &p, i)?,
         "vote" => warp::vote(f, &p, i)?,
         "redux" => warp::redux(f, &p, i)?,
@@ -199,7 +200,7 @@ pub(super) fn lower_inst(f: &mut FnCtx, st: &Stmt) -> R<Option<Inst>> {
         "stmatrix" => tensor::stmatrix(f, &p, i)?,
         "bra" => control::bra(f, &p, i)?,
         "ret" | "exit" => control::exit(i),
-        "membar" | "fence" | "prefetch" | "prefetchu" | "nanosleep" | "griddepcontrol" => control::hint(i),
+        "griddepcontrol" => control::hint(i),
         "pragma" | "" => return Ok(None),
         _ => return Err(format!("unsupported instruction `{opcode}`")),
     }

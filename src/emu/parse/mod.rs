@@ -120,6 +120,7 @@ fn lower_entry(
         let line = body.2 as usize + text[..at.min(text.len())].iter().filter(|&&c| c == b'\n').count();
         return Err(err(format!("line {line}: a byte that is not ASCII (PTX is ASCII text)")));
     }
+    let explicit_cluster = sync::cluster_directives(header).map_err(err)?;
     // params
     let mut params = Vec::new();
     let mut syms: HashMap<String, Sym> = HashMap::new();
@@ -188,9 +189,11 @@ fn lower_entry(
              {MAX_LOCAL_BYTES}"
         )));
     }
-    let shared_static = align_up(shared, 16);
+    let mut shared_static = align_up(shared, 16);
     if let Some((n, a)) = dyn_sym {
-        syms.insert(n, Sym::Addr(align_up(shared_static, a) as u64));
+        // Dynamic shared memory starts at its declared alignment (TMA boxes need 128 or 1024).
+        shared_static = align_up(shared_static, a);
+        syms.insert(n, Sym::Addr(shared_static as u64));
     }
     let mut f = FnCtx {
         regs: HashMap::new(),
@@ -256,6 +259,7 @@ fn lower_entry(
         shared_static,
         local_bytes: align_up(local, 16),
         const_data: Arc::new(md.const_data.clone()),
+        explicit_cluster,
         wg: None,
     };
     if alloc {

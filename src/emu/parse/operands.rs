@@ -73,6 +73,11 @@ impl FnCtx<'_> {
                 "%ntid" => ConstVal::Ntid(d),
                 "%ctaid" => ConstVal::Ctaid(d),
                 "%nctaid" => ConstVal::Nctaid(d),
+                // Clusters of one CTA (PTX ISA 10.12-10.15): the cluster grid is the CTA grid.
+                "%clusterid" => ConstVal::Ctaid(d),
+                "%nclusterid" => ConstVal::Nctaid(d),
+                "%cluster_ctaid" => ConstVal::Zero,
+                "%cluster_nctaid" => ConstVal::Imm(1),
                 _ => return None,
             }
         } else {
@@ -86,6 +91,10 @@ impl FnCtx<'_> {
                 "%lanemask_gt" => ConstVal::LaneMaskGt,
                 "%lanemask_ge" => ConstVal::LaneMaskGe,
                 "%smid" | "%gridid" => ConstVal::Zero,
+                // Clusters of one CTA, launched without a cluster (PTX ISA 10.11, 10.16, 10.17).
+                "%cluster_ctarank" => ConstVal::Zero,
+                "%is_explicit_cluster" => ConstVal::ExplicitCluster,
+                "%cluster_nctarank" => ConstVal::Imm(1),
                 _ => return None,
             }
         };

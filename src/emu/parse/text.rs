@@ -117,8 +117,10 @@ impl<'a> Cursor<'a> {
     }
 }
 
-fn is_ident_char(c: u8) -> bool {
-    c.is_ascii_alphanumeric() || c == b'_' || c == b'$' || c == b'.' || c == b'%'
+/// A character of a label: PTX identifiers are `[a-zA-Z0-9_$%]` (no `.`, so that an opcode
+/// such as `ld.shared::cta` is never read as a label).
+fn is_label_char(c: u8) -> bool {
+    c.is_ascii_alphanumeric() || c == b'_' || c == b'$' || c == b'%'
 }
 
 pub(super) fn body_items(b: &[u8], start: usize, end: usize, line: u32) -> Vec<BodyItem> {
@@ -141,16 +143,19 @@ pub(super) fn body_items(b: &[u8], start: usize, end: usize, line: u32) -> Vec<B
             continue;
         }
         let line = cur.line;
-        if cur.b[cur.i..].starts_with(b".loc") || cur.b[cur.i..].starts_with(b".file") {
+        // `.loc` / `.file` directives (not `.local`, a declaration).
+        let rest = &cur.b[cur.i..];
+        let directive = |d: &[u8]| rest.starts_with(d) && rest.get(d.len()).is_some_and(|c| c.is_ascii_whitespace());
+        if directive(b".loc") || directive(b".file") {
             cur.rest_of_line();
             continue;
         }
         // label?
         let mut j = cur.i;
-        while j < cur.b.len() && is_ident_char(cur.b[j]) {
+        while j < cur.b.len() && is_label_char(cur.b[j]) {
             j += 1;
         }
-        if j < cur.b.len() && cur.b[j] == b':' && j > cur.i {
+        if j < cur.b.len() && cur.b[j] == b':' && cur.b.get(j + 1) != Some(&b':') && j > cur.i {
             let name = String::from_utf8_lossy(&cur.b[cur.i..j]).into_owned();
             cur.i = j + 1;
             items.push(BodyItem::Label(name));

@@ -86,3 +86,18 @@ pub(super) fn activemask(f: &mut FnCtx, p: &Parts, inst: &mut Inst) -> R<()> {
     inst.d = f.reg(&p.ops[0])?;
     Ok(())
 }
+
+/// elect.sync d|p, membermask (PTX ISA 9.7.13.14); `_` as d is a sink.
+pub(super) fn elect(f: &mut FnCtx, p: &Parts, inst: &mut Inst) -> R<()> {
+    p.nops(2)?;
+    p.only(&[])?;
+    if !p.mods.contains(&"sync") {
+        return Err(p.bad("elect without .sync"));
+    }
+    let (d, q) = p.ops[0].split_once('|').ok_or_else(|| p.bad("elect destinations (d|p)"))?;
+    inst.d = f.reg(d)?;
+    inst.d2 = f.reg(q)?;
+    inst.e = f.reg(&p.ops[1])?;
+    inst.op = Op::Elect;
+    Ok(())
+}
