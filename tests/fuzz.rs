@@ -638,6 +638,22 @@ const CLI: &[(&[&str], &[&str])] = &[
             "--emu-max-mib",
         ],
     ),
+    (
+        // Paged, fp8 and ragged decode points: planned (not allocated) by the dry run.
+        &[
+            "sweep",
+            "--backend",
+            "emu",
+            "--dry-run",
+            "--variants",
+            "decode",
+            "--page-size",
+            "16",
+            "--mix",
+            "mix8:1,uniform",
+        ],
+        &["--ctx", "--decode-tokens", "--batch", "--heads", "--kv-heads", "--head-dim", "--page-size", "--mix"],
+    ),
     (&["gpu-run", "plan"], &["--budget-s"]),
 ];
 

@@ -32,6 +32,11 @@ const WORDS: &[&str] = &[
     "ret;", "bar.sync 0;", "@%p1", "setp.lt.s32", "ldmatrix.sync.aligned.m8n8.x4.shared.b16", "cp.async.wait_group 0;",
     ".reg .b32 %r<4294967295>;", ".shared .align 16 .b8 s[4294967296];", "$L__BB0_1:", "{", "}", "[", "]", "(", ")",
     ";", ",", "+", "-", "0f7F800000", "0xffffffff", "4294967296", "18446744073709551615", "-1", "é", "\0",
+    // Hopper's asynchronous forms.
+    "mbarrier.try_wait.parity.shared::cta.b64", "mbarrier.arrive.expect_tx.shared::cta.b64",
+    "cp.async.bulk.tensor.2d.shared::cluster.global.mbarrier::complete_tx::bytes", "fence.proxy.async.shared::cta;",
+    "wgmma.mma_async.sync.aligned.m64n64k16.f32.bf16.bf16", "wgmma.wait_group.sync.aligned 0;",
+    ".reqnctapercluster 4294967296, 4294967296, 4294967296", ".explicitcluster",
 ];
 
 fn edit(text: &mut Vec<u8>, op: u8, pos: u32, arg: u8) {
