@@ -145,12 +145,15 @@ fn arguments_that_size_work_are_bounded() {
 
 // --- Silent wrong numbers -----------------------------------------------------------------
 
+/// A change to a profile's JSON.
+type Edit = dyn Fn(&mut serde_json::Value);
+
 #[test]
 fn profiles_out_of_range_are_refused_naming_the_field() {
     let d = tempdir("ranges");
     let base: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(analytical(&d, "a.json")).unwrap()).unwrap();
-    let bad = |name: &str, f: &dyn Fn(&mut serde_json::Value)| {
+    let bad = |name: &str, f: &Edit| {
         let mut v = base.clone();
         f(&mut v);
         let p = d.join(name);
@@ -158,7 +161,7 @@ fn profiles_out_of_range_are_refused_naming_the_field() {
         p.display().to_string()
     };
     // Was: -25039 Wh, inf/NaN tables, a 7x wrong time.
-    let cases: [(&str, &dyn Fn(&mut serde_json::Value), &str); 6] = [
+    let cases: [(&str, &Edit, &str); 6] = [
         ("idle.json", &|v| v["idle_watts"] = (-500.0).into(), "idle_watts must not be negative"),
         ("peak.json", &|v| v["peaks"]["idle_watts"] = (-1.0).into(), "peaks.idle_watts"),
         ("heads.json", &|v| v["points"][3]["shape"]["heads"] = 0.into(), "points[3]"),
