@@ -655,6 +655,30 @@ const CLI: &[(&[&str], &[&str])] = &[
         &["--ctx", "--decode-tokens", "--batch", "--heads", "--kv-heads", "--head-dim", "--page-size", "--mix"],
     ),
     (&["gpu-run", "plan"], &["--budget-s"]),
+    (
+        // Outside code on the emulator: sizes of the launch and of the buffers.
+        &[
+            "run-ptx",
+            concat!(env!("CARGO_MANIFEST_DIR"), "/tests/outside/funcs.ptx"),
+            "--entry",
+            "weighted",
+            "--grid",
+            "1",
+            "--block",
+            "8",
+            "--arg",
+            "buf:i32:64:random",
+            "--arg",
+            "buf:i32:8",
+            "--arg",
+            "i32:8",
+            "--arg",
+            "i32:8",
+            "--max-seconds",
+            "2",
+        ],
+        &["--grid", "--block", "--smem", "--threads", "--seed", "--max-seconds"],
+    ),
 ];
 
 #[test]

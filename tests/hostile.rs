@@ -559,6 +559,55 @@ fn minor_ones() {
     refused_within(&["estimate", "--no-plot", "--model", big.to_str().unwrap()], "not a model file", 5.0);
 }
 
+// --- Outside code (run-ptx) ----------------------------------------------------------------
+
+#[test]
+fn run_ptx_sizes_are_bounded() {
+    let d = tempdir("runptx");
+    let funcs = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/outside/funcs.ptx");
+    let f = funcs.to_str().unwrap();
+    let base = |grid: &str, block: &str, buf: &str| -> Vec<String> {
+        [f, "--entry", "weighted", "--grid", grid, "--block", block, "--arg", buf]
+            .into_iter()
+            .chain(["--arg", "buf:i32:8", "--arg", "i32:8", "--arg", "i32:8"])
+            .map(String::from)
+            .collect()
+    };
+    let run = |mut v: Vec<String>| {
+        v.insert(0, "run-ptx".into());
+        v
+    };
+    // A module or a buffer file that does not end is refused after a bounded read.
+    refused_within(&["run-ptx", "/dev/zero", "--entry", "k", "--grid", "1", "--block", "1"], "not a PTX file", 5.0);
+    refused_within(&args(&run(base("1", "8", "buf:i32:64:file=/dev/zero"))), "not a buffer file", 5.0);
+    // Buffers beyond the address space or the machine: refused before anything is filled.
+    refused_within(&args(&run(base("1", "8", "buf:i32:18446744073709551615"))), "buffer too large", 5.0);
+    refused_within(&args(&run(base("1", "8", "buf:i32:100000000000:random"))), "cannot allocate", 5.0);
+    // Grids and blocks beyond CUDA's limits (was: a capacity-overflow panic collecting 2^63
+    // block results), and a grid within them that runs past --max-seconds.
+    refused_within(&args(&run(base("4294967295,65535,65535", "8", "buf:i32:64:random"))), "a grid at most", 5.0);
+    refused_within(&args(&run(base("1", "65536,65536,65536", "buf:i32:64:random"))), "1..=1024 threads", 5.0);
+    let mut long = run(base("2147483647", "8", "buf:i32:64:random"));
+    long.extend(["--max-seconds".into(), "1".into()]);
+    refused_within(&args(&long), "stopped at its time limit", 10.0);
+    // --dump may not replace the module or a buffer's file it reads.
+    let input = d.join("arg0.npy");
+    std::fs::copy(&funcs, &input).unwrap();
+    let before = std::fs::read(&input).unwrap();
+    let mut over = base("1", "8", "buf:i32:64:random");
+    over[0] = input.display().to_string();
+    over.extend(["--dump".into(), d.display().to_string()]);
+    refused(&args(&run(over)), "is an input of this command");
+    assert_eq!(std::fs::read(&input).unwrap(), before);
+    // The same run into another folder works and writes its dumps whole.
+    let out = d.join("out");
+    let mut fine = run(base("1", "8", "buf:i32:64:random"));
+    fine.extend(["--dump".into(), out.display().to_string()]);
+    ok(&args(&fine));
+    assert!(out.join("arg0.npy").exists() && out.join("arg1.npy").exists());
+    assert!(temporaries(&out).is_empty());
+}
+
 // --- Closed pipes --------------------------------------------------------------------------
 
 /// Runs `args` with standard output (and with `both`, standard error) a pipe whose reader has
@@ -657,6 +706,32 @@ fn every_subcommand_into_a_closed_pipe() {
         (vec!["gpu-run".into(), "plan".into(), "--points".into()], 0, vec![]),
         (vec!["gpu-run".into(), "steps".into()], 0, vec![]),
         (vec!["gpu-run".into(), "summary".into(), run_s], 0, vec![run_dir.join("summary.md")]),
+        (
+            [
+                "run-ptx",
+                concat!(env!("CARGO_MANIFEST_DIR"), "/tests/outside/funcs.ptx"),
+                "--entry",
+                "weighted",
+                "--grid",
+                "1",
+                "--block",
+                "8",
+                "--arg",
+                "buf:i32:64:random",
+                "--arg",
+                "buf:i32:8",
+                "--arg",
+                "i32:8",
+                "--arg",
+                "i32:8",
+                "--dump",
+                "dump",
+            ]
+            .map(String::from)
+            .to_vec(),
+            0,
+            vec![d.join("dump/arg0.npy"), d.join("dump/arg1.npy")],
+        ),
         // No GPU here: the error is still one line on a stderr that is there.
         (vec!["ncu".into(), "--variant".into(), "flash".into(), "--ctx".into(), "1024".into()], 1, vec![]),
     ];
@@ -687,7 +762,8 @@ fn every_subcommand_into_a_closed_pipe() {
         }
     }
     // Every subcommand is in the list.
-    for c in ["info", "emu", "mask", "estimate", "sweep", "merge", "compare", "ncu", "import-ncu", "gpu-run"] {
+    for c in ["info", "emu", "run-ptx", "mask", "estimate", "sweep", "merge", "compare", "ncu", "import-ncu", "gpu-run"]
+    {
         assert!(seen.contains(c), "{c} not piped");
     }
 }

@@ -19,11 +19,13 @@ pub mod parse;
 pub mod regalloc;
 pub mod sanitizer;
 pub mod tensor_map;
+#[cfg(test)]
+mod tests;
 
 use crate::device::tensor_map::{TensorMap, TensorMapSpec};
 use crate::device::{Allocation, Counters, Device, KernelArg, LaunchConfig, LaunchReport, Timestamp};
 use crate::error::{Error, Result};
-use crate::kernels::KernelRef;
+use crate::kernels::{KernelRef, ModuleKey};
 use exec::{run_block, LaunchCtx, Scratch};
 use ir::Kernel;
 use memory::GlobalMem;
@@ -34,6 +36,10 @@ use std::time::Instant;
 
 /// Findings kept per launch (all are counted in `findings_total`).
 pub const MAX_FINDINGS: usize = 256;
+
+/// Blocks launched together before their results are summed (bounds a launch's memory by this,
+/// not by its grid).
+const BLOCKS_PER_CHUNK: u64 = 1 << 14;
 
 /// Opt-in dynamic shared memory per block on H100 (227 KB).
 pub const MAX_SHARED: u32 = 232_448;
@@ -59,7 +65,7 @@ impl Default for EmuOptions {
 
 pub struct EmuDevice {
     mem: GlobalMem,
-    modules: Mutex<HashMap<&'static str, Arc<parse::LoweredModule>>>,
+    modules: Mutex<HashMap<ModuleKey, Arc<parse::LoweredModule>>>,
     opts: EmuOptions,
     pool: Option<rayon::ThreadPool>,
     t0: Instant,
@@ -142,16 +148,21 @@ impl EmuDevice {
         self.opts
     }
 
-    /// The lowered kernel for `k` (module parsed once, cached).
-    pub fn kernel(&self, k: KernelRef) -> Result<Arc<Kernel>> {
+    /// The lowered kernel for `k` (module parsed once, cached; its `.global` variables placed in
+    /// this device's memory then, where they stay until the device is dropped).
+    pub fn kernel(&self, k: &KernelRef) -> Result<Arc<Kernel>> {
         let module = {
             let mut cache = self.modules.lock().map_err(|_| Error::Emu("module cache poisoned".into()))?;
-            cache.entry(k.module.name).or_insert_with(|| Arc::new(parse::lower_module(k.module.ptx))).clone()
+            cache
+                .entry(k.module_key())
+                .or_insert_with(|| Arc::new(parse::lower_module_in(k.ptx(), true, Some(&mut DevGlobals(&self.mem)))))
+                .clone()
         };
-        match module.get(k.entry) {
+        let (m, e) = (k.module_name(), k.entry());
+        match module.get(e) {
             Some(Ok(kern)) => Ok(kern.clone()),
-            Some(Err(e)) => Err(Error::Emu(format!("cannot run {}::{}: {e}", k.module.name, k.entry))),
-            None => Err(Error::Emu(format!("entry {} not found in the PTX of module {}", k.entry, k.module.name))),
+            Some(Err(err)) => Err(Error::Emu(format!("cannot run {m}::{e}: {err}"))),
+            None => Err(Error::Emu(format!("entry {e} not found in the PTX of module {m}"))),
         }
     }
     /// Live allocations and their bytes: what a leak check compares before and after.
@@ -164,7 +175,19 @@ impl EmuDevice {
     /// allocations and the block's shared memory (a fault or a memcheck finding, never a host
     /// access outside them), so wrong pointers or sizes are reported, not undefined.
     pub fn run_kernel(&self, kernel: &KernelRef, cfg: LaunchConfig, args: &[KernelArg]) -> Result<LaunchReport> {
-        let k = self.kernel(*kernel)?;
+        let k = self.kernel(kernel)?;
+        self.launch_kernel(&k, cfg, args, kernel.resources().map(|r| r.registers))
+    }
+
+    /// Runs a lowered kernel to completion. `regs_per_thread`: ptxas's register count (known for
+    /// embedded modules), the start of `setmaxnreg`'s register pool.
+    fn launch_kernel(
+        &self,
+        k: &Kernel,
+        cfg: LaunchConfig,
+        args: &[KernelArg],
+        regs_per_thread: Option<u32>,
+    ) -> Result<LaunchReport> {
         if args.len() != k.params.len() {
             return Err(Error::Emu(format!("{} takes {} parameters, {} given", k.name, k.params.len(), args.len())));
         }
@@ -181,8 +204,14 @@ impl EmuDevice {
             params[p.offset as usize..p.offset as usize + a.len()].copy_from_slice(a);
         }
         let nthreads = cfg.threads_per_block();
-        if nthreads == 0 || nthreads > 1024 || cfg.grid.contains(&0) {
-            return Err(Error::Emu(format!("launch of {} with grid {:?} block {:?}", k.name, cfg.grid, cfg.block)));
+        // CUDA's limits: 1..=1024 threads a block, grids of at most 2^31-1 x 65535 x 65535.
+        let grid_ok = cfg.grid[0] <= i32::MAX as u32 && cfg.grid[1] <= 65535 && cfg.grid[2] <= 65535;
+        if nthreads == 0 || nthreads > 1024 || cfg.grid.contains(&0) || !grid_ok {
+            return Err(Error::Emu(format!(
+                "launch of {} with grid {:?} block {:?}: a block has 1..=1024 threads, a grid at most \
+                 [2147483647, 65535, 65535] blocks",
+                k.name, cfg.grid, cfg.block
+            )));
         }
         let shared_bytes = k.shared_static + cfg.dynamic_shared_bytes;
         if shared_bytes > MAX_SHARED {
@@ -192,7 +221,7 @@ impl EmuDevice {
             )));
         }
         let ctx = LaunchCtx {
-            k: &k,
+            k,
             grid: cfg.grid,
             block: cfg.block,
             nthreads,
@@ -203,44 +232,68 @@ impl EmuDevice {
             sanitize: self.opts.sanitize,
             counters: self.opts.counters,
             atomic64: &self.mem.atomic64,
-            regs_per_thread: kernel.resources().map(|r| r.registers),
+            regs_per_thread,
         };
         let nblocks = cfg.blocks();
         let deadline = self.opts.deadline;
-        let run = || -> Vec<Result<exec::BlockOut>> {
-            (0..nblocks)
+        let stopped = |b: u64| Error::Emu(format!("{} stopped at its time limit (block {b} of {nblocks})", k.name));
+        // Blocks run in parallel a chunk at a time and are summed in block order (the first
+        // error in block order is the launch's, whatever the thread count): memory stays bounded
+        // however large the grid, and a deadline stops the launch between blocks.
+        let run_chunk = |lo: u64, hi: u64| -> Vec<Result<exec::BlockOut>> {
+            (lo..hi)
                 .into_par_iter()
                 .map_init(Scratch::default, |s, b| {
                     if deadline.is_some_and(|d| Instant::now() >= d) {
-                        return Err(Error::Emu(format!(
-                            "{} stopped at its time limit (block {b} of {nblocks})",
-                            k.name
-                        )));
+                        return Err(stopped(b));
                     }
                     run_block(&ctx, b, s)
                 })
                 .collect()
         };
-        let outs = match &self.pool {
-            Some(p) => p.install(run),
-            None => run(),
-        };
         let mut report = LaunchReport::default();
         let mut c = Counters::default();
-        for o in outs {
-            let o = o?;
-            counters::add(&mut c, &o.counters);
-            report.findings_total += o.findings_total;
-            for f in o.findings {
-                if report.findings.len() < MAX_FINDINGS {
-                    report.findings.push(f);
+        let mut lo = 0u64;
+        while lo < nblocks {
+            let hi = nblocks.min(lo.saturating_add(BLOCKS_PER_CHUNK));
+            let outs = match &self.pool {
+                Some(p) => p.install(|| run_chunk(lo, hi)),
+                None => run_chunk(lo, hi),
+            };
+            for o in outs {
+                let o = o?;
+                counters::add(&mut c, &o.counters);
+                report.findings_total += o.findings_total;
+                for f in o.findings {
+                    if report.findings.len() < MAX_FINDINGS {
+                        report.findings.push(f);
+                    }
                 }
             }
+            lo = hi;
         }
         if self.opts.counters {
             report.counters = Some(c);
         }
         Ok(report)
+    }
+}
+
+/// A module's `.global` variables, placed in the device's global memory.
+struct DevGlobals<'a>(&'a GlobalMem);
+
+impl parse::ModuleGlobals for DevGlobals<'_> {
+    fn alloc(&mut self, bytes: usize, align: u32) -> std::result::Result<u64, String> {
+        let a = self.0.alloc(bytes).map_err(|e| e.to_string())?;
+        if a % align.max(1) as u64 != 0 {
+            return Err(format!("cannot align a module variable to {align} bytes"));
+        }
+        Ok(a)
+    }
+    fn write(&mut self, addr: u64, data: &[u8]) -> std::result::Result<(), String> {
+        let a = self.0.find(addr, data.len() as u64).map_err(|e| e.to_string())?;
+        a.host_write(addr - a.base, data);
+        Ok(())
     }
 }
 

@@ -191,7 +191,8 @@ impl<'a> Blk<'a, '_> {
                         }
                     }
                 }
-                if l.sanitize {
+                // The runtime's reserved region (cooperative groups' barrier words) is not tracked.
+                if l.sanitize && off >= l.k.reserved_smem as u64 {
                     self.shadow_access(off, size, size, write.is_some(), w, lane, line);
                 }
                 Ok(rw_bytes(self.shared, off as usize, size, write))
