@@ -81,7 +81,7 @@ impl Default for EmuDevice {
 /// the one-bit-per-byte initcheck shadow (1/8 more). For refusing a call up front, with the GiB it
 /// needs, instead of failing an allocation midway (or aborting on out-of-memory).
 pub fn host_bytes_for(device_bytes: u128) -> u128 {
-    device_bytes + device_bytes.div_ceil(8)
+    device_bytes.saturating_add(device_bytes.div_ceil(8))
 }
 
 /// This machine's memory in bytes (`MemTotal` of /proc/meminfo), when the OS tells.

@@ -432,7 +432,9 @@ pub fn lower_module_in(src: &str, allocate: bool, globals: Option<&mut dyn Modul
         if term == b'{' && is_fn {
             let start = cur.i;
             let end = cur.skip_block();
-            let at = (start, end - 1, line + text.matches('\n').count() as u32);
+            // The body ends before its `}`; an unclosed one (a cut file) runs to the end.
+            let end = if end > start && cur.b[end - 1] == b'}' { end - 1 } else { end };
+            let at = (start, end, line + text.matches('\n').count() as u32);
             if t.contains(".entry") {
                 entries.push((t, at));
             } else if let Some(h) = parse_func_header(&t) {
@@ -657,6 +659,9 @@ mod tests {
         let m = lower_module(".version 8.0\n.target sm_90a\n.visible .entry k)(.param .u64 p\n{\nret;\n}\n");
         // (was: a slice from after `(` to before `)`, a panic); the header has no parameter list.
         assert!(m.values().all(|r| r.as_ref().is_ok_and(|k| k.params.is_empty())), "{m:?}");
+        // A file cut right after an entry's `{` (was: a slice ending before it started).
+        let cut = lower_module(".version 8.0\n.target sm_90a\n.visible .entry k(.param .u64 p)\n{");
+        assert_eq!(cut.len(), 1);
         // A constant beyond the 64 KiB bank: its uses name it, nothing is allocated.
         let c = format!(".const .align 4 .b8 big[4000000000];\n{}", entry(".param .u64 p", "ld.const.u32 %r1, [big];"));
         let c = c.replacen(".version 8.0\n.target sm_90a\n.address_size 64\n", "", 1);
