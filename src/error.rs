@@ -25,6 +25,9 @@ pub enum Error {
     Emu(String),
     #[error("kernel not found: {}", one_line(.0))]
     KernelNotFound(String),
+    /// A backend that cannot run what was asked of it (names the backend and what is missing).
+    #[error("unsupported: {0}")]
+    Unsupported(String),
     /// The OS error is part of the message, not a `source()`: a chain printed with `{:#}` would
     /// repeat it.
     #[error("I/O error on {}: {err}", one_line(path))]

@@ -635,6 +635,7 @@ const CLI: &[(&[&str], &[&str])] = &[
             "--min-seconds",
             "--reps",
             "--idle-seconds",
+            "--gap",
             "--emu-max-mib",
         ],
     ),

@@ -608,6 +608,34 @@ fn run_ptx_sizes_are_bounded() {
     assert!(temporaries(&out).is_empty());
 }
 
+/// The run's bounds live in `RunConfig::validate` (a library caller gets them too), not only in
+/// the command line's parsers.
+#[test]
+fn run_bounds_are_checked_by_the_run() {
+    use attnjoule::sweep::backend::{BackendKind, RunConfig};
+    let ok = RunConfig { backend: BackendKind::Emu, ..Default::default() };
+    ok.validate().unwrap();
+    let bad: [(&str, &dyn Fn(&mut RunConfig)); 6] = [
+        ("min_seconds", &|c| c.protocol.min_seconds = f64::INFINITY),
+        ("reps", &|c| c.protocol.reps = 0),
+        ("idle_seconds", &|c| c.idle_seconds = -1.0),
+        ("idle gap", &|c| c.protocol.gap_min_s = f64::NAN),
+        ("idle gap", &|c| (c.protocol.gap_min_s, c.protocol.gap_max_s) = (5.0, 1.0)),
+        ("idle gap", &|c| c.protocol.gap_max_s = 1e9),
+    ];
+    for (needle, f) in bad {
+        let mut c = ok.clone();
+        f(&mut c);
+        let e = c.validate().unwrap_err().to_string();
+        assert!(e.contains(needle) && e.lines().count() == 1, "{e}");
+    }
+    // The parser refuses it first (an argument error: exit 2, one line).
+    let out = bin().args(["sweep", "--backend", "emu", "--ctx", "64", "--gap", "5:1", "--dry-run"]).output().unwrap();
+    let err = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(err.lines().count() == 1 && err.contains("--gap"), "{err}");
+}
+
 // --- Closed pipes --------------------------------------------------------------------------
 
 /// Runs `args` with standard output (and with `both`, standard error) a pipe whose reader has

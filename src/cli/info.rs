@@ -25,10 +25,11 @@ pub fn run(a: Args) -> anyhow::Result<()> {
     }
     outln!();
     outln!(
-        "{:<16} {:<34} {:>5} {:>8} {:>7} {:>7} {:>6}",
+        "{:<18} {:<36} {:>5} {:>9} {:>8} {:>7} {:>7} {:>6}",
         "module",
         "kernel",
         "regs",
+        "roles",
         "s.smem",
         "stack",
         "spill",
@@ -36,11 +37,16 @@ pub fn run(a: Args) -> anyhow::Result<()> {
     );
     for m in MODULES.iter().filter(|m| a.all || !m.test_only) {
         for e in m.entries {
+            let roles = m
+                .sass_of(e.name)
+                .and_then(attnjoule::kernels::register_roles)
+                .map_or("-".to_string(), |(producer, consumer)| format!("{producer}/{consumer}"));
             outln!(
-                "{:<16} {:<34} {:>5} {:>8} {:>7} {:>7} {:>6}",
+                "{:<18} {:<36} {:>5} {:>9} {:>8} {:>7} {:>7} {:>6}",
                 m.name,
                 e.name,
                 e.registers,
+                roles,
                 e.shared_bytes,
                 e.stack_bytes,
                 format!("{}/{}", e.spill_store_bytes, e.spill_load_bytes),
@@ -48,6 +54,8 @@ pub fn run(a: Args) -> anyhow::Result<()> {
             );
         }
     }
+    outln!("regs: ptxas's allocation per thread at entry; roles: the setmaxnreg budgets of a warp-specialized kernel");
+    outln!("(producer/consumer warpgroups), from its SASS");
     outln!("s.smem: static shared memory in bytes (dynamic shared memory is chosen per launch: `attnjoule emu` prints the plan)");
     Ok(())
 }

@@ -70,6 +70,8 @@ pub const MAX_REPS: u32 = 100;
 pub const MAX_IDLE_SECONDS: f64 = 600.0;
 pub const MAX_POWER_PERIOD_MS: u64 = 60_000;
 pub const MAX_DEVICES: usize = 64;
+/// Longest idle gap before a measured window (seconds): more only stretches a sweep.
+pub const MAX_GAP_SECONDS: f64 = 60.0;
 
 impl RunConfig {
     /// Every bound of the run (the spec's are checked by `enumerate`); one line naming the value.
@@ -79,6 +81,13 @@ impl RunConfig {
             return Err(Error::Invalid(format!(
                 "min_seconds must be in (0, {MAX_MIN_SECONDS}] seconds, got {}",
                 p.min_seconds
+            )));
+        }
+        let gap_ok = |x: f64| x.is_finite() && (0.0..=MAX_GAP_SECONDS).contains(&x);
+        if !(gap_ok(p.gap_min_s) && gap_ok(p.gap_max_s) && p.gap_min_s <= p.gap_max_s) {
+            return Err(Error::Invalid(format!(
+                "the idle gap must be MIN:MAX seconds with 0 <= MIN <= MAX <= {MAX_GAP_SECONDS}, got {}:{}",
+                p.gap_min_s, p.gap_max_s
             )));
         }
         if p.reps == 0 || p.reps > MAX_REPS {
