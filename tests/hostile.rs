@@ -615,7 +615,8 @@ fn run_bounds_are_checked_by_the_run() {
     use attnjoule::sweep::backend::{BackendKind, RunConfig};
     let ok = RunConfig { backend: BackendKind::Emu, ..Default::default() };
     ok.validate().unwrap();
-    let bad: [(&str, &dyn Fn(&mut RunConfig)); 6] = [
+    type Change = dyn Fn(&mut RunConfig);
+    let bad: [(&str, &Change); 6] = [
         ("min_seconds", &|c| c.protocol.min_seconds = f64::INFINITY),
         ("reps", &|c| c.protocol.reps = 0),
         ("idle_seconds", &|c| c.idle_seconds = -1.0),
