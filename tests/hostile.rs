@@ -630,10 +630,10 @@ fn run_bounds_are_checked_by_the_run() {
         let e = c.validate().unwrap_err().to_string();
         assert!(e.contains(needle) && e.lines().count() == 1, "{e}");
     }
-    // The parser refuses it first (an argument error: exit 2, one line).
+    // The parser refuses it first (an argument error: exit 1, one line).
     let out = bin().args(["sweep", "--backend", "emu", "--ctx", "64", "--gap", "5:1", "--dry-run"]).output().unwrap();
     let err = text(&out.stderr);
-    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert_eq!(out.status.code(), Some(1), "{err}");
     assert!(err.lines().count() == 1 && err.contains("--gap"), "{err}");
 }
 

@@ -77,9 +77,11 @@ pub fn main() -> anyhow::Result<()> {
             let _ = out::finish();
             std::process::exit(e.exit_code());
         }
+        // An argument error is a refusal like any other: one line, exit 1 (clap's own code is 2).
         Err(e) => {
             out::errln!("{}", one_line(&e));
-            std::process::exit(e.exit_code());
+            let _ = out::finish();
+            std::process::exit(1);
         }
     };
     match cli.cmd {
