@@ -47,7 +47,9 @@ impl Blk<'_, '_> {
     pub(super) fn warp_sync(&mut self, r: &[u64], m: u32, i: &Inst, live: u32, w: u32) {
         let members = if m != 0 { r[ix(i.a, m.trailing_zeros() as usize)] as u32 } else { 0 };
         self.check_members(members, m, live, w, i.line, "bar.warp.sync");
-        self.wsync[w as usize] += 1;
+        if self.l.sanitize {
+            self.clocks.bump(w as usize);
+        }
     }
 
     /// elect.sync d|p, membermask: the leader is the lowest executing lane of the mask (the
