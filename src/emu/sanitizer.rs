@@ -250,26 +250,25 @@ pub const CHUNK: usize = 16;
 /// The bulk async-group of a store not yet committed.
 pub const OPEN_GROUP: u32 = u32::MAX;
 
-/// The asynchronous proxy's side of the sanitizer, and the seam for a happens-before checker: the
-/// executor reports every event below, and the checks that need only these events are made here.
-///
-/// Events (method: meaning):
+/// The asynchronous proxy's side of the sanitizer (racecheck's vector clocks are in
+/// [`super::clocks`]). Events (method: meaning):
 /// - [`AsyncShadow::async_write`]: a TMA / bulk copy wrote shared bytes; the copy completes on
-///   mbarrier `slot` in its phase `phase` (its complete-tx), issued by thread `tid`;
-/// - [`AsyncShadow::async_read`]: a TMA / bulk store read shared bytes, retired by thread `tid`'s
-///   bulk async-group `group` (see `bulk_retired`);
-/// - [`AsyncShadow::bulk_retired`]: `cp.async.bulk.wait_group{.read}` retired that group;
+///   mbarrier `slot` in its phase `phase` (its complete-tx);
+/// - [`AsyncShadow::async_read`], [`AsyncShadow::bulk_commit`], [`AsyncShadow::bulk_retired`]: a
+///   TMA / bulk store reads shared bytes until `cp.async.bulk.wait_group{.read}` retires its
+///   thread's bulk async-group;
 /// - [`AsyncShadow::mbar_init`], [`AsyncShadow::mbar_arrive`] (release by a warp),
 ///   [`AsyncShadow::mbar_complete`] (a phase completed), [`AsyncShadow::mbar_observed`] (a warp's
 ///   wait returned true: acquire of the completed phase);
 /// - [`AsyncShadow::barrier`]: a CTA / named / cluster barrier released the warps of a mask;
-/// - [`AsyncShadow::proxy_fence`]: a warp executed `fence.proxy.async`;
 /// - generic shared accesses: [`AsyncShadow::generic_read`] / [`AsyncShadow::generic_write`].
 ///
-/// Check made now: a warp reads bytes written by a TMA / bulk copy before it has observed the
-/// completion of the mbarrier phase that copy completes on (directly by a wait, or through a
-/// barrier or an mbarrier phase from a warp that had). Observations are counted per warp and
-/// mbarrier: `seen[w][slot]` = how many phases of `slot` warp `w` knows complete.
+/// Checks: a warp reads bytes written by a TMA / bulk copy before it has observed the completion
+/// of the mbarrier phase that copy completes on (directly by a wait, or through a barrier or an
+/// mbarrier phase from a warp that had; observations are counted per warp and mbarrier:
+/// `seen[w][slot]` = how many phases of `slot` warp `w` knows complete), or writes them (a
+/// generic store, or the issue of another copy) before that; a write of a bulk store's source
+/// before the `wait_group.read` that retires it, or after it but not ordered after it.
 #[derive(Debug, Default)]
 pub struct AsyncShadow {
     /// Per [`CHUNK`] of shared memory: `(slot + 1) << 32 | phase` of the last async write there
@@ -465,10 +464,6 @@ impl AsyncShadow {
             !retire
         });
     }
-
-    /// Warp `w` executed `fence.proxy.async` over shared memory (or every state space): see
-    /// [`super::clocks::Clocks::proxy_fence`].
-    pub fn proxy_fence(&mut self, _w: usize) {}
 
     /// Warp `w` (clock `vc`) writes `[off, off + len)` with generic stores (or issues a copy that
     /// writes them): a later read of these bytes no longer depends on an earlier async copy. The

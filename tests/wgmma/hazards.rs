@@ -322,10 +322,10 @@ fn refused_corners_are_errors() {
 }
 
 /// wgmma reads its shared-memory operands through the async proxy: the generic stores that fill
-/// them need a `fence.proxy.async` by the writing threads, ordered before the wgmma (PTX ISA
-/// 9.7.15.6.2). Without the fence, and with each warp's fence after the barrier (then the other
-/// warps' fences are not ordered before this warp's wgmma), an async-race finding at the wgmma;
-/// the twin (fence, then barrier) is the base kernel, clean.
+/// them need a `fence.proxy.async` by the writing threads, ordered before the wgmma (PTX ISA, the
+/// wgmma chapter's "Async Proxy" section). Without the fence, and with each warp's fence after
+/// the barrier (then the other warps' fences are not ordered before this warp's wgmma), an
+/// async-race finding at the wgmma; the twin (fence, then barrier) is the base kernel, clean.
 #[test]
 fn generic_operand_writes_without_proxy_fence() {
     let fence = "//PROXYFENCE\n\tfence.proxy.async.shared::cta;\n\tbar.sync 0;";

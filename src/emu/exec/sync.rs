@@ -402,12 +402,11 @@ impl Blk<'_, '_> {
     }
 
     /// Fences order nothing here (execution is sequentially consistent); proxy fences are
-    /// reported to the sanitizer.
+    /// recorded for racecheck (the async proxy's reads of generic writes).
     #[inline(always)]
     pub(super) fn fence(&mut self, m: u32, kind: FenceKind, w: u32) {
         if m != 0 && self.l.sanitize {
             if let FenceKind::ProxyAsync(None | Some(Space::Shared)) = kind {
-                self.asyncs.proxy_fence(w as usize);
                 self.clocks.proxy_fence(w as usize);
             }
         }
