@@ -3,10 +3,11 @@
 //! `kernels.rs` (an embedded table of modules) and `attn_params.rs`, `attn_paged.rs` (bindgen) into
 //! OUT_DIR.
 //!
-//! nvcc is looked up in: $NVCC, $CUDA_HOME/bin, $CUDA_PATH/bin, PATH, the project's toolchain cache;
-//! failing all, `scripts/install-cuda-toolchain.sh` installs the pinned CUDA 13.0 wheels once
-//! (opt out with ATTNJOULE_NO_TOOLCHAIN_INSTALL=1). A kernel is recompiled only when its source, a
-//! header it includes (from nvcc's own dependency list) or the flags change.
+//! nvcc is found by the rules of `src/toolchain.rs` (shared with the library, which compiles `.cu`
+//! files at run time with the same compiler): $NVCC, $CUDA_HOME/bin, $CUDA_PATH/bin, PATH, the
+//! project's toolchain cache; failing all, `scripts/install-cuda-toolchain.sh` installs the pinned
+//! CUDA 13.0 wheels once (opt out with ATTNJOULE_NO_TOOLCHAIN_INSTALL=1). A kernel is recompiled
+//! only when its source, a header it includes (from nvcc's own dependency list) or the flags change.
 
 use std::collections::hash_map::DefaultHasher;
 use std::hash::{Hash, Hasher};
@@ -14,27 +15,22 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::{env, fs, thread};
 
-const ARCH: &str = "-gencode=arch=compute_90a,code=sm_90a";
-const FLAGS: &[&str] = &["-O3", "-lineinfo", "-std=c++17", "-Ikernels/include"];
+#[allow(dead_code)]
+#[path = "src/toolchain.rs"]
+mod toolchain;
+use toolchain::{cache_prefix, install_toolchain, run_checked, ARCH};
 
 fn main() {
-    for var in [
-        "NVCC",
-        "CUDA_HOME",
-        "CUDA_PATH",
-        "PATH",
-        "ATTNJOULE_NO_TOOLCHAIN_INSTALL",
-        "ATTNJOULE_TOOLCHAIN_DIR",
-        "XDG_CACHE_HOME",
-        "LIBCLANG_PATH",
-    ] {
+    for var in toolchain::ENV.iter().chain(&["LIBCLANG_PATH"]) {
         println!("cargo:rerun-if-env-changed={var}");
     }
     println!("cargo:rerun-if-changed=kernels");
+    println!("cargo:rerun-if-changed=src/toolchain.rs");
     println!("cargo:rerun-if-changed=scripts/install-cuda-toolchain.sh");
     let out = PathBuf::from(env::var("OUT_DIR").unwrap());
+    let flags: Vec<&str> = toolchain::FLAGS.iter().copied().chain(["-Ikernels/include"]).collect();
 
-    let nvcc = find_nvcc().unwrap_or_else(|e| fail(&e));
+    let nvcc = toolchain::find_nvcc(true).unwrap_or_else(|e| fail(&e));
     let bin = nvcc.parent().unwrap().to_path_buf();
     let version = run_text(Command::new(&nvcc).arg("--version")).unwrap_or_default();
     let version = version.lines().rev().find(|l| l.contains("release")).unwrap_or("?").trim().to_string();
@@ -57,7 +53,8 @@ fn main() {
             .iter()
             .map(|(src, t)| {
                 let (src, t, nvcc, out, cuobjdump) = (src.clone(), *t, nvcc.clone(), out.clone(), cuobjdump.clone());
-                thread::spawn(move || compile(&nvcc, &src, t, &out, cuobjdump.as_deref()))
+                let flags = flags.clone();
+                thread::spawn(move || compile(&nvcc, &flags, &src, t, &out, cuobjdump.as_deref()))
             })
             .collect();
         for h in handles {
@@ -75,7 +72,14 @@ struct Module {
     ptxas_log: String,
 }
 
-fn compile(nvcc: &Path, src: &Path, test_only: bool, out: &Path, cuobjdump: Option<&Path>) -> Result<Module, String> {
+fn compile(
+    nvcc: &Path,
+    flags: &[&str],
+    src: &Path,
+    test_only: bool,
+    out: &Path,
+    cuobjdump: Option<&Path>,
+) -> Result<Module, String> {
     let name = src.file_stem().unwrap().to_string_lossy().into_owned();
     let (cubin, ptx, log, dep, sass, stamp) = (
         out.join(format!("{name}.cubin")),
@@ -85,12 +89,12 @@ fn compile(nvcc: &Path, src: &Path, test_only: bool, out: &Path, cuobjdump: Opti
         out.join(format!("{name}.sass")),
         out.join(format!("{name}.stamp")),
     );
-    let key = fingerprint(nvcc, src, &dep);
+    let key = fingerprint(nvcc, flags, src, &dep);
     let fresh = fs::read_to_string(&stamp).ok().is_some_and(|s| s == key) && cubin.exists() && ptx.exists();
     if !fresh {
         let mut c = Command::new(nvcc);
         c.arg(ARCH)
-            .args(FLAGS)
+            .args(flags)
             .args(["-cubin", "-Xptxas", "-v", "-MD", "-MF"])
             .arg(&dep)
             .arg("-o")
@@ -99,22 +103,22 @@ fn compile(nvcc: &Path, src: &Path, test_only: bool, out: &Path, cuobjdump: Opti
         let report = run_checked(&mut c)?;
         fs::write(&log, report).map_err(|e| e.to_string())?;
         let mut c = Command::new(nvcc);
-        c.arg(ARCH).args(FLAGS).arg("-ptx").arg("-o").arg(&ptx).arg(src);
+        c.arg(ARCH).args(flags).arg("-ptx").arg("-o").arg(&ptx).arg(src);
         run_checked(&mut c)?;
         if let Some(tool) = cuobjdump {
             let text = run_text(Command::new(tool).arg("-sass").arg(&cubin)).unwrap_or_default();
             fs::write(&sass, text).map_err(|e| e.to_string())?;
         }
-        fs::write(&stamp, fingerprint(nvcc, src, &dep)).map_err(|e| e.to_string())?;
+        fs::write(&stamp, fingerprint(nvcc, flags, src, &dep)).map_err(|e| e.to_string())?;
     }
     Ok(Module { name, test_only, has_sass: sass.exists(), ptxas_log: fs::read_to_string(&log).unwrap_or_default() })
 }
 
 /// Hash of the flags, the compiler path, the source and every project header nvcc listed as a
 /// dependency last time (system headers are covered by the compiler path).
-fn fingerprint(nvcc: &Path, src: &Path, dep: &Path) -> String {
+fn fingerprint(nvcc: &Path, flags: &[&str], src: &Path, dep: &Path) -> String {
     let mut h = DefaultHasher::new();
-    (ARCH, FLAGS, nvcc).hash(&mut h);
+    (ARCH, flags, nvcc).hash(&mut h);
     fs::read(src).unwrap_or_default().hash(&mut h);
     let deps = fs::read_to_string(dep).unwrap_or_default();
     let mut files: Vec<&str> =
@@ -252,62 +256,6 @@ fn find_libclang(nvcc: &Path) -> Option<PathBuf> {
         }
     }
     install_toolchain().ok().and_then(|p| in_cache(&p))
-}
-
-fn cache_prefix() -> PathBuf {
-    if let Some(d) = env::var_os("ATTNJOULE_TOOLCHAIN_DIR") {
-        return d.into();
-    }
-    let cache = env::var_os("XDG_CACHE_HOME")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(env::var("HOME").unwrap_or_default()).join(".cache"));
-    cache.join("attnjoule/cuda-13.0")
-}
-
-fn find_nvcc() -> Result<PathBuf, String> {
-    let exe = |p: PathBuf| p.is_file().then_some(p);
-    if let Some(p) = env::var_os("NVCC") {
-        return exe(PathBuf::from(&p)).ok_or_else(|| format!("NVCC={} is not a file", PathBuf::from(p).display()));
-    }
-    for var in ["CUDA_HOME", "CUDA_PATH"] {
-        if let Some(p) = env::var_os(var).and_then(|d| exe(PathBuf::from(d).join("bin/nvcc"))) {
-            return Ok(p);
-        }
-    }
-    if let Some(p) = env::var_os("PATH").and_then(|path| env::split_paths(&path).find_map(|d| exe(d.join("nvcc")))) {
-        return Ok(p);
-    }
-    let cached = cache_prefix().join("nvidia/cu13/bin/nvcc");
-    if cached.is_file() {
-        return Ok(cached);
-    }
-    if env::var_os("ATTNJOULE_NO_TOOLCHAIN_INSTALL").is_some_and(|v| v != "0") {
-        return Err("nvcc not found (looked at $NVCC, $CUDA_HOME, $CUDA_PATH, PATH and the toolchain cache). \
-                    Install CUDA 13.0, or run scripts/install-cuda-toolchain.sh, or unset ATTNJOULE_NO_TOOLCHAIN_INSTALL"
-            .into());
-    }
-    let prefix = install_toolchain()?;
-    exe(prefix.join("nvidia/cu13/bin/nvcc")).ok_or_else(|| "toolchain installed but nvcc is missing".into())
-}
-
-fn install_toolchain() -> Result<PathBuf, String> {
-    let mut c = Command::new("bash");
-    c.arg("scripts/install-cuda-toolchain.sh");
-    run_checked(&mut c)?;
-    // The script installs into the same prefix cache_prefix() computes (same env vars).
-    Ok(cache_prefix())
-}
-
-/// Runs a command; on failure returns its full command line and output. On success returns
-/// stdout + stderr (ptxas -v writes to stderr).
-fn run_checked(c: &mut Command) -> Result<String, String> {
-    let o = c.output().map_err(|e| format!("cannot run {c:?}: {e}"))?;
-    let text = format!("{}{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr));
-    if o.status.success() {
-        Ok(text)
-    } else {
-        Err(format!("command failed ({}):\n  {c:?}\n{text}", o.status))
-    }
 }
 
 fn run_text(c: &mut Command) -> Option<String> {

@@ -27,6 +27,9 @@ pub enum Error {
     Io { path: String, err: std::io::Error },
     #[error("format error: {0}")]
     Format(String),
+    /// nvcc was not found, or failed on a `.cu` file (its command line and output).
+    #[error("nvcc: {0}")]
+    Toolchain(String),
     /// A tensor map description the device cannot encode (the rule it breaks).
     #[error("tensor map: {0}")]
     TensorMap(#[from] TensorMapError),

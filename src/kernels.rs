@@ -1,5 +1,7 @@
 //! The kernel modules build.rs compiled with nvcc, embedded in the crate: PTX (executed by the
-//! emulator, JIT fallback on GPU), the sm_90a cubin (loaded on GPU), SASS text and ptxas resources.
+//! emulator, JIT fallback on GPU), the sm_90a cubin (loaded on GPU), SASS text and ptxas resources;
+//! and modules loaded at run time ([`PtxModule`]: PTX text or a `.cu` compiled with the same nvcc).
+//! A [`KernelRef`] names an entry of either.
 
 /// ptxas's resource report for one kernel entry.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -28,29 +30,161 @@ pub struct KernelModule {
 
 include!(concat!(env!("OUT_DIR"), "/kernels.rs"));
 
+use crate::error::{Error, Result};
+use crate::toolchain;
+use std::borrow::Cow;
+use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
 /// The module compiled from `kernels/<name>.cu` (or `kernels/test/<name>.cu`).
-pub fn module(name: &str) -> crate::Result<&'static KernelModule> {
-    MODULES.iter().find(|m| m.name == name).ok_or_else(|| crate::Error::KernelNotFound(format!("module {name}")))
+pub fn module(name: &str) -> Result<&'static KernelModule> {
+    MODULES.iter().find(|m| m.name == name).ok_or_else(|| Error::KernelNotFound(format!("module {name}")))
 }
 
-/// A kernel entry: module plus the entry's (extern "C" or mangled) name.
-#[derive(Debug, Clone, Copy)]
+/// PTX loaded at run time: a module from outside the crate (PTX text, or a `.cu` file compiled
+/// with the pinned nvcc by [`compile_cu`]). The emulator lowers it like an embedded module; the
+/// CUDA backend JIT-compiles it.
+#[derive(Debug)]
+pub struct PtxModule {
+    name: String,
+    ptx: String,
+    /// Unique per loaded module in this process (the devices' module caches key on it).
+    id: u64,
+}
+
+impl PtxModule {
+    /// A module from PTX text; `name` is for messages.
+    pub fn from_ptx(name: impl Into<String>, ptx: impl Into<String>) -> Arc<PtxModule> {
+        static NEXT: AtomicU64 = AtomicU64::new(0);
+        Arc::new(PtxModule { name: name.into(), ptx: ptx.into(), id: NEXT.fetch_add(1, Ordering::Relaxed) })
+    }
+    /// A `.ptx` file, or a `.cu` file compiled with [`compile_cu`] (no extra flags).
+    pub fn load(path: &Path) -> Result<Arc<PtxModule>> {
+        if path.extension().is_some_and(|e| e == "cu") {
+            return compile_cu(path, &[]);
+        }
+        let text = std::fs::read_to_string(path).map_err(|err| Error::Io { path: path.display().to_string(), err })?;
+        Ok(Self::from_ptx(path.display().to_string(), text))
+    }
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+    pub fn ptx(&self) -> &str {
+        &self.ptx
+    }
+    /// The entry `entry` of this module (its name as the PTX spells it: extern "C" or mangled).
+    pub fn kernel(self: &Arc<Self>, entry: &str) -> Result<KernelRef> {
+        if !declares_entry(&self.ptx, entry) {
+            return Err(Error::KernelNotFound(format!("{}::{entry} (no such .entry in the PTX)", self.name)));
+        }
+        Ok(KernelRef { src: Source::Loaded(self.clone()), entry: Cow::Owned(entry.to_string()) })
+    }
+}
+
+/// Whether `ptx` declares `.entry name(`.
+fn declares_entry(ptx: &str, entry: &str) -> bool {
+    ptx.match_indices(".entry").any(|(i, _)| {
+        let rest = ptx[i + ".entry".len()..].trim_start();
+        rest.strip_prefix(entry).is_some_and(|r| r.trim_start().starts_with('('))
+    })
+}
+
+/// Compiles a CUDA file to PTX with the nvcc that build.rs uses (found by the same rules,
+/// [`crate::toolchain`]; the build's own when they find none), for the same target and with the
+/// same flags as the crate's kernels, plus `extra` (`-I`, `-D` ...).
+pub fn compile_cu(path: &Path, extra: &[String]) -> Result<Arc<PtxModule>> {
+    let nvcc = toolchain::find_nvcc(false)
+        .or_else(|e| Path::new(NVCC_PATH).is_file().then(|| NVCC_PATH.into()).ok_or(e))
+        .map_err(Error::Toolchain)?;
+    static NEXT: AtomicU64 = AtomicU64::new(0);
+    let out = std::env::temp_dir().join(format!(
+        "attnjoule-{}-{}.ptx",
+        std::process::id(),
+        NEXT.fetch_add(1, Ordering::Relaxed)
+    ));
+    let mut c = std::process::Command::new(&nvcc);
+    c.arg(toolchain::ARCH).args(toolchain::FLAGS).args(extra).arg("-ptx").arg("-o").arg(&out).arg(path);
+    let res = toolchain::run_checked(&mut c);
+    let text = std::fs::read_to_string(&out);
+    let _ = std::fs::remove_file(&out);
+    res.map_err(Error::Toolchain)?;
+    let text = text.map_err(|err| Error::Io { path: out.display().to_string(), err })?;
+    Ok(PtxModule::from_ptx(path.display().to_string(), text))
+}
+
+/// Where a kernel's module comes from.
+#[derive(Debug, Clone)]
+enum Source {
+    Embedded(&'static KernelModule),
+    Loaded(Arc<PtxModule>),
+}
+
+/// A module's identity, for caches of loaded (or lowered) modules.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ModuleKey {
+    Embedded(&'static str),
+    Loaded(u64),
+}
+
+/// A kernel entry: its module (embedded by build.rs, or loaded at run time) and the entry's
+/// (extern "C" or mangled) name. Cheap to clone.
+#[derive(Debug, Clone)]
 pub struct KernelRef {
-    pub module: &'static KernelModule,
-    pub entry: &'static str,
+    src: Source,
+    entry: Cow<'static, str>,
 }
 
 impl KernelRef {
-    pub fn new(module: &str, entry: &str) -> crate::Result<Self> {
+    /// An entry of an embedded module.
+    pub fn new(module: &str, entry: &str) -> Result<Self> {
         let m = self::module(module)?;
         let e = m
             .entries
             .iter()
             .find(|e| e.name == entry)
-            .ok_or_else(|| crate::Error::KernelNotFound(format!("{module}::{entry}")))?;
-        Ok(KernelRef { module: m, entry: e.name })
+            .ok_or_else(|| Error::KernelNotFound(format!("{module}::{entry}")))?;
+        Ok(KernelRef { src: Source::Embedded(m), entry: Cow::Borrowed(e.name) })
     }
+    /// An entry of a module given as a static table that is not one of build.rs's (a module a
+    /// test generates and leaks); the entry must be declared in its PTX.
+    pub fn in_module(module: &'static KernelModule, entry: &str) -> Result<Self> {
+        if !declares_entry(module.ptx, entry) {
+            return Err(Error::KernelNotFound(format!("{}::{entry} (no such .entry in the PTX)", module.name)));
+        }
+        Ok(KernelRef { src: Source::Embedded(module), entry: Cow::Owned(entry.to_string()) })
+    }
+    pub fn entry(&self) -> &str {
+        &self.entry
+    }
+    pub fn module_name(&self) -> &str {
+        match &self.src {
+            Source::Embedded(m) => m.name,
+            Source::Loaded(m) => &m.name,
+        }
+    }
+    pub fn module_key(&self) -> ModuleKey {
+        match &self.src {
+            Source::Embedded(m) => ModuleKey::Embedded(m.name),
+            Source::Loaded(m) => ModuleKey::Loaded(m.id),
+        }
+    }
+    /// The module's PTX text.
+    pub fn ptx(&self) -> &str {
+        match &self.src {
+            Source::Embedded(m) => m.ptx,
+            Source::Loaded(m) => &m.ptx,
+        }
+    }
+    /// The embedded module (with its cubin, SASS and ptxas resources), if it is one.
+    pub fn embedded(&self) -> Option<&'static KernelModule> {
+        match &self.src {
+            Source::Embedded(m) => Some(m),
+            Source::Loaded(_) => None,
+        }
+    }
+    /// ptxas's resources of an embedded entry.
     pub fn resources(&self) -> Option<&'static EntryResources> {
-        self.module.entries.iter().find(|e| e.name == self.entry)
+        self.embedded()?.entries.iter().find(|e| e.name == self.entry)
     }
 }

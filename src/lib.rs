@@ -4,7 +4,8 @@
 //! Modules, one concept each (see docs/ARCHITECTURE.md):
 //! - [`problem`], [`mask`]: shapes, layouts and masks; [`work`]: FLOPs and minimum bytes.
 //! - [`reference`]: f64 CPU attention, the ground truth.
-//! - [`kernels`]: the nvcc-compiled modules embedded by build.rs; [`params`]: the shared struct.
+//! - [`kernels`]: the nvcc-compiled modules embedded by build.rs, and PTX loaded at run time;
+//!   [`params`]: the shared struct; [`toolchain`]: where nvcc is.
 //! - [`device`]: one interface, two backends (CUDA via cudarc, and [`emu`], the PTX emulator).
 //! - [`ops`]: launching each attention variant on any device.
 //! - [`paged`]: serving decode: a ragged batch over a paged bf16 or fp8 cache, its reference and
@@ -26,6 +27,7 @@ pub mod problem;
 pub mod profile;
 pub mod reference;
 pub mod sweep;
+pub mod toolchain;
 pub mod work;
 
 pub use error::{Error, Result};

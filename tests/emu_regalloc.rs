@@ -4,7 +4,7 @@
 mod common;
 use attnjoule::device::LaunchConfig;
 use attnjoule::emu::EmuDevice;
-use attnjoule::kernels::{KernelModule, KernelRef};
+use attnjoule::kernels::PtxModule;
 use common::*;
 
 /// A loop-carried accumulator (%r3) and counter (%r4) with a per-lane trip count (divergent
@@ -72,14 +72,11 @@ $L__loop2:
 }
 "#;
 
-static MODULE: KernelModule =
-    KernelModule { name: "regalloc_test", test_only: true, ptx: PTX, cubin: &[], sass: None, entries: &[] };
-
 #[test]
 fn reuse_keeps_loop_carried_long_lived_and_guarded_values() {
     let dev = EmuDevice::new();
-    let k = KernelRef { module: &MODULE, entry: "regalloc_mix" };
-    let lowered = dev.kernel(k).expect("lower");
+    let k = PtxModule::from_ptx("regalloc_test", PTX).kernel("regalloc_mix").expect("entry");
+    let lowered = dev.kernel(&k).expect("lower");
     // The test only means something if registers actually share slots.
     let consts = lowered.consts.len() as u32;
     assert!(lowered.nregs - consts < lowered.vregs - consts, "{} slots for {} registers", lowered.nregs, lowered.vregs);

@@ -252,7 +252,7 @@ fn refused_forms_fail_to_lower() {
     ];
     for (inst, what) in cases {
         let m = ptx_module("refused", body(inst));
-        let e = dev.kernel(kernel(m, "k")).expect_err(inst).to_string();
+        let e = dev.kernel(&kernel(m, "k")).expect_err(inst).to_string();
         assert!(e.contains(what) && e.contains("line"), "{inst}: {e}");
     }
 }

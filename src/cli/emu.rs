@@ -79,9 +79,9 @@ struct Summary {
 }
 
 #[derive(Serialize)]
-struct LaunchSummary {
-    kernel: String,
-    report: LaunchReport,
+pub(super) struct LaunchSummary {
+    pub(super) kernel: String,
+    pub(super) report: LaunchReport,
 }
 
 /// FNV-1a, 64-bit, of `bytes` (a stable fingerprint of an output, not a cryptographic hash).
@@ -89,7 +89,7 @@ fn fnv1a64(bytes: impl IntoIterator<Item = u8>) -> u64 {
     bytes.into_iter().fold(0xcbf2_9ce4_8422_2325, |h, b| (h ^ b as u64).wrapping_mul(0x0000_0100_0000_01b3))
 }
 
-fn thread_insts(c: &Counters) -> u64 {
+pub(super) fn thread_insts(c: &Counters) -> u64 {
     c.inst_arith + c.inst_memory + c.inst_tensor + c.inst_control + c.inst_sync
 }
 
@@ -169,7 +169,7 @@ pub fn run(a: Args) -> anyhow::Result<()> {
             .launches
             .iter()
             .zip(reports)
-            .map(|(l, r)| LaunchSummary { kernel: l.kernel.entry.to_string(), report: r })
+            .map(|(l, r)| LaunchSummary { kernel: l.kernel.entry().to_string(), report: r })
             .collect(),
     };
     if a.json {
@@ -186,42 +186,59 @@ pub fn run(a: Args) -> anyhow::Result<()> {
     println!("output hash (FNV-1a of O and LSE bits) {}", s.output_hash);
     println!("sanitizer findings: {}", s.findings_total);
     for l in &s.launches {
-        if a.counters {
-            if let Some(c) = &l.report.counters {
-                println!("  {}:", l.kernel);
-                println!(
-                    "    instructions: arith {} memory {} tensor {} control {} sync {} (warp-level {})",
-                    c.inst_arith, c.inst_memory, c.inst_tensor, c.inst_control, c.inst_sync, c.warp_instructions
-                );
-                println!(
-                    "    global: load {} B / {} sectors, store {} B / {} sectors",
-                    c.global_load_bytes, c.global_load_sectors, c.global_store_bytes, c.global_store_sectors
-                );
-                println!(
-                    "    shared: {} requests, {} wavefronts, {} bank conflicts; ldmatrix {} ({} wavefronts)",
-                    c.shared_requests,
-                    c.shared_wavefronts,
-                    c.shared_bank_conflicts,
-                    c.ldmatrix_instructions,
-                    c.ldmatrix_wavefronts
-                );
-                println!(
-                    "    mma {}, wgmma {} ({} tensor FLOPs), barriers {}",
-                    c.mma_instructions, c.wgmma_instructions, c.tensor_flops, c.barriers
-                );
-            }
-        }
-        for f in &l.report.findings {
-            println!(
-                "  finding {:?} in {} block {:?} thread {:?} PTX line {} addr {:?}: {}",
-                f.kind, f.kernel, f.block, f.thread, f.ptx_line, f.address, f.message
-            );
-        }
+        print_launch(l, a.counters, &|_| None);
     }
     if rel_l2.is_nan() || rel_l2 > 1e-2 {
         return Err(anyhow!("rel L2 error {rel_l2:.3e} exceeds 1e-2"));
     }
     Ok(())
+}
+
+/// One launch's counters (with `counters`) and sanitizer findings, indented under the summary;
+/// `source` gives the CUDA source line of a PTX line, when known.
+pub(super) fn print_launch(l: &LaunchSummary, counters: bool, source: &dyn Fn(u32) -> Option<String>) {
+    if counters {
+        if let Some(c) = &l.report.counters {
+            println!("  {}:", l.kernel);
+            println!(
+                "    instructions: arith {} memory {} tensor {} control {} sync {} (warp-level {})",
+                c.inst_arith, c.inst_memory, c.inst_tensor, c.inst_control, c.inst_sync, c.warp_instructions
+            );
+            println!(
+                "    global: load {} B / {} sectors, store {} B / {} sectors",
+                c.global_load_bytes, c.global_load_sectors, c.global_store_bytes, c.global_store_sectors
+            );
+            println!(
+                "    shared: {} requests, {} wavefronts, {} bank conflicts; ldmatrix {} ({} wavefronts)",
+                c.shared_requests,
+                c.shared_wavefronts,
+                c.shared_bank_conflicts,
+                c.ldmatrix_instructions,
+                c.ldmatrix_wavefronts
+            );
+            println!(
+                "    mma {}, wgmma {} ({} tensor FLOPs), barriers {}",
+                c.mma_instructions, c.wgmma_instructions, c.tensor_flops, c.barriers
+            );
+            println!(
+                "    async: TMA load {} B / store {} B, bulk load {} B / store {} B; mbarrier waits {}, \
+                 named-barrier waits {}",
+                c.tma_load_bytes,
+                c.tma_store_bytes,
+                c.bulk_load_bytes,
+                c.bulk_store_bytes,
+                c.mbarrier_waits,
+                c.named_barrier_waits
+            );
+        }
+    }
+    for f in &l.report.findings {
+        let at = source(f.ptx_line).map(|s| format!(" ({s})")).unwrap_or_default();
+        println!(
+            "  finding {:?} in {} block {:?} thread {:?} PTX line {}{at} addr {:?}: {}",
+            f.kind, f.kernel, f.block, f.thread, f.ptx_line, f.address, f.message
+        );
+    }
 }
 
 #[cfg(test)]

@@ -156,6 +156,9 @@ fn default_plan() -> Vec<Step> {
         // Assumed seconds: process and CUDA context, the cases, their f64 references on the CPU.
         step("test-attnjoule-lib", Fg, Test("attnjoule-lib", 5.0)),
         step("test-device_backends", Fg, Test("device_backends", 5.0)),
+        // Five small PTX modules JIT-compiled, ten launches of a few blocks, the same on the emulator
+        // (under a second on the CPU here).
+        step("test-outside", Fg, Test("outside", 3.0)),
         step("test-flash", Fg, Test("flash", 15.0)),
         step("test-decode", Fg, Test("decode", 15.0)),
         // Hopper's asynchronous instructions (TMA, mbarrier, bulk copies) against the emulator.

@@ -12,6 +12,7 @@ mod info;
 mod mask;
 mod merge;
 mod ncu;
+mod run_ptx;
 mod sweep;
 
 #[derive(Parser)]
@@ -27,6 +28,10 @@ enum Cmd {
     Info(info::Args),
     /// Run one attention variant on the CPU emulator: error vs the f64 reference, time, counters.
     Emu(emu::Args),
+    /// Run one entry of any .ptx or .cu file on the CPU emulator, with the sanitizer and counters:
+    /// run-ptx FILE --entry NAME --grid X[,Y[,Z]] --block X[,Y[,Z]] [--smem BYTES] --arg ARG ...
+    /// (exit status 1: the launch failed; 2: sanitizer findings).
+    RunPtx(run_ptx::Args),
     /// What a mask shows: visible pairs, flash tiles visited, a map of the plane (text or SVG),
     /// each row's visible keys (--json --rows).
     Mask(mask::Args),
@@ -74,6 +79,7 @@ pub fn main() -> anyhow::Result<()> {
     match cli.cmd {
         Cmd::Info(a) => info::run(a),
         Cmd::Emu(a) => emu::run(a),
+        Cmd::RunPtx(a) => run_ptx::run(a),
         Cmd::Mask(a) => mask::run(a),
         Cmd::Estimate(a) => estimate::run(*a),
         Cmd::Sweep(a) => sweep::run(*a),

@@ -10,6 +10,7 @@
 
 use super::tensor_map::{Interleave, L2Promotion, TensorMapElem, TensorMapFill, TensorMapSwizzle};
 use super::*;
+use crate::kernels::ModuleKey;
 use crate::Error;
 use cudarc::driver::result as cu;
 use cudarc::driver::sys;
@@ -78,8 +79,8 @@ struct Func {
 }
 
 struct State {
-    modules: HashMap<&'static str, sys::CUmodule>,
-    funcs: HashMap<(&'static str, &'static str), Func>,
+    modules: HashMap<ModuleKey, sys::CUmodule>,
+    funcs: HashMap<(ModuleKey, String), Func>,
     /// Live allocations: device address -> bytes.
     allocs: HashMap<u64, usize>,
     events: Vec<sys::CUevent>,
@@ -224,34 +225,37 @@ impl CudaDevice {
     }
 
     /// Loads (once) the module of `kernel` from its cubin, falling back to JIT from the PTX when
-    /// the cubin is rejected (a GPU other than sm_90a), and returns the function handle.
+    /// the cubin is rejected (a GPU other than sm_90a) or there is none (a module loaded at run
+    /// time), and returns the function handle.
     fn function(&self, kernel: &KernelRef) -> Result<sys::CUfunction> {
-        let key = (kernel.module.name, kernel.entry);
+        let key = (kernel.module_key(), kernel.entry().to_string());
         if let Some(f) = self.state.borrow().funcs.get(&key) {
             return Ok(f.f);
         }
-        let module = self.module(kernel.module)?;
-        let cname = CString::new(kernel.entry).map_err(|_| Error::KernelNotFound(kernel.entry.into()))?;
+        let module = self.module(kernel)?;
+        let cname = CString::new(kernel.entry()).map_err(|_| Error::KernelNotFound(kernel.entry().into()))?;
         // SAFETY: `module` is a loaded, not yet unloaded module of this context.
         let f = unsafe { cu::module::get_function(module, cname) }
-            .map_err(|e| cuda_err(&format!("cuModuleGetFunction {}::{}", kernel.module.name, kernel.entry), e))?;
+            .map_err(|e| cuda_err(&format!("cuModuleGetFunction {}::{}", kernel.module_name(), kernel.entry()), e))?;
         let param_sizes = param_sizes(f);
         self.state.borrow_mut().funcs.insert(key, Func { f, smem_limit: DEFAULT_DYNAMIC_SMEM, param_sizes });
         Ok(f)
     }
 
-    fn module(&self, m: &'static crate::kernels::KernelModule) -> Result<sys::CUmodule> {
-        if let Some(&h) = self.state.borrow().modules.get(m.name) {
+    fn module(&self, kernel: &KernelRef) -> Result<sys::CUmodule> {
+        if let Some(&h) = self.state.borrow().modules.get(&kernel.module_key()) {
             return Ok(h);
         }
-        let loaded = if m.cubin.is_empty() {
+        let cubin = kernel.embedded().map_or(&[][..], |m| m.cubin);
+        let name = kernel.module_name();
+        let loaded = if cubin.is_empty() {
             Err(None)
         } else {
             // include_bytes! gives no alignment guarantee; the driver reads the ELF image with
             // its natural (8-byte) alignment, so hand it an aligned copy.
-            let mut image = vec![0u64; m.cubin.len().div_ceil(8)];
+            let mut image = vec![0u64; cubin.len().div_ceil(8)];
             // SAFETY: `image` has at least `cubin.len()` bytes; the regions do not overlap.
-            unsafe { std::ptr::copy_nonoverlapping(m.cubin.as_ptr(), image.as_mut_ptr() as *mut u8, m.cubin.len()) };
+            unsafe { std::ptr::copy_nonoverlapping(cubin.as_ptr(), image.as_mut_ptr() as *mut u8, cubin.len()) };
             // SAFETY: `image` is a complete ELF cubin built by build.rs, alive for the call (the
             // driver copies it).
             unsafe { cu::module::load_data(image.as_ptr() as *const c_void) }.map_err(Some)
@@ -259,14 +263,18 @@ impl CudaDevice {
         let h = match loaded {
             Ok(h) => h,
             Err(cubin_err) => {
-                let ptx = CString::new(m.ptx).map_err(|_| Error::Cuda(format!("module {}: PTX has a NUL", m.name)))?;
+                let ptx =
+                    CString::new(kernel.ptx()).map_err(|_| Error::Cuda(format!("module {name}: PTX has a NUL")))?;
                 // SAFETY: `ptx` is NUL-terminated PTX text, which cuModuleLoadData accepts.
                 unsafe { cu::module::load_data(ptx.as_ptr() as *const c_void) }.map_err(|e| {
-                    cuda_err(&format!("module {}: cubin rejected ({cubin_err:?}) and PTX JIT failed", m.name), e)
+                    cuda_err(
+                        &format!("module {name}: no cubin or cubin rejected ({cubin_err:?}), and PTX JIT failed"),
+                        e,
+                    )
                 })?
             }
         };
-        self.state.borrow_mut().modules.insert(m.name, h);
+        self.state.borrow_mut().modules.insert(kernel.module_key(), h);
         Ok(h)
     }
 
@@ -278,11 +286,14 @@ impl CudaDevice {
         if bytes > self.max_smem_optin {
             return Err(Error::Invalid(format!(
                 "{}::{} asks for {bytes} bytes of dynamic shared memory; this GPU allows {}",
-                kernel.module.name, kernel.entry, self.max_smem_optin
+                kernel.module_name(),
+                kernel.entry(),
+                self.max_smem_optin
             )));
         }
         let mut st = self.state.borrow_mut();
-        let func = st.funcs.get_mut(&(kernel.module.name, kernel.entry)).expect("function cached before smem");
+        let func =
+            st.funcs.get_mut(&(kernel.module_key(), kernel.entry().to_string())).expect("function cached before smem");
         if func.smem_limit < bytes {
             // SAFETY: `f` is a live function handle of a loaded module.
             unsafe {
@@ -504,12 +515,14 @@ impl Device for CudaDevice {
     unsafe fn launch(&self, kernel: &KernelRef, cfg: LaunchConfig, args: &[KernelArg]) -> Result<LaunchReport> {
         self.bind()?;
         let f = self.function(kernel)?;
-        if let Some(sizes) = &self.state.borrow().funcs[&(kernel.module.name, kernel.entry)].param_sizes {
+        if let Some(sizes) = &self.state.borrow().funcs[&(kernel.module_key(), kernel.entry().to_string())].param_sizes
+        {
             let given: Vec<usize> = args.iter().map(|a| a.len()).collect();
             if &given != sizes {
                 return Err(Error::Invalid(format!(
                     "{}::{} takes parameters of {sizes:?} bytes, given {given:?}",
-                    kernel.module.name, kernel.entry
+                    kernel.module_name(),
+                    kernel.entry()
                 )));
             }
         }
@@ -535,7 +548,13 @@ impl Device for CudaDevice {
         }
         .map_err(|e| {
             cuda_err(
-                &format!("launch {}::{} grid {:?} block {:?}", kernel.module.name, kernel.entry, cfg.grid, cfg.block),
+                &format!(
+                    "launch {}::{} grid {:?} block {:?}",
+                    kernel.module_name(),
+                    kernel.entry(),
+                    cfg.grid,
+                    cfg.block
+                ),
                 e,
             )
         })?;

@@ -21,11 +21,13 @@ pub mod parse;
 pub mod regalloc;
 pub mod sanitizer;
 pub mod tensor_map;
+#[cfg(test)]
+mod tests;
 
 use crate::device::tensor_map::{TensorMap, TensorMapSpec};
 use crate::device::{Allocation, Counters, Device, KernelArg, LaunchConfig, LaunchReport, Timestamp};
 use crate::error::{Error, Result};
-use crate::kernels::KernelRef;
+use crate::kernels::{KernelRef, ModuleKey};
 use exec::{run_block, LaunchCtx, Scratch};
 use ir::Kernel;
 use memory::GlobalMem;
@@ -58,7 +60,7 @@ impl Default for EmuOptions {
 
 pub struct EmuDevice {
     mem: GlobalMem,
-    modules: Mutex<HashMap<&'static str, Arc<parse::LoweredModule>>>,
+    modules: Mutex<HashMap<ModuleKey, Arc<parse::LoweredModule>>>,
     opts: EmuOptions,
     pool: Option<rayon::ThreadPool>,
     t0: Instant,
@@ -104,16 +106,21 @@ impl EmuDevice {
         self.opts
     }
 
-    /// The lowered kernel for `k` (module parsed once, cached).
-    pub fn kernel(&self, k: KernelRef) -> Result<Arc<Kernel>> {
+    /// The lowered kernel for `k` (module parsed once, cached; its `.global` variables placed in
+    /// this device's memory then, where they stay until the device is dropped).
+    pub fn kernel(&self, k: &KernelRef) -> Result<Arc<Kernel>> {
         let module = {
             let mut cache = self.modules.lock().map_err(|_| Error::Emu("module cache poisoned".into()))?;
-            cache.entry(k.module.name).or_insert_with(|| Arc::new(parse::lower_module(k.module.ptx))).clone()
+            cache
+                .entry(k.module_key())
+                .or_insert_with(|| Arc::new(parse::lower_module_in(k.ptx(), true, Some(&mut DevGlobals(&self.mem)))))
+                .clone()
         };
-        match module.get(k.entry) {
+        let (m, e) = (k.module_name(), k.entry());
+        match module.get(e) {
             Some(Ok(kern)) => Ok(kern.clone()),
-            Some(Err(e)) => Err(Error::Emu(format!("cannot run {}::{}: {e}", k.module.name, k.entry))),
-            None => Err(Error::Emu(format!("entry {} not found in the PTX of module {}", k.entry, k.module.name))),
+            Some(Err(err)) => Err(Error::Emu(format!("cannot run {m}::{e}: {err}"))),
+            None => Err(Error::Emu(format!("entry {e} not found in the PTX of module {m}"))),
         }
     }
     /// Live allocations and their bytes: what a leak check compares before and after.
@@ -126,7 +133,19 @@ impl EmuDevice {
     /// allocations and the block's shared memory (a fault or a memcheck finding, never a host
     /// access outside them), so wrong pointers or sizes are reported, not undefined.
     pub fn run_kernel(&self, kernel: &KernelRef, cfg: LaunchConfig, args: &[KernelArg]) -> Result<LaunchReport> {
-        let k = self.kernel(*kernel)?;
+        let k = self.kernel(kernel)?;
+        self.launch_kernel(&k, cfg, args, kernel.resources().map(|r| r.registers))
+    }
+
+    /// Runs a lowered kernel to completion. `regs_per_thread`: ptxas's register count (known for
+    /// embedded modules), the start of `setmaxnreg`'s register pool.
+    fn launch_kernel(
+        &self,
+        k: &Kernel,
+        cfg: LaunchConfig,
+        args: &[KernelArg],
+        regs_per_thread: Option<u32>,
+    ) -> Result<LaunchReport> {
         if args.len() != k.params.len() {
             return Err(Error::Emu(format!("{} takes {} parameters, {} given", k.name, k.params.len(), args.len())));
         }
@@ -154,7 +173,7 @@ impl EmuDevice {
             )));
         }
         let ctx = LaunchCtx {
-            k: &k,
+            k,
             grid: cfg.grid,
             block: cfg.block,
             nthreads,
@@ -165,7 +184,7 @@ impl EmuDevice {
             sanitize: self.opts.sanitize,
             counters: self.opts.counters,
             atomic64: &self.mem.atomic64,
-            regs_per_thread: kernel.resources().map(|r| r.registers),
+            regs_per_thread,
         };
         let nblocks = cfg.blocks();
         let run = || -> Vec<Result<exec::BlockOut>> {
@@ -191,6 +210,24 @@ impl EmuDevice {
             report.counters = Some(c);
         }
         Ok(report)
+    }
+}
+
+/// A module's `.global` variables, placed in the device's global memory.
+struct DevGlobals<'a>(&'a GlobalMem);
+
+impl parse::ModuleGlobals for DevGlobals<'_> {
+    fn alloc(&mut self, bytes: usize, align: u32) -> std::result::Result<u64, String> {
+        let a = self.0.alloc(bytes).map_err(|e| e.to_string())?;
+        if a % align.max(1) as u64 != 0 {
+            return Err(format!("cannot align a module variable to {align} bytes"));
+        }
+        Ok(a)
+    }
+    fn write(&mut self, addr: u64, data: &[u8]) -> std::result::Result<(), String> {
+        let a = self.0.find(addr, data.len() as u64).map_err(|e| e.to_string())?;
+        a.host_write(addr - a.base, data);
+        Ok(())
     }
 }
 

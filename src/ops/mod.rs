@@ -467,17 +467,11 @@ mod tests {
                                 continue;
                             };
                             for l in &att.plan().launches {
-                                let (m, e) = (l.kernel.module, l.kernel.entry);
+                                let (m, e) = (l.kernel.module_name(), l.kernel.entry());
                                 let bound =
-                                    maxntid(m.ptx, e).unwrap_or_else(|| panic!("{}::{e} has no .maxntid", m.name));
-                                assert_eq!(
-                                    l.cfg.threads_per_block(),
-                                    bound,
-                                    "{}::{e}: plan block {:?}",
-                                    m.name,
-                                    l.cfg.block
-                                );
-                                seen.insert(format!("{}::{e}", m.name));
+                                    maxntid(l.kernel.ptx(), e).unwrap_or_else(|| panic!("{m}::{e} has no .maxntid"));
+                                assert_eq!(l.cfg.threads_per_block(), bound, "{m}::{e}: plan block {:?}", l.cfg.block);
+                                seen.insert(format!("{m}::{e}"));
                             }
                         }
                     }

@@ -328,7 +328,7 @@ pub fn ptx_module(tag: &str, ptx: String) -> &'static KernelModule {
 }
 
 pub fn kernel(m: &'static KernelModule, entry: &str) -> KernelRef {
-    KernelRef { module: m, entry: Box::leak(entry.to_string().into_boxed_str()) }
+    KernelRef::in_module(m, entry).expect("entry")
 }
 
 /// PTX header of generated modules.

@@ -286,7 +286,7 @@ fn register_slots_of_a_fragment_are_reused_while_in_flight() {
     let dev = EmuDevice::new();
     let m = ptx_module(name, format!("{PTX_HEADER}{}", kernel_text(name, true, &edits)));
     let k = kernel(m, name);
-    let kern = dev.kernel(k).expect("lowers");
+    let kern = dev.kernel(&k).expect("lowers");
     let p = kern.insts.iter().position(|i| matches!(i.op, Op::Wgmma(_))).expect("wgmma");
     let a_slots: Vec<u32> = kern.insts[p].ext_regs(&kern.ext)[8..].to_vec();
     let def_slots: Vec<u32> =

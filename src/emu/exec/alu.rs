@@ -283,6 +283,21 @@ pub(super) fn unary(r: &mut [u64], m: u32, i: &Inst, op: IUn) {
             IUn::Popc => (a & mk).count_ones() as u64,
             IUn::Clz => ((a & mk).leading_zeros() - (64 - wd)) as u64,
             IUn::Brev => (a & mk).reverse_bits() >> (64 - wd),
+            IUn::Bfind { shiftamt } => {
+                // PTX ISA, integer arithmetic `bfind`: the most significant bit that differs from the sign (signed
+                // types) or is set (unsigned); 0xffffffff when there is none.
+                let v = if i.ty.signed() && sx(a, wd) < 0 { !a & mk } else { a & mk };
+                if v == 0 {
+                    0xffff_ffff
+                } else {
+                    let pos = 63 - v.leading_zeros();
+                    if shiftamt {
+                        (wd - 1 - pos) as u64
+                    } else {
+                        pos as u64
+                    }
+                }
+            }
         };
     });
 }

@@ -1,12 +1,13 @@
 //! Control flow: branches (the taken and the falling-through lanes each move to their PC, which
-//! the reconvergence rule of [`super::sched`] then orders), exit, and the clock.
+//! the reconvergence rule of [`super::sched`] then orders), exit, trap, and the clock.
 
 use super::super::ir::*;
 use super::lanes::{ix, lanes};
+use super::memory::Resolved;
 use super::sched::{Flow, WState, Warp};
-use super::Blk;
+use super::{err_at, Blk};
 use crate::device::FindingKind;
-use crate::error::Result;
+use crate::error::{Error, Result};
 
 /// bra: the lanes of `m` (the guard's true lanes) jump to `target`, the other active lanes fall
 /// through.
@@ -61,6 +62,42 @@ impl Blk<'_, '_> {
 }
 
 impl Blk<'_, '_> {
+    /// trap (or a failed `assert`) in the lanes of `m`: the launch's error, naming the first
+    /// lane's block and thread (and the assertion, its file, line and function).
+    #[cold]
+    pub(super) fn trap(&mut self, r: &[u64], m: u32, i: &Inst, assert: bool, w: u32) -> Error {
+        let lane = m.trailing_zeros() as usize;
+        let t = self.thread(w, lane);
+        let what = if assert {
+            let s = |reg: u32| self.c_string(r[ix(reg, lane)], w, lane);
+            format!("trap: assertion `{}` failed at {}:{} in {}", s(i.a), s(i.b), r[ix(i.c, lane)] as u32, s(i.e))
+        } else {
+            "trap".to_string()
+        };
+        err_at(self.l.k, i.line, format!("{what}, in block {:?} thread {:?}", self.ctaid, t))
+    }
+
+    /// The NUL-terminated string at generic address `addr` (at most 512 bytes; `?` if unreadable).
+    fn c_string(&self, addr: u64, w: u32, lane: usize) -> String {
+        let mut out = Vec::new();
+        for k in 0..512u64 {
+            let b = match self.resolve(Space::Generic, addr + k, w, lane) {
+                Resolved::Global(a, off) if a.contains(addr + k, 1) => a.read(off, 1) as u8,
+                Resolved::Const(off) => match self.l.k.const_data.get(off as usize) {
+                    Some(&b) => b,
+                    None => break,
+                },
+                _ if k == 0 => return "?".into(),
+                _ => break,
+            };
+            if b == 0 {
+                break;
+            }
+            out.push(b);
+        }
+        String::from_utf8_lossy(&out).into_owned()
+    }
+
     /// setmaxnreg.{inc,dec}: the warp's per-thread register count moves to `count`, taking
     /// registers from the CTA's pool or giving them back; an `inc` blocks until the pool has
     /// them (PTX ISA 9.7.19.5). Findings: executed by part of a warp, `inc` below / `dec` above

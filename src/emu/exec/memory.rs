@@ -195,8 +195,12 @@ impl<'a> Blk<'a, '_> {
                         }
                     }
                 }
-                if l.sanitize {
+                // The runtime's reserved region (cooperative groups' barrier words) is not tracked,
+                // but its atomics still synchronize (racecheck: a spin barrier orders the warps).
+                if l.sanitize && off >= l.k.reserved_smem as u64 {
                     self.shadow_access(off, size, size, write.is_some(), w, lane, line);
+                } else if l.sanitize && self.atomic {
+                    self.strong_sync(off & !3, write.is_some(), w);
                 }
                 Ok(rw_bytes(self.shared, off as usize, size, write))
             }

@@ -8,10 +8,11 @@
 //! - families: [`alu`] (integer, bits, compare, move), [`float`] (float arithmetic, conversions,
 //!   exact rounding), [`memory`] (address resolution, ld/st, atomics, cvta), [`async_copy`]
 //!   (cp.async and its groups, bulk and tensor copies, mapa), [`matrix`] (ldmatrix, stmatrix),
-//!   [`warp`] (shfl, vote, redux, elect, warp sync, member masks), [`sync`] (CTA, named and
+//!   [`warp`] (shfl, vote, redux, match, elect, warp sync, member masks), [`sync`] (CTA, named and
 //!   cluster barriers, fences, what wakes a blocked warp), [`mbarrier`] (mbarrier objects),
 //!   [`tensor`] (mma), [`wgmma`] (wgmma and its descriptors) with [`wgmma_check`] (its sanitizer
-//!   rules), [`control`] (branch, exit, clock, setmaxnreg);
+//!   rules), [`wmma`] (wmma load, store and mma), [`control`] (branch, exit, trap, clock,
+//!   setmaxnreg);
 //! - [`lanes`]: the structure-of-arrays register file and the per-lane loops.
 
 mod alu;
@@ -28,6 +29,7 @@ mod tensor;
 mod warp;
 mod wgmma;
 mod wgmma_check;
+mod wmma;
 
 pub use sched::run_block;
 pub use wgmma::{fp8_error_bound, MatDesc};
@@ -261,6 +263,7 @@ impl Blk<'_, '_> {
                 Op::Redux(op) => self.redux(r, m, i, op, warp.live, w),
                 Op::Activemask => warp::activemask(r, m, i, active),
                 Op::WarpSync => self.warp_sync(r, m, i, warp.live, w),
+                Op::Match { all } => self.match_sync(r, m, i, all, warp.live, w),
                 Op::Elect => self.elect(r, m, i, warp.live, w),
                 // Block-level synchronization: a waiting warp yields to the block loop.
                 Op::Bar { arrive } => {
@@ -291,6 +294,16 @@ impl Blk<'_, '_> {
                 Op::Fence(kind) => self.fence(m, kind, w),
                 // Tensor core.
                 Op::Mma { k: kk, bf16 } => self.mma(r, m, i, kk, bf16, warp.live, w),
+                // Warp matrix multiply-accumulate.
+                Op::WmmaLoad { frag, shape, col, space } => {
+                    self.wmma_load(r, m, i, frag, shape, col, space, warp.live, w)?;
+                    self.progress = self.clock;
+                }
+                Op::WmmaStore { shape, col, space } => {
+                    self.wmma_store(r, m, i, shape, col, space, warp.live, w)?;
+                    self.progress = self.clock;
+                }
+                Op::WmmaMma { shape, c_f32 } => self.wmma_mma(r, m, i, shape, c_f32, warp.live, w),
                 Op::Wgmma(cfg) => {
                     self.wgmma(r, m, i, cfg, warp.live, w, pc)?;
                     self.progress = self.clock;
@@ -315,6 +328,11 @@ impl Blk<'_, '_> {
                     continue;
                 }
                 Op::Clock => control::clock(r, m, i, self.clock),
+                Op::Trap { assert } => {
+                    if m != 0 {
+                        return Err(self.trap(r, m, i, assert, w));
+                    }
+                }
                 Op::Nanosleep => {
                     warp.advance(active, pc + 1);
                     if m != 0 {

@@ -18,9 +18,11 @@ pub const WINDOW_SIZE: u64 = 0x0100_0000_0000;
 
 mod op;
 mod types;
+mod wmma;
 
 pub use op::*;
 pub use types::*;
+pub use wmma::*;
 
 #[derive(Debug, Clone, Copy)]
 pub struct Inst {
@@ -110,10 +112,14 @@ pub enum ConstVal {
     ExplicitCluster,
 }
 
-#[derive(Debug, Clone, Copy)]
+/// One `.param` of an entry, as the PTX declares it.
+#[derive(Debug, Clone)]
 pub struct ParamDecl {
     pub offset: u32,
     pub size: u32,
+    pub name: String,
+    /// The declared type: `.u64`, `.f32`, `.b8[232]` (an array, e.g. a struct by value).
+    pub ty: String,
 }
 
 /// A lowered `.entry`.
@@ -133,6 +139,9 @@ pub struct Kernel {
     pub param_bytes: u32,
     /// Bytes of static shared memory (16-byte aligned); dynamic shared memory follows it.
     pub shared_static: u32,
+    /// The first bytes of shared memory reserved for the CUDA runtime (cooperative groups),
+    /// 0 unless the kernel reads `%reserved_smem_offset_*`. Not tracked by the sanitizer.
+    pub reserved_smem: u32,
     /// Local memory bytes per thread (16-byte aligned).
     pub local_bytes: u32,
     /// Module `.const` data (const space).

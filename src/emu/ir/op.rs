@@ -4,7 +4,8 @@
 //! [`Inst::for_each_reg`], one in `parse/inst.rs`'s dispatch and one in `exec/mod.rs`'s.
 
 use super::{
-    AtomOp, BoolOp, BulkOp, Cmp, FBin, FUn, FenceKind, IBin, IUn, Inst, MbarOp, ShflMode, Space, VoteMode, NOREG,
+    AtomOp, BoolOp, BulkOp, Cmp, FBin, FUn, FenceKind, IBin, IUn, Inst, MbarOp, ShflMode, Space, VoteMode, WmmaFrag,
+    WmmaShape, NOREG,
 };
 use std::sync::Arc;
 
@@ -113,6 +114,10 @@ pub enum Op {
     Activemask,
     /// bar.warp.sync mask(a)
     WarpSync,
+    /// match.any.sync / match.all.sync d|d2, a (value), e (members)
+    Match {
+        all: bool,
+    },
     /// elect.sync d|d2, e (members): d = the leader's lane, d2 = (lane == leader)
     Elect,
 
@@ -149,6 +154,28 @@ pub enum Op {
         n: u32,
     },
 
+    // ---- warp matrix multiply-accumulate (parse/wmma.rs, exec/wmma.rs) ----
+    /// wmma.load.{a,b,c} [a+imm], stride b (NOREG: the default): the extra operands are the
+    /// fragment; element type `ty`.
+    WmmaLoad {
+        frag: WmmaFrag,
+        shape: WmmaShape,
+        col: bool,
+        space: Space,
+    },
+    /// wmma.store.d [a+imm], fragment (the extra operands), stride b (NOREG: the default).
+    WmmaStore {
+        shape: WmmaShape,
+        col: bool,
+        space: Space,
+    },
+    /// wmma.mma: the extra operands are the d, a, b and c fragments; `ty` is the type of a and b
+    /// (f16 or bf16), `ty2` of d; `c_f32` the type of c.
+    WmmaMma {
+        shape: WmmaShape,
+        c_f32: bool,
+    },
+
     // ---- control (parse/control.rs, exec/control.rs) ----
     Bra {
         target: u32,
@@ -156,6 +183,10 @@ pub enum Op {
     Exit,
     /// d = the block's instruction clock (`%clock`, `%clock64`, `%globaltimer`)
     Clock,
+    /// trap, or a failed `assert` (`__assertfail`: message a, file b, line c, function e).
+    Trap {
+        assert: bool,
+    },
     /// nanosleep: the warp yields to the other warps of its block.
     Nanosleep,
     /// setmaxnreg.{inc,dec}.sync.aligned.u32 count
@@ -184,9 +215,11 @@ impl Op {
             | Op::Ldmatrix { .. }
             | Op::Stmatrix { .. }
             | Op::CpAsync { .. }
+            | Op::WmmaLoad { .. }
+            | Op::WmmaStore { .. }
             | Op::Bulk(_) => Class::Memory,
-            Op::Mma { .. } | Op::Wgmma(_) => Class::Tensor,
-            Op::Bra { .. } | Op::Exit => Class::Control,
+            Op::Mma { .. } | Op::Wgmma(_) | Op::WmmaMma { .. } => Class::Tensor,
+            Op::Bra { .. } | Op::Exit | Op::Trap { .. } => Class::Control,
             Op::Bar { .. }
             | Op::WarpSync
             | Op::Shfl(_)
@@ -201,7 +234,8 @@ impl Op {
             | Op::SetMaxNReg { .. }
             | Op::WgFence
             | Op::WgCommit
-            | Op::WgWait { .. } => Class::Sync,
+            | Op::WgWait { .. }
+            | Op::Match { .. } => Class::Sync,
             _ => Class::Arith,
         }
     }
@@ -321,6 +355,35 @@ impl Inst {
                 g(self.a, Use);
                 g(self.e, Use);
                 g(self.d, Def);
+            }
+            Op::Match { .. } => {
+                g(self.a, Use);
+                g(self.e, Use);
+                g(self.d, Def);
+                g(self.d2, Def);
+            }
+            Op::WmmaLoad { .. } => {
+                g(self.a, Use);
+                g(self.b, Use);
+                xs.iter().for_each(|&r| g(r, Def));
+            }
+            Op::WmmaStore { .. } => {
+                g(self.a, Use);
+                g(self.b, Use);
+                xs.iter().for_each(|&r| g(r, Use));
+            }
+            Op::WmmaMma { shape, .. } => {
+                // ext: the d fragment, then a, b and c (all read).
+                let nd = super::wmma_regs(WmmaFrag::D, shape, self.ty2);
+                let (d, src) = xs.split_at(nd.min(xs.len()));
+                src.iter().for_each(|&r| g(r, Use));
+                d.iter().for_each(|&r| g(r, Def));
+            }
+            Op::Trap { .. } => {
+                g(self.a, Use);
+                g(self.b, Use);
+                g(self.c, Use);
+                g(self.e, Use);
             }
             Op::Mma { .. } => {
                 // ext: 4 destinations, then the a, b and c fragments (all read).

@@ -231,6 +231,11 @@ pub enum IUn {
     Popc,
     Clz,
     Brev,
+    /// Position of the most significant non-sign bit (`shiftamt`: the left shift that brings it
+    /// to the top), 0xffffffff when there is none.
+    Bfind {
+        shiftamt: bool,
+    },
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -61,11 +61,12 @@ pub(super) fn mad(f: &mut FnCtx, p: &Parts, inst: &mut Inst) -> R<()> {
     Ok(())
 }
 
-/// abs neg not popc clz brev on integer types.
+/// abs neg not popc clz brev bfind{.shiftamt} on integer types.
 pub(super) fn unary(f: &mut FnCtx, p: &Parts, inst: &mut Inst) -> R<()> {
     p.nops(2)?;
-    p.only(&[])?;
+    p.only(if p.mn == "bfind" { &["shiftamt"] } else { &[] })?;
     inst.op = Op::IUn(match p.mn {
+        "bfind" => IUn::Bfind { shiftamt: p.rest.contains(&"shiftamt") },
         "abs" => IUn::Abs,
         "neg" => IUn::Neg,
         "not" => IUn::Not,

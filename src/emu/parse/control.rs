@@ -1,4 +1,4 @@
-//! Lowering of control flow (`bra`, `ret`, `exit`) and of the instructions that only order
+//! Lowering of control flow (`bra`, `ret`, `exit`, `trap`) and of the instructions that only order
 //! memory or give hints, which have no effect in a sequentially consistent, cache-less emulator.
 
 use super::super::ir::*;
@@ -10,13 +10,20 @@ pub(super) fn bra(f: &mut FnCtx, p: &Parts, inst: &mut Inst) -> R<()> {
     p.nops(1)?;
     p.only(&[])?;
     inst.op = Op::Bra { target: 0 };
-    f.fixups.push((f.insts.len(), p.ops[0].clone()));
+    f.fixups.push((f.insts.len(), p.ops[0].clone(), f.cur));
     Ok(())
 }
 
 /// ret / exit (an entry's `ret` ends the thread).
 pub(super) fn exit(inst: &mut Inst) {
     inst.op = Op::Exit;
+}
+
+/// trap: the launch fails, naming the thread and line.
+pub(super) fn trap(p: &Parts, inst: &mut Inst) -> R<()> {
+    p.nops(0)?;
+    inst.op = Op::Trap { assert: false };
+    Ok(())
 }
 
 /// griddepcontrol (no dependent grids in the emulator).

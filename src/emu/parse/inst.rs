@@ -4,7 +4,7 @@
 use super::super::ir::*;
 use super::operands::{FnCtx, R};
 use super::text::{split_operands, Stmt};
-use super::{alu, control, float, memory, sync, tensor, warp};
+use super::{alu, control, float, memory, sync, tensor, warp, wmma};
 
 /// An instruction statement split into what every family needs.
 pub(super) struct Parts<'t> {
@@ -172,7 +172,7 @@ pub(super) fn lower_inst(f: &mut FnCtx, st: &Stmt) -> R<Option<Inst>> {
             float::unary(f, &p, i)?
         }
         "abs" | "neg" | "not" | "popc" | "clz" | "brev" | "rcp" | "sqrt" | "rsqrt" | "ex2" | "lg2" | "sin" | "cos"
-        | "tanh" => alu::unary(f, &p, i)?,
+        | "tanh" | "bfind" => alu::unary(f, &p, i)?,
         "bfe" | "bfi" | "prmt" | "lop3" | "shf" => alu::bits(f, &p, i)?,
         "setp" | "set" => alu::compare(f, &p, i)?,
         "selp" => alu::selp(f, &p, i)?,
@@ -194,12 +194,15 @@ pub(super) fn lower_inst(f: &mut FnCtx, st: &Stmt) -> R<Option<Inst>> {
         "vote" => warp::vote(f, &p, i)?,
         "redux" => warp::redux(f, &p, i)?,
         "activemask" => warp::activemask(f, &p, i)?,
+        "match" => warp::match_sync(f, &p, i)?,
         "bar" | "barrier" => sync::barrier(f, &p, i)?,
         "mma" => tensor::mma(f, &p, i)?,
+        "wmma" => wmma::wmma(f, &p, i)?,
         "wgmma" => tensor::wgmma(f, &p, i)?,
         "stmatrix" => tensor::stmatrix(f, &p, i)?,
         "bra" => control::bra(f, &p, i)?,
         "ret" | "exit" => control::exit(i),
+        "trap" => control::trap(&p, i)?,
         "griddepcontrol" => control::hint(i),
         "pragma" | "" => return Ok(None),
         _ => return Err(format!("unsupported instruction `{opcode}`")),

@@ -1,4 +1,4 @@
-//! Lowering of warp-level collectives: shuffles, votes, reductions, activemask.
+//! Lowering of warp-level collectives: shuffles, votes, reductions, match, activemask.
 
 use super::super::ir::*;
 use super::inst::Parts;
@@ -84,6 +84,35 @@ pub(super) fn activemask(f: &mut FnCtx, p: &Parts, inst: &mut Inst) -> R<()> {
     p.nops(1)?;
     inst.op = Op::Activemask;
     inst.d = f.reg(&p.ops[0])?;
+    Ok(())
+}
+
+/// match.any.sync.b32/b64 d, a, membermask; match.all.sync.b32/b64 d[|p], a, membermask
+pub(super) fn match_sync(f: &mut FnCtx, p: &Parts, inst: &mut Inst) -> R<()> {
+    let all = match p.rest.first() {
+        Some(&"any") => false,
+        Some(&"all") => true,
+        _ => return Err(p.bad("match mode")),
+    };
+    p.only(&["any", "all"])?;
+    if !p.mods.contains(&"sync") || !matches!(inst.ty, Ty::B32 | Ty::B64) {
+        return Err(p.bad("match form (match.{any,all}.sync.{b32,b64})"));
+    }
+    p.nops(3)?;
+    inst.op = Op::Match { all };
+    let (d0, d1) = match p.ops[0].split_once('|') {
+        Some((a, b)) => (a, Some(b)),
+        None => (p.ops[0].as_str(), None),
+    };
+    if d1.is_some() && !all {
+        return Err(p.bad("predicate destination of match.any"));
+    }
+    inst.d = f.reg(d0)?;
+    if let Some(q) = d1 {
+        inst.d2 = f.reg(q)?;
+    }
+    inst.a = f.reg(&p.ops[1])?;
+    inst.e = f.reg(&p.ops[2])?;
     Ok(())
 }
 
