@@ -166,7 +166,11 @@ pub enum SharedHazard {
     Uninit,
     /// Race with an earlier access: its thread, or (`several`) lanes of that thread's warp;
     /// whether it was a write.
-    Race { tid: u16, several: bool, write: bool },
+    Race {
+        tid: u16,
+        several: bool,
+        write: bool,
+    },
 }
 
 /// One access for [`track`]: thread `tid`, its warp's clock `vc` (own time `vc[tid / 32]`), and
@@ -205,7 +209,11 @@ pub fn track(s: &mut Shadow, rc: &mut [u32], a: &Access, write: bool) -> SharedH
                 let race = if v == w { t == now && l != lane } else { a.vc[v] < t };
                 if race {
                     let several = l == SEVERAL_LANES;
-                    h = SharedHazard::Race { tid: (v as u32 * 32 + if several { 0 } else { l }) as u16, several, write: false };
+                    h = SharedHazard::Race {
+                        tid: (v as u32 * 32 + if several { 0 } else { l }) as u16,
+                        several,
+                        write: false,
+                    };
                     break;
                 }
             }

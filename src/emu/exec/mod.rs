@@ -34,9 +34,9 @@ mod wmma;
 pub use sched::run_block;
 pub use wgmma::{fp8_error_bound, MatDesc};
 
+use super::clocks::Clocks;
 use super::ir::*;
 use super::memory::Alloc;
-use super::clocks::Clocks;
 use super::sanitizer::{AsyncShadow, SharedShadow};
 use crate::device::{Counters, Finding, FindingKind};
 use crate::error::{Error, Result};
