@@ -127,7 +127,7 @@ impl Clocks {
 
     /// Barrier `id` completed: the warps of `waiters` acquire what its phase released.
     pub fn bar_complete(&mut self, id: usize, waiters: u64) {
-        let c = std::mem::replace(&mut self.bar[id], [0; 32]);
+        let c = std::mem::take(&mut self.bar[id]);
         self.acquire_all(&c, waiters);
     }
 
@@ -140,7 +140,7 @@ impl Clocks {
 
     /// The cluster barrier completed; its waits acquire (a warp waits after it arrived).
     pub fn cluster_complete(&mut self, members: u64) {
-        let c = std::mem::replace(&mut self.cluster, [0; 32]);
+        let c = std::mem::take(&mut self.cluster);
         self.acquire_all(&c, members);
     }
 
@@ -177,7 +177,7 @@ impl Clocks {
     /// The current phase of `slot` completed.
     pub fn mbar_complete(&mut self, slot: usize) {
         self.mbar_slot(slot);
-        self.mbar_done[slot] = std::mem::replace(&mut self.mbar_carry[slot], [0; 32]);
+        self.mbar_done[slot] = std::mem::take(&mut self.mbar_carry[slot]);
     }
 
     /// Warp `w`'s wait observed the last completed phase of `slot` (acquire).

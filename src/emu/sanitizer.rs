@@ -85,30 +85,39 @@ impl SharedShadow {
     /// then the grain's first).
     ///
     /// [`ensure`]: SharedShadow::ensure
-    #[inline]
+    #[inline(always)]
     pub fn for_each(&mut self, off: u64, len: u64, mut f: impl FnMut(&mut Shadow, &mut [u32], u64)) {
         let nw = self.nw;
         let (mut b, e) = (off as usize, (off + len) as usize);
         while b < e {
             let g = b / GRAIN;
             let (gs, ge) = (g * GRAIN, g * GRAIN + GRAIN);
-            if self.split[g] == 0 {
-                if b == gs && e >= ge {
-                    f(&mut self.grain[g], &mut self.grain_rc[g * nw..(g + 1) * nw], b as u64);
-                    b = ge;
-                    continue;
-                }
-                self.split_grain(g);
+            if self.split[g] == 0 && b == gs && e >= ge {
+                f(&mut self.grain[g], &mut self.grain_rc[g * nw..(g + 1) * nw], b as u64);
+                b = ge;
+                continue;
             }
-            let p = self.split[g] as usize - 1;
+            // Part of a grain, or a split one: per byte, out of line (one inlined call site of
+            // `f` keeps the common path fast).
             let end = e.min(ge);
-            for x in b..end {
-                let k = p * GRAIN + x - gs;
-                f(&mut self.bytes[k], &mut self.bytes_rc[k * nw..(k + 1) * nw], x as u64);
-            }
-            self.maybe_merge(g);
+            self.bytes_of(g, b, end, &mut f);
             b = end;
         }
+    }
+
+    /// The bytes `[b, end)` of grain `g`, per byte (splitting the grain first).
+    #[inline(never)]
+    fn bytes_of(&mut self, g: usize, b: usize, end: usize, f: &mut dyn FnMut(&mut Shadow, &mut [u32], u64)) {
+        let nw = self.nw;
+        if self.split[g] == 0 {
+            self.split_grain(g);
+        }
+        let (p, gs) = (self.split[g] as usize - 1, g * GRAIN);
+        for x in b..end {
+            let k = p * GRAIN + x - gs;
+            f(&mut self.bytes[k], &mut self.bytes_rc[k * nw..(k + 1) * nw], x as u64);
+        }
+        self.maybe_merge(g);
     }
 
     /// Part of grain `g` is accessed: its bytes may now diverge.
@@ -173,21 +182,30 @@ pub enum SharedHazard {
     },
 }
 
-/// One access for [`track`]: thread `tid`, its warp's clock `vc` (own time `vc[tid / 32]`), and
-/// the block's start time.
+/// One access for [`track`]: thread `tid` (warp `w`, lane `lane`), its warp's clock `vc` (own
+/// time `now`), and the block's start time.
 #[derive(Clone, Copy)]
 pub struct Access<'a> {
     pub tid: u16,
+    pub w: usize,
+    pub lane: u32,
+    pub now: u32,
     pub vc: &'a [u32; 32],
     pub block_start: u32,
 }
 
+impl<'a> Access<'a> {
+    #[inline(always)]
+    pub fn new(tid: u16, vc: &'a [u32; 32], block_start: u32) -> Access<'a> {
+        let w = (tid / 32) as usize;
+        Access { tid, w, lane: (tid % 32) as u32, now: vc[w], vc, block_start }
+    }
+}
+
 /// Records a read or write of one byte (record `s`, read entries `rc`) by access `a`.
-#[inline]
+#[inline(always)]
 pub fn track(s: &mut Shadow, rc: &mut [u32], a: &Access, write: bool) -> SharedHazard {
-    let w = (a.tid / 32) as usize;
-    let lane = (a.tid % 32) as u32;
-    let now = a.vc[w];
+    let (w, lane, now) = (a.w, a.lane, a.now);
     let write_ordered = s.w_tid == a.tid || s.w_tid == ASYNC_TID || {
         let v = (s.w_tid / 32) as usize;
         if v == w {
@@ -588,7 +606,7 @@ mod tests {
             // Few threads (some in one warp) so that races and merges both happen.
             let tid = [0u16, 1, 2, 33, 64][rnd(5) as usize];
             let write = rnd(2) == 0;
-            let a = Access { tid, vc: &clocks.vc[tid as usize / 32], block_start: clocks.block_start };
+            let a = Access::new(tid, &clocks.vc[tid as usize / 32], clocks.block_start);
             let mut want = Vec::new();
             for b in off..off + len {
                 let (s, rc) = &mut bytes[b as usize];
@@ -625,7 +643,7 @@ mod tests {
         let mut s = Shadow::default();
         let mut rc = vec![0u32; 3];
         fn acc(c: &Clocks, tid: u16) -> Access<'_> {
-            Access { tid, vc: &c.vc[tid as usize / 32], block_start: c.block_start }
+            Access::new(tid, &c.vc[tid as usize / 32], c.block_start)
         }
         assert_eq!(track(&mut s, &mut rc, &acc(&c, 0), true), SharedHazard::None);
         // Warps 1 and 2 read after a barrier with warp 0.

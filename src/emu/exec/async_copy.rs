@@ -301,12 +301,8 @@ impl Blk<'_, '_> {
                 self.async_write_hazard(h, w, lane, line);
             }
         }
-        let a = Access {
-            tid: (w * 32 + lane as u32) as u16,
-            vc: &self.clocks.vc[w as usize],
-            block_start: self.clocks.block_start,
-        };
-        let now = a.vc[w as usize];
+        let a = Access::new((w * 32 + lane as u32) as u16, &self.clocks.vc[w as usize], self.clocks.block_start);
+        let now = a.now;
         let mut first = None;
         self.shadow.for_each(off, len, |s, rc, b| {
             let h = track(s, rc, &a, true);

@@ -290,7 +290,7 @@ impl<'a> Blk<'a, '_> {
             self.strong_shared(off, size, write, w, lane, line);
             return;
         }
-        let a = Access { tid, vc: &self.clocks.vc[w as usize], block_start: self.clocks.block_start };
+        let a = Access::new(tid, &self.clocks.vc[w as usize], self.clocks.block_start);
         // One finding per warp instruction: only the first byte in conflict is reported, so the
         // walk keeps the first hazard and reports it afterwards (every byte's state still updates).
         let mut first: Option<(u64, SharedHazard)> = None;
