@@ -23,17 +23,29 @@
 
 use super::clocks::{LANE_BITS, SEVERAL_LANES};
 
-/// Shadow of one byte of shared memory; the per-warp read entries live beside it (see
-/// [`SharedShadow::for_each`]).
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct Shadow {
-    /// The writing warp's own time at the last write.
-    pub w_clk: u32,
-    /// Warps whose reads since the last write have an entry.
-    pub r_mask: u32,
-    pub w_tid: u16,
-    /// The latest reader (for messages).
-    pub r_tid: u16,
+/// A record: the shadow of one byte (or of a grain whose bytes agree) of shared memory, as
+/// `HEAD + nw` words in one slice so that a record and its read entries share a cache line:
+/// `[W_CLK]` the writing warp's own time at the last write; `[R_MASK]` the warps whose reads
+/// since that write have an entry; `[TIDS]` the last writer's thread (low half) and the latest
+/// reader's (high half, for messages); `[HEAD + v]` warp `v`'s entry: its own time at its latest
+/// read `<< LANE_BITS |` the reading lane (or [`SEVERAL_LANES`]).
+pub const W_CLK: usize = 0;
+pub const R_MASK: usize = 1;
+pub const TIDS: usize = 2;
+pub const HEAD: usize = 3;
+
+/// The last write's thread of record `s`.
+#[inline(always)]
+pub fn w_tid(s: &[u32]) -> u16 {
+    s[TIDS] as u16
+}
+
+/// Record `s` now holds a write by `tid` at time `clk` (and no reads).
+#[inline(always)]
+pub fn set_write(s: &mut [u32], clk: u32, tid: u16) {
+    s[W_CLK] = clk;
+    s[R_MASK] = 0;
+    s[TIDS] = (s[TIDS] & 0xffff_0000) | tid as u32;
 }
 
 /// The writer of bytes a TMA or bulk copy put in shared memory (the async proxy). Such bytes are
@@ -44,56 +56,70 @@ pub const ASYNC_TID: u16 = u16::MAX - 1;
 /// Bytes per grain of [`SharedShadow`].
 pub const GRAIN: usize = 4;
 
-/// Shadow of a block's shared memory: one record (and `nw` read entries) per grain whose bytes
-/// agree, else per byte from a pool. Memory: (12 + 4 nw) bytes per grain, plus 4 times that for
-/// each grain split at the moment.
+/// Shadow of a block's shared memory: one record per grain whose bytes agree, else per byte from
+/// a pool. Memory: (12 + 4 nw) bytes per grain, plus 4 times that for each grain split at the
+/// moment.
 #[derive(Debug, Default)]
 pub struct SharedShadow {
-    /// Warps of the launch (read entries per record).
-    nw: usize,
-    grain: Vec<Shadow>,
-    grain_rc: Vec<u32>,
+    /// Words per record: [`HEAD`] + the launch's warps.
+    stride: usize,
+    grain: Vec<u32>,
     /// 0: the grain's record holds; else 1 + the pool entry of its bytes.
     split: Vec<u32>,
-    bytes: Vec<Shadow>,
-    bytes_rc: Vec<u32>,
+    /// Pool entries of [`GRAIN`] records.
+    bytes: Vec<u32>,
     free: Vec<u32>,
+}
+
+/// Whether records `x` and `y` are the same state (read entries of warps outside the mask are
+/// stale and never read).
+fn same(x: &[u32], y: &[u32]) -> bool {
+    if x[..HEAD] != y[..HEAD] {
+        return false;
+    }
+    let mut m = x[R_MASK];
+    while m != 0 {
+        let v = m.trailing_zeros() as usize;
+        m &= m - 1;
+        if x[HEAD + v] != y[HEAD + v] {
+            return false;
+        }
+    }
+    true
 }
 
 impl SharedShadow {
     /// Covers at least `len` bytes for a launch of `nw` warps (new bytes: never written).
     pub fn ensure(&mut self, len: usize, nw: usize) {
-        if nw != self.nw {
-            *self = SharedShadow { nw, ..Default::default() };
+        if HEAD + nw != self.stride {
+            *self = SharedShadow { stride: HEAD + nw, ..Default::default() };
         }
         let ng = len.div_ceil(GRAIN);
-        if self.grain.len() < ng {
-            self.grain.resize(ng, Shadow::default());
-            self.grain_rc.resize(ng * nw, 0);
+        if self.split.len() < ng {
+            self.grain.resize(ng * self.stride, 0);
             self.split.resize(ng, 0);
         }
     }
 
     /// Forgets every record (the clocks started again).
     pub fn clear(&mut self) {
-        let nw = self.nw;
-        *self = SharedShadow { nw, ..Default::default() };
+        let stride = self.stride;
+        *self = SharedShadow { stride, ..Default::default() };
     }
 
-    /// Calls `f(record, read entries, byte)` for the bytes of `[off, off + len)` (within
-    /// [`ensure`]d length) in address order, once per whole grain whose bytes agree (`byte` is
-    /// then the grain's first).
+    /// Calls `f(record, byte)` for the bytes of `[off, off + len)` (within [`ensure`]d length) in
+    /// address order, once per whole grain whose bytes agree (`byte` is then the grain's first).
     ///
     /// [`ensure`]: SharedShadow::ensure
     #[inline(always)]
-    pub fn for_each(&mut self, off: u64, len: u64, mut f: impl FnMut(&mut Shadow, &mut [u32], u64)) {
-        let nw = self.nw;
+    pub fn for_each(&mut self, off: u64, len: u64, mut f: impl FnMut(&mut [u32], u64)) {
+        let st = self.stride;
         let (mut b, e) = (off as usize, (off + len) as usize);
         while b < e {
             let g = b / GRAIN;
             let (gs, ge) = (g * GRAIN, g * GRAIN + GRAIN);
             if self.split[g] == 0 && b == gs && e >= ge {
-                f(&mut self.grain[g], &mut self.grain_rc[g * nw..(g + 1) * nw], b as u64);
+                f(&mut self.grain[g * st..(g + 1) * st], b as u64);
                 b = ge;
                 continue;
             }
@@ -105,66 +131,98 @@ impl SharedShadow {
         }
     }
 
+    /// [`track`] over the bytes of `[off, off + len)` (as [`SharedShadow::for_each`], with the
+    /// common whole-grain path inlined): the first hazard and its byte; with `proxy` (the async
+    /// proxy reads), also the first byte last written by the generic proxy in this block, with
+    /// its writer and time.
+    #[inline(always)]
+    pub fn track_range(&mut self, off: u64, len: u64, a: &Access, write: bool, proxy: bool) -> Tracked {
+        let st = self.stride;
+        let mut out = Tracked::default();
+        let (mut b, e) = (off as usize, (off + len) as usize);
+        while b < e {
+            let g = b / GRAIN;
+            let (gs, ge) = (g * GRAIN, g * GRAIN + GRAIN);
+            if self.split[g] == 0 && b == gs && e >= ge {
+                let s = &mut self.grain[g * st..(g + 1) * st];
+                if proxy {
+                    out.note_generic(s, b as u64, a.block_start);
+                }
+                let h = track(s, a, write);
+                if h != SharedHazard::None && out.first.is_none() {
+                    out.first = Some((b as u64, h));
+                }
+                b = ge;
+                continue;
+            }
+            let end = e.min(ge);
+            self.bytes_of(g, b, end, &mut |s, x| {
+                if proxy {
+                    out.note_generic(s, x, a.block_start);
+                }
+                let h = track(s, a, write);
+                if h != SharedHazard::None && out.first.is_none() {
+                    out.first = Some((x, h));
+                }
+            });
+            b = end;
+        }
+        out
+    }
+
     /// The bytes `[b, end)` of grain `g`, per byte (splitting the grain first).
     #[inline(never)]
-    fn bytes_of(&mut self, g: usize, b: usize, end: usize, f: &mut dyn FnMut(&mut Shadow, &mut [u32], u64)) {
-        let nw = self.nw;
+    fn bytes_of(&mut self, g: usize, b: usize, end: usize, f: &mut dyn FnMut(&mut [u32], u64)) {
+        let st = self.stride;
         if self.split[g] == 0 {
             self.split_grain(g);
         }
         let (p, gs) = (self.split[g] as usize - 1, g * GRAIN);
         for x in b..end {
             let k = p * GRAIN + x - gs;
-            f(&mut self.bytes[k], &mut self.bytes_rc[k * nw..(k + 1) * nw], x as u64);
+            f(&mut self.bytes[k * st..(k + 1) * st], x as u64);
         }
-        self.maybe_merge(g);
+        // Merge back once the bytes agree (e.g. after a whole-grain write by one thread).
+        let recs = &self.bytes[p * GRAIN * st..(p + 1) * GRAIN * st];
+        if (1..GRAIN).all(|k| same(&recs[..st], &recs[k * st..(k + 1) * st])) {
+            self.grain[g * st..(g + 1) * st].copy_from_slice(&recs[..st]);
+            self.split[g] = 0;
+            self.free.push(p as u32);
+        }
     }
 
     /// Part of grain `g` is accessed: its bytes may now diverge.
-    #[cold]
     fn split_grain(&mut self, g: usize) {
-        let nw = self.nw;
+        let st = self.stride;
         let p = match self.free.pop() {
             Some(p) => p as usize,
             None => {
-                self.bytes.resize(self.bytes.len() + GRAIN, Shadow::default());
-                self.bytes_rc.resize(self.bytes_rc.len() + GRAIN * nw, 0);
-                self.bytes.len() / GRAIN - 1
+                self.bytes.resize(self.bytes.len() + GRAIN * st, 0);
+                self.bytes.len() / (GRAIN * st) - 1
             }
         };
-        let r = self.grain[g];
-        self.bytes[p * GRAIN..(p + 1) * GRAIN].fill(r);
         for k in p * GRAIN..(p + 1) * GRAIN {
-            let (src, dst) = (g * nw, k * nw);
-            for v in 0..nw {
-                self.bytes_rc[dst + v] = self.grain_rc[src + v];
-            }
+            self.bytes[k * st..(k + 1) * st].copy_from_slice(&self.grain[g * st..(g + 1) * st]);
         }
         self.split[g] = p as u32 + 1;
     }
+}
 
-    /// Merges grain `g` back once its bytes agree (e.g. after a whole-grain write by one thread).
-    #[inline]
-    fn maybe_merge(&mut self, g: usize) {
-        let nw = self.nw;
-        let p = self.split[g] as usize - 1;
-        let r = self.bytes[p * GRAIN];
-        if !self.bytes[p * GRAIN + 1..(p + 1) * GRAIN].iter().all(|x| *x == r) {
-            return;
+/// What [`SharedShadow::track_range`] found.
+#[derive(Debug, Default)]
+pub struct Tracked {
+    /// The first hazard and its byte.
+    pub first: Option<(u64, SharedHazard)>,
+    /// The first byte written by the generic proxy in this block: (byte, writer, its time).
+    pub generic: Option<(u64, u16, u32)>,
+}
+
+impl Tracked {
+    #[inline(always)]
+    fn note_generic(&mut self, s: &[u32], b: u64, block_start: u32) {
+        if self.generic.is_none() && w_tid(s) != ASYNC_TID && s[W_CLK] >= block_start {
+            self.generic = Some((b, w_tid(s), s[W_CLK]));
         }
-        let rc = &self.bytes_rc[p * GRAIN * nw..(p + 1) * GRAIN * nw];
-        let mut m = r.r_mask;
-        while m != 0 {
-            let v = m.trailing_zeros() as usize;
-            m &= m - 1;
-            if (1..GRAIN).any(|k| rc[k * nw + v] != rc[v]) {
-                return;
-            }
-        }
-        self.grain[g] = r;
-        self.grain_rc[g * nw..(g + 1) * nw].copy_from_slice(&rc[..nw]);
-        self.split[g] = 0;
-        self.free.push(p as u32);
     }
 }
 
@@ -202,60 +260,59 @@ impl<'a> Access<'a> {
     }
 }
 
-/// Records a read or write of one byte (record `s`, read entries `rc`) by access `a`.
+/// Records a read or write of one byte (record `s`) by access `a`.
 #[inline(always)]
-pub fn track(s: &mut Shadow, rc: &mut [u32], a: &Access, write: bool) -> SharedHazard {
+pub fn track(s: &mut [u32], a: &Access, write: bool) -> SharedHazard {
     let (w, lane, now) = (a.w, a.lane, a.now);
-    let write_ordered = s.w_tid == a.tid || s.w_tid == ASYNC_TID || {
-        let v = (s.w_tid / 32) as usize;
+    let (wclk, wtid) = (s[W_CLK], w_tid(s));
+    let write_ordered = wtid == a.tid || wtid == ASYNC_TID || {
+        let v = (wtid / 32) as usize;
         if v == w {
-            s.w_clk < now
+            wclk < now
         } else {
-            a.vc[v] >= s.w_clk
+            a.vc[v] >= wclk
         }
     };
     let mut h = SharedHazard::None;
     if write {
         if !write_ordered {
-            h = SharedHazard::Race { tid: s.w_tid, several: false, write: true };
+            h = SharedHazard::Race { tid: wtid, several: false, write: true };
         } else {
-            let mut m = s.r_mask;
+            let mut m = s[R_MASK];
             while m != 0 {
                 let v = m.trailing_zeros() as usize;
                 m &= m - 1;
-                let (t, l) = (rc[v] >> LANE_BITS, rc[v] & ((1 << LANE_BITS) - 1));
+                let e = s[HEAD + v];
+                let (t, l) = (e >> LANE_BITS, e & ((1 << LANE_BITS) - 1));
                 let race = if v == w { t == now && l != lane } else { a.vc[v] < t };
                 if race {
                     let several = l == SEVERAL_LANES;
-                    h = SharedHazard::Race {
-                        tid: (v as u32 * 32 + if several { 0 } else { l }) as u16,
-                        several,
-                        write: false,
-                    };
+                    let tid = (v as u32 * 32 + if several { 0 } else { l }) as u16;
+                    h = SharedHazard::Race { tid, several, write: false };
                     break;
                 }
             }
         }
-        s.w_clk = now;
-        s.w_tid = a.tid;
-        s.r_mask = 0;
+        set_write(s, now, a.tid);
     } else {
-        if s.w_clk < a.block_start {
+        if wclk < a.block_start {
             h = SharedHazard::Uninit;
         } else if !write_ordered {
-            h = SharedHazard::Race { tid: s.w_tid, several: false, write: true };
+            h = SharedHazard::Race { tid: wtid, several: false, write: true };
         }
         let bit = 1u32 << w;
-        let e = &mut rc[w];
-        if s.r_mask & bit != 0 && *e >> LANE_BITS == now {
-            if *e & ((1 << LANE_BITS) - 1) != lane {
-                *e = now << LANE_BITS | SEVERAL_LANES;
+        let e = s[HEAD + w];
+        s[HEAD + w] = if s[R_MASK] & bit != 0 && e >> LANE_BITS == now {
+            if e & ((1 << LANE_BITS) - 1) != lane {
+                now << LANE_BITS | SEVERAL_LANES
+            } else {
+                e
             }
         } else {
-            *e = now << LANE_BITS | lane;
-        }
-        s.r_mask |= bit;
-        s.r_tid = a.tid;
+            now << LANE_BITS | lane
+        };
+        s[R_MASK] |= bit;
+        s[TIDS] = (s[TIDS] & 0xffff) | (a.tid as u32) << 16;
     }
     h
 }
@@ -263,10 +320,8 @@ pub fn track(s: &mut Shadow, rc: &mut [u32], a: &Access, write: bool) -> SharedH
 /// Records a write of one byte by the async proxy (a TMA or bulk copy landing in shared memory,
 /// issued at time `now`): written for initcheck, by [`ASYNC_TID`] for the race rule.
 #[inline]
-pub fn track_async_write(s: &mut Shadow, now: u32) {
-    s.w_clk = now;
-    s.w_tid = ASYNC_TID;
-    s.r_mask = 0;
+pub fn track_async_write(s: &mut [u32], now: u32) {
+    set_write(s, now, ASYNC_TID);
 }
 
 /// Bytes per chunk of [`AsyncShadow`]: TMA boxes and bulk copies are 16-byte granular (the swizzle
@@ -569,7 +624,7 @@ mod tests {
         use crate::emu::clocks::Clocks;
         const LEN: usize = 256;
         const NW: usize = 3;
-        let mut bytes = vec![(Shadow::default(), vec![0u32; NW]); LEN];
+        let mut bytes = vec![vec![0u32; HEAD + NW]; LEN];
         let mut sh = SharedShadow::default();
         sh.ensure(LEN, NW);
         let mut clocks = Clocks::default();
@@ -609,26 +664,19 @@ mod tests {
             let a = Access::new(tid, &clocks.vc[tid as usize / 32], clocks.block_start);
             let mut want = Vec::new();
             for b in off..off + len {
-                let (s, rc) = &mut bytes[b as usize];
-                want.push((b, track(s, rc, &a, write)));
+                want.push((b, track(&mut bytes[b as usize], &a, write)));
             }
             // A call for byte b stands for the bytes up to the next call (the rest of its grain).
             let mut calls = Vec::new();
-            sh.for_each(off, len, |s, rc, b| calls.push((b, track(s, rc, &a, write))));
+            sh.for_each(off, len, |s, b| calls.push((b, track(s, &a, write))));
             assert_eq!(calls.first().map(|c| c.0), Some(off), "step {step}");
             let got: Vec<_> = (off..off + len)
                 .map(|x| (x, calls.iter().rev().find(|c| c.0 <= x).map_or(SharedHazard::None, |c| c.1)))
                 .collect();
             assert_eq!(got, want, "step {step}");
             hazards += want.iter().filter(|h| h.1 != SharedHazard::None).count();
-            for (b, (s, rc)) in bytes.iter().enumerate() {
-                let (gs, grc) = sh.byte(b);
-                assert_eq!(gs, *s, "step {step} byte {b}");
-                for v in 0..NW {
-                    if s.r_mask >> v & 1 != 0 {
-                        assert_eq!(grc[v], rc[v], "step {step} byte {b} warp {v}");
-                    }
-                }
+            for (b, s) in bytes.iter().enumerate() {
+                assert!(same(&sh.byte(b), s), "step {step} byte {b}: {:?} vs {s:?}", sh.byte(b));
             }
         }
         assert!(hazards > 1000, "{hazards}");
@@ -640,38 +688,34 @@ mod tests {
         use crate::emu::clocks::Clocks;
         let mut c = Clocks::default();
         c.start_block(3);
-        let mut s = Shadow::default();
-        let mut rc = vec![0u32; 3];
+        let mut s = vec![0u32; HEAD + 3];
         fn acc(c: &Clocks, tid: u16) -> Access<'_> {
             Access::new(tid, &c.vc[tid as usize / 32], c.block_start)
         }
-        assert_eq!(track(&mut s, &mut rc, &acc(&c, 0), true), SharedHazard::None);
+        assert_eq!(track(&mut s, &acc(&c, 0), true), SharedHazard::None);
         // Warps 1 and 2 read after a barrier with warp 0.
         for v in 0..3 {
             c.bar_arrive(0, v);
         }
         c.bar_complete(0, 0b111);
-        assert_eq!(track(&mut s, &mut rc, &acc(&c, 32), false), SharedHazard::None);
-        assert_eq!(track(&mut s, &mut rc, &acc(&c, 64), false), SharedHazard::None);
+        assert_eq!(track(&mut s, &acc(&c, 32), false), SharedHazard::None);
+        assert_eq!(track(&mut s, &acc(&c, 64), false), SharedHazard::None);
         // Warp 1 hands off to warp 0 through an mbarrier; warp 2 does not: still a race.
         c.mbar_init(0);
         c.mbar_arrive(0, 1);
         c.mbar_complete(0);
         c.mbar_acquire(0, 0);
-        assert_eq!(
-            track(&mut s, &mut rc, &acc(&c, 0), true),
-            SharedHazard::Race { tid: 64, several: false, write: false }
-        );
+        assert_eq!(track(&mut s, &acc(&c, 0), true), SharedHazard::Race { tid: 64, several: false, write: false });
     }
 
     impl SharedShadow {
-        fn byte(&self, b: usize) -> (Shadow, Vec<u32>) {
-            let (g, nw) = (b / GRAIN, self.nw);
+        fn byte(&self, b: usize) -> Vec<u32> {
+            let (g, st) = (b / GRAIN, self.stride);
             match self.split[g] as usize {
-                0 => (self.grain[g], self.grain_rc[g * nw..(g + 1) * nw].to_vec()),
+                0 => self.grain[g * st..(g + 1) * st].to_vec(),
                 p => {
                     let k = (p - 1) * GRAIN + b % GRAIN;
-                    (self.bytes[k], self.bytes_rc[k * nw..(k + 1) * nw].to_vec())
+                    self.bytes[k * st..(k + 1) * st].to_vec()
                 }
             }
         }

@@ -15,7 +15,7 @@
 //! records, for the happens-before checker, when its reads of shared memory retire.
 
 use super::super::ir::*;
-use super::super::sanitizer::{track, track_async_write, Access, SharedHazard, ASYNC_TID};
+use super::super::sanitizer::{track, track_async_write, w_tid, Access, SharedHazard, ASYNC_TID, W_CLK};
 use super::super::tensor_map::{decode, Tmap};
 use super::lanes::{ix, lanes};
 use super::memory::Resolved;
@@ -304,8 +304,8 @@ impl Blk<'_, '_> {
         let a = Access::new((w * 32 + lane as u32) as u16, &self.clocks.vc[w as usize], self.clocks.block_start);
         let now = a.now;
         let mut first = None;
-        self.shadow.for_each(off, len, |s, rc, b| {
-            let h = track(s, rc, &a, true);
+        self.shadow.for_each(off, len, |s, b| {
+            let h = track(s, &a, true);
             if h != SharedHazard::None && first.is_none() {
                 first = Some((b, h));
             }
@@ -327,14 +327,15 @@ impl Blk<'_, '_> {
         let mut first = None;
         let mut generic = None;
         let clocks = &*self.clocks;
-        self.shadow.for_each(off, len, |s, _, b| {
-            if s.w_clk < start {
+        self.shadow.for_each(off, len, |s, b| {
+            let (clk, tid) = (s[W_CLK], w_tid(s));
+            if clk < start {
                 first = first.or(Some(b));
-            } else if s.w_tid != ASYNC_TID
+            } else if tid != ASYNC_TID
                 && generic.is_none()
-                && clocks.fenced((s.w_tid / 32) as usize, s.w_clk, w as usize).is_err()
+                && clocks.fenced((tid / 32) as usize, clk, w as usize).is_err()
             {
-                generic = Some((b, s.w_tid, s.w_clk));
+                generic = Some((b, tid, clk));
             }
         });
         if let Some((b, v, t)) = generic {

@@ -5,7 +5,7 @@
 use super::super::counters;
 use super::super::ir::*;
 use super::super::memory::{find_in, Alloc};
-use super::super::sanitizer::{track, Access, AsyncWriteHazard, SharedHazard, ASYNC_TID};
+use super::super::sanitizer::{set_write, Access, AsyncWriteHazard, SharedHazard, W_CLK};
 use super::alu::atom_apply;
 use super::lanes::{ix, lanes, sx, wmask};
 use super::{err_at, Blk};
@@ -293,21 +293,11 @@ impl<'a> Blk<'a, '_> {
         let a = Access::new(tid, &self.clocks.vc[w as usize], self.clocks.block_start);
         // One finding per warp instruction: only the first byte in conflict is reported, so the
         // walk keeps the first hazard and reports it afterwards (every byte's state still updates).
-        let mut first: Option<(u64, SharedHazard)> = None;
-        let proxy = self.proxy_read;
-        let mut unfenced: Option<(u64, u16, u32)> = None;
-        self.shadow.for_each(off, size as u64, |sh, rc, bo| {
-            if proxy && unfenced.is_none() && sh.w_tid != ASYNC_TID && sh.w_clk >= a.block_start {
-                unfenced = Some((bo, sh.w_tid, sh.w_clk));
-            }
-            let h = track(sh, rc, &a, write);
-            if h != SharedHazard::None && first.is_none() {
-                first = Some((bo, h));
-            }
-        });
-        if let Some((bo, v, t)) = unfenced {
-            self.check_fenced(bo, v, t, w, lane, line, "a wgmma reads it as an operand");
+        let t = self.shadow.track_range(off, size as u64, &a, write, self.proxy_read);
+        if let Some((bo, v, clk)) = t.generic {
+            self.check_fenced(bo, v, clk, w, lane, line, "a wgmma reads it as an operand");
         }
+        let first = t.first;
         let Some((bo, h)) = first else { return };
         self.shared_hazard(off, bo, elem, h, write, w, lane, line);
     }
@@ -359,11 +349,9 @@ impl<'a> Blk<'a, '_> {
         let tid = (w * 32 + lane as u32) as u16;
         let (now, start) = (self.clocks.now(w as usize), self.clocks.block_start);
         let mut uninit = None;
-        self.shadow.for_each(off, size as u64, |sh, _, bo| {
-            if sh.w_clk < start {
-                sh.w_clk = now;
-                sh.w_tid = tid;
-                sh.r_mask = 0;
+        self.shadow.for_each(off, size as u64, |sh, bo| {
+            if sh[W_CLK] < start {
+                set_write(sh, now, tid);
                 if !write && uninit.is_none() {
                     uninit = Some(bo);
                 }
