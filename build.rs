@@ -20,6 +20,10 @@ use std::{env, fs, thread};
 mod toolchain;
 use toolchain::{cache_prefix, install_toolchain, run_checked, ARCH};
 
+/// Modules whose kernels are broken on purpose (tests check that the diagnostics below are seen):
+/// the only ones allowed to build with them.
+const MAY_SERIALIZE: &[&str] = &["sm90_broken"];
+
 fn main() {
     for var in toolchain::ENV.iter().chain(&["LIBCLANG_PATH"]) {
         println!("cargo:rerun-if-env-changed={var}");
@@ -58,7 +62,18 @@ fn main() {
             })
             .collect();
         for h in handles {
-            modules.push(h.join().unwrap().unwrap_or_else(|e| fail(&e)));
+            let m = h.join().unwrap().unwrap_or_else(|e| fail(&e));
+            let diags = hopper_diagnostics(&m.ptxas_log);
+            if !diags.is_empty() && !MAY_SERIALIZE.contains(&m.name.as_str()) {
+                fail(&format!(
+                    "ptxas on kernels{}/{}.cu: wgmma serialized or setmaxnreg ignored (a Hopper kernel would run at \
+                     a fraction of its speed):\n  {}",
+                    if m.test_only { "/test" } else { "" },
+                    m.name,
+                    diags.join("\n  ")
+                ));
+            }
+            modules.push(m);
         }
     }
     write_table(&out, &nvcc, &version, &modules);
@@ -107,18 +122,39 @@ fn compile(
         run_checked(&mut c)?;
         if let Some(tool) = cuobjdump {
             let text = run_text(Command::new(tool).arg("-sass").arg(&cubin)).unwrap_or_default();
-            fs::write(&sass, text).map_err(|e| e.to_string())?;
+            fs::write(&sass, compact_sass(&text)).map_err(|e| e.to_string())?;
         }
         fs::write(&stamp, fingerprint(nvcc, flags, src, &dep)).map_err(|e| e.to_string())?;
     }
     Ok(Module { name, test_only, has_sass: sass.exists(), ptxas_log: fs::read_to_string(&log).unwrap_or_default() })
 }
 
+/// cuobjdump's SASS without the instruction encodings (a `/* 0x... */` comment after each
+/// instruction and a line of its own for the second word): the text every test and tool reads,
+/// at about a fifth of the size that every binary embeds.
+fn compact_sass(text: &str) -> String {
+    let mut out = String::with_capacity(text.len() / 4);
+    for line in text.lines() {
+        let t = line.trim_start();
+        if t.starts_with("/* 0x") {
+            continue;
+        }
+        let code = match line.rfind("/* 0x") {
+            Some(i) if i > 0 => &line[..i],
+            _ => line,
+        };
+        out.push_str(code.trim_end());
+        out.push('\n');
+    }
+    out
+}
+
 /// Hash of the flags, the compiler path, the source and every project header nvcc listed as a
 /// dependency last time (system headers are covered by the compiler path).
 fn fingerprint(nvcc: &Path, flags: &[&str], src: &Path, dep: &Path) -> String {
     let mut h = DefaultHasher::new();
-    (ARCH, flags, nvcc).hash(&mut h);
+    // The outputs' format too (SASS without encodings), so that a change of it rebuilds.
+    (ARCH, flags, nvcc, "sass-compact").hash(&mut h);
     fs::read(src).unwrap_or_default().hash(&mut h);
     let deps = fs::read_to_string(dep).unwrap_or_default();
     let mut files: Vec<&str> =
@@ -148,9 +184,13 @@ fn write_table(out: &Path, nvcc: &Path, version: &str, modules: &[Module]) {
         };
         s += &format!(
             "  KernelModule {{ name: {n:?}, test_only: {}, ptx: include_str!(concat!(env!(\"OUT_DIR\"), \"/{n}.ptx\")), \
-             cubin: include_bytes!(concat!(env!(\"OUT_DIR\"), \"/{n}.cubin\")), sass: {sass}, entries: &[\n",
+             cubin: include_bytes!(concat!(env!(\"OUT_DIR\"), \"/{n}.cubin\")), sass: {sass}, diagnostics: &[\n",
             m.test_only
         );
+        for d in hopper_diagnostics(&m.ptxas_log) {
+            s += &format!("    {d:?},\n");
+        }
+        s += "  ], entries: &[\n";
         for e in parse_ptxas(&m.ptxas_log) {
             s += &format!(
                 "    EntryResources {{ name: {:?}, registers: {}, barriers: {}, shared_bytes: {}, stack_bytes: {}, spill_store_bytes: {}, spill_load_bytes: {} }},\n",
@@ -161,6 +201,23 @@ fn write_table(out: &Path, nvcc: &Path, version: &str, modules: &[Module]) {
     }
     s += "];\n";
     fs::write(out.join("kernels.rs"), s).unwrap();
+}
+
+/// The ptxas messages that mean a Hopper kernel lost its asynchrony: wgmma serialized (C7510..C7515
+/// family: "Potential Performance Loss: wgmma.mma_async instructions are serialized due to ..."),
+/// waits or arrives the compiler had to inject around wgmma registers (C7517, C7519), setmaxnreg
+/// ignored (C7508). ptxas prints them as "info" lines with a (C75xx) code; both the codes and the
+/// texts are matched, so a reworded message with a known code (or the reverse) is still caught.
+fn hopper_diagnostics(log: &str) -> Vec<String> {
+    log.lines()
+        .filter(|l| {
+            let code = l.find("(C75").and_then(|i| l.get(i + 4..i + 6)).and_then(|c| c.parse::<u32>().ok());
+            code.is_some_and(|c| (8..=20).contains(&c))
+                || l.contains("Potential Performance Loss")
+                || l.contains("is injected in around line")
+        })
+        .map(|l| l.split_once(": ").map_or(l, |(_, rest)| rest).trim().to_string())
+        .collect()
 }
 
 /// ptxas -v: per entry [registers, barriers, smem bytes, stack frame, spill stores, spill loads].

@@ -136,6 +136,19 @@ pub fn counter_period_warning(period: f64, min_seconds: f64) -> Option<String> {
     })
 }
 
+/// Why the idle gaps are random: a window that starts at the same phase of the counter's update
+/// period every time errs the same way every time. Drawn over at least one period, the start
+/// phases spread and the error averages out over repetitions; a narrower span does not.
+pub fn gap_span_warning(period: f64, gap_min_s: f64, gap_max_s: f64) -> Option<String> {
+    (gap_max_s - gap_min_s < period).then(|| {
+        format!(
+            "idle gaps of {gap_min_s}-{gap_max_s} s span less than the energy counter's {:.1} ms period: \
+             windows may phase-lock with its updates; widen --gap",
+            period * 1e3
+        )
+    })
+}
+
 /// Joules over `[t0, t1]` from power samples: trapezoids between samples, the first and last
 /// sample held flat to the window edges. None with fewer than two samples.
 pub fn integrate_power(samples: &[PowerSample], t0: f64, t1: f64) -> Option<f64> {
@@ -455,6 +468,10 @@ mod tests {
         assert!(counter_period_warning(0.001, 1.0).is_none());
         let w = counter_period_warning(0.1, 1.0).unwrap();
         assert!(w.contains("100.0 ms") && w.contains("10.0%"), "{w}");
+        // Gaps drawn over one period or more spread the windows' phases; a fixed gap does not.
+        assert!(gap_span_warning(0.1, 0.1, 0.25).is_none());
+        let w = gap_span_warning(0.1, 0.3, 0.3).unwrap();
+        assert!(w.contains("100.0 ms") && w.contains("--gap"), "{w}");
     }
 
     #[test]

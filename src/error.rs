@@ -21,6 +21,9 @@ pub enum Error {
     Emu(String),
     #[error("kernel not found: {0}")]
     KernelNotFound(String),
+    /// A backend that cannot run what was asked of it (names the backend and what is missing).
+    #[error("unsupported: {0}")]
+    Unsupported(String),
     /// The OS error is part of the message, not a `source()`: a chain printed with `{:#}` would
     /// repeat it.
     #[error("I/O error on {path}: {err}")]

@@ -25,6 +25,10 @@ pub struct KernelModule {
     pub cubin: &'static [u8],
     /// `cuobjdump -sass` of the cubin (None when cuobjdump was not available at build time).
     pub sass: Option<&'static str>,
+    /// ptxas messages that a Hopper kernel lost its asynchrony (wgmma serialized, waits injected,
+    /// setmaxnreg ignored). build.rs fails on any outside the deliberately broken test modules,
+    /// so this is empty for every product module.
+    pub diagnostics: &'static [&'static str],
     pub entries: &'static [EntryResources],
 }
 
@@ -36,6 +40,45 @@ use std::borrow::Cow;
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
+
+impl KernelModule {
+    /// The SASS of one entry (its `Function : NAME` section of `cuobjdump -sass`), when
+    /// cuobjdump was there at build time.
+    pub fn sass_of(&self, entry: &str) -> Option<&'static str> {
+        let sass = self.sass?;
+        let header = format!("Function : {entry}\n");
+        let start = sass.find(&header)? + header.len();
+        let body = &sass[start..];
+        Some(&body[..body.find("Function : ").unwrap_or(body.len())])
+    }
+}
+
+/// Registers per role of a warp-specialized entry, from its SASS: the budget `setmaxnreg.dec`
+/// leaves the warpgroup that gives registers back (USETMAXREG.DEALLOC: the producer) and the one
+/// `setmaxnreg.inc` raises the others to (USETMAXREG.TRY_ALLOC: the consumers). None when the
+/// entry sets no budgets. ptxas's own count (`EntryResources::registers`) is the allocation at
+/// entry, before either.
+pub fn register_roles(sass: &str) -> Option<(u32, u32)> {
+    let budget = |op: &str| {
+        // "USETMAXREG.DEALLOC.CTAPOOL 0x18 ;  /* encoding */": the last immediate before ';'.
+        let line = sass.lines().find(|l| l.contains(op))?;
+        let operands = line.split(';').next()?;
+        u32::from_str_radix(operands.rsplit("0x").next()?.trim(), 16).ok()
+    };
+    Some((budget("USETMAXREG.DEALLOC")?, budget("USETMAXREG.TRY_ALLOC")?))
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn register_roles_read_the_operands_not_the_encoding() {
+        let sass =
+            "        /*02c0*/                   USETMAXREG.TRY_ALLOC.CTAPOOL UP0, 0xf0 ;   /* 0x000000f0000079c8 */\n\
+                    /*9720*/                   USETMAXREG.DEALLOC.CTAPOOL 0x18 ;          /* 0x00000018000079c8 */\n";
+        assert_eq!(super::register_roles(sass), Some((24, 240)));
+        assert_eq!(super::register_roles("HGMMA.64x128x16.F32.BF16 R24, gdesc[UR20], RZ ;"), None);
+    }
+}
 
 /// The module compiled from `kernels/<name>.cu` (or `kernels/test/<name>.cu`).
 pub fn module(name: &str) -> Result<&'static KernelModule> {

@@ -7,7 +7,7 @@
 //! - [`kernels`]: the nvcc-compiled modules embedded by build.rs, and PTX loaded at run time;
 //!   [`params`]: the shared struct; [`toolchain`]: where nvcc is.
 //! - [`device`]: one interface, two backends (CUDA via cudarc, and [`emu`], the PTX emulator).
-//! - [`ops`]: launching each attention variant on any device.
+//! - [`ops`]: launching each attention variant on any device (`ops::fp8`: flash-hopper-fp8's inputs).
 //! - [`paged`]: serving decode: a ragged batch over a paged bf16 or fp8 cache, its reference and
 //!   its split-KV plan.
 

@@ -22,8 +22,9 @@ impl Dtype {
     }
 }
 
-/// The head dimensions the kernels are compiled for.
-pub const SUPPORTED_HEAD_DIMS: [usize; 2] = [64, 128];
+/// The head dimensions the kernels are compiled for (256: the Hopper prefill only; each
+/// variant's plan refuses the ones it does not take).
+pub const SUPPORTED_HEAD_DIMS: [usize; 3] = [64, 128, 256];
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Shape {

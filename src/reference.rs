@@ -28,10 +28,12 @@ fn widen(x: &[bf16]) -> Vec<f64> {
 
 impl<'a> Inputs<'a> {
     fn new(p: &'a Problem, q: &[bf16], k: &[bf16], v: &[bf16]) -> Result<Self> {
+        Self::from_f64(p, widen(q), widen(k), widen(v))
+    }
+    fn from_f64(p: &'a Problem, q: Vec<f64>, k: Vec<f64>, v: Vec<f64>) -> Result<Self> {
         p.validate()?;
-        let s = &p.shape;
-        s.check_input_lens(q.len(), k.len(), v.len())?;
-        Ok(Inputs { p, q: widen(q), k: widen(k), v: widen(v) })
+        p.shape.check_input_lens(q.len(), k.len(), v.len())?;
+        Ok(Inputs { p, q, k, v })
     }
 
     /// Scaled scores of row (b, h, i) against its visible keys: (key index, score).
@@ -65,29 +67,75 @@ impl<'a> Inputs<'a> {
 
 /// Attention in f64. Parallel over (batch, head, row).
 pub fn attention(p: &Problem, q: &[bf16], k: &[bf16], v: &[bf16]) -> Result<Reference> {
-    let inp = Inputs::new(p, q, k, v)?;
+    Ok(compute(&Inputs::new(p, q, k, v)?, None).0)
+}
+
+/// Attention in f64 of inputs given as f64 values (e.g. e4m3 values times their descales:
+/// [`crate::ops::fp8::Fp8Inputs`]), BSHD like the bf16 inputs.
+pub fn attention_f64(p: &Problem, q: &[f64], k: &[f64], v: &[f64]) -> Result<Reference> {
+    Ok(compute(&Inputs::from_f64(p, q.to_vec(), k.to_vec(), v.to_vec())?, None).0)
+}
+
+/// Per output element (BSHD like O), the sums that bound how far rounding the probabilities can
+/// move it: `m = Σ_j P[i, j] |V[j, e]|` (a relative error ε on every P[i, j] moves O[i, e] by at
+/// most ε m) and `small = Σ_j min(P[i, j], floor) |V[j, e]|` (an absolute error of at most `floor`,
+/// and never more than the probability itself, moves it by at most `small`).
+#[derive(Debug, Clone, Default)]
+pub struct Magnitudes {
+    pub m: Vec<f64>,
+    pub small: Vec<f64>,
+}
+
+/// [`attention_f64`] and its [`Magnitudes`] with the given probability floor.
+pub fn attention_f64_with_magnitudes(
+    p: &Problem,
+    q: &[f64],
+    k: &[f64],
+    v: &[f64],
+    floor: f64,
+) -> Result<(Reference, Magnitudes)> {
+    let (r, m) = compute(&Inputs::from_f64(p, q.to_vec(), k.to_vec(), v.to_vec())?, Some(floor));
+    Ok((r, m.unwrap_or_default()))
+}
+
+fn compute(inp: &Inputs, floor: Option<f64>) -> (Reference, Option<Magnitudes>) {
+    let p = inp.p;
     let s = p.shape;
     let d = s.head_dim;
     let rows: Vec<(usize, usize, usize)> =
         (0..s.batch).flat_map(|b| (0..s.heads).flat_map(move |h| (0..s.seq_q).map(move |i| (b, h, i)))).collect();
-    let results: Vec<(Vec<f64>, f64)> = rows
+    let width = if floor.is_some() { d } else { 0 };
+    // Per row: O, LSE, and (with a floor) the two magnitude sums.
+    type Row = (Vec<f64>, f64, Vec<f64>, Vec<f64>);
+    let results: Vec<Row> = rows
         .par_iter()
         .map(|&(b, h, i)| {
             let (pr, lse) = inp.probs(b, h, i);
             let mut o = vec![0.0; d];
+            let (mut m, mut small) = (vec![0.0; width], vec![0.0; width]);
             for (j, pj) in pr {
                 let vrow = &inp.v[s.kv_index(b, j, h / s.group())..][..d];
                 o.iter_mut().zip(vrow).for_each(|(o, v)| *o += pj * v);
+                if let Some(f) = floor {
+                    m.iter_mut().zip(vrow).for_each(|(m, v)| *m += pj * v.abs());
+                    small.iter_mut().zip(vrow).for_each(|(n, v)| *n += pj.min(f) * v.abs());
+                }
             }
-            (o, lse)
+            (o, lse, m, small)
         })
         .collect();
     let mut out = Reference { o: vec![0.0; s.q_elems()], lse: vec![0.0; s.lse_elems()] };
-    for (&(b, h, i), (o, lse)) in rows.iter().zip(results) {
-        out.o[s.q_index(b, i, h)..][..d].copy_from_slice(&o);
+    let mut mags = floor.map(|_| Magnitudes { m: vec![0.0; s.q_elems()], small: vec![0.0; s.q_elems()] });
+    for (&(b, h, i), (o, lse, m, small)) in rows.iter().zip(results) {
+        let at = s.q_index(b, i, h);
+        out.o[at..][..d].copy_from_slice(&o);
         out.lse[s.lse_index(b, h, i)] = lse;
+        if let Some(g) = mags.as_mut() {
+            g.m[at..][..d].copy_from_slice(&m);
+            g.small[at..][..d].copy_from_slice(&small);
+        }
     }
-    Ok(out)
+    (out, mags)
 }
 
 /// The probability row P[b, h, i, :] as a dense vector over all keys (0 where masked); for tests.

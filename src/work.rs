@@ -13,8 +13,12 @@ use serde::{Deserialize, Serialize};
 pub enum Variant {
     /// Materialized scores: S = scale QK^T (f32, global), softmax in place, O = PV.
     Dense,
-    /// Fused flash-style prefill (mask-aware tile skipping).
+    /// Fused flash-style prefill (mask-aware tile skipping), mma.sync: the portable baseline.
     Flash,
+    /// The Hopper prefill: warp-specialized, TMA and wgmma, persistent (bf16 in and out).
+    FlashHopper,
+    /// The Hopper prefill on e4m3 Q, K, V (per-(batch, KV head) descales), bf16 out.
+    FlashHopperFp8,
     /// Split-KV decode plus combine.
     Decode,
 }
@@ -24,6 +28,8 @@ impl Variant {
         match self {
             Variant::Dense => "dense",
             Variant::Flash => "flash",
+            Variant::FlashHopper => "flash-hopper",
+            Variant::FlashHopperFp8 => "flash-hopper-fp8",
             Variant::Decode => "decode",
         }
     }
@@ -31,6 +37,8 @@ impl Variant {
         match s {
             "dense" => Some(Variant::Dense),
             "flash" => Some(Variant::Flash),
+            "flash-hopper" => Some(Variant::FlashHopper),
+            "flash-hopper-fp8" => Some(Variant::FlashHopperFp8),
             "decode" => Some(Variant::Decode),
             _ => None,
         }
@@ -93,6 +101,20 @@ pub fn flash(p: &Problem, tile_q: usize, tile_k: usize) -> Work {
             * (s.batch * s.heads) as f64
             * ((partial + full) * (tile_q * tile_k) as u64) as f64,
         min_bytes: q_o_lse_bytes(p) + visible_kv_bytes(p),
+    }
+}
+
+/// The Hopper prefill with `tile_q x tile_k` tiles and inputs of `in_bytes` per element (2: bf16;
+/// 1: e4m3, plus the f32 descales): Q and the visible K/V once, O (bf16) and LSE once.
+pub fn flash_hopper(p: &Problem, tile_q: usize, tile_k: usize, in_bytes: usize) -> Work {
+    let s = &p.shape;
+    let bf16 = flash(p, tile_q, tile_k);
+    let scale = in_bytes as f64 / E;
+    let descales = if in_bytes == 1 { 3.0 * 4.0 * (s.batch * s.kv_heads) as f64 } else { 0.0 };
+    let q_in = s.q_elems() as f64 * E;
+    Work {
+        min_bytes: bf16.min_bytes - q_in - visible_kv_bytes(p) + scale * (q_in + visible_kv_bytes(p)) + descales,
+        ..bf16
     }
 }
 
@@ -232,6 +254,14 @@ mod tests {
         assert_eq!(flash(&p, 128, 64).min_bytes, 2.0 * 2097152.0 + 2.0 * 262144.0 + 32768.0);
         let d = Problem::new(Shape::decode(1, 1, 32768, 8, 1, 128), Mask::causal_window(4096));
         assert_eq!(visible_kv_bytes(&d), 2.0 * 4096.0 * 128.0 * 2.0);
+        // Hopper: the same FLOPs as flash over its tiles; e4m3 halves Q and K/V bytes, not O/LSE.
+        assert_eq!(flash_hopper(&p, 128, 176, 2).min_bytes, flash(&p, 128, 176).min_bytes);
+        let fp8 = flash_hopper(&p, 128, 128, 1);
+        assert_eq!(fp8.min_bytes, 2097152.0 / 2.0 + 2097152.0 + 262144.0 + 32768.0 + 12.0);
+        assert_eq!(fp8.executed_flops, flash(&p, 128, 128).executed_flops);
+        for v in [Variant::Flash, Variant::FlashHopper, Variant::FlashHopperFp8, Variant::Dense, Variant::Decode] {
+            assert_eq!(Variant::parse(v.name()), Some(v));
+        }
     }
 
     #[test]

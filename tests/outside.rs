@@ -55,14 +55,19 @@ fn clean(r: &LaunchReport) {
 }
 
 /// nvcc's PTX with the paths of its `.file` lines made relative (the crate's directory dropped,
-/// the toolchain's include directory as `<cuda>/include`), so that it does not depend on where
-/// the crate and the toolchain are.
+/// the toolchain's include directory as `<cuda>/include`), and the hash nvcc puts in the names of
+/// internal-linkage symbols (`_INTERNAL_<8 hex digits>_`, `_GLOBAL__N__<8 hex digits>_`, a
+/// function of the source's absolute path; in symbol names and in the `.debug_str` bytes) zeroed,
+/// so that it does not depend on where the crate and the toolchain are.
 fn normalized(ptx: &str) -> String {
     let root = format!("{}/", env!("CARGO_MANIFEST_DIR"));
-    ptx.lines()
+    let lines: Vec<String> = ptx
+        .lines()
         .map(|l| {
             if !l.trim_start().starts_with(".file") {
-                return l.to_string();
+                let mut b = l.as_bytes().to_vec();
+                zero_path_hashes(&mut b);
+                return String::from_utf8(b).expect("ASCII hex digits replaced by ASCII");
             }
             let l = l.replace(&root, "");
             match (l.find('"'), l.find("/include/")) {
@@ -70,9 +75,48 @@ fn normalized(ptx: &str) -> String {
                 _ => l,
             }
         })
-        .collect::<Vec<_>>()
-        .join("\n")
-        + "\n"
+        .collect();
+    let mut out = Vec::with_capacity(lines.len());
+    let mut i = 0;
+    while i < lines.len() {
+        if !lines[i].starts_with(".b8 ") {
+            out.push(lines[i].clone());
+            i += 1;
+            continue;
+        }
+        // A run of `.b8` lines is one string: decode it, zero the hashes, write it back with the
+        // same number of bytes per line.
+        let end = (i..lines.len()).find(|&j| !lines[j].starts_with(".b8 ")).unwrap_or(lines.len());
+        let rows: Vec<Vec<u8>> = lines[i..end]
+            .iter()
+            .map(|l| l[4..].split(',').map(|b| b.trim().parse::<u8>().expect(".b8 byte")).collect())
+            .collect();
+        let mut bytes: Vec<u8> = rows.concat();
+        zero_path_hashes(&mut bytes);
+        let mut at = 0;
+        for r in &rows {
+            let row: Vec<String> = bytes[at..at + r.len()].iter().map(u8::to_string).collect();
+            out.push(format!(".b8 {}", row.join(",")));
+            at += r.len();
+        }
+        i = end;
+    }
+    out.join("\n") + "\n"
+}
+
+/// Zeroes the 8 hex digits nvcc derives from the source's path after each tag (one consistent
+/// renaming: the symbols stay distinct from each other within a module).
+fn zero_path_hashes(bytes: &mut [u8]) {
+    for tag in [&b"_INTERNAL_"[..], b"_GLOBAL__N__"] {
+        let mut k = 0;
+        while k + tag.len() + 9 <= bytes.len() {
+            let h = k + tag.len();
+            if &bytes[k..h] == tag && bytes[h..h + 8].iter().all(u8::is_ascii_hexdigit) && bytes[h + 8] == b'_' {
+                bytes[h..h + 8].fill(b'0');
+            }
+            k += 1;
+        }
+    }
 }
 
 /// `ptx` without what depends on the directory it was compiled in: nvcc names a file's internal

@@ -560,17 +560,22 @@ fn cli_rejects_bad_flags_and_mixed_merges() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("shard"));
     let out = bin().args(["sweep", "--dry-run", "--shard", "1/4"]).output().unwrap();
     assert!(out.status.success());
-    assert!(String::from_utf8_lossy(&out.stdout).contains("11 of 44 points"));
+    // The GPU default: flash, flash-hopper, decode, dense (flash-hopper adds 11 prefill points).
+    assert!(String::from_utf8_lossy(&out.stdout).contains("14 of 55 points"));
     // Closed sets are checked by the argument parser, which lists the choices, in one line.
     let out = bin().args(["sweep", "--backend", "emu", "--variants", "flash,sparse"]).output().unwrap();
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success() && err.trim_end().lines().count() == 1, "{err}");
-    assert!(err.contains("invalid value 'sparse'") && err.contains("possible values: dense, flash, decode"), "{err}");
+    assert!(
+        err.contains("invalid value 'sparse'")
+            && err.contains("possible values: dense, flash, flash-hopper, flash-hopper-fp8, decode"),
+        "{err}"
+    );
     for (args, needle) in [
         (&["sweep", "--backend", "gpu"][..], "possible values: cuda, emu"),
         (&["sweep", "--phases", "prefil"], "possible values: prefill, decode"),
         (&["ncu", "--phase", "Decode"], "possible values: prefill, decode"),
-        (&["emu", "--variant", "sparse"], "possible values: dense, flash, decode"),
+        (&["emu", "--variant", "sparse"], "possible values: dense, flash, flash-hopper, flash-hopper-fp8, decode"),
         (&["estimate", "--policies", "window,sparse"], "possible values: all, kv-cache, no-cache"),
         (&["mask", "--mask", "bigbird:64:1"], "expected bigbird:<block>:<local>:<global>:<random>:<seed>"),
         (&["sweep", "--mask", "causal,strided:64:1:0", "--dry-run"], "stride must be at least 1"),
@@ -645,7 +650,7 @@ fn peer_python(code: &str) -> Option<Vec<u8>> {
 fn peer_script_writes_the_profile_schema() {
     // The peer script's schema writer and work counts, without torch (imported only in main()).
     let code = r#"
-class A: reps = 5; min_seconds = 1.0
+class A: reps = 5; min_seconds = 1.0; gap = (0.2, 0.6)
 pts = []
 for ms, sq, sk in [("causal", 1024, 1024), ("window:4096", 1, 32768), ("longformer:128:1:1", 2048, 2048)]:
     m = t.parse_mask(ms); f, b = t.work(m, 1, sq, sk, 8, 1, 128)

@@ -45,9 +45,21 @@ import threading
 import time
 import warnings
 
-L2_BYTES = 50 * 1024 * 1024
+L2_BYTES = 50 * 1024 * 1024  # where the device does not say (H100 SXM); attnjoule's DEFAULT_L2_BYTES
 GIB = 1024.0 ** 3
 
+
+
+def gap_arg(text):
+    """--gap MIN:MAX (or one value) in seconds, 0 <= MIN <= MAX <= 60, as attnjoule's sweep takes it."""
+    import argparse
+    try:
+        lo, hi = (float(x) for x in text.split(":")) if ":" in text else (float(text),) * 2
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r}: MIN:MAX seconds")
+    if not (0.0 <= lo <= hi <= 60.0):
+        raise argparse.ArgumentTypeError(f"{text!r}: need 0 <= MIN <= MAX <= 60 seconds")
+    return (lo, hi)
 
 def parse_args():
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -68,6 +80,8 @@ def parse_args():
     p.add_argument("--reps", type=int, default=5)
     p.add_argument("--warmup", type=int, default=5)
     p.add_argument("--idle-seconds", type=float, default=3.0)
+    p.add_argument("--gap", type=gap_arg, default=(0.2, 0.6),
+                   help="idle gap before each window, uniform in MIN:MAX seconds (as attnjoule sweep --gap)")
     p.add_argument("--device", type=int, default=0, help="CUDA ordinal")
     p.add_argument("--cpu", action="store_true", help="run on the CPU: no GPU, no energy (dry run, or --check)")
     p.add_argument("--check", action="store_true",
@@ -344,7 +358,7 @@ def measure(clock, call, sets, meter, idle_w, a, rng):
     start = meter.state()
     reps, nxt, retries = [], len(warm) % sets, 0
     while len(reps) < a.reps:
-        time.sleep(rng.uniform(0.2, 0.6))
+        time.sleep(rng.uniform(*a.gap))
         clock.sync()
         energy_mark = meter.begin()
         mark = clock.start()
@@ -536,6 +550,13 @@ def check(torch, a, dev):
 
 # ---------------------------------------------------------------- the sweep
 
+def l2_bytes(torch, cuda):
+    """The device's L2 size, as attnjoule's sweep reads it from the driver."""
+    if cuda:
+        return getattr(torch.cuda.get_device_properties(torch.cuda.current_device()), "L2_cache_size", L2_BYTES)
+    return L2_BYTES
+
+
 def free_bytes(torch, cuda):
     if cuda:
         return torch.cuda.mem_get_info()[0]
@@ -594,7 +615,7 @@ def main():
                             points.append(pt)
                             print(f"{impl} {phase} ctx={ctx} q={sq}: infeasible", file=sys.stderr)
                             continue
-                        nsets = max(1, min(1024, max(2, -(-2 * L2_BYTES // set_bytes) + 1),
+                        nsets = max(1, min(1024, max(2, -(-2 * l2_bytes(torch, cuda) // set_bytes) + 1),
                                            int(free * 0.5 // set_bytes)))
                         sets, call = [], None
                         try:
@@ -627,7 +648,7 @@ def main():
 
 
 def profile(gpu, idle_w, points, impl_name, a, cuda=True):
-    notes = [f"peer baseline; protocol: {a.reps} reps of >= {a.min_seconds} s windows, medians"]
+    notes = [f"peer baseline; protocol: {a.reps} reps of >= {a.min_seconds} s windows after {a.gap[0]}-{a.gap[1]} s idle gaps, medians"]
     if not cuda:
         notes.append("--cpu dry run: host-clock seconds on the CPU, no energy; not a GPU measurement")
     return {"schema_version": 2, "kind": "measured", "gpu": gpu,

@@ -37,6 +37,10 @@ pub struct Args {
     /// Decode: number of KV splits.
     #[arg(long)]
     splits: Option<usize>,
+    /// SMs the plan assumes (decode's splits; flash-hopper's persistent grid: fewer CTAs than
+    /// work tiles make each CTA loop). Default: the H100's 132.
+    #[arg(long)]
+    sms: Option<usize>,
     /// Print counters and findings of each launch.
     #[arg(long)]
     counters: bool,
@@ -127,7 +131,7 @@ pub fn run(a: Args) -> anyhow::Result<()> {
     fits(4 * (qe + kve + lse))?;
     let mask = a.mask.mask(shape.seq_q, shape.seq_k)?;
     let p = Problem::new(shape, mask.clone());
-    let att = Attention::new(variant, &p, &Options { splits: a.splits, ..Default::default() })?;
+    let att = Attention::new(variant, &p, &Options { splits: a.splits, sm_count: a.sms })?;
     fits(att.footprint_bytes() as u128)?;
     let dev = EmuDevice::with_options(EmuOptions { sanitize: !a.no_sanitize, counters: true, threads: a.threads })?;
     let seed = a.seed.unwrap_or_else(reference::fresh_seed);
@@ -137,7 +141,13 @@ pub fn run(a: Args) -> anyhow::Result<()> {
     let t = std::time::Instant::now();
     let (out, reports) = att.run_once(&dev, &q, &k, &v).context("emulated run")?;
     let seconds = t.elapsed().as_secs_f64();
-    let want = reference::attention(&p, &q, &k, &v)?;
+    // e4m3 inputs: the reference computes with the values the kernel received.
+    let want = if variant == Variant::FlashHopperFp8 {
+        let f = attnjoule::ops::fp8::quantize(&shape, &q, &k, &v);
+        reference::attention_f64(&p, &f.q_values, &f.k_values, &f.v_values)?
+    } else {
+        reference::attention(&p, &q, &k, &v)?
+    };
     let got: Vec<f64> = out.o.iter().map(|x| x.to_f64()).collect();
     let rel_l2 = reference::rel_l2(&got, &want.o);
     let (lse_err, inf_ok) = reference::lse_error(&out.lse, &want.lse);

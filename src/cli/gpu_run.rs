@@ -74,7 +74,11 @@ pub fn run(a: Args) -> anyhow::Result<()> {
 /// The protocol sized for the budget (the sweep's defaults: 5 warm-ups, 5 windows of >= 1 s, a
 /// 3 s idle baseline). Fewer, shorter windows: the energy per window is read less precisely (each
 /// end can lag by the NVML counter's period, which the run measures and prints).
-const PROTOCOL: [&str; 8] = ["--warmup", "3", "--min-seconds", "0.3", "--reps", "3", "--idle-seconds", "1"];
+/// Idle gaps of 0.1-0.25 s instead of 0.2-0.6 s: they were over half of a short point's time. A
+/// 0.15 s span still spreads the windows' phases over the energy counter's update period unless
+/// that period is longer; the run measures the period and the sweep warns if so.
+const PROTOCOL: [&str; 10] =
+    ["--warmup", "3", "--min-seconds", "0.3", "--reps", "3", "--idle-seconds", "1", "--gap", "0.1:0.25"];
 
 /// Contexts 1K..1M in powers of four.
 const CTX_ALL: &str = "1024,4096,16384,65536,262144,1048576";
@@ -122,8 +126,10 @@ enum Action {
     Ceilings,
     /// The peer script's --check for these implementations.
     PeerCheck(&'static str),
-    /// One test executable's GPU tests (`--ignored`), assumed to take this many seconds.
-    Test(&'static str, f64),
+    /// One test executable's GPU tests (`--ignored`, only those whose name contains the filter:
+    /// an executable may also hold emulator tests ignored for another reason), assumed to take
+    /// this many seconds.
+    Test(&'static str, &'static str, f64),
     /// `attnjoule sweep` with these flags, into the run's one sweep folder (`--resume`).
     Sweep(Vec<String>),
     /// The peer script with these implementations and shared flags, into peers/<step>.json.
@@ -154,19 +160,19 @@ fn default_plan() -> Vec<Step> {
         step("ceilings", Fg, Ceilings),
         step("peer-check", Bg, PeerCheck("sdpa_flash,sdpa_cudnn,flex")),
         // Assumed seconds: process and CUDA context, the cases, their f64 references on the CPU.
-        step("test-attnjoule-lib", Fg, Test("attnjoule-lib", 5.0)),
-        step("test-device_backends", Fg, Test("device_backends", 5.0)),
+        step("test-attnjoule-lib", Fg, Test("attnjoule-lib", "", 5.0)),
+        step("test-device_backends", Fg, Test("device_backends", "", 5.0)),
+        step("test-flash", Fg, Test("flash", "", 15.0)),
+        step("test-decode", Fg, Test("decode", "", 15.0)),
         // Five small PTX modules JIT-compiled, ten launches of a few blocks, the same on the emulator
         // (under a second on the CPU here).
-        step("test-outside", Fg, Test("outside", 3.0)),
-        step("test-flash", Fg, Test("flash", 15.0)),
-        step("test-decode", Fg, Test("decode", 15.0)),
+        step("test-outside", Fg, Test("outside", "", 3.0)),
         // Hopper's asynchronous instructions (TMA, mbarrier, bulk copies) against the emulator.
-        step("test-emu_async", Fg, Test("emu_async", 10.0)),
+        step("test-emu_async", Fg, Test("emu_async", "", 10.0)),
         // wgmma, stmatrix and fp8 conversions against the emulator (tests/emu_wgmma.rs).
-        step("test-emu_wgmma", Fg, Test("emu_wgmma", 20.0)),
+        step("test-emu_wgmma", Fg, Test("emu_wgmma", "", 20.0)),
         // Six points of the budget protocol's size, a GEMM, the NVML and ncu-command tests.
-        step("test-sweep", Fg, Test("sweep", 30.0)),
+        step("test-sweep", Fg, Test("sweep", "", 30.0)),
         step(
             "sweep-decode",
             Join,
@@ -242,6 +248,24 @@ fn default_plan() -> Vec<Step> {
             Fg,
             Peers("flex", flags(&["--phases", "prefill", "--mask", BOUNDED_MASKS, "--ctx", "65536,1048576"])),
         ),
+        // The Hopper prefill (its GPU tests: the emulator's proof checked on the hardware) and its
+        // points beside flash and the SDPA peers above, if time remains.
+        step("test-flash_hopper", Optional, Test("flash_hopper", "cuda_", 20.0)),
+        step(
+            "sweep-prefill-hopper",
+            Optional,
+            Sweep(flags(&[
+                "--variants",
+                "flash-hopper",
+                "--phases",
+                "prefill",
+                "--mask",
+                "none,causal",
+                "--ctx",
+                CTX_SHORT,
+                "--no-gemm",
+            ])),
+        ),
         step("ncu-flash", Optional, Ncu("flash", 16384)),
         step("ncu-decode", Optional, Ncu("decode", 262144)),
     ]
@@ -266,7 +290,10 @@ impl Step {
                 r#"LD_LIBRARY_PATH="$PY_LD" "$PY" "$ROOT/scripts/gpu_ceilings.py" --out "$W/ceilings.json""#.to_string()
             }
             Action::PeerCheck(impls) => format!(r#"{peer} --check --attnjoule "$BIN" --impls {impls}"#),
-            Action::Test(bin, _) => format!(r#"ATTNJOULE="$BIN" "$TESTS/{bin}" --ignored --test-threads=1"#),
+            Action::Test(bin, filter, _) => {
+                let only = if filter.is_empty() { String::new() } else { format!(" {}", sh(filter)) };
+                format!(r#"ATTNJOULE="$BIN" "$TESTS/{bin}" --ignored --test-threads=1{only}"#)
+            }
             Action::Sweep(args) => {
                 let args: Vec<String> = args.iter().map(|a| sh(a)).collect();
                 format!(r#""$BIN" sweep --out "$W/sweep" --resume {}"#, args.join(" "))
@@ -337,7 +364,7 @@ fn estimate_steps(p: &PlanArgs) -> anyhow::Result<Vec<Estimated>> {
                     + sdpa as f64 * a.sdpa_setup_s;
                 (est, vec![], format!("{compiles} FlexAttention compiles, {sdpa} SDPA cases, import torch"))
             }
-            Action::Test(_, s) => (a.process_s + s, vec![], "assumed: GPU tests and their CPU references".into()),
+            Action::Test(_, _, s) => (a.process_s + s, vec![], "assumed: GPU tests and their CPU references".into()),
             Action::Sweep(args) => {
                 let cfg = sweep_config(args)?;
                 if cfg.backend != BackendKind::Cuda {
@@ -400,7 +427,7 @@ fn plan(p: &PlanArgs) -> anyhow::Result<()> {
         sheet.file, sheet.bf16_tflops, sheet.hbm_gbps
     );
     println!(
-        "protocol: {} (sweep default: --warmup 5 --min-seconds 1 --reps 5 --idle-seconds 3); idle gaps 0.2-0.6 s",
+        "protocol: {} (sweep default: --warmup 5 --min-seconds 1 --reps 5 --idle-seconds 3 --gap 0.2:0.6)",
         PROTOCOL.join(" ")
     );
     println!();
@@ -721,7 +748,12 @@ mod tests {
         let p = PlanArgs { gpu: Gpu::H200, budget_s: 360.0, points: false };
         let steps = estimate_steps(&p).unwrap();
         let check = steps.iter().find(|s| s.step.name == "peer-check").unwrap();
-        let tests: f64 = steps.iter().filter(|s| s.step.name.starts_with("test-")).map(|s| s.est_s).sum();
+        // The required tests (an optional one runs after the required steps, if time remains).
+        let tests: f64 = steps
+            .iter()
+            .filter(|s| s.step.name.starts_with("test-") && s.step.mode != Mode::Optional)
+            .map(|s| s.est_s)
+            .sum();
         let serial: f64 =
             PREFLIGHT_S + steps.iter().filter(|s| s.step.mode != Mode::Optional).map(|s| s.est_s).sum::<f64>();
         let (total, optional) = timeline(&steps);

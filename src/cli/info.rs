@@ -23,16 +23,21 @@ pub fn run(a: Args) -> anyhow::Result<()> {
     }
     println!();
     println!(
-        "{:<16} {:<34} {:>5} {:>8} {:>7} {:>7} {:>6}",
-        "module", "kernel", "regs", "s.smem", "stack", "spill", "bars"
+        "{:<18} {:<36} {:>5} {:>9} {:>8} {:>7} {:>7} {:>6}",
+        "module", "kernel", "regs", "roles", "s.smem", "stack", "spill", "bars"
     );
     for m in MODULES.iter().filter(|m| a.all || !m.test_only) {
         for e in m.entries {
+            let roles = m
+                .sass_of(e.name)
+                .and_then(attnjoule::kernels::register_roles)
+                .map_or("-".to_string(), |(producer, consumer)| format!("{producer}/{consumer}"));
             println!(
-                "{:<16} {:<34} {:>5} {:>8} {:>7} {:>7} {:>6}",
+                "{:<18} {:<36} {:>5} {:>9} {:>8} {:>7} {:>7} {:>6}",
                 m.name,
                 e.name,
                 e.registers,
+                roles,
                 e.shared_bytes,
                 e.stack_bytes,
                 format!("{}/{}", e.spill_store_bytes, e.spill_load_bytes),
@@ -40,6 +45,10 @@ pub fn run(a: Args) -> anyhow::Result<()> {
             );
         }
     }
+    println!(
+        "regs: ptxas's allocation per thread at entry; roles: the setmaxnreg budgets of a warp-specialized kernel"
+    );
+    println!("(producer/consumer warpgroups), from its SASS");
     println!("s.smem: static shared memory in bytes (dynamic shared memory is chosen per launch: `attnjoule emu` prints the plan)");
     Ok(())
 }

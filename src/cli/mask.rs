@@ -1,11 +1,13 @@
-//! `attnjoule mask`: what a mask shows, before any kernel runs: visible pairs and keys, the flash
-//! kernel's tile visits for it, a map of the (query, key) plane (text or SVG), and with
+//! `attnjoule mask`: what a mask shows, before any kernel runs: visible pairs and keys, a tiled
+//! kernel's tile visits for it (flash, or the Hopper prefill with `--variant`), a map of the (query, key) plane (text or SVG), and with
 //! `--json --rows` every row's visible key runs, which the peer script's `--check` compares
 //! against PyTorch's masks.
 
 use anyhow::{bail, Context};
 use attnjoule::mask::{MaskRecipe, TileClass};
+use attnjoule::ops::InputFormat;
 use attnjoule::problem::{Problem, Shape};
+use attnjoule::work::Variant;
 use attnjoule::Mask;
 use serde::Serialize;
 
@@ -21,9 +23,12 @@ pub struct Args {
     /// Key sequence length (default: --seq; a decode step has --seq 1 --seq-k <context>).
     #[arg(long)]
     seq_k: Option<usize>,
-    /// Head dimension: picks the flash kernel's tile shape (64 or 128).
+    /// Head dimension: picks the kernel's tile shape (flash: 64 or 128; Hopper: 64, 128, 256).
     #[arg(long, default_value_t = 128)]
     head_dim: usize,
+    /// The tiled prefill whose tile visits to count: flash, flash-hopper or flash-hopper-fp8.
+    #[arg(long, value_enum, default_value = "flash")]
+    variant: Variant,
     /// Map cells per side (at most; fewer when the plane is smaller).
     #[arg(long, default_value_t = 48)]
     cells: usize,
@@ -47,7 +52,9 @@ struct Summary {
     density: f64,
     /// Keys visible to at least one query.
     visible_keys: usize,
-    /// The flash kernel's tiles for this mask, or why it cannot run it.
+    /// The variant whose tiles are counted.
+    variant: String,
+    /// That kernel's tiles for this mask, or why it cannot run it.
     #[serde(skip_serializing_if = "Option::is_none")]
     flash: Option<FlashTiles>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -91,11 +98,20 @@ pub fn run(a: Args) -> anyhow::Result<()> {
     }
     choice.validate(seq_q, seq_k)?;
     let mask = choice.mask(seq_q, seq_k)?;
-    let flash = attnjoule::ops::flash::config(&Problem::new(shape, mask.clone()))
-        .map(|c| {
-            let (partial, full) = mask.tile_counts(seq_q, seq_k, c.tile_q, c.tile_k);
-            let total = (seq_q.div_ceil(c.tile_q) * seq_k.div_ceil(c.tile_k)) as u64;
-            FlashTiles { tile_q: c.tile_q, tile_k: c.tile_k, total, partial, full }
+    let problem = Problem::new(shape, mask.clone());
+    let tiles = match a.variant {
+        Variant::Flash => attnjoule::ops::flash::config(&problem).map(|c| (c.tile_q, c.tile_k)),
+        Variant::FlashHopper | Variant::FlashHopperFp8 => {
+            let input = if a.variant == Variant::FlashHopper { InputFormat::Bf16 } else { InputFormat::E4m3 };
+            attnjoule::ops::flash_hopper::config(&problem, input).map(|c| (c.tile_q, c.tile_k))
+        }
+        v => bail!("--variant {} has no tiles to count (flash, flash-hopper, flash-hopper-fp8)", v.name()),
+    };
+    let flash = tiles
+        .map(|(tile_q, tile_k)| {
+            let (partial, full) = mask.tile_counts(seq_q, seq_k, tile_q, tile_k);
+            let total = (seq_q.div_ceil(tile_q) * seq_k.div_ceil(tile_k)) as u64;
+            FlashTiles { tile_q, tile_k, total, partial, full }
         })
         .map_err(|e| e.to_string());
     let (flash, flash_error) = match flash {
@@ -109,6 +125,7 @@ pub fn run(a: Args) -> anyhow::Result<()> {
         seq_k,
         visible_pairs,
         density: visible_pairs as f64 / (seq_q as f64 * seq_k as f64),
+        variant: a.variant.name().into(),
         visible_keys: mask.visible_key_ranges(seq_q, seq_k).iter().map(|(lo, hi)| hi - lo).sum(),
         flash,
         flash_error,
@@ -131,7 +148,8 @@ pub fn run(a: Args) -> anyhow::Result<()> {
     );
     match (&s.flash, &s.flash_error) {
         (Some(f), _) => println!(
-            "flash d{} tiles {}x{}: visits {} of {} ({} full, {} masked)",
+            "{} d{} tiles {}x{}: visits {} of {} ({} full, {} masked)",
+            a.variant.name(),
             a.head_dim,
             f.tile_q,
             f.tile_k,
@@ -140,7 +158,7 @@ pub fn run(a: Args) -> anyhow::Result<()> {
             f.full,
             f.partial
         ),
-        (None, e) => println!("flash: {}", e.as_deref().unwrap_or("no kernel")),
+        (None, e) => println!("{}: {}", a.variant.name(), e.as_deref().unwrap_or("no kernel")),
     }
     println!(
         "map: {} x {} cells of {} queries x {} keys ('#' all visible, '+' some, ' ' none)",

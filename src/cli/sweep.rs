@@ -33,8 +33,10 @@ impl From<Backend> for BackendKind {
 pub struct Args {
     #[arg(long, value_enum, default_value = "cuda")]
     backend: Backend,
-    /// Variants: flash (prefill), decode (decode), dense (both).
-    #[arg(long, value_enum, value_delimiter = ',', default_value = "flash,decode,dense")]
+    /// Variants: flash, flash-hopper, flash-hopper-fp8 (prefill), decode (decode), dense (both).
+    /// Default: flash,flash-hopper,decode,dense on a GPU; flash,decode,dense on the emulator
+    /// (which runs the Hopper prefill too when asked: `--variants flash-hopper`).
+    #[arg(long, value_enum, value_delimiter = ',')]
     variants: Vec<Variant>,
     #[arg(long, value_enum, value_delimiter = ',', default_value = "prefill,decode")]
     phases: Vec<Phase>,
@@ -83,6 +85,11 @@ pub struct Args {
     /// Idle baseline window (seconds).
     #[arg(long, default_value_t = 3.0)]
     idle_seconds: f64,
+    /// Idle gap before each measured window, drawn uniformly from MIN:MAX seconds (a single value
+    /// is a fixed gap). The draw keeps windows from phase-locking with NVML's energy-counter
+    /// updates, so MAX - MIN should span at least one counter period (printed by the idle baseline).
+    #[arg(long, default_value = "0.2:0.6", value_parser = gap_arg)]
+    gap: Gap,
     /// Power sampling period (milliseconds).
     #[arg(long, default_value_t = 10)]
     power_period_ms: u64,
@@ -113,6 +120,25 @@ pub struct Args {
     /// Print the points this run (or shard) would measure, with their device footprint, and exit.
     #[arg(long)]
     dry_run: bool,
+}
+
+/// A `--gap` value: (min, max) seconds.
+#[derive(Clone, Copy, Debug)]
+pub struct Gap(f64, f64);
+
+/// Longest idle gap accepted (seconds): more only stretches a sweep.
+const MAX_GAP_S: f64 = 60.0;
+
+fn gap_arg(s: &str) -> Result<Gap, String> {
+    let num = |t: &str| t.trim().parse::<f64>().ok().filter(|x| x.is_finite() && (0.0..=MAX_GAP_S).contains(x));
+    let (lo, hi) = match s.split_once(':') {
+        Some((a, b)) => (num(a), num(b)),
+        None => (num(s), num(s)),
+    };
+    match (lo, hi) {
+        (Some(lo), Some(hi)) if lo <= hi => Ok(Gap(lo, hi)),
+        _ => Err(format!("{s:?}: MIN:MAX seconds with 0 <= MIN <= MAX <= {MAX_GAP_S} (or one value)")),
+    }
 }
 
 /// A `--page-size` value: contiguous, or tokens per page.
@@ -169,7 +195,11 @@ pub fn config(a: &Args) -> anyhow::Result<RunConfig> {
     let serving = ServingAxes::cross(&a.kv_dtype, &pages, &mixes)?;
     Ok(RunConfig {
         spec: SweepSpec {
-            variants: a.variants.clone(),
+            variants: match (a.variants.is_empty(), backend) {
+                (false, _) => a.variants.clone(),
+                (true, BackendKind::Emu) => vec![Variant::Flash, Variant::Decode, Variant::Dense],
+                (true, _) => vec![Variant::Flash, Variant::FlashHopper, Variant::Decode, Variant::Dense],
+            },
             phases: a.phases.clone(),
             contexts,
             decode_tokens: a.decode_tokens.clone(),
@@ -184,6 +214,8 @@ pub fn config(a: &Args) -> anyhow::Result<RunConfig> {
             warmup_calls: a.warmup,
             min_seconds: a.min_seconds,
             reps: a.reps,
+            gap_min_s: a.gap.0,
+            gap_max_s: a.gap.1,
             seed,
             ..Default::default()
         },

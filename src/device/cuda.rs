@@ -95,6 +95,7 @@ pub struct CudaDevice {
     name: String,
     sm_count: u32,
     max_smem_optin: u32,
+    l2_bytes: usize,
     total_mem: usize,
     state: RefCell<State>,
     /// cuBLAS, made by the first GEMM.
@@ -117,6 +118,7 @@ impl CudaDevice {
         let sm_count = attr(sys::CUdevice_attribute::CU_DEVICE_ATTRIBUTE_MULTIPROCESSOR_COUNT)? as u32;
         let max_smem_optin =
             attr(sys::CUdevice_attribute::CU_DEVICE_ATTRIBUTE_MAX_SHARED_MEMORY_PER_BLOCK_OPTIN)? as u32;
+        let l2_bytes = attr(sys::CUdevice_attribute::CU_DEVICE_ATTRIBUTE_L2_CACHE_SIZE)?.max(0) as usize;
         let name = cu::device::get_name(dev).map_err(|e| cuda_err("cuDeviceGetName", e))?;
         // SAFETY: `dev` came from cuDeviceGet.
         let total_mem = unsafe { cu::device::total_mem(dev) }.map_err(|e| cuda_err("cuDeviceTotalMem", e))?;
@@ -137,6 +139,7 @@ impl CudaDevice {
             name,
             sm_count,
             max_smem_optin,
+            l2_bytes,
             total_mem,
             state: RefCell::new(State {
                 modules: HashMap::new(),
@@ -150,6 +153,11 @@ impl CudaDevice {
 
     pub fn ordinal(&self) -> usize {
         self.ordinal
+    }
+
+    /// The L2 cache size the driver reports, in bytes.
+    pub fn l2_bytes(&self) -> usize {
+        self.l2_bytes
     }
 
     /// Compute capability (major, minor).
@@ -342,8 +350,6 @@ impl CudaDevice {
     }
 }
 
-/// The byte size of each kernel parameter, from cuFuncGetParamInfo (CUDA 12.4+). None when the
-/// driver cannot tell, in which case launches are not checked against the parameter list.
 /// `cuTensorMapEncodeTiled` on `spec` as it is, without [`TensorMapSpec::validate`] first (the
 /// GPU tests hold the crate's rules to the driver's with it). Needs a loaded driver ([`probe`]).
 pub fn encode_with_driver(spec: &TensorMapSpec) -> Result<TensorMap> {
@@ -430,6 +436,8 @@ pub fn encode_with_driver(spec: &TensorMapSpec) -> Result<TensorMap> {
 #[repr(C, align(128))]
 struct ParamChunk([u8; 128]);
 
+/// The byte size of each kernel parameter, from cuFuncGetParamInfo (CUDA 12.4+). None when the
+/// driver cannot tell, in which case launches are not checked against the parameter list.
 fn param_sizes(f: sys::CUfunction) -> Option<Vec<usize>> {
     let mut sizes = Vec::new();
     for i in 0..4096 {
@@ -590,6 +598,18 @@ impl Device for CudaDevice {
     }
     fn encode_tensor_map(&self, spec: &TensorMapSpec) -> Result<TensorMap> {
         spec.validate()?;
+        // The map lets a kernel's copies reach every byte of the tensor: it must lie inside one
+        // live allocation of this device (the driver does not check; a GPU would read past it).
+        let last = spec.elem.bytes() as u64 * spec.dims[0]
+            + spec.dims[1..].iter().zip(&spec.strides).map(|(&d, &s)| (d - 1) * s).sum::<u64>();
+        let inside =
+            self.state.borrow().allocs.iter().any(|(&a, &n)| a <= spec.addr && spec.addr + last <= a + n as u64);
+        if !inside {
+            return Err(Error::Invalid(format!(
+                "tensor map of {last} bytes at {:#x} is not inside one allocation of this device",
+                spec.addr
+            )));
+        }
         self.bind()?;
         encode_with_driver(spec)
     }

@@ -35,6 +35,8 @@ pub fn work_of(variant: Variant, p: &Problem, kv: KvDtype) -> Work {
     match variant {
         Variant::Dense => work::dense(p),
         Variant::Flash => work::flash(p, p.shape.seq_q.max(1), p.shape.seq_k.max(1)),
+        Variant::FlashHopper => work::flash_hopper(p, p.shape.seq_q.max(1), p.shape.seq_k.max(1), 2),
+        Variant::FlashHopperFp8 => work::flash_hopper(p, p.shape.seq_q.max(1), p.shape.seq_k.max(1), 1),
         Variant::Decode => work::decode_kv(p, 1, kv),
     }
 }

@@ -193,6 +193,7 @@ pub fn plan(p: &Problem, splits: Option<usize>, sm_count: Option<usize>) -> Resu
         kernel: KernelRef::new("decode", c.entry)?,
         cfg: LaunchConfig { grid, block: [c.threads() as u32, 1, 1], dynamic_shared_bytes: c.smem_bytes() as u32 },
         params,
+        tensor_maps: Vec::new(),
     }];
     let out_rows = s.batch * s.heads * s.seq_q;
     let (scratch_bytes, scratch_lse_bytes) = if splits > 1 {
@@ -205,6 +206,7 @@ pub fn plan(p: &Problem, splits: Option<usize>, sm_count: Option<usize>) -> Resu
             kernel: KernelRef::new("decode", c.combine_entry)?,
             cfg: LaunchConfig { grid: combine_grid, block: [COMBINE_THREADS, 1, 1], dynamic_shared_bytes: 0 },
             params,
+            tensor_maps: Vec::new(),
         });
         (splits * out_rows * s.head_dim * 4, splits * out_rows * 4)
     } else {
@@ -214,6 +216,7 @@ pub fn plan(p: &Problem, splits: Option<usize>, sm_count: Option<usize>) -> Resu
         launches,
         scratch_bytes,
         scratch_lse_bytes,
+        input: super::InputFormat::Bf16,
         work: crate::work::decode(p, splits),
         description: format!(
             "splits {splits} x {per_split_tiles} tiles of {TILE_K} keys ({tiles} visited), {} rows/CTA, {}x{} warps, \

@@ -12,6 +12,9 @@ const THREADS: u32 = 256;
 
 pub fn plan(p: &Problem) -> Result<Plan> {
     let s = &p.shape;
+    if !matches!(s.head_dim, 64 | 128) {
+        return invalid(format!("the dense baseline is tested for head_dim 64 and 128, not {}", s.head_dim));
+    }
     let bh = (s.batch * s.heads) as u32;
     let scratch = (s.batch * s.heads) as u128 * s.seq_q as u128 * s.seq_k as u128 * 4;
     if scratch > isize::MAX as u128 {
@@ -26,11 +29,13 @@ pub fn plan(p: &Problem) -> Result<Plan> {
             kernel: k("attn_dense_scores")?,
             cfg: LaunchConfig { grid: [sk.div_ceil(TILE), sq.div_ceil(TILE), bh], block, dynamic_shared_bytes: 0 },
             params,
+            tensor_maps: Vec::new(),
         },
         Launch {
             kernel: k("attn_dense_softmax")?,
             cfg: LaunchConfig { grid: [sq, bh, 1], block, dynamic_shared_bytes: 0 },
             params,
+            tensor_maps: Vec::new(),
         },
         Launch {
             kernel: k("attn_dense_pv")?,
@@ -40,6 +45,7 @@ pub fn plan(p: &Problem) -> Result<Plan> {
                 dynamic_shared_bytes: 0,
             },
             params,
+            tensor_maps: Vec::new(),
         },
     ];
     for l in &launches {
@@ -49,6 +55,7 @@ pub fn plan(p: &Problem) -> Result<Plan> {
         launches,
         scratch_bytes: scratch as usize,
         scratch_lse_bytes: 0,
+        input: super::InputFormat::Bf16,
         work: crate::work::dense(p),
         description: format!("3 kernels, {TILE}x{TILE} tiles, f32 scores {:.1} MiB", scratch as f64 / 1048576.0),
     })

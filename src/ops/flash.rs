@@ -99,11 +99,13 @@ pub fn plan(p: &Problem) -> Result<Plan> {
         kernel: KernelRef::new("flash_prefill", c.entry)?,
         cfg: LaunchConfig { grid, block: [c.threads() as u32, 1, 1], dynamic_shared_bytes: c.smem_bytes() as u32 },
         params: base_params(p),
+        tensor_maps: Vec::new(),
     };
     Ok(Plan {
         launches: vec![launch],
         scratch_bytes: 0,
         scratch_lse_bytes: 0,
+        input: super::InputFormat::Bf16,
         work: crate::work::flash(p, c.tile_q, c.tile_k),
         description: format!(
             "tile {}x{}, {} warps x {} rows, {} cp.async stages, {} KiB smem",

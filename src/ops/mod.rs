@@ -10,8 +10,10 @@
 pub mod decode;
 pub mod dense;
 pub mod flash;
+pub mod flash_hopper;
+pub mod fp8;
 
-use crate::device::{DevBuf, Device, LaunchConfig, LaunchReport};
+use crate::device::{DevBuf, Device, LaunchConfig, LaunchReport, TensorMap, TensorMapSpec};
 use crate::error::{invalid, Result};
 use crate::kernels::KernelRef;
 use crate::mask::Mask;
@@ -28,6 +30,37 @@ pub struct Launch {
     pub kernel: KernelRef,
     pub cfg: LaunchConfig,
     pub params: AttnParams,
+    /// Tensor maps passed after `params`, in order (the Hopper kernels' `CUtensorMap`
+    /// parameters); encoded from each buffer set by [`Attention::alloc`].
+    pub tensor_maps: Vec<MapPlan>,
+}
+
+/// Which tensor of a call a tensor map describes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Operand {
+    Q,
+    K,
+    /// V, or V^T for e4m3 inputs.
+    V,
+    O,
+}
+
+/// A tensor map of a launch: its spec with `addr` 0; the operand's buffer supplies the address.
+#[derive(Debug, Clone)]
+pub struct MapPlan {
+    pub operand: Operand,
+    pub spec: TensorMapSpec,
+}
+
+/// How the inputs sit in device memory.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum InputFormat {
+    /// Q, K, V bf16, BSHD.
+    #[default]
+    Bf16,
+    /// Q, K e4m3 BSHD, V^T e4m3 in the kernel's key order, and the descales
+    /// ([`fp8`]); quantized on the host from the bf16 inputs.
+    E4m3,
 }
 
 /// What a variant decided for a problem.
@@ -37,6 +70,8 @@ pub struct Plan {
     /// Bytes of `scratch` (dense scores, decode partial O) and `scratch_lse` (decode partial LSE).
     pub scratch_bytes: usize,
     pub scratch_lse_bytes: usize,
+    /// The inputs' device format (bf16 for every variant but flash-hopper-fp8).
+    pub input: InputFormat,
     pub work: Work,
     /// Human-readable choices ("tile 128x64, 4 warps", "splits 66").
     pub description: String,
@@ -47,12 +82,14 @@ pub struct Plan {
 pub struct Options {
     /// Decode: number of KV splits.
     pub splits: Option<usize>,
-    /// Decode: the device's SM count for the split heuristic (`Device::sm_count`); `None` means
-    /// the H100's 132.
+    /// The device's SM count (`Device::sm_count`): decode's split heuristic and the Hopper
+    /// prefill's persistent grid (tests set it low so that each CTA loops over several work
+    /// tiles); `None` means the H100's 132.
     pub sm_count: Option<usize>,
 }
 
-/// The inputs and outputs of one call: Q, K, V (bf16), O (bf16) and LSE (f32), BSHD.
+/// The inputs and outputs of one call: Q, K, V (bf16; e4m3 and V^T for [`InputFormat::E4m3`]),
+/// O (bf16) and LSE (f32), BSHD.
 #[derive(Debug)]
 pub struct IoBuffers<'d> {
     pub q: DevBuf<'d>,
@@ -60,6 +97,10 @@ pub struct IoBuffers<'d> {
     pub v: DevBuf<'d>,
     pub o: DevBuf<'d>,
     pub lse: DevBuf<'d>,
+    /// e4m3 inputs: the descales of Q, K and V, f32 [3][batch][kv_heads].
+    pub descales: Option<DevBuf<'d>>,
+    /// The tensor maps of each launch of the plan, encoded for this set's buffers.
+    maps: Vec<Vec<TensorMap>>,
 }
 
 /// Device memory of an [`Attention`]: one or more input/output sets (the sweep rotates several so
@@ -127,6 +168,8 @@ impl Attention {
         let plan = match variant {
             Variant::Dense => dense::plan(problem)?,
             Variant::Flash => flash::plan(problem)?,
+            Variant::FlashHopper => flash_hopper::plan(problem, InputFormat::Bf16, opts.sm_count)?,
+            Variant::FlashHopperFp8 => flash_hopper::plan(problem, InputFormat::E4m3, opts.sm_count)?,
             Variant::Decode => decode::plan(problem, opts.splits, opts.sm_count)?,
         };
         let id = NEXT_ID.fetch_add(1, Ordering::Relaxed);
@@ -146,10 +189,26 @@ impl Attention {
         self.plan.work
     }
 
-    /// Device bytes of one input/output set: Q, K, V, O (bf16) and LSE (f32).
+    /// Device bytes of one input/output set: Q, K, V, O (bf16) and LSE (f32); e4m3 Q, K, V^T
+    /// and the descales for [`InputFormat::E4m3`].
     pub fn set_bytes(&self) -> usize {
+        let [q, k, v, descales] = self.input_bytes();
         let s = &self.problem.shape;
-        [4 * s.q_elems(), 4 * s.kv_elems(), 4 * s.lse_elems()].into_iter().fold(0usize, usize::saturating_add)
+        [q, k, v, descales, 2 * s.q_elems(), 4 * s.lse_elems()].into_iter().fold(0usize, usize::saturating_add)
+    }
+
+    /// Bytes of Q, K, V and the descales in the plan's input format.
+    fn input_bytes(&self) -> [usize; 4] {
+        let s = &self.problem.shape;
+        match self.plan.input {
+            InputFormat::Bf16 => [2 * s.q_elems(), 2 * s.kv_elems(), 2 * s.kv_elems(), 0],
+            InputFormat::E4m3 => [
+                s.q_elems(),
+                s.kv_elems(),
+                s.batch * s.kv_heads * s.head_dim * fp8::keys_padded(s.seq_k),
+                3 * 4 * s.batch * s.kv_heads,
+            ],
+        }
     }
 
     /// Device bytes this call allocates with one set (inputs, outputs, scratch, block layout).
@@ -176,14 +235,19 @@ impl Attention {
             Mask::BlockSparse(l) => Some((DevBuf::from_slice(dev, &l.row_ptr)?, DevBuf::from_slice(dev, &l.col_idx)?)),
             _ => None,
         };
+        let [q_bytes, k_bytes, v_bytes, descale_bytes] = self.input_bytes();
         let io = || -> Result<IoBuffers<'d>> {
-            Ok(IoBuffers {
-                q: DevBuf::new(dev, 2 * s.q_elems())?,
-                k: DevBuf::new(dev, 2 * s.kv_elems())?,
-                v: DevBuf::new(dev, 2 * s.kv_elems())?,
+            let mut set = IoBuffers {
+                q: DevBuf::new(dev, q_bytes)?,
+                k: DevBuf::new(dev, k_bytes)?,
+                v: DevBuf::new(dev, v_bytes)?,
                 o: DevBuf::new(dev, 2 * s.q_elems())?,
                 lse: DevBuf::new(dev, 4 * s.lse_elems())?,
-            })
+                descales: if descale_bytes > 0 { Some(DevBuf::new(dev, descale_bytes)?) } else { None },
+                maps: Vec::new(),
+            };
+            set.maps = self.plan.launches.iter().map(|l| encode_maps(dev, l, &set)).collect::<Result<_>>()?;
+            Ok(set)
         };
         let first = io()?;
         let opt = |n: usize| if n > 0 { DevBuf::new(dev, n).map(Some) } else { Ok(None) };
@@ -196,13 +260,57 @@ impl Attention {
         Ok(Buffers { dev, owner: self.id, sets: all, scratch, scratch_lse, layout })
     }
 
-    /// Uploads Q, K, V of set `set` (checked against the shape).
+    /// Uploads Q, K, V of set `set` (checked against the shape); for e4m3 inputs, quantized and
+    /// laid out on the host first ([`fp8::quantize`]).
     pub fn upload_inputs(&self, bufs: &Buffers, set: usize, q: &[bf16], k: &[bf16], v: &[bf16]) -> Result<()> {
         self.problem.shape.check_input_lens(q.len(), k.len(), v.len())?;
         let b = bufs.set(set);
-        b.q.upload(0, q)?;
-        b.k.upload(0, k)?;
-        b.v.upload(0, v)
+        match self.plan.input {
+            InputFormat::Bf16 => {
+                b.q.upload(0, q)?;
+                b.k.upload(0, k)?;
+                b.v.upload(0, v)
+            }
+            InputFormat::E4m3 => {
+                let f = fp8::quantize(&self.problem.shape, q, k, v);
+                b.q.upload(0, &f.q)?;
+                b.k.upload(0, &f.k)?;
+                b.v.upload(0, &f.vt)?;
+                b.descales.as_ref().map_or(Ok(()), |d| d.upload(0, &f.descales))
+            }
+        }
+    }
+
+    /// Fills the inputs of set `set` by repeating `block` (timing runs of any size without a
+    /// host copy of the whole input): bf16 as is, e4m3 as the block quantized with one descale.
+    pub fn upload_repeating(&self, bufs: &Buffers, set: usize, block: &[bf16]) -> Result<()> {
+        if block.is_empty() {
+            return invalid("an empty block cannot fill inputs");
+        }
+        let b = bufs.set(set);
+        let fill = |buf: &DevBuf, bytes: &[u8]| -> Result<()> {
+            let mut off = 0;
+            while off < buf.bytes() {
+                let n = (buf.bytes() - off).min(bytes.len());
+                buf.upload(off, &bytes[..n])?;
+                off += n;
+            }
+            Ok(())
+        };
+        match self.plan.input {
+            InputFormat::Bf16 => {
+                let bytes: &[u8] = bytemuck::cast_slice(block);
+                [&b.q, &b.k, &b.v].into_iter().try_for_each(|buf| fill(buf, bytes))
+            }
+            InputFormat::E4m3 => {
+                let amax = block.iter().fold(0f32, |m, x| m.max(x.to_f32().abs()));
+                let descale = if amax > 0.0 { amax / fp8::E4M3_MAX } else { 1.0 };
+                let bytes: Vec<u8> = block.iter().map(|x| crate::paged::fp8::encode(x.to_f32() / descale)).collect();
+                [&b.q, &b.k, &b.v].into_iter().try_for_each(|buf| fill(buf, &bytes))?;
+                let d = b.descales.as_ref().expect("e4m3 sets have descales");
+                d.upload(0, &vec![descale; d.bytes() / 4])
+            }
+        }
     }
 
     /// Poisons every set's O and LSE and the scratch, so that unwritten elements are caught.
@@ -226,6 +334,10 @@ impl Attention {
         p.scratch_lse = bufs.scratch_lse.as_ref().map_or(0, DevBuf::addr);
         p.block_row_ptr = bufs.layout.as_ref().map_or(0, |l| l.0.addr());
         p.block_col_idx = bufs.layout.as_ref().map_or(0, |l| l.1.addr());
+        if let Some(d) = &b.descales {
+            let n = 4 * self.problem.shape.batch as u64 * self.problem.shape.kv_heads as u64;
+            (p.descale_q, p.descale_k, p.descale_v) = (d.addr(), d.addr() + n, d.addr() + 2 * n);
+        }
         p
     }
 
@@ -241,8 +353,11 @@ impl Attention {
         self.plan
             .launches
             .iter()
-            .map(|l| {
+            .zip(&bufs.set(set).maps)
+            .map(|(l, maps)| {
                 let p = self.params_for(l, bufs, set);
+                let mut args: Vec<&[u8]> = vec![p.as_bytes()];
+                args.extend(maps.iter().map(TensorMap::as_bytes));
                 // SAFETY (Device::launch): the one argument is the AttnParams struct every
                 // attention kernel takes by value (its size is checked against the PTX .param by
                 // tests/kernels_static.rs, and by both backends at launch). Its pointers are
@@ -253,8 +368,12 @@ impl Attention {
                 // validated block layout. The plan's grid, block and parameters are the variant
                 // planner's for this shape, the ones the kernels' bounds checks are written for:
                 // every plan runs on the emulator with memcheck, and its block is the kernel's
-                // .maxntid (ops tests).
-                unsafe { bufs.dev.launch(&l.kernel, l.cfg, &[p.as_bytes()]) }
+                // .maxntid (ops tests). The tensor maps that follow (Hopper kernels) were
+                // encoded by `alloc` for this set's buffers from this plan's specs: each covers
+                // exactly its operand's buffer (dims and strides of this shape; the device
+                // checks the extent lies in one of its allocations), and the kernel only
+                // reaches Q, K, V and O through them.
+                unsafe { bufs.dev.launch(&l.kernel, l.cfg, &args) }
             })
             .collect()
     }
@@ -282,6 +401,22 @@ impl Attention {
         let reports = self.run(&bufs, 0)?;
         Ok((self.download(&bufs, 0)?, reports))
     }
+}
+
+/// The tensor maps of launch `l` for the buffers of `set`: each spec with its operand's address.
+fn encode_maps(dev: &dyn Device, l: &Launch, set: &IoBuffers) -> Result<Vec<TensorMap>> {
+    l.tensor_maps
+        .iter()
+        .map(|m| {
+            let buf = match m.operand {
+                Operand::Q => &set.q,
+                Operand::K => &set.k,
+                Operand::V => &set.v,
+                Operand::O => &set.o,
+            };
+            dev.encode_tensor_map(&TensorMapSpec { addr: buf.addr(), ..m.spec.clone() })
+        })
+        .collect()
 }
 
 /// Parameters common to every variant: shapes, contiguous BSHD strides, mask, scale.
@@ -453,7 +588,7 @@ mod tests {
         // entry must be reached by some plan, so that a new kernel is checked too.
         let mut seen = std::collections::BTreeSet::new();
         let layout = |sq, sk, bq, bk| Mask::BlockSparse(BlockLayout::full(sq, sk, bq, bk));
-        for d in [64, 128] {
+        for d in [64, 128, 256] {
             for (phase_shape, sparse) in [
                 (Shape::prefill(1, 256, 4, 2, d), layout(256, 256, 128, 64)),
                 (Shape::decode(1, 1, 512, 4, 1, d), layout(1, 512, 16, 64)),
@@ -461,7 +596,9 @@ mod tests {
             ] {
                 for mask in [Mask::None, Mask::Causal, Mask::causal_window(100), sparse] {
                     let p = Problem::new(phase_shape, mask);
-                    for v in [Variant::Dense, Variant::Flash, Variant::Decode] {
+                    for v in
+                        [Variant::Dense, Variant::Flash, Variant::FlashHopper, Variant::FlashHopperFp8, Variant::Decode]
+                    {
                         for splits in [Some(1), Some(3)] {
                             let Ok(att) = Attention::new(v, &p, &Options { splits, ..Default::default() }) else {
                                 continue;

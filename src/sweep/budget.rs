@@ -177,7 +177,7 @@ pub fn point(
         return PointEstimate { label, call_s: 0.0, setup_s: 0.0, total_s: 0.0, note };
     }
     let (set, uploaded) = set_bytes(&spec.shape);
-    let sets = buffer_sets(set, footprint, gpu_memory);
+    let sets = buffer_sets(set, footprint, gpu_memory, super::DEFAULT_L2_BYTES);
     let setup_s = (sets * uploaded) as f64 / a.upload_bytes_per_s;
     let call_s = a.call_seconds(&att.work(), roof);
     let total_s = setup_s + a.protocol_seconds(call_s, proto);
@@ -200,7 +200,8 @@ pub fn sweep(
         .map(|&(m, n, k)| {
             let call_s = 2.0 * (m * n * k) as f64 / (roof.flops * a.gemm_efficiency) + a.launch_s;
             let set = 2 * (m * k + k * n + m * n);
-            let setup_s = (buffer_sets(set, set, gpu_memory) * 2 * (m * k + k * n)) as f64 / a.upload_bytes_per_s;
+            let setup_s = (buffer_sets(set, set, gpu_memory, super::DEFAULT_L2_BYTES) * 2 * (m * k + k * n)) as f64
+                / a.upload_bytes_per_s;
             let total_s = setup_s + a.protocol_seconds(call_s, proto);
             PointEstimate { label: format!("gemm {m}x{n}x{k}"), call_s, setup_s, total_s, note: None }
         })

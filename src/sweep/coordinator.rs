@@ -32,11 +32,16 @@ pub fn run_with(cfg: &RunConfig, factory: WorkerFactory, progress: &mut dyn FnMu
     let mut pool = Pool::start(&ordinals, cfg, factory, gemm);
     let gpu = one_gpu(pool.ready()?)?;
     let mut warnings = Vec::new();
-    if let Some(w) =
-        gpu.info.energy_counter_period_s.and_then(|p| energy::counter_period_warning(p, cfg.protocol.min_seconds))
-    {
-        progress(&format!("warning: {w}"));
-        warnings.push(w);
+    if let Some(period) = gpu.info.energy_counter_period_s {
+        let pr = &cfg.protocol;
+        let found = [
+            energy::counter_period_warning(period, pr.min_seconds),
+            energy::gap_span_warning(period, pr.gap_min_s, pr.gap_max_s),
+        ];
+        for w in found.into_iter().flatten() {
+            progress(&format!("warning: {w}"));
+            warnings.push(w);
+        }
     }
     let mut log = SweepLog::open(cfg, &gpu, &mut warnings, progress)?;
     let todo = log.todo(cfg, mine, progress);

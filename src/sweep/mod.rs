@@ -26,8 +26,9 @@ use serde::{Deserialize, Serialize};
 /// Largest K/V cache (bytes) a serving point is planned for: a TiB, several times any GPU's memory.
 pub const MAX_SERVING_BYTES: f64 = (1u64 << 40) as f64;
 
-/// H100 L2 size; input rotation makes every set's reuse distance at least twice this.
-pub const L2_BYTES: usize = 50 * 1024 * 1024;
+/// L2 size assumed where the device does not say (the H100 SXM's 50 MB; the CUDA backend reads
+/// the device's own): input rotation makes every set's reuse distance at least twice the L2.
+pub const DEFAULT_L2_BYTES: usize = 50 * 1024 * 1024;
 pub const GIB: f64 = 1024.0 * 1024.0 * 1024.0;
 
 /// What to sweep.
@@ -173,9 +174,15 @@ pub fn point_key(p: &crate::profile::Point) -> String {
     key(&p.variant, &p.implementation, p.phase, &p.mask, &p.shape) + &p.serving.key_suffix()
 }
 
-/// Which phases a variant runs in: flash is prefill-only, decode is decode-only, dense both.
+/// Which phases a variant runs in: the flash variants are prefill-only, decode is decode-only,
+/// dense both.
 pub fn applies(v: Variant, phase: Phase) -> bool {
-    matches!((v, phase), (Variant::Dense, _) | (Variant::Flash, Phase::Prefill) | (Variant::Decode, Phase::Decode))
+    matches!(
+        (v, phase),
+        (Variant::Dense, _)
+            | (Variant::Flash | Variant::FlashHopper | Variant::FlashHopperFp8, Phase::Prefill)
+            | (Variant::Decode, Phase::Decode)
+    )
 }
 
 /// Every point of the spec, in a fixed order (phase, variant, mask, context, decode tokens).
@@ -269,11 +276,11 @@ pub fn infeasible(need: u128, free: u128) -> Option<(f64, f64)> {
 }
 
 /// Input buffer sets to rotate: enough that the bytes touched between two uses of a set are at
-/// least twice L2, at most what fits beside the shared scratch, at least one. The cap (1024) is
+/// least twice `l2_bytes`, at most what fits beside the shared scratch, at least one. The cap (1024) is
 /// above what the smallest default point needs (decode at 1K, one KV head of 128: 0.5 MB sets,
 /// 200 sets); a lower one would leave small points' inputs in L2.
-pub fn buffer_sets(set_bytes: usize, footprint: usize, free: usize) -> usize {
-    let want = (2 * L2_BYTES).div_ceil(set_bytes.max(1)) + 1;
+pub fn buffer_sets(set_bytes: usize, footprint: usize, free: usize, l2_bytes: usize) -> usize {
+    let want = (2 * l2_bytes).div_ceil(set_bytes.max(1)) + 1;
     let room = (free as f64 * 0.9) as usize;
     let fit = if footprint > room { 1 } else { 1 + (room - footprint) / set_bytes.max(1) };
     want.clamp(2, 1024).min(fit).max(1)
@@ -340,14 +347,19 @@ mod tests {
         let att = crate::ops::Attention::new(Variant::Dense, &small, &Default::default()).unwrap();
         assert!(infeasible(att.footprint_bytes() as u128, 80 << 30).is_none());
         // 10 MB sets: 100 MB of L2 reuse distance needs 11 sets
-        assert_eq!(buffer_sets(10 << 20, 20 << 20, 80 << 30), 11);
+        assert_eq!(buffer_sets(10 << 20, 20 << 20, 80 << 30, DEFAULT_L2_BYTES), 11);
+        // a device reporting a 60 MB L2 needs 13
+        assert_eq!(buffer_sets(10 << 20, 20 << 20, 80 << 30, 60 << 20), 13);
         // huge sets: at least 2 when two fit, 1 when not
-        assert_eq!(buffer_sets(30 << 30, 31 << 30, 80 << 30), 2);
-        assert_eq!(buffer_sets(30 << 30, 60 << 30, 64 << 30), 1);
+        assert_eq!(buffer_sets(30 << 30, 31 << 30, 80 << 30, DEFAULT_L2_BYTES), 2);
+        assert_eq!(buffer_sets(30 << 30, 60 << 30, 64 << 30, DEFAULT_L2_BYTES), 1);
         // decode at 1K (K, V, Q, O of 8 heads / 1 KV head, d 128): 2x L2 needs 200 sets
         let dec = Shape::decode(1, 1, 1024, 8, 1, 128);
         let set = 4 * dec.q_elems() + 4 * dec.kv_elems() + 4 * dec.lse_elems();
-        let sets = buffer_sets(set, set, 80 << 30);
-        assert!(sets * set >= 2 * L2_BYTES && (sets - 2) * set < 2 * L2_BYTES && sets > 64, "{sets} sets of {set}");
+        let sets = buffer_sets(set, set, 80 << 30, DEFAULT_L2_BYTES);
+        assert!(
+            sets * set >= 2 * DEFAULT_L2_BYTES && (sets - 2) * set < 2 * DEFAULT_L2_BYTES && sets > 64,
+            "{sets} sets of {set}"
+        );
     }
 }

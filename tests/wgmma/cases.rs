@@ -324,6 +324,7 @@ pub fn ptx_module(tag: &str, ptx: String) -> &'static KernelModule {
         cubin: &[],
         sass: None,
         entries: &[],
+        diagnostics: &[],
     }))
 }
 

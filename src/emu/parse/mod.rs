@@ -560,14 +560,22 @@ mod tests {
     /// Every kernel build.rs embedded lowers without an unsupported instruction.
     #[test]
     fn all_embedded_modules_lower() {
+        // The deliberately broken Hopper test module (build.rs lets its serialization
+        // diagnostics through) may use a form the emulator refuses: then with a named unsupported
+        // instruction (the error `attnjoule emu` prints), never with anything else.
+        const MAY_REFUSE: &[&str] = &["sm90_broken"];
         for m in crate::kernels::MODULES {
             for (name, k) in lower_module(m.ptx) {
                 if name == "emu_unsupported" {
                     assert!(k.is_err(), "emu_unsupported must not lower");
                     continue;
                 }
-                if let Err(e) = k {
-                    panic!("{}::{name}: {e}", m.name);
+                match k {
+                    Err(e) if MAY_REFUSE.contains(&m.name) => {
+                        assert!(e.to_string().contains("unsupported"), "{}::{name}: {e}", m.name)
+                    }
+                    Err(e) => panic!("{}::{name}: {e}", m.name),
+                    Ok(_) => {}
                 }
             }
         }

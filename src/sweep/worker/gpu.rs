@@ -24,6 +24,10 @@ pub trait Gpu {
     fn ordinal(&self) -> usize;
     /// Device memory free now, in bytes.
     fn free_memory(&self) -> Result<usize>;
+    /// The device's L2 size in bytes (input rotation spans twice this).
+    fn l2_bytes(&self) -> usize {
+        crate::sweep::DEFAULT_L2_BYTES
+    }
     /// Releases the timing events of a finished point (CUDA events accumulate otherwise).
     fn reset_events(&self) -> Result<()>;
     /// Whether GEMMs can run (cuBLAS loads), asked before a GEMM point allocates its sets.
@@ -43,6 +47,9 @@ impl Gpu for CudaDevice {
     }
     fn free_memory(&self) -> Result<usize> {
         Ok(self.mem_info()?.0)
+    }
+    fn l2_bytes(&self) -> usize {
+        CudaDevice::l2_bytes(self)
     }
     fn reset_events(&self) -> Result<()> {
         CudaDevice::reset_events(self)
@@ -141,13 +148,9 @@ impl<G: Gpu> GpuWorker<G> {
 
     /// The buffers of one point: `sets` input sets filled from the host data, outputs poisoned.
     fn buffers<'d>(&self, dev: &'d dyn Device, att: &Attention, sets: usize) -> Result<Buffers<'d>> {
-        let s = att.problem().shape;
         let bufs = att.alloc(dev, sets)?;
         for i in 0..sets {
-            let b = bufs.set(i);
-            self.data.upload(&b.q, s.q_elems())?;
-            self.data.upload(&b.k, s.kv_elems())?;
-            self.data.upload(&b.v, s.kv_elems())?;
+            att.upload_repeating(&bufs, i, &self.data.block)?;
         }
         att.poison_outputs(&bufs)?;
         Ok(bufs)
@@ -165,7 +168,7 @@ impl<G: Gpu> GpuWorker<G> {
         if let Some((need_gib, have_gib)) = infeasible(footprint as u128, free as u128) {
             return ControlFlow::Break(blank_point(spec, PointStatus::Infeasible { need_gib, have_gib }));
         }
-        let sets = buffer_sets(att.set_bytes(), footprint, free);
+        let sets = buffer_sets(att.set_bytes(), footprint, free, self.gpu.l2_bytes());
         let bufs = match self.buffers(dev, att, sets) {
             Ok(b) => b,
             Err(e) => return ControlFlow::Break(failed(spec, format!("allocating {sets} buffer sets: {e}"))),
@@ -226,7 +229,7 @@ impl<G: Gpu> Worker for GpuWorker<G> {
         if let Some((need, have)) = infeasible(set_bytes as u128, free as u128) {
             return Err(Error::Invalid(format!("GEMM {m}x{n}x{k} needs {need:.1} GiB, {have:.1} GiB free")));
         }
-        let sets = buffer_sets(set_bytes, set_bytes, free);
+        let sets = buffer_sets(set_bytes, set_bytes, free, self.gpu.l2_bytes());
         let dev = self.gpu.device();
         let alloc_set = || -> Result<[DevBuf; 3]> {
             let (a, b, c) = (DevBuf::new(dev, 2 * m * k)?, DevBuf::new(dev, 2 * k * n)?, DevBuf::new(dev, 2 * m * n)?);

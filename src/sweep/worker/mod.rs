@@ -55,6 +55,8 @@ pub fn blank_point(spec: &PointSpec, status: PointStatus) -> Point {
             match spec.variant {
                 crate::work::Variant::Dense => crate::work::dense(&p),
                 crate::work::Variant::Flash => crate::work::flash(&p, 128, 64),
+                crate::work::Variant::FlashHopper => crate::work::flash_hopper(&p, 128, 128, 2),
+                crate::work::Variant::FlashHopperFp8 => crate::work::flash_hopper(&p, 128, 128, 1),
                 crate::work::Variant::Decode => crate::work::decode(&p, 1),
             }
         })
