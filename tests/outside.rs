@@ -119,32 +119,6 @@ fn zero_path_hashes(bytes: &mut [u8]) {
     }
 }
 
-/// `ptx` without what depends on the directory it was compiled in: nvcc names a file's internal
-/// symbols `_INTERNAL_<hash of the path>_...` (and anonymous namespaces `_GLOBAL__N__<hash>`), in the code and in the debug strings (`.b8` byte
-/// lists), so a checkout elsewhere gets other names for the same code.
-fn comparable(ptx: &str) -> String {
-    let mut out = String::new();
-    for l in ptx.lines() {
-        let t = l.trim_start();
-        if t.starts_with(".b8 ") && t[4..].starts_with(|c: char| c.is_ascii_digit()) {
-            continue;
-        }
-        let mut rest = l;
-        // The hash follows `_INTERNAL_` and `_GLOBAL__N__` (anonymous namespaces).
-        while let Some((i, m)) =
-            ["_INTERNAL_", "_GLOBAL__N__"].iter().filter_map(|m| rest.find(m).map(|i| (i, m.len()))).min()
-        {
-            let (head, tail) = rest.split_at(i + m);
-            out.push_str(head);
-            let n = tail.bytes().take_while(|b| b.is_ascii_hexdigit()).count();
-            rest = &tail[n..];
-        }
-        out.push_str(rest);
-        out.push('\n');
-    }
-    out
-}
-
 /// The checked-in PTX is what the pinned nvcc makes of its .cu now (paths relative to the crate,
 /// as the test compiles them).
 #[test]
@@ -167,7 +141,7 @@ fn checked_in_ptx_is_up_to_date() {
             std::fs::write(&path, &fresh).expect("write");
         }
         let old = std::fs::read_to_string(&path).unwrap_or_default();
-        assert!(comparable(&old) == comparable(&fresh), "tests/outside/{n}.ptx is stale: rerun with ATTNJOULE_BLESS=1");
+        assert!(old == fresh, "tests/outside/{n}.ptx is stale: rerun with ATTNJOULE_BLESS=1");
     }
 }
 
