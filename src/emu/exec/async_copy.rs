@@ -301,6 +301,11 @@ impl Blk<'_, '_> {
                 self.async_write_hazard(h, w, lane, line);
             }
         }
+        if (self.wg.busy_total | self.wg.retired_total) != 0 {
+            // A copy into a wgmma's operands: in flight, or retired by a wait not ordered before
+            // this issue (wgmma rule 4, as for a generic store).
+            self.wg_store(off, len as u32, w, lane, line);
+        }
         let a = Access::new((w * 32 + lane as u32) as u16, &self.clocks.vc[w as usize], self.clocks.block_start);
         let now = a.now;
         let mut first = None;
