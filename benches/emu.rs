@@ -24,7 +24,8 @@ fn bench_variant(c: &mut Criterion, group: &str, variant: Variant, shape: Shape)
     let mut g = c.benchmark_group(group);
     g.sample_size(10);
     for (name, sanitize) in [("sanitizer_on", true), ("sanitizer_off", false)] {
-        let dev = EmuDevice::with_options(EmuOptions { sanitize, counters: true, threads: None }).expect("device");
+        let dev = EmuDevice::with_options(EmuOptions { sanitize, counters: true, threads: None, ..Default::default() })
+            .expect("device");
         let (_, reps) = att.run_once(&dev, &q, &k, &v).expect("run");
         let insts: u64 = reps
             .iter()
@@ -52,7 +53,8 @@ fn bench_wgmma_chain(c: &mut Criterion) {
     let desc = |start: u64| start >> 4 | 1 << 16 | 64 << 32 | 1 << 62;
     let meta: Vec<u64> = (0..BLOCKS).flat_map(|_| [desc(0), desc(8192), 1, 0]).collect();
     for (name, sanitize) in [("sanitizer_on", true), ("sanitizer_off", false)] {
-        let dev = EmuDevice::with_options(EmuOptions { sanitize, counters: true, threads: None }).expect("device");
+        let dev = EmuDevice::with_options(EmuOptions { sanitize, counters: true, threads: None, ..Default::default() })
+            .expect("device");
         let img = DevBuf::from_slice(&dev, &vals).expect("upload");
         let mb = DevBuf::from_slice(&dev, &meta).expect("upload");
         let cb = DevBuf::from_slice(&dev, &acc).expect("upload");

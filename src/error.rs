@@ -1,34 +1,38 @@
-//! Typed errors at the library boundary.
+//! Typed errors at the library boundary. Every message is shown as one line: control characters
+//! that a hostile input brings into it (a newline in a path, a mutated PTX statement) are shown
+//! escaped ([`one_line`]).
 
+use std::borrow::Cow;
 use thiserror::Error;
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
 #[derive(Debug, Error)]
 pub enum Error {
-    /// A shape, layout, mask or parameter that cannot be run; the message names the problem.
-    #[error("invalid problem: {0}")]
+    /// A shape, layout, mask or parameter that cannot be run, or an argument out of its range;
+    /// the message names it.
+    #[error("{}", one_line(.0))]
     Invalid(String),
     /// No CUDA driver, no GPU, or the driver refused: one line, with what to use instead.
-    #[error("{0}")]
+    #[error("{}", one_line(.0))]
     NoGpu(String),
-    #[error("CUDA error: {0}")]
+    #[error("CUDA error: {}", one_line(.0))]
     Cuda(String),
-    #[error("NVML error: {0}")]
+    #[error("NVML error: {}", one_line(.0))]
     Nvml(String),
     /// The emulator stopped a launch (unsupported instruction, fault); names the PTX line.
-    #[error("emulator: {0}")]
+    #[error("emulator: {}", one_line(.0))]
     Emu(String),
-    #[error("kernel not found: {0}")]
+    #[error("kernel not found: {}", one_line(.0))]
     KernelNotFound(String),
     /// A backend that cannot run what was asked of it (names the backend and what is missing).
     #[error("unsupported: {0}")]
     Unsupported(String),
     /// The OS error is part of the message, not a `source()`: a chain printed with `{:#}` would
     /// repeat it.
-    #[error("I/O error on {path}: {err}")]
+    #[error("I/O error on {}: {err}", one_line(path))]
     Io { path: String, err: std::io::Error },
-    #[error("format error: {0}")]
+    #[error("format error: {}", one_line(.0))]
     Format(String),
     /// nvcc was not found, or failed on a `.cu` file (its command line and output).
     #[error("nvcc: {0}")]
@@ -74,4 +78,27 @@ pub enum TensorMapError {
 
 pub(crate) fn invalid<T>(msg: impl Into<String>) -> Result<T> {
     Err(Error::Invalid(msg.into()))
+}
+
+/// `s` with its control characters (newlines, tabs, NUL, ...) escaped as Rust writes them in a
+/// string, so that a message stays one line whatever input it quotes.
+pub fn one_line(s: &str) -> Cow<'_, str> {
+    if !s.chars().any(char::is_control) {
+        return Cow::Borrowed(s);
+    }
+    Cow::Owned(s.chars().map(|c| if c.is_control() { c.escape_default().to_string() } else { c.to_string() }).collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn messages_are_one_line() {
+        let e = Error::Io { path: "a\nb".into(), err: std::io::Error::from(std::io::ErrorKind::NotFound) };
+        assert_eq!(e.to_string().lines().count(), 1);
+        assert!(e.to_string().starts_with("I/O error on a\\nb: "), "{e}");
+        assert_eq!(Error::Invalid("tab\there".into()).to_string(), "tab\\there");
+        assert_eq!(one_line("plain é"), "plain é");
+    }
 }

@@ -85,6 +85,9 @@ pub fn module(name: &str) -> Result<&'static KernelModule> {
     MODULES.iter().find(|m| m.name == name).ok_or_else(|| Error::KernelNotFound(format!("module {name}")))
 }
 
+/// Largest PTX file [`PtxModule::load`] reads (nvcc's PTX of a large module is a few MiB).
+pub const MAX_PTX_BYTES: u64 = 64 << 20;
+
 /// PTX loaded at run time: a module from outside the crate (PTX text, or a `.cu` file compiled
 /// with the pinned nvcc by [`compile_cu`]). The emulator lowers it like an embedded module; the
 /// CUDA backend JIT-compiles it.
@@ -107,7 +110,8 @@ impl PtxModule {
         if path.extension().is_some_and(|e| e == "cu") {
             return compile_cu(path, &[]);
         }
-        let text = std::fs::read_to_string(path).map_err(|err| Error::Io { path: path.display().to_string(), err })?;
+        // Bounded: the largest PTX nvcc writes for one module is a few MiB.
+        let text = crate::files::read_text(path, MAX_PTX_BYTES, "PTX file")?;
         Ok(Self::from_ptx(path.display().to_string(), text))
     }
     pub fn name(&self) -> &str {

@@ -10,12 +10,17 @@
 //! - [`ops`]: launching each attention variant on any device (`ops::fp8`: flash-hopper-fp8's inputs).
 //! - [`paged`]: serving decode: a ragged batch over a paged bf16 or fp8 cache, its reference and
 //!   its split-KV plan.
+//! - [`files`]: whole files written atomically, bounded reads, output-is-input refusal, folder locks.
+
+// The library never prints: the binary's one printing rule (src/cli/out.rs) owns the terminal.
+#![cfg_attr(not(test), deny(clippy::print_stdout, clippy::print_stderr))]
 
 pub mod device;
 pub mod emu;
 pub mod energy;
 pub mod error;
 pub mod estimate;
+pub mod files;
 pub mod kernels;
 pub mod mask;
 pub mod nvtx;

@@ -3,6 +3,11 @@
 //! `profiles/README.md`. Optional fields added later default when absent; any other change bumps
 //! [`SCHEMA_VERSION`] (at most once per release) and older versions are converted on read.
 
+mod check;
+mod points;
+
+pub use points::Points;
+
 use crate::device::Counters;
 use crate::error::{Error, Result};
 use crate::mask::MaskRecipe;
@@ -15,7 +20,11 @@ use std::path::Path;
 /// `size` and a free-form `detail`, converted on read by [`upgrade_point`]).
 pub const SCHEMA_VERSION: u32 = 2;
 
-/// Where a profile's numbers come from. Estimates must say which.
+/// Largest profile file read (bytes): about 30,000 points; a bound keeps `--profile /dev/zero`
+/// from reading until memory runs out.
+pub const MAX_PROFILE_BYTES: u64 = 64 << 20;
+
+/// What produced a profile's numbers. Estimates must say which.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum ProfileKind {
@@ -25,6 +34,26 @@ pub enum ProfileKind {
     Analytical,
     /// Run on the CPU emulator: counters only, no time or energy.
     Emulated,
+    /// The peer script's `--cpu` dry run: PyTorch on the CPU, host-clock seconds, no energy. It
+    /// checks the pipeline; its numbers are no GPU's.
+    CpuDryRun,
+}
+
+impl ProfileKind {
+    /// How outputs label the kind (tables, plots, summaries).
+    pub fn label(self) -> &'static str {
+        match self {
+            ProfileKind::Measured => "MEASURED",
+            ProfileKind::Analytical => "ANALYTICAL (datasheet roofline, not measured)",
+            ProfileKind::Emulated => "EMULATED (CPU emulator: counters, no time or energy)",
+            ProfileKind::CpuDryRun => "CPU DRY RUN (PyTorch on a CPU, no energy; not a GPU measurement)",
+        }
+    }
+    /// Whether the profile has seconds and joules of a GPU (measured or modeled) an estimate can
+    /// stand on.
+    pub fn has_gpu_numbers(self) -> bool {
+        matches!(self, ProfileKind::Measured | ProfileKind::Analytical)
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
@@ -77,6 +106,18 @@ impl GpuState {
     pub fn throttled(&self) -> bool {
         self.throttle_reasons.iter().any(|r| !BENIGN_REASONS.contains(&r.as_str()))
     }
+}
+
+impl GpuInfo {
+    /// Its numbers in range (a power limit, memory, SM count); the error names the field.
+    pub fn validate(&self) -> Result<()> {
+        check::gpu(self).map_err(Error::Format)
+    }
+}
+
+/// An idle power in range (finite, not negative); the error names `field`.
+pub fn check_idle_watts(field: &str, w: Option<f64>) -> Result<()> {
+    w.map_or(Ok(()), |w| check::non_negative(field, w).map_err(Error::Format))
 }
 
 /// Datasheet peaks (analytical profiles) with their sources.
@@ -262,6 +303,34 @@ impl Point {
     pub fn context(&self) -> usize {
         self.shape.seq_k
     }
+    /// Every number finite and in range and the shape a real call; the error names the field.
+    pub fn validate(&self) -> Result<()> {
+        check::point(self).map_err(Error::Format)
+    }
+    /// The point's identity: [`key`] and the serving axes that differ from the default
+    /// ([`ServingAxes::key_suffix`]).
+    pub fn key(&self) -> String {
+        key(&self.variant, &self.implementation, self.phase, &self.mask, &self.shape) + &self.serving.key_suffix()
+    }
+}
+
+/// Identity of a point across runs, shards and profiles:
+/// `<implementation>/<variant>/<phase>/<mask recipe>/b<batch>q<seq_q>k<seq_k>h<heads>kv<kv_heads>d<head_dim>`,
+/// with every parameter of the mask (e.g. `attnjoule/flash/prefill/longformer:64:1:1/b1q4096k4096h8kv1d128`);
+/// [`Point::key`] and the sweep's `PointSpec::key` append the serving axes that differ from the
+/// default (`/kv=fp8/page=64/mix=mix64:1`), so older keys stay as they were.
+pub fn key(variant: &str, implementation: &str, phase: Phase, mask: &MaskRecipe, s: &Shape) -> String {
+    format!(
+        "{}/{}/{phase}/{mask}/b{}q{}k{}h{}kv{}d{}",
+        implementation.to_lowercase(),
+        variant.to_lowercase(),
+        s.batch,
+        s.seq_q,
+        s.seq_k,
+        s.heads,
+        s.kv_heads,
+        s.head_dim
+    )
 }
 
 /// A GEMM calibration point (non-attention layers): bf16 m x n x k.
@@ -278,7 +347,7 @@ pub struct GemmPoint {
 
 impl GemmPoint {
     pub fn flops(&self) -> f64 {
-        2.0 * (self.m * self.n * self.k) as f64
+        2.0 * self.m as f64 * self.n as f64 * self.k as f64
     }
 }
 
@@ -297,8 +366,9 @@ pub struct Profile {
     /// Idle board power measured before the sweep.
     #[serde(default)]
     pub idle_watts: Option<f64>,
+    /// A set keyed by the full point key: one point per configuration.
     #[serde(default)]
-    pub points: Vec<Point>,
+    pub points: Points,
     #[serde(default)]
     pub gemm: Vec<GemmPoint>,
     #[serde(default)]
@@ -328,20 +398,47 @@ impl Profile {
             // Read into this version's types: written back, it is a current profile.
             v["schema_version"] = SCHEMA_VERSION.into();
         }
-        serde_json::from_value(v).map_err(|e| Error::Format(format!("malformed profile: {e}")))
+        let mut p: Profile = serde_json::from_value(v).map_err(|e| Error::Format(format!("malformed profile: {e}")))?;
+        if p.kind == ProfileKind::Measured && p.is_cpu_dry_run() {
+            p.kind = ProfileKind::CpuDryRun;
+        }
+        p.validate()?;
+        Ok(p)
     }
+
+    /// A peer-script `--cpu` dry run written before the kind existed (as "measured"): its GPU
+    /// name and notes say what it was.
+    fn is_cpu_dry_run(&self) -> bool {
+        self.gpu.name.contains("--cpu dry run") || self.notes.iter().any(|n| n.starts_with("--cpu dry run"))
+    }
+
+    /// Every number finite and in range, every shape a real call (see `check`); the error names
+    /// the field.
+    pub fn validate(&self) -> Result<()> {
+        check::profile(self).map_err(Error::Format)
+    }
+
     pub fn to_json(&self) -> String {
         serde_json::to_string_pretty(self).expect("profile serializes")
     }
+
+    /// Reads and validates a profile (at most [`MAX_PROFILE_BYTES`]); errors name the file.
     pub fn load(path: &Path) -> Result<Profile> {
-        let text = std::fs::read_to_string(path).map_err(|e| Error::Io { path: path.display().to_string(), err: e })?;
+        let text = crate::files::read_text(path, MAX_PROFILE_BYTES, "profile")?;
         Self::from_json(&text).map_err(|e| match e {
             Error::Format(m) => Error::Format(format!("{}: {m}", path.display())),
             e => e,
         })
     }
+
+    /// Writes the profile atomically (a failed write leaves the old file); an invalid profile
+    /// (a NaN, a negative power) is refused, not written.
     pub fn save(&self, path: &Path) -> Result<()> {
-        std::fs::write(path, self.to_json()).map_err(|e| Error::Io { path: path.display().to_string(), err: e })
+        self.validate().map_err(|e| match e {
+            Error::Format(m) => Error::Invalid(format!("refusing to write {}: {m}", path.display())),
+            e => e,
+        })?;
+        crate::files::write_atomic(path, self.to_json().as_bytes())
     }
 }
 

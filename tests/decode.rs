@@ -146,6 +146,12 @@ fn unsupported_shapes_are_typed_errors() {
     let p = Problem::new(Shape::decode(1, 1, 100, 1, 1, 64), Mask::None);
     let zero = Options { splits: Some(0), sm_count: None };
     assert!(matches!(Attention::new(Variant::Decode, &p, &zero), Err(attnjoule::Error::Invalid(_))));
+    // More splits than key tiles (a million: gigabytes of scratch) are refused; as many are not.
+    let p = Problem::new(Shape::decode(1, 1, 300, 1, 1, 64), Mask::None);
+    let many = |n| Options { splits: Some(n), sm_count: None };
+    assert!(Attention::new(Variant::Decode, &p, &many(5)).is_ok());
+    let e = Attention::new(Variant::Decode, &p, &many(1_000_000)).unwrap_err().to_string();
+    assert!(e.contains("at most the 5 key tiles"), "{e}");
 }
 
 // ------------------------------------------------------------------------------------------
@@ -287,7 +293,9 @@ fn cases_none() -> Vec<Case> {
     vec![
         case("none cache 1", [1, 1, 1, 1, 1, 64], Mask::None, None),
         // one visited tile over 3 splits: splits 1 and 2 see no key (LSE -inf, ignored)
-        case("none 7 empty splits", [2, 1, 7, 4, 1, 128], Mask::None, Some(3)),
+        case("none 7 empty split", [2, 1, 7, 4, 1, 128], Mask::None, Some(2)),
+        // 5 tiles over 4 splits of 2 tiles: the last split is empty.
+        case("none 300 one empty split", [2, 1, 300, 4, 1, 128], Mask::None, Some(4)),
         case("none 64 sq4 gqa8", [1, 4, 64, 8, 1, 64], Mask::None, Some(2)),
         case("none 65 sq16 gqa8", [1, 16, 65, 8, 1, 128], Mask::None, None),
         case("none 1000 model", [1, 1, 1000, 8, 1, 128], Mask::None, None),
@@ -313,7 +321,8 @@ fn cases_causal() -> Vec<Case> {
 fn cases_window() -> Vec<Case> {
     vec![
         case("window 100 @4097", [1, 1, 4097, 8, 1, 128], Mask::causal_window(100), None),
-        case("window 32/8 @1000 sq16", [1, 16, 1000, 4, 1, 64], Mask::Window { left: 32, right: 8 }, Some(4)),
+        // keys 952..1000: 2 tiles, so at most 2 splits
+        case("window 32/8 @1000 sq16", [1, 16, 1000, 4, 1, 64], Mask::Window { left: 32, right: 8 }, Some(2)),
         case("window 0 @65 sq4", [1, 4, 65, 1, 1, 64], Mask::Window { left: 0, right: 0 }, Some(2)),
         case("window wider than cache", [1, 16, 64, 8, 1, 64], Mask::Window { left: 5000, right: 5000 }, None),
     ]

@@ -542,6 +542,10 @@ fn refusals() {
     let cluster2 = ".version 9.0\n.target sm_90a\n.address_size 64\n.visible .entry k(.param .u64 p)\n.explicitcluster\n.reqnctapercluster 2, 1, 1\n{\nret;\n}\n";
     let e = attnjoule::emu::parse::lower_module(cluster2).remove("k").expect("entry").expect_err("a 2-CTA cluster");
     assert!(e.contains("clusters of 2 CTAs"), "{e}");
+    // Dimensions whose product overflows 64 bits are refused, not an overflow panic.
+    let huge = cluster2.replace("2, 1, 1", "4294967296, 4294967296, 4294967296");
+    let e = attnjoule::emu::parse::lower_module(&huge).remove("k").expect("entry").expect_err("a huge cluster");
+    assert!(e.contains("clusters of 18446744073709551615 CTAs"), "{e}");
 }
 
 // ---- GPU cross-checks: the nvcc-compiled kernels on the CUDA backend against the emulator. ----

@@ -237,12 +237,12 @@ fn extrapolation_is_flagged() {
 fn measured_profile_scales_the_same_way() {
     let mut p = profile();
     p.kind = ProfileKind::Measured;
-    for pt in &mut p.points {
+    p.points.modify_all(|pt| {
         if let (Some(s), Some(j)) = (pt.seconds.as_mut(), pt.joules.as_mut()) {
             *s = Stat::exact(2.0 * s.median);
             *j = Stat::exact(3.0 * j.median);
         }
-    }
+    });
     let m = preset("1t").unwrap();
     let base = est("1t", Options::default());
     let meas = Estimator::new(&p, "measured", m.clone(), Options::default()).unwrap();
@@ -423,7 +423,7 @@ fn custom_model_files_load() {
 fn hostile_conversations_and_deployments_are_refused() {
     let p = profile();
     let m = || preset("llama-3.1-70b").unwrap();
-    // Contexts beyond the kernels' range (was: an abort allocating 2^57 bytes, or a panic in the
+    // Contexts beyond what the estimator tabulates (was: an abort allocating 2^57 bytes, or a panic in the
     // mask arithmetic for a huge phrase).
     for conv in [
         Conversation { minutes: vec![1e15], ..Default::default() },
@@ -431,7 +431,7 @@ fn hostile_conversations_and_deployments_are_refused() {
         Conversation { phrase_tokens: usize::MAX, ..Default::default() },
     ] {
         let e = estimate(&p, "t", m(), &conv, Options::default(), &ALL).unwrap_err();
-        assert!(matches!(&e, Error::Invalid(s) if s.contains("32-bit range")), "{e}");
+        assert!(matches!(&e, Error::Invalid(s) if s.contains("longest the estimator tabulates")), "{e}");
     }
     // A deployment search over 2^64 GPUs (was: a loop without end).
     let e =
@@ -440,7 +440,7 @@ fn hostile_conversations_and_deployments_are_refused() {
     assert!(matches!(&e, Error::Invalid(s) if s.contains("at most")), "{e}");
 
     for (args, needle) in [
-        (&["estimate", "--minutes", "1e15", "--no-plot"][..], "32-bit range"),
+        (&["estimate", "--minutes", "1e15", "--no-plot"][..], "longest the estimator tabulates"),
         (&["estimate", "--max-gpus", "18446744073709551615", "--no-plot"][..], "at most"),
         // Negative numbers reach the validation (was: clap's "unexpected argument '-1'").
         (&["estimate", "--retrieval-joules", "-1", "--no-plot"][..], "retrieval joules"),

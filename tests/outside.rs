@@ -141,7 +141,13 @@ fn checked_in_ptx_is_up_to_date() {
             std::fs::write(&path, &fresh).expect("write");
         }
         let old = std::fs::read_to_string(&path).unwrap_or_default();
-        assert!(old == fresh, "tests/outside/{n}.ptx is stale: rerun with ATTNJOULE_BLESS=1");
+        if let Some((i, (a, b))) = old.lines().zip(fresh.lines()).enumerate().find(|(_, (a, b))| a != b) {
+            panic!(
+                "tests/outside/{n}.ptx is stale at line {}: {a:?} vs fresh {b:?}; rerun with ATTNJOULE_BLESS=1",
+                i + 1
+            );
+        }
+        assert!(old == fresh, "tests/outside/{n}.ptx is stale (length): rerun with ATTNJOULE_BLESS=1");
     }
 }
 

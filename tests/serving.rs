@@ -70,7 +70,7 @@ fn profiles_and_logs_carry_the_axes_additively() {
     paged.status = PointStatus::Failed { error: "no kernel yet".into() };
     assert_ne!(sw::point_key(&twin), sw::point_key(&paged));
     assert_eq!(sw::point_key(&paged), sw::point_key(&twin) + "/kv=fp8/page=32/mix=mix8:5");
-    p.points = vec![twin.clone(), paged.clone()];
+    p.points = vec![twin.clone(), paged.clone()].into();
     let back = Profile::from_json(&p.to_json()).unwrap();
     assert_eq!(back.points, p.points);
     let json: serde_json::Value = serde_json::from_str(&p.to_json()).unwrap();
@@ -82,11 +82,26 @@ fn profiles_and_logs_carry_the_axes_additively() {
     let dir = std::env::temp_dir().join(format!("attnjoule-serving-log-{}", std::process::id()));
     let log = dir.join("points.jsonl");
     let _ = std::fs::remove_file(&log);
+    // A log holds our own points under a header (of the points' shape).
+    let (mut twin, mut paged) = (twin, paged);
+    twin.implementation = "attnjoule".into();
+    paged.implementation = "attnjoule".into();
+    let s = twin.shape;
     let mut w = jsonl::Writer::open(&log, 0).unwrap();
+    w.append(&jsonl::Line::Header(jsonl::Header {
+        kind: attnjoule::profile::ProfileKind::Measured,
+        gpu: p.gpu.clone(),
+        created: "2026-11-30".into(),
+        tool: None,
+        idle_watts: Some(70.0),
+        config: serde_json::json!({"spec": {"batch": s.batch, "heads": s.heads, "kv_heads": s.kv_heads, "head_dim": s.head_dim}}),
+        schema_version: attnjoule::profile::SCHEMA_VERSION,
+    }))
+    .unwrap();
     w.append(&jsonl::Line::Point(Box::new(twin.clone()))).unwrap();
     w.append(&jsonl::Line::Point(Box::new(paged.clone()))).unwrap();
     let read = jsonl::read(&log).unwrap();
-    assert_eq!(read.points, vec![twin, paged]);
+    assert_eq!(read.points.into_vec(), vec![twin, paged]);
     // A bad axis is a format error naming it, not a default.
     let bad = p.to_json().replace("\"mix8:5\"", "\"mix0:5\"");
     assert!(Profile::from_json(&bad).unwrap_err().to_string().contains("mix"));
@@ -220,10 +235,10 @@ fn hostile_serving_points_are_refused_before_allocating() {
     // compare keeps serving points apart from their contiguous twins.
     let p = Profile::from_json(include_str!("../profiles/h100-sxm-analytical.json")).unwrap();
     let mut q = p.clone();
-    for x in &mut q.points {
+    q.points.modify_all(|x| {
         x.serving.kv_dtype = KvDtype::Fp8;
         x.serving.page_size = Some(64);
-    }
+    });
     assert!(sw::compare::compare(&p, &q, None, None).is_empty());
     let rows = sw::compare::compare(&q, &q, Some("decode"), None);
     assert!(!rows.is_empty() && rows.iter().all(|r| r.a == "roofline:decode/kv=fp8/page=64"), "{:?}", rows.first());

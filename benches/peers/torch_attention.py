@@ -642,16 +642,32 @@ def main():
                             torch.cuda.empty_cache()
                         points.append(pt)
                         print(f"{impl} {phase} {mask['recipe']} ctx={ctx} q={sq}: {msg}", file=sys.stderr)
-                        with open(a.out, "w") as f:  # rewrite after each point: a crash keeps what ran
-                            json.dump(profile(gpu, idle_w, points, impl_name, a, cuda), f, indent=1)
+                        # rewritten after each point (a crash keeps what ran), whole: temp + rename
+                        write_atomic(a.out, profile(gpu, idle_w, points, impl_name, a, cuda))
     print(f"wrote {a.out} ({len(points)} points)")
+
+
+def write_atomic(path, obj):
+    """Writes obj as JSON to path so that a crash or a full disk leaves the old file or the new one."""
+    d = os.path.dirname(os.path.abspath(path))
+    tmp = os.path.join(d, f".{os.path.basename(path)}.{os.getpid()}.tmp")
+    try:
+        with open(tmp, "w") as f:
+            json.dump(obj, f, indent=1)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.remove(tmp)
 
 
 def profile(gpu, idle_w, points, impl_name, a, cuda=True):
     notes = [f"peer baseline; protocol: {a.reps} reps of >= {a.min_seconds} s windows after {a.gap[0]}-{a.gap[1]} s idle gaps, medians"]
     if not cuda:
         notes.append("--cpu dry run: host-clock seconds on the CPU, no energy; not a GPU measurement")
-    return {"schema_version": 2, "kind": "measured", "gpu": gpu,
+    # The kind says what produced the numbers: a CPU dry run is never "measured".
+    return {"schema_version": 2, "kind": "measured" if cuda else "cpu_dry_run", "gpu": gpu,
             "created": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d"),
             "tool": f"benches/peers/torch_attention.py ({impl_name})", "peaks": None, "idle_watts": idle_w,
             "points": points, "gemm": [], "notes": notes}

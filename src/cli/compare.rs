@@ -1,7 +1,8 @@
 //! `attnjoule compare A B`: ratios A ÷ B of seconds and joules per call for every configuration
 //! both profiles measured (ours ÷ a peer's, on one GPU).
 
-use anyhow::Context;
+use crate::cli::out::{errln, outln};
+
 use attnjoule::sweep::{compare, merge};
 use std::path::PathBuf;
 
@@ -24,9 +25,20 @@ pub struct Args {
 }
 
 pub fn run(a: Args) -> anyhow::Result<()> {
+    for (flag, out) in [("--csv", &a.csv), ("--plot", &a.plot)] {
+        if let Some(out) = out {
+            attnjoule::files::refuse_overwrite(flag, out, &[&a.a, &a.b])?;
+        }
+    }
+    if a.csv.is_some() && a.csv == a.plot {
+        anyhow::bail!("--csv and --plot name the same file; give each its own");
+    }
     let (pa, _) = merge::load_any(&a.a)?;
     let (pb, _) = merge::load_any(&a.b)?;
     for (path, p) in [(&a.a, &pa), (&a.b, &pb)] {
+        if p.kind == attnjoule::profile::ProfileKind::CpuDryRun {
+            errln!("warning: {} is a {}", path.display(), p.kind.label());
+        }
         if p.kind == attnjoule::profile::ProfileKind::Emulated {
             anyhow::bail!(
                 "{} is an emulated profile (counters only, no seconds or joules); compare measured or analytical \
@@ -36,7 +48,7 @@ pub fn run(a: Args) -> anyhow::Result<()> {
         }
     }
     if pa.gpu.name != pb.gpu.name {
-        eprintln!("warning: comparing different GPUs ({} vs {})", pa.gpu.name, pb.gpu.name);
+        errln!("warning: comparing different GPUs ({} vs {})", pa.gpu.name, pb.gpu.name);
     }
     let rows = compare::compare(&pa, &pb, a.variant_a.as_deref(), a.variant_b.as_deref());
     if rows.is_empty() {
@@ -46,14 +58,23 @@ pub fn run(a: Args) -> anyhow::Result<()> {
     let wa = rows.iter().map(|r| r.a.len()).max().unwrap_or(0).max(1);
     let wb = rows.iter().map(|r| r.b.len()).max().unwrap_or(0).max(1);
     let wm = rows.iter().map(|r| r.mask.len()).max().unwrap_or(0).max(4);
-    println!(
+    outln!(
         "{:<wa$} {:<wb$} {:<8} {:<wm$} {:>6} {:>9} {:>12} {:>12} {:>8} {:>8}",
-        "A", "B", "phase", "mask", "q", "ctx", "A ms", "B ms", "time A/B", "J A/B"
+        "A",
+        "B",
+        "phase",
+        "mask",
+        "q",
+        "ctx",
+        "A ms",
+        "B ms",
+        "time A/B",
+        "J A/B"
     );
     let mut csv =
         String::from("a,b,phase,mask,seq_q,context,seconds_a,seconds_b,time_ratio,joules_a,joules_b,joules_ratio\n");
     for r in &rows {
-        println!(
+        outln!(
             "{:<wa$} {:<wb$} {:<8} {:<wm$} {:>6} {:>9} {:>12.4} {:>12.4} {:>8.3} {:>8}",
             r.a,
             r.b,
@@ -84,12 +105,12 @@ pub fn run(a: Args) -> anyhow::Result<()> {
         ));
     }
     if let Some(p) = &a.csv {
-        std::fs::write(p, csv).with_context(|| format!("writing {}", p.display()))?;
-        println!("wrote {}", p.display());
+        attnjoule::files::write_atomic(p, csv.as_bytes())?;
+        outln!("wrote {}", p.display());
     }
     if let Some(p) = &a.plot {
         compare::plot(&rows, &format!("{} ÷ {}", a.a.display(), a.b.display()), p)?;
-        println!("wrote {}", p.display());
+        outln!("wrote {}", p.display());
     }
     Ok(())
 }

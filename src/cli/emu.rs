@@ -2,6 +2,8 @@
 //! and prints its error against the f64 reference, the time taken, and with `--counters` the
 //! Nsight-style counters and sanitizer findings of each launch.
 
+use crate::cli::out::outln;
+
 use anyhow::{anyhow, bail, Context};
 use attnjoule::device::{Counters, Device, LaunchReport};
 use attnjoule::emu::{EmuDevice, EmuOptions};
@@ -60,6 +62,9 @@ pub struct Args {
     /// inputs and the f64 reference.
     #[arg(long, default_value_t = 8.0)]
     max_gib: f64,
+    /// Stop an emulation still running after this many seconds (1 .. 86400).
+    #[arg(long, default_value_t = 600.0)]
+    max_seconds: f64,
 }
 
 #[derive(Serialize)]
@@ -115,6 +120,7 @@ pub fn run(a: Args) -> anyhow::Result<()> {
     if !(a.max_gib.is_finite() && a.max_gib > 0.0) {
         bail!("--max-gib must be a positive number of GiB, got {}", a.max_gib);
     }
+    attnjoule::emu::check_host_memory((a.max_gib * attnjoule::sweep::GIB) as u128, "--max-gib")?;
     let (qe, kve, lse) = (shape.q_elems() as u128, shape.kv_elems() as u128, shape.lse_elems() as u128);
     let fits = |device_bytes: u128| {
         let need = attnjoule::emu::host_bytes_for(device_bytes) + 34 * qe + 20 * kve + 64 * lse;
@@ -133,13 +139,24 @@ pub fn run(a: Args) -> anyhow::Result<()> {
     let p = Problem::new(shape, mask.clone());
     let att = Attention::new(variant, &p, &Options { splits: a.splits, sm_count: a.sms })?;
     fits(att.footprint_bytes() as u128)?;
-    let dev = EmuDevice::with_options(EmuOptions { sanitize: !a.no_sanitize, counters: true, threads: a.threads })?;
+    if !(a.max_seconds.is_finite() && (1.0..=86400.0).contains(&a.max_seconds)) {
+        bail!("--max-seconds must be in 1 .. 86400 seconds, got {}", a.max_seconds);
+    }
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs_f64(a.max_seconds);
+    let dev = EmuDevice::with_options(EmuOptions {
+        sanitize: !a.no_sanitize,
+        counters: true,
+        threads: a.threads,
+        deadline: Some(deadline),
+    })?;
     let seed = a.seed.unwrap_or_else(reference::fresh_seed);
     let q = reference::random_bf16(shape.q_elems(), seed);
     let k = reference::random_bf16(shape.kv_elems(), seed.wrapping_add(1));
     let v = reference::random_bf16(shape.kv_elems(), seed.wrapping_add(2));
     let t = std::time::Instant::now();
-    let (out, reports) = att.run_once(&dev, &q, &k, &v).context("emulated run")?;
+    let (out, reports) = att.run_once(&dev, &q, &k, &v).with_context(|| {
+        format!("emulated run (limit --max-seconds {}: a larger call may need more)", a.max_seconds)
+    })?;
     let seconds = t.elapsed().as_secs_f64();
     // e4m3 inputs: the reference computes with the values the kernel received.
     let want = if variant == Variant::FlashHopperFp8 {
@@ -183,18 +200,18 @@ pub fn run(a: Args) -> anyhow::Result<()> {
             .collect(),
     };
     if a.json {
-        println!("{}", serde_json::to_string_pretty(&s)?);
+        outln!("{}", serde_json::to_string_pretty(&s)?);
         return Ok(());
     }
-    println!("{} on {}", variant.name(), dev.name());
-    println!("shape {shape:?}, mask {}, seed {seed}, plan: {}", s.mask, s.plan);
-    println!("rel L2 error {:.3e} (limit 1e-2), LSE max abs error {:.3e} (-inf rows agree: {inf_ok})", rel_l2, lse_err);
-    println!(
+    outln!("{} on {}", variant.name(), dev.name());
+    outln!("shape {shape:?}, mask {}, seed {seed}, plan: {}", s.mask, s.plan);
+    outln!("rel L2 error {:.3e} (limit 1e-2), LSE max abs error {:.3e} (-inf rows agree: {inf_ok})", rel_l2, lse_err);
+    outln!(
         "emulated in {seconds:.3} s: {insts} thread-instructions, {:.1} M thread-instructions/s",
         s.thread_instructions_per_second / 1e6
     );
-    println!("output hash (FNV-1a of O and LSE bits) {}", s.output_hash);
-    println!("sanitizer findings: {}", s.findings_total);
+    outln!("output hash (FNV-1a of O and LSE bits) {}", s.output_hash);
+    outln!("sanitizer findings: {}", s.findings_total);
     for l in &s.launches {
         print_launch(l, a.counters, &|_| None);
     }
@@ -209,16 +226,24 @@ pub fn run(a: Args) -> anyhow::Result<()> {
 pub(super) fn print_launch(l: &LaunchSummary, counters: bool, source: &dyn Fn(u32) -> Option<String>) {
     if counters {
         if let Some(c) = &l.report.counters {
-            println!("  {}:", l.kernel);
-            println!(
+            outln!("  {}:", l.kernel);
+            outln!(
                 "    instructions: arith {} memory {} tensor {} control {} sync {} (warp-level {})",
-                c.inst_arith, c.inst_memory, c.inst_tensor, c.inst_control, c.inst_sync, c.warp_instructions
+                c.inst_arith,
+                c.inst_memory,
+                c.inst_tensor,
+                c.inst_control,
+                c.inst_sync,
+                c.warp_instructions
             );
-            println!(
+            outln!(
                 "    global: load {} B / {} sectors, store {} B / {} sectors",
-                c.global_load_bytes, c.global_load_sectors, c.global_store_bytes, c.global_store_sectors
+                c.global_load_bytes,
+                c.global_load_sectors,
+                c.global_store_bytes,
+                c.global_store_sectors
             );
-            println!(
+            outln!(
                 "    shared: {} requests, {} wavefronts, {} bank conflicts; ldmatrix {} ({} wavefronts)",
                 c.shared_requests,
                 c.shared_wavefronts,
@@ -226,11 +251,14 @@ pub(super) fn print_launch(l: &LaunchSummary, counters: bool, source: &dyn Fn(u3
                 c.ldmatrix_instructions,
                 c.ldmatrix_wavefronts
             );
-            println!(
+            outln!(
                 "    mma {}, wgmma {} ({} tensor FLOPs), barriers {}",
-                c.mma_instructions, c.wgmma_instructions, c.tensor_flops, c.barriers
+                c.mma_instructions,
+                c.wgmma_instructions,
+                c.tensor_flops,
+                c.barriers
             );
-            println!(
+            outln!(
                 "    async: TMA load {} B / store {} B, bulk load {} B / store {} B; mbarrier waits {}, \
                  named-barrier waits {}",
                 c.tma_load_bytes,
@@ -244,9 +272,15 @@ pub(super) fn print_launch(l: &LaunchSummary, counters: bool, source: &dyn Fn(u3
     }
     for f in &l.report.findings {
         let at = source(f.ptx_line).map(|s| format!(" ({s})")).unwrap_or_default();
-        println!(
+        outln!(
             "  finding {:?} in {} block {:?} thread {:?} PTX line {}{at} addr {:?}: {}",
-            f.kind, f.kernel, f.block, f.thread, f.ptx_line, f.address, f.message
+            f.kind,
+            f.kernel,
+            f.block,
+            f.thread,
+            f.ptx_line,
+            f.address,
+            f.message
         );
     }
 }

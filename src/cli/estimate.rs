@@ -1,9 +1,11 @@
 //! `attnjoule estimate`: what the next phrase of a long conversation costs, per attention policy.
 
+use crate::cli::out::{out, outln};
+
 use anyhow::{bail, Context};
 use attnjoule::estimate::{
-    analytical, estimate, model::ModelSpec, policy, policy::Policy, policy::PolicyParams, Conversation, Options,
-    Report, RowStatus,
+    analytical, estimate_regimes, model::ModelSpec, policy, policy::Policy, policy::PolicyParams, Conversation,
+    Options, Report, RowStatus,
 };
 use attnjoule::plot::{side_by_side, HLine, LinePlot, Series};
 use attnjoule::profile::Profile;
@@ -13,7 +15,7 @@ use std::path::PathBuf;
 pub struct Args {
     /// Model preset (dense-1t, llama-3.1-70b, llama-3.1-405b, deepseek-v3) or a .toml/.json file.
     #[arg(long, default_value = "dense-1t")]
-    model: String,
+    model: std::ffi::OsString,
     /// Profile JSON from `attnjoule sweep`; default: the bundled analytical H100 SXM profile.
     #[arg(long)]
     profile: Option<PathBuf>,
@@ -106,9 +108,18 @@ pub fn run(a: Args) -> anyhow::Result<()> {
         bail!("--gpu picks a bundled analytical profile and --profile reads one from a file: give one of them");
     }
     let sheet = a.gpu.unwrap_or(Gpu::H100).sheet();
+    // No output may replace an input of this command (the profile or the model file it reads).
+    let model_path = std::path::Path::new(&a.model);
+    let inputs: Vec<&std::path::Path> = a.profile.iter().map(|p| p.as_path()).chain([model_path]).collect();
+    if let Some(path) = &a.write_analytical {
+        attnjoule::files::refuse_overwrite("--write-analytical", path, &inputs)?;
+    }
+    if !a.no_plot && a.write_analytical.is_none() {
+        attnjoule::files::refuse_overwrite("--plot", &a.plot, &inputs)?;
+    }
     if let Some(path) = &a.write_analytical {
         analytical::profile(&sheet).save(path)?;
-        println!(
+        outln!(
             "wrote the ANALYTICAL {} SXM profile (datasheet roofline, not measured) to {}",
             sheet.key.to_uppercase(),
             path.display()
@@ -132,31 +143,24 @@ pub fn run(a: Args) -> anyhow::Result<()> {
             .collect()
     };
     let conv = Conversation { tokens_per_minute: a.tpm, phrase_tokens: a.phrase, minutes: a.minutes.clone() };
-    if a.batch.is_empty() {
-        bail!("--batch needs at least one value");
-    }
-    let mut reports = Vec::new();
-    for &batch in &a.batch {
-        let opts = Options {
-            batch,
-            gpus: a.gpus,
-            max_gpus: a.max_gpus,
-            gpus_per_node: a.gpus_per_node,
-            headroom: a.headroom,
-            wait_watts: a.wait_watts,
-            params: PolicyParams {
-                window: a.window,
-                budget: a.budget,
-                refresh: a.refresh,
-                retrieval_joules: a.retrieval_joules,
-            },
-            kv_dtype: a.kv_dtype,
-            ..Options::default()
-        };
-        reports.push(estimate(&profile, &source, model.clone(), &conv, opts, &policies)?);
-    }
+    let opts = Options {
+        gpus: a.gpus,
+        max_gpus: a.max_gpus,
+        gpus_per_node: a.gpus_per_node,
+        headroom: a.headroom,
+        wait_watts: a.wait_watts,
+        params: PolicyParams {
+            window: a.window,
+            budget: a.budget,
+            refresh: a.refresh,
+            retrieval_joules: a.retrieval_joules,
+        },
+        kv_dtype: a.kv_dtype,
+        ..Options::default()
+    };
+    let reports = estimate_regimes(&profile, &source, model, &conv, opts, &a.batch, &policies)?;
     if a.json {
-        println!("{}", serde_json::to_string_pretty(&reports)?);
+        outln!("{}", serde_json::to_string_pretty(&reports)?);
     } else if a.csv {
         print_csv(&reports);
     } else {
@@ -166,9 +170,9 @@ pub fn run(a: Args) -> anyhow::Result<()> {
         if let Some(dir) = a.plot.parent().filter(|d| !d.as_os_str().is_empty()) {
             std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
         }
-        std::fs::write(&a.plot, plot_svg(&reports)).with_context(|| format!("writing {}", a.plot.display()))?;
+        attnjoule::files::write_atomic(&a.plot, plot_svg(&reports).as_bytes())?;
         if !a.json && !a.csv {
-            println!("plot: {}", a.plot.display());
+            outln!("plot: {}", a.plot.display());
         }
     }
     Ok(())
@@ -210,13 +214,16 @@ fn sig(v: f64) -> String {
 fn print_tables(reports: &[Report]) {
     let r0 = &reports[0];
     let c = &r0.conversation;
-    println!("attnjoule estimate: the next phrase of a conversation, by attention policy");
-    println!("{}", r0.profile.line());
-    println!(
+    outln!("attnjoule estimate: the next phrase of a conversation, by attention policy");
+    outln!("{}", r0.profile.line());
+    outln!(
         "model: {} ({:.3e} parameters, {:.3e} active per token); {}",
-        r0.model, r0.total_params, r0.active_params, r0.model_source
+        r0.model,
+        r0.total_params,
+        r0.active_params,
+        r0.model_source
     );
-    println!(
+    outln!(
         "GPU: {} TFLOP/s bf16, {} GB/s, {} W board, {} W waiting, {:.0} GB",
         r0.hardware.bf16_tflops,
         r0.hardware.hbm_gbps,
@@ -224,14 +231,14 @@ fn print_tables(reports: &[Report]) {
         r0.hardware.wait_watts,
         r0.hardware.gpu_memory_bytes / 1e9
     );
-    println!(
+    outln!(
         "conversation: {} tokens/min, {}-token phrases ({:.1} s to say; a person at 20 W: {} Wh per phrase)",
         c.tokens_per_minute,
         c.phrase_tokens,
         c.phrase_seconds(),
         sig(r0.human_wh_per_phrase)
     );
-    println!(
+    outln!(
         "KV cache: {} MiB per token per conversation ({} GiB at minute {}){}",
         sig(r0.kv_gib_per_token * 1024.0),
         sig(r0.kv_gib_per_token * c.context_at(c.minutes.iter().copied().fold(0.0, f64::max)) as f64),
@@ -243,25 +250,34 @@ fn print_tables(reports: &[Report]) {
             None => "",
         }
     );
-    println!();
-    print!("{}", wh_table(reports));
+    outln!();
+    out!("{}", wh_table(reports));
     for r in reports {
-        println!();
+        outln!();
         let regime = if r.batch == 1 {
             "one conversation at a time: every token reads all weights".to_string()
         } else {
             format!("{} conversations decoded together: weights shared, each reads its own cache", r.batch)
         };
-        println!("batch {} ({regime})", r.batch);
-        println!(
+        outln!("batch {} ({regime})", r.batch);
+        outln!(
             "{:<13} {:>6} {:>8} {:>10} {:>10} {:>10} {:>6} {:>9} {:>10} {:>11}",
-            "policy", "minute", "context", "s/phrase", "J/token", "Wh/phrase", "attn%", "KV GiB", "GPUs", "cum. Wh"
+            "policy",
+            "minute",
+            "context",
+            "s/phrase",
+            "J/token",
+            "Wh/phrase",
+            "attn%",
+            "KV GiB",
+            "GPUs",
+            "cum. Wh"
         );
         for row in &r.rows {
             let gpus = format!("{}x{}", row.tp, row.pp);
             let head = format!("{:<13} {:>6} {:>8}", row.policy.name(), sig(row.minute), row.context);
             match &row.status {
-                RowStatus::Ok => println!(
+                RowStatus::Ok => outln!(
                     "{head} {:>10} {:>10} {:>10} {:>6} {:>9} {:>10} {:>11}{}",
                     sig(row.seconds_per_phrase.unwrap_or(f64::NAN)),
                     sig(row.joules_per_token.unwrap_or(f64::NAN)),
@@ -272,21 +288,21 @@ fn print_tables(reports: &[Report]) {
                     row.cumulative_wh.map_or("-".into(), sig),
                     if row.extrapolated { " *" } else { "" }
                 ),
-                RowStatus::DoesNotFit { need_gib_per_gpu, have_gib_per_gpu } => println!(
+                RowStatus::DoesNotFit { need_gib_per_gpu, have_gib_per_gpu } => outln!(
                     "{head}   does not fit: needs {} GiB per GPU, {} usable on {gpus} GPUs (KV {} GiB)",
                     sig(*need_gib_per_gpu),
                     sig(*have_gib_per_gpu),
                     sig(row.kv_gib)
                 ),
-                RowStatus::NoData { reason } => println!("{head}   no data: {reason}"),
+                RowStatus::NoData { reason } => outln!("{head}   no data: {reason}"),
             }
         }
     }
-    println!();
-    println!("GPUs = tensor x pipeline; * = read outside the profile's measured contexts (extrapolated)");
-    println!("KV GiB = one conversation's cache (recurrent: its state); cum. Wh = the whole conversation so far");
+    outln!();
+    outln!("GPUs = tensor x pipeline; * = read outside the profile's measured contexts (extrapolated)");
+    outln!("KV GiB = one conversation's cache (recurrent: its state); cum. Wh = the whole conversation so far");
     for n in &r0.notes {
-        println!("note: {n}");
+        outln!("note: {n}");
     }
 }
 
@@ -354,7 +370,7 @@ pub fn wh_table(reports: &[Report]) -> String {
 }
 
 fn print_csv(reports: &[Report]) {
-    println!(
+    outln!(
         "profile_kind,gpu,profile_created,model,batch,policy,minute,context,status,seconds_per_phrase,joules_per_token,\
          wh_per_phrase,attention_share,kv_gib,mem_gib_per_gpu,gpus,tp,pp,cumulative_wh,extrapolated"
     );
@@ -366,7 +382,7 @@ fn print_csv(reports: &[Report]) {
                 RowStatus::DoesNotFit { .. } => "does_not_fit",
                 RowStatus::NoData { .. } => "no_data",
             };
-            println!(
+            outln!(
                 "{:?},\"{}\",{},{},{},{},{},{},{},{},{},{},{},{:e},{:e},{},{},{},{},{}",
                 format!("{:?}", r.profile.kind).to_lowercase(),
                 r.profile.gpu.replace('"', "'"),

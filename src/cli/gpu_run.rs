@@ -4,9 +4,11 @@
 //! and the short table printed last. The plan lives here so that what is estimated is exactly
 //! what runs: sweep and peer steps are flag lists that the estimate parses with `sweep`'s parser.
 
+use crate::cli::out::{out, outln};
+
 use super::estimate::Gpu;
 use super::sweep;
-use anyhow::{bail, Context};
+use anyhow::bail;
 use attnjoule::profile::{PointStatus, Profile, ProfileKind};
 use attnjoule::sweep::backend::BackendKind;
 use attnjoule::sweep::budget::{self, Assumptions, PointEstimate};
@@ -53,14 +55,7 @@ pub fn run(a: Args) -> anyhow::Result<()> {
         Cmd::Plan(p) => plan(&p),
         Cmd::Steps(p) => {
             for s in estimate_steps(&p)? {
-                println!(
-                    "{}\t{}\t{:.0}\t{:.0}\t{}",
-                    s.step.name,
-                    s.step.mode.name(),
-                    s.cap_s,
-                    s.est_s,
-                    s.step.command()
-                );
+                outln!("{}\t{}\t{:.0}\t{:.0}\t{}", s.step.name, s.step.mode.name(), s.cap_s, s.est_s, s.step.command());
             }
             Ok(())
         }
@@ -418,56 +413,54 @@ fn timeline(steps: &[Estimated]) -> (f64, f64) {
 fn plan(p: &PlanArgs) -> anyhow::Result<()> {
     let steps = estimate_steps(p)?;
     let sheet = p.gpu.sheet();
-    println!(
+    outln!(
         "attnjoule gpu-run plan: scripts/gpu-run.sh OUTDIR on one {} (dry run, no GPU used)",
         sheet.key.to_uppercase()
     );
-    println!(
+    outln!(
         "calls timed at the ANALYTICAL profiles/{} ({} TFLOP/s bf16, {} GB/s), derated as assumed below",
-        sheet.file, sheet.bf16_tflops, sheet.hbm_gbps
+        sheet.file,
+        sheet.bf16_tflops,
+        sheet.hbm_gbps
     );
-    println!(
+    outln!(
         "protocol: {} (sweep default: --warmup 5 --min-seconds 1 --reps 5 --idle-seconds 3 --gap 0.2:0.6)",
         PROTOCOL.join(" ")
     );
-    println!();
-    println!("{:<20} {:<4} {:>6} {:>7} {:>6}  what", "step", "mode", "points", "est. s", "cap s");
-    println!(
+    outln!();
+    outln!("{:<20} {:<4} {:>6} {:>7} {:>6}  what", "step", "mode", "points", "est. s", "cap s");
+    outln!(
         "{:<20} {:<4} {:>6} {:>7.0} {:>6}  unpack, start every binary, nvidia-smi",
-        "preflight", "fg", "-", PREFLIGHT_S, "-"
+        "preflight",
+        "fg",
+        "-",
+        PREFLIGHT_S,
+        "-"
     );
     for s in &steps {
         let n = if s.points.is_empty() { "-".to_string() } else { s.points.len().to_string() };
-        println!(
-            "{:<20} {:<4} {:>6} {:>7.1} {:>6.0}  {}",
-            s.step.name,
-            s.step.mode.name(),
-            n,
-            s.est_s,
-            s.cap_s,
-            s.what
-        );
+        outln!("{:<20} {:<4} {:>6} {:>7.1} {:>6.0}  {}", s.step.name, s.step.mode.name(), n, s.est_s, s.cap_s, s.what);
     }
     let (total, optional) = timeline(&steps);
-    println!();
-    println!(
+    outln!();
+    outln!(
         "total: {total:.0} s of the required steps (budget {:.0} s; the background peer check overlaps the tests), \
          {optional:.0} s more for the optional steps if time remains",
         p.budget_s
     );
-    println!();
-    println!("assumptions (none measured here; the run's summary prints each step's real seconds beside these):");
+    outln!();
+    outln!("assumptions (none measured here; the run's summary prints each step's real seconds beside these):");
     for (what, value, source) in Assumptions::default().table() {
-        println!("  {what:<36} {value:<22} {source}");
+        outln!("  {what:<36} {value:<22} {source}");
     }
-    println!("  {:<36} {:<22} assumed", "per step (packing the work folder)", format!("{PER_STEP_S} s"));
+    outln!("  {:<36} {:<22} assumed", "per step (packing the work folder)", format!("{PER_STEP_S} s"));
     if p.points {
-        println!();
+        outln!();
         for s in steps.iter().filter(|s| !s.points.is_empty()) {
-            println!("{}:", s.step.name);
+            outln!("{}:", s.step.name);
             for pt in &s.points {
                 let note = pt.note.as_deref().map(|n| format!("  ({n})")).unwrap_or_default();
-                println!("  {:<52} call {:>10.3} ms  point {:>6.2} s{note}", pt.label, pt.call_s * 1e3, pt.total_s);
+                outln!("  {:<52} call {:>10.3} ms  point {:>6.2} s{note}", pt.label, pt.call_s * 1e3, pt.total_s);
             }
         }
     }
@@ -499,7 +492,7 @@ fn num(v: f64) -> String {
 }
 
 fn read(path: &Path) -> Option<String> {
-    std::fs::read_to_string(path).ok()
+    attnjoule::files::read_text(path, 64 << 20, "run file").ok()
 }
 
 /// The last status of each step in steps.tsv (name, status, seconds, estimate); a resumed run
@@ -565,6 +558,7 @@ fn summary(dir: &Path) -> anyhow::Result<()> {
         Some(ProfileKind::Measured) => "MEASURED on this GPU.",
         Some(ProfileKind::Emulated) => "EMULATED (the CPU emulator: counters, no time or energy), not measured.",
         Some(ProfileKind::Analytical) => "ANALYTICAL, not measured.",
+        Some(ProfileKind::CpuDryRun) => "CPU DRY RUN (PyTorch on a CPU, no energy), not measured.",
         None => "Nothing measured: no sweep profile.",
     };
     let _ = writeln!(
@@ -723,9 +717,8 @@ fn summary(dir: &Path) -> anyhow::Result<()> {
     if rows == 0 {
         let _ = writeln!(md, "| (no sweep points yet) | | | | | | | | | |");
     }
-    std::fs::write(dir.join("summary.md"), &md)
-        .with_context(|| format!("writing {}", dir.join("summary.md").display()))?;
-    print!("{md}");
+    attnjoule::files::write_atomic(&dir.join("summary.md"), md.as_bytes())?;
+    out!("{md}");
     Ok(())
 }
 

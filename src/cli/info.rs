@@ -1,5 +1,7 @@
 //! `attnjoule info`
 
+use crate::cli::out::outln;
+
 use attnjoule::kernels::{MODULES, NVCC_PATH, NVCC_VERSION};
 
 #[derive(clap::Args)]
@@ -10,21 +12,28 @@ pub struct Args {
 }
 
 pub fn run(a: Args) -> anyhow::Result<()> {
-    println!("attnjoule {}", env!("CARGO_PKG_VERSION"));
-    println!("nvcc: {NVCC_PATH} ({NVCC_VERSION}), target sm_90a");
+    outln!("attnjoule {}", env!("CARGO_PKG_VERSION"));
+    outln!("nvcc: {NVCC_PATH} ({NVCC_VERSION}), target sm_90a");
     match attnjoule::device::cuda::probe() {
-        Ok(()) => println!("CUDA driver: present"),
+        Ok(()) => outln!("CUDA driver: present"),
         // The probe's line already says what to use instead.
-        Err(e) => println!("CUDA: {e}"),
+        Err(e) => outln!("CUDA: {e}"),
     }
     match nvml_wrapper::Nvml::init() {
-        Ok(nvml) => println!("NVML: present ({} device(s))", nvml.device_count().unwrap_or(0)),
-        Err(e) => println!("NVML: not available ({e}); energy cannot be measured on this machine"),
+        Ok(nvml) => outln!("NVML: present ({} device(s))", nvml.device_count().unwrap_or(0)),
+        Err(e) => outln!("NVML: not available ({e}); energy cannot be measured on this machine"),
     }
-    println!();
-    println!(
+    outln!();
+    outln!(
         "{:<18} {:<36} {:>5} {:>9} {:>8} {:>7} {:>7} {:>6}",
-        "module", "kernel", "regs", "roles", "s.smem", "stack", "spill", "bars"
+        "module",
+        "kernel",
+        "regs",
+        "roles",
+        "s.smem",
+        "stack",
+        "spill",
+        "bars"
     );
     for m in MODULES.iter().filter(|m| a.all || !m.test_only) {
         for e in m.entries {
@@ -32,7 +41,7 @@ pub fn run(a: Args) -> anyhow::Result<()> {
                 .sass_of(e.name)
                 .and_then(attnjoule::kernels::register_roles)
                 .map_or("-".to_string(), |(producer, consumer)| format!("{producer}/{consumer}"));
-            println!(
+            outln!(
                 "{:<18} {:<36} {:>5} {:>9} {:>8} {:>7} {:>7} {:>6}",
                 m.name,
                 e.name,
@@ -45,10 +54,8 @@ pub fn run(a: Args) -> anyhow::Result<()> {
             );
         }
     }
-    println!(
-        "regs: ptxas's allocation per thread at entry; roles: the setmaxnreg budgets of a warp-specialized kernel"
-    );
-    println!("(producer/consumer warpgroups), from its SASS");
-    println!("s.smem: static shared memory in bytes (dynamic shared memory is chosen per launch: `attnjoule emu` prints the plan)");
+    outln!("regs: ptxas's allocation per thread at entry; roles: the setmaxnreg budgets of a warp-specialized kernel");
+    outln!("(producer/consumer warpgroups), from its SASS");
+    outln!("s.smem: static shared memory in bytes (dynamic shared memory is chosen per launch: `attnjoule emu` prints the plan)");
     Ok(())
 }

@@ -3,7 +3,9 @@
 //! `--json --rows` every row's visible key runs, which the peer script's `--check` compares
 //! against PyTorch's masks.
 
-use anyhow::{bail, Context};
+use crate::cli::out::{out, outln};
+
+use anyhow::bail;
 use attnjoule::mask::{MaskRecipe, TileClass};
 use attnjoule::ops::InputFormat;
 use attnjoule::problem::{Problem, Shape};
@@ -73,6 +75,9 @@ struct FlashTiles {
 }
 
 const MAX_ROWS: usize = 1 << 16;
+/// Most map cells per side: 4096 x 4096 is already more than a screen or a picture shows, and
+/// each cell is classified like a kernel tile (16M of them take seconds and 16 MB).
+const MAX_CELLS: usize = 4096;
 /// Longest sequence mapped: the counts are linear in the rows, about 20 s at 2^27 tokens.
 const MAX_SEQ: usize = 1 << 27;
 
@@ -81,9 +86,6 @@ pub fn run(a: Args) -> anyhow::Result<()> {
     let (seq_q, seq_k) = (a.seq, a.seq_k.unwrap_or(a.seq));
     if seq_q == 0 || seq_k == 0 {
         bail!("--seq and --seq-k must be at least 1");
-    }
-    if a.cells == 0 {
-        bail!("--cells must be at least 1");
     }
     if a.rows && seq_q > MAX_ROWS {
         bail!("--rows prints every query row: at most {MAX_ROWS} rows, not {seq_q}");
@@ -131,23 +133,27 @@ pub fn run(a: Args) -> anyhow::Result<()> {
         flash_error,
         rows: a.rows.then(|| (0..seq_q).map(|i| mask.row_runs(i, seq_q, seq_k)).collect()),
     };
-    let map = Map::new(&mask, seq_q, seq_k, a.cells);
+    let map = Map::new(&mask, seq_q, seq_k, a.cells)?;
     if let Some(path) = &a.svg {
-        std::fs::write(path, map.svg(&format!("{} mask, {seq_q} queries x {seq_k} keys", a.mask)))
-            .with_context(|| format!("writing {}", path.display()))?;
+        // The picture may not replace the layout file it shows.
+        if let MaskRecipe::Csr { path: layout, .. } = &a.mask {
+            attnjoule::files::refuse_overwrite("--svg", path, &[std::path::Path::new(layout)])?;
+        }
+        let svg = map.svg(&format!("{} mask, {seq_q} queries x {seq_k} keys", a.mask));
+        attnjoule::files::write_atomic(path, svg.as_bytes())?;
     }
     if a.json {
-        println!("{}", serde_json::to_string(&s)?);
+        outln!("{}", serde_json::to_string(&s)?);
         return Ok(());
     }
-    println!("{} mask, {seq_q} queries x {seq_k} keys (bottom-right aligned)", a.mask);
-    println!(
+    outln!("{} mask, {seq_q} queries x {seq_k} keys (bottom-right aligned)", a.mask);
+    outln!(
         "visible pairs {visible_pairs} ({:.2}% of the plane), keys seen by some query {}",
         s.density * 100.0,
         s.visible_keys
     );
     match (&s.flash, &s.flash_error) {
-        (Some(f), _) => println!(
+        (Some(f), _) => outln!(
             "{} d{} tiles {}x{}: visits {} of {} ({} full, {} masked)",
             a.variant.name(),
             a.head_dim,
@@ -158,15 +164,18 @@ pub fn run(a: Args) -> anyhow::Result<()> {
             f.full,
             f.partial
         ),
-        (None, e) => println!("{}: {}", a.variant.name(), e.as_deref().unwrap_or("no kernel")),
+        (None, e) => outln!("{}: {}", a.variant.name(), e.as_deref().unwrap_or("no kernel")),
     }
-    println!(
+    outln!(
         "map: {} x {} cells of {} queries x {} keys ('#' all visible, '+' some, ' ' none)",
-        map.rows, map.cols, map.cell_q, map.cell_k
+        map.rows,
+        map.cols,
+        map.cell_q,
+        map.cell_k
     );
-    print!("{}", map.text());
+    out!("{}", map.text());
     if let Some(path) = &a.svg {
-        println!("wrote {}", path.display());
+        outln!("wrote {}", path.display());
     }
     Ok(())
 }
@@ -181,7 +190,11 @@ struct Map {
 }
 
 impl Map {
-    fn new(mask: &Mask, seq_q: usize, seq_k: usize, cells: usize) -> Map {
+    /// The map of `cells` (1..=[`MAX_CELLS`]) per side at most.
+    fn new(mask: &Mask, seq_q: usize, seq_k: usize, cells: usize) -> anyhow::Result<Map> {
+        if !(1..=MAX_CELLS).contains(&cells) {
+            bail!("--cells {cells}: a map has 1 to {MAX_CELLS} cells per side");
+        }
         let (cell_q, cell_k) = (seq_q.div_ceil(cells), seq_k.div_ceil(cells));
         let (rows, cols) = (seq_q.div_ceil(cell_q), seq_k.div_ceil(cell_k));
         let mut class = Vec::with_capacity(rows * cols);
@@ -198,7 +211,7 @@ impl Map {
                 ));
             }
         }
-        Map { rows, cols, cell_q, cell_k, class }
+        Ok(Map { rows, cols, cell_q, cell_k, class })
     }
 
     fn text(&self) -> String {
@@ -250,7 +263,7 @@ mod tests {
 
     #[test]
     fn map_of_causal_is_lower_triangle() {
-        let m = Map::new(&Mask::Causal, 64, 64, 4);
+        let m = Map::new(&Mask::Causal, 64, 64, 4).unwrap();
         assert_eq!((m.rows, m.cols, m.cell_q, m.cell_k), (4, 4, 16, 16));
         assert_eq!(m.text(), "+----+\n|+   |\n|#+  |\n|##+ |\n|###+|\n+----+\n");
         let svg = m.svg("a <causal> mask");
@@ -260,7 +273,7 @@ mod tests {
     #[test]
     fn map_covers_uneven_planes() {
         // 1 query x 1000 keys, window 100: only the last cells are lit.
-        let m = Map::new(&Mask::causal_window(100), 1, 1000, 10);
+        let m = Map::new(&Mask::causal_window(100), 1, 1000, 10).unwrap();
         assert_eq!((m.rows, m.cols), (1, 10));
         assert_eq!(m.text().lines().nth(1), Some("|         #|"));
     }

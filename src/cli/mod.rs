@@ -12,6 +12,7 @@ mod info;
 mod mask;
 mod merge;
 mod ncu;
+pub mod out;
 mod run_ptx;
 mod sweep;
 
@@ -70,10 +71,17 @@ fn one_line(e: &clap::Error) -> String {
 pub fn main() -> anyhow::Result<()> {
     let cli = match Cli::try_parse() {
         Ok(c) => c,
-        Err(e) if !e.use_stderr() => e.exit(), // --help, --version
-        Err(e) => {
-            eprintln!("{}", one_line(&e));
+        // --help, --version: printed by the one rule too (clap's own print panics on a closed pipe).
+        Err(e) if !e.use_stderr() => {
+            out::out!("{}", e.render());
+            let _ = out::finish();
             std::process::exit(e.exit_code());
+        }
+        // An argument error is a refusal like any other: one line, exit 1 (clap's own code is 2).
+        Err(e) => {
+            out::errln!("{}", one_line(&e));
+            let _ = out::finish();
+            std::process::exit(1);
         }
     };
     match cli.cmd {

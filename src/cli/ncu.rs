@@ -8,6 +8,8 @@
 //! (profiles/ncu/README.md). Warm-up launches run before the range so that module loading and
 //! first-touch effects stay out of the profiled launch.
 
+use crate::cli::out::errln;
+
 use attnjoule::device::cuda::CudaDevice;
 use attnjoule::mask::MaskRecipe;
 use attnjoule::profile::Phase;
@@ -66,13 +68,13 @@ pub fn run(a: Args) -> anyhow::Result<()> {
     let spec = spec(&a)?;
     let dev = CudaDevice::new(a.device)?;
     if !attnjoule::nvtx::available() {
-        eprintln!("warning: libnvToolsExt not loadable: no NVTX range will be emitted (ncu --nvtx-include will match nothing)");
+        errln!("warning: libnvToolsExt not loadable: no NVTX range will be emitted (ncu --nvtx-include will match nothing)");
     }
     let seed = attnjoule::reference::fresh_seed();
-    eprintln!("seed {seed}");
+    errln!("seed {seed}");
     let call = ncu::profile_call(&dev, &spec, a.warmup, seed)?;
     let name = &call.range;
-    eprintln!("profiled one call of {} inside NVTX range {name:?} ({})", spec.label(), call.plan);
-    eprintln!("ncu filter: --nvtx --nvtx-include \"{name}/\"");
+    errln!("profiled one call of {} inside NVTX range {name:?} ({})", spec.label(), call.plan);
+    errln!("ncu filter: --nvtx --nvtx-include \"{name}/\"");
     Ok(())
 }

@@ -10,6 +10,7 @@
 //! (memcheck faults and deadlocks are findings while the sanitizer is on).
 
 use super::emu::{print_launch, thread_insts, LaunchSummary};
+use crate::cli::out::outln;
 use anyhow::{anyhow, bail, Context};
 use attnjoule::device::{DevBuf, Device, LaunchConfig};
 use attnjoule::emu::{EmuDevice, EmuOptions};
@@ -53,9 +54,12 @@ pub struct Args {
     /// Turn the sanitizer off (faster; a fault then stops the launch).
     #[arg(long)]
     no_sanitize: bool,
-    /// Worker threads (default: all cores).
+    /// Worker threads (default: all cores; at most 4 per core).
     #[arg(long)]
     threads: Option<usize>,
+    /// Stop a launch still running after this many seconds (1 .. 86400).
+    #[arg(long, default_value_t = 600.0)]
+    max_seconds: f64,
     /// Print one JSON object instead of text.
     #[arg(long)]
     json: bool,
@@ -283,17 +287,17 @@ fn read_npy(bytes: &[u8], descr: &str, count: usize) -> Result<Vec<u8>, String> 
         return Err("Fortran-ordered NPY arrays are not supported".into());
     }
     let shape = field("shape").and_then(|v| v.strip_prefix('(')?.split(')').next()).ok_or("NPY header has no shape")?;
-    let n: usize = shape
+    let n = shape
         .split(',')
         .map(str::trim)
         .filter(|x| !x.is_empty())
         .map(|x| x.parse::<usize>().map_err(|_| format!("bad NPY shape ({shape})")))
-        .product::<Result<usize, _>>()?;
+        .try_fold(1usize, |n, x| n.checked_mul(x?).ok_or_else(|| format!("NPY shape ({shape}) overflows")))?;
     if n != count {
         return Err(format!("the NPY array has {n} elements, the buffer {count}"));
     }
     let data = &bytes[start + hlen..];
-    let want = count * (descr[2..].parse::<usize>().unwrap_or(1));
+    let want = count.saturating_mul(descr[2..].parse::<usize>().unwrap_or(1));
     if data.len() != want {
         return Err(format!("the NPY data is {} bytes, expected {want}", data.len()));
     }
@@ -303,7 +307,10 @@ fn read_npy(bytes: &[u8], descr: &str, count: usize) -> Result<Vec<u8>, String> 
 /// The initial bytes of a buffer from a file: NPY (dtype checked; bf16 from f32, rounded to
 /// nearest) or raw little-endian elements.
 fn from_file(path: &Path, ty: Elem, count: usize) -> anyhow::Result<Vec<u8>> {
-    let raw = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
+    // At most the buffer as f32 NPY data (bf16 is dumped as f32) and a header: /dev/zero or a
+    // wrong file is refused, not read until memory runs out.
+    let max = (count as u64).saturating_mul(ty.bytes().max(4) as u64).saturating_add(1 << 20);
+    let raw = attnjoule::files::read_bytes(path, max, "buffer file")?;
     if raw.starts_with(b"\x93NUMPY") {
         let data = read_npy(&raw, ty.npy_descr(), count).map_err(|e| anyhow!("{}: {e}", path.display()))?;
         if ty == Elem::Bf16 {
@@ -397,7 +404,27 @@ pub fn run(a: Args) -> anyhow::Result<()> {
         let names = entries(module.ptx());
         anyhow!("{e}; the module's entries: {}", if names.is_empty() { "none".into() } else { names.join(", ") })
     })?;
-    let dev = EmuDevice::with_options(EmuOptions { sanitize: !a.no_sanitize, counters: true, threads: a.threads })?;
+    if !(a.max_seconds.is_finite() && (1.0..=86400.0).contains(&a.max_seconds)) {
+        bail!("--max-seconds must be in 1 .. 86400 seconds, got {}", a.max_seconds);
+    }
+    // The dumps may not replace what this command reads (the module, a buffer's file).
+    if let Some(dir) = &a.dump {
+        let mut inputs: Vec<&Path> = vec![&a.file];
+        inputs.extend(a.args.iter().filter_map(|s| match s {
+            ArgSpec::Buf { init: Init::File(p), .. } => Some(p.as_path()),
+            _ => None,
+        }));
+        for i in 0..a.args.len() {
+            attnjoule::files::refuse_overwrite("--dump", &dir.join(format!("arg{i}.npy")), &inputs)?;
+        }
+    }
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs_f64(a.max_seconds);
+    let dev = EmuDevice::with_options(EmuOptions {
+        sanitize: !a.no_sanitize,
+        counters: true,
+        threads: a.threads,
+        deadline: Some(deadline),
+    })?;
     let k = dev.kernel(&kref)?;
     // The arguments against the entry's .param list.
     if a.args.len() != k.params.len() {
@@ -460,8 +487,7 @@ pub fn run(a: Args) -> anyhow::Result<()> {
                         data.chunks(2).flat_map(|c| bf16::from_le_bytes([c[0], c[1]]).to_f32().to_le_bytes()).collect();
                 }
                 let p = dir.join(format!("arg{i}.npy"));
-                std::fs::write(&p, npy(ty.npy_descr(), *count, &data))
-                    .with_context(|| format!("writing {}", p.display()))?;
+                attnjoule::files::write_atomic(&p, &npy(ty.npy_descr(), *count, &data))?;
                 Some(p.display().to_string())
             }
             None => None,
@@ -484,23 +510,25 @@ pub fn run(a: Args) -> anyhow::Result<()> {
         buffers: dumped,
     };
     if a.json {
-        println!("{}", serde_json::to_string_pretty(&s)?);
+        outln!("{}", serde_json::to_string_pretty(&s)?);
     } else {
-        println!("{}::{} on {}", module.name(), a.entry, dev.name());
-        println!(
+        outln!("{}::{} on {}", module.name(), a.entry, dev.name());
+        outln!(
             "grid {:?} block {:?} dynamic shared {} B, seed {seed}; emulated in {seconds:.3} s: {insts} thread-instructions",
             s.grid.0, s.block.0, s.smem
         );
-        println!("sanitizer findings: {}", s.findings_total);
+        outln!("sanitizer findings: {}", s.findings_total);
         print_launch(&s.launches[0], true, &|l| source_line(module.ptx(), l));
         for b in &s.buffers {
             if let Some(p) = &b.dump {
-                println!("  arg {}: {} x {} -> {p}", b.arg, b.count, b.ty.name());
+                outln!("  arg {}: {} x {} -> {p}", b.arg, b.count, b.ty.name());
             }
         }
     }
     if s.findings_total > 0 {
-        // Findings are a result, not a failed run: reported above, signalled by the status.
+        // Findings are a result, not a failed run: reported above, signalled by the status
+        // (unless the report itself was lost: then exit 1 with that error).
+        crate::cli::out::finish().map_err(|e| anyhow!(e))?;
         std::process::exit(2);
     }
     Ok(())

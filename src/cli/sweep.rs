@@ -1,5 +1,7 @@
 //! `attnjoule sweep`: seconds and joules per call over variants × contexts × phases.
 
+use crate::cli::out::{errln, outln};
+
 use anyhow::bail;
 use attnjoule::mask::MaskRecipe;
 use attnjoule::paged::mix::{Mix, ServingAxes};
@@ -126,8 +128,8 @@ pub struct Args {
 #[derive(Clone, Copy, Debug)]
 pub struct Gap(f64, f64);
 
-/// Longest idle gap accepted (seconds): more only stretches a sweep.
-const MAX_GAP_S: f64 = 60.0;
+/// Longest idle gap accepted (the run's own bound, checked again by `RunConfig::validate`).
+const MAX_GAP_S: f64 = backend::MAX_GAP_SECONDS;
 
 fn gap_arg(s: &str) -> Result<Gap, String> {
     let num = |t: &str| t.trim().parse::<f64>().ok().filter(|x| x.is_finite() && (0.0..=MAX_GAP_S).contains(x));
@@ -257,21 +259,21 @@ pub fn run(a: Args) -> anyhow::Result<()> {
                     })
                     .unwrap_or_else(|e| format!("({e})"))
             };
-            println!("{:<48} {}", p.label(), need);
+            outln!("{:<48} {}", p.label(), need);
         }
-        println!("{} of {} points", mine.len(), all.len());
+        outln!("{} of {} points", mine.len(), all.len());
         return Ok(());
     }
     if cfg.backend == BackendKind::Cuda {
         // Fail with the driver's one line before anything else is printed.
         attnjoule::device::cuda::probe().map_err(attnjoule::Error::NoGpu)?;
     }
-    eprintln!("seed {}", cfg.seed);
-    let out = backend::run(&cfg, &mut |line| eprintln!("{line}"))?;
+    errln!("seed {}", cfg.seed);
+    let out = backend::run(&cfg, &mut |line| errln!("{line}"))?;
     let p = &out.profile;
     let count = |f: fn(&attnjoule::profile::PointStatus) -> bool| p.points.iter().filter(|x| f(&x.status)).count();
     use attnjoule::profile::PointStatus as S;
-    println!(
+    outln!(
         "{} points on {}: {} ok, {} infeasible, {} failed; {} GEMM points",
         p.points.len(),
         p.gpu.name,
@@ -280,9 +282,12 @@ pub fn run(a: Args) -> anyhow::Result<()> {
         count(|s| matches!(s, S::Failed { .. })),
         p.gemm.len()
     );
-    println!("log: {}", out.log.display());
+    outln!("log: {}", out.log.display());
     for f in &out.files {
-        println!("wrote {}", f.display());
+        outln!("wrote {}", f.display());
+    }
+    if out.not_run > 0 {
+        bail!("{} points not run (no usable GPU left); `--resume` runs them", out.not_run);
     }
     Ok(())
 }

@@ -113,11 +113,13 @@ pub struct LaunchConfig {
 }
 
 impl LaunchConfig {
+    /// Threads per block (saturating: a hostile block size is refused by the launch, not an overflow).
     pub fn threads_per_block(&self) -> u32 {
-        self.block.iter().product()
+        self.block.iter().fold(1u32, |n, &b| n.saturating_mul(b))
     }
+    /// Blocks in the grid (saturating, as [`Self::threads_per_block`]).
     pub fn blocks(&self) -> u64 {
-        self.grid.iter().map(|&g| g as u64).product()
+        self.grid.iter().fold(1u64, |n, &g| n.saturating_mul(g as u64))
     }
 }
 

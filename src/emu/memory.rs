@@ -24,14 +24,19 @@ pub struct Alloc {
 }
 
 impl Alloc {
-    fn new(base: u64, len: u64) -> Alloc {
-        let nw = len.div_ceil(4) as usize;
-        Alloc {
-            base,
-            len,
-            words: (0..nw).map(|_| AtomicU32::new(0)).collect(),
-            init: (0..len.div_ceil(32) as usize).map(|_| AtomicU32::new(0)).collect(),
-        }
+    /// An allocation of `len` bytes, or an error when the host cannot reserve it (instead of
+    /// aborting the process).
+    fn new(base: u64, len: u64) -> Result<Alloc> {
+        let zeros = |n: u64| -> Result<Box<[AtomicU32]>> {
+            let n = usize::try_from(n).map_err(|_| Error::Emu(format!("cannot allocate {len} bytes")))?;
+            let mut v: Vec<AtomicU32> = Vec::new();
+            v.try_reserve_exact(n).map_err(|_| {
+                Error::Emu(format!("cannot allocate {len} bytes of emulated device memory on the host"))
+            })?;
+            v.extend((0..n).map(|_| AtomicU32::new(0)));
+            Ok(v.into_boxed_slice())
+        };
+        Ok(Alloc { base, len, words: zeros(len.div_ceil(4))?, init: zeros(len.div_ceil(32))? })
     }
     pub fn contains(&self, addr: u64, size: u64) -> bool {
         addr >= self.base && addr + size <= self.base + self.len
@@ -171,12 +176,16 @@ impl GlobalMem {
     }
     pub fn alloc(&self, bytes: usize) -> Result<u64> {
         let len = bytes.max(1) as u64;
-        let span = len.div_ceil(4096) * 4096 + GAP;
+        let exhausted = || Error::Emu("emulator address space exhausted".into());
+        let span = len.div_ceil(4096).checked_mul(4096).and_then(|x| x.checked_add(GAP)).ok_or_else(exhausted)?;
+        if span >= super::ir::CONST_WINDOW {
+            return Err(exhausted());
+        }
         let base = self.next.fetch_add(span, Relaxed);
-        if base + span >= super::ir::CONST_WINDOW {
+        if base.saturating_add(span) >= super::ir::CONST_WINDOW {
             return Err(Error::Emu("emulator address space exhausted".into()));
         }
-        let a = Arc::new(Alloc::new(base, len));
+        let a = Arc::new(Alloc::new(base, len)?);
         let mut v = self.allocs.write().map_err(|_| Error::Emu("memory lock poisoned".into()))?;
         let pos = v.partition_point(|x| x.base < base);
         v.insert(pos, a);

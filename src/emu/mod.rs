@@ -39,6 +39,10 @@ use std::time::Instant;
 /// Findings kept per launch (all are counted in `findings_total`).
 pub const MAX_FINDINGS: usize = 256;
 
+/// Blocks launched together before their results are summed (bounds a launch's memory by this,
+/// not by its grid).
+const BLOCKS_PER_CHUNK: u64 = 1 << 14;
+
 /// Opt-in dynamic shared memory per block on H100 (227 KB).
 pub const MAX_SHARED: u32 = 232_448;
 
@@ -50,11 +54,14 @@ pub struct EmuOptions {
     pub counters: bool,
     /// Worker threads (None: rayon's global pool).
     pub threads: Option<usize>,
+    /// A launch still running at this instant stops with an error (None: no limit). The work of
+    /// an emulated call grows with its size, which memory alone does not bound in time.
+    pub deadline: Option<Instant>,
 }
 
 impl Default for EmuOptions {
     fn default() -> Self {
-        EmuOptions { sanitize: true, counters: true, threads: None }
+        EmuOptions { sanitize: true, counters: true, threads: None, deadline: None }
     }
 }
 
@@ -76,8 +83,39 @@ impl Default for EmuDevice {
 /// the one-bit-per-byte initcheck shadow (1/8 more). For refusing a call up front, with the GiB it
 /// needs, instead of failing an allocation midway (or aborting on out-of-memory).
 pub fn host_bytes_for(device_bytes: u128) -> u128 {
-    device_bytes + device_bytes.div_ceil(8)
+    device_bytes.saturating_add(device_bytes.div_ceil(8))
 }
+
+/// This machine's memory in bytes (`MemTotal` of /proc/meminfo), when the OS tells.
+pub fn host_memory_bytes() -> Option<u128> {
+    let text = std::fs::read_to_string("/proc/meminfo").ok()?;
+    let line = text.lines().find(|l| l.starts_with("MemTotal:"))?;
+    let kib: u128 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kib * 1024)
+}
+
+/// Refuses a memory allowance (`what`, bytes of emulated device memory) beyond this machine's
+/// memory: the emulator holds device memory on the host, and asking for more than the machine has
+/// ends with the OS killing the process, not with an error.
+pub fn check_host_memory(device_bytes: u128, what: &str) -> Result<()> {
+    match host_memory_bytes() {
+        Some(have) if host_bytes_for(device_bytes) > have => Err(Error::Invalid(format!(
+            "{what}: emulating {:.1} GiB of device memory needs more than this machine's {:.1} GiB",
+            device_bytes as f64 / (1u64 << 30) as f64,
+            have as f64 / (1u64 << 30) as f64
+        ))),
+        _ => Ok(()),
+    }
+}
+
+/// Most worker threads an emulator may have: this machine's cores times [`THREADS_PER_CORE`]
+/// (more only adds switching; thousands exhaust the process).
+pub fn max_threads() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get()) * THREADS_PER_CORE
+}
+
+/// Threads per core the emulator may use (a few more than cores hides a stalled thread).
+pub const THREADS_PER_CORE: usize = 4;
 
 impl EmuDevice {
     pub fn new() -> Self {
@@ -92,6 +130,12 @@ impl EmuDevice {
     pub fn with_options(opts: EmuOptions) -> Result<Self> {
         let pool = match opts.threads {
             Some(0) => return Err(Error::Invalid("the emulator needs at least 1 thread, not 0".into())),
+            Some(n) if n > max_threads() => {
+                return Err(Error::Invalid(format!(
+                    "{n} emulator threads: at most {} on this machine ({THREADS_PER_CORE} per core)",
+                    max_threads()
+                )))
+            }
             Some(n) => Some(
                 rayon::ThreadPoolBuilder::new()
                     .num_threads(n)
@@ -162,8 +206,14 @@ impl EmuDevice {
             params[p.offset as usize..p.offset as usize + a.len()].copy_from_slice(a);
         }
         let nthreads = cfg.threads_per_block();
-        if nthreads == 0 || nthreads > 1024 || cfg.grid.contains(&0) {
-            return Err(Error::Emu(format!("launch of {} with grid {:?} block {:?}", k.name, cfg.grid, cfg.block)));
+        // CUDA's limits: 1..=1024 threads a block, grids of at most 2^31-1 x 65535 x 65535.
+        let grid_ok = cfg.grid[0] <= i32::MAX as u32 && cfg.grid[1] <= 65535 && cfg.grid[2] <= 65535;
+        if nthreads == 0 || nthreads > 1024 || cfg.grid.contains(&0) || !grid_ok {
+            return Err(Error::Emu(format!(
+                "launch of {} with grid {:?} block {:?}: a block has 1..=1024 threads, a grid at most \
+                 [2147483647, 65535, 65535] blocks",
+                k.name, cfg.grid, cfg.block
+            )));
         }
         let shared_bytes = k.shared_static + cfg.dynamic_shared_bytes;
         if shared_bytes > MAX_SHARED {
@@ -187,24 +237,42 @@ impl EmuDevice {
             regs_per_thread,
         };
         let nblocks = cfg.blocks();
-        let run = || -> Vec<Result<exec::BlockOut>> {
-            (0..nblocks).into_par_iter().map_init(Scratch::default, |s, b| run_block(&ctx, b, s)).collect()
-        };
-        let outs = match &self.pool {
-            Some(p) => p.install(run),
-            None => run(),
+        let deadline = self.opts.deadline;
+        let stopped = |b: u64| Error::Emu(format!("{} stopped at its time limit (block {b} of {nblocks})", k.name));
+        // Blocks run in parallel a chunk at a time and are summed in block order (the first
+        // error in block order is the launch's, whatever the thread count): memory stays bounded
+        // however large the grid, and a deadline stops the launch between blocks.
+        let run_chunk = |lo: u64, hi: u64| -> Vec<Result<exec::BlockOut>> {
+            (lo..hi)
+                .into_par_iter()
+                .map_init(Scratch::default, |s, b| {
+                    if deadline.is_some_and(|d| Instant::now() >= d) {
+                        return Err(stopped(b));
+                    }
+                    run_block(&ctx, b, s)
+                })
+                .collect()
         };
         let mut report = LaunchReport::default();
         let mut c = Counters::default();
-        for o in outs {
-            let o = o?;
-            counters::add(&mut c, &o.counters);
-            report.findings_total += o.findings_total;
-            for f in o.findings {
-                if report.findings.len() < MAX_FINDINGS {
-                    report.findings.push(f);
+        let mut lo = 0u64;
+        while lo < nblocks {
+            let hi = nblocks.min(lo.saturating_add(BLOCKS_PER_CHUNK));
+            let outs = match &self.pool {
+                Some(p) => p.install(|| run_chunk(lo, hi)),
+                None => run_chunk(lo, hi),
+            };
+            for o in outs {
+                let o = o?;
+                counters::add(&mut c, &o.counters);
+                report.findings_total += o.findings_total;
+                for f in o.findings {
+                    if report.findings.len() < MAX_FINDINGS {
+                        report.findings.push(f);
+                    }
                 }
             }
+            lo = hi;
         }
         if self.opts.counters {
             report.counters = Some(c);

@@ -215,7 +215,7 @@ pub fn profile(sheet: &Datasheet) -> Profile {
             sources: sheet.sources.iter().map(|s| s.to_string()).collect(),
         }),
         idle_watts: None,
-        points,
+        points: points.into(),
         gemm: vec![],
         notes: vec![
             "ANALYTICAL, NOT MEASURED: every point is a roofline bound computed from datasheet peaks".into(),

@@ -35,8 +35,18 @@ use model::ModelSpec;
 use policy::{Policy, PolicyParams};
 use serde::Serialize;
 
-/// Longest context (tokens, the phrase included) an estimate reads: the kernels' 32-bit range.
-pub const MAX_CONTEXT: usize = i32::MAX as usize;
+/// Longest context (tokens, the phrase included) an estimate reads: 2^24 tokens (a month of
+/// conversation at 225 tokens a minute), what the estimator tabulates in a fraction of a second
+/// (its work counts grow with the context: 0.2 s for the whole default table at 2^24 on two
+/// loaded cores, 0.7 s at 2^26), and within the kernels' 32-bit range.
+pub const MAX_CONTEXT: usize = 1 << 24;
+
+/// Most minutes one estimate reports: each is a row per policy with its cumulative energy (48
+/// phrases costed), and a wider table is no longer read.
+pub const MAX_MINUTES: usize = 16;
+
+/// Most regimes (batch sizes) one estimate compares side by side.
+pub const MAX_REGIMES: usize = 4;
 
 /// Most GPUs a deployment may have (`max_gpus`, `gpus`, `gpus_per_node`): the sizing tries every
 /// node count up to `max_gpus`.
@@ -67,6 +77,16 @@ impl Conversation {
         if self.minutes.is_empty() {
             return invalid("give at least one minute to report");
         }
+        if self.minutes.len() > MAX_MINUTES {
+            return invalid(format!("at most {MAX_MINUTES} minutes per estimate, not {}", self.minutes.len()));
+        }
+        // A phrase must take a finite time to say (a rate near zero makes it infinite).
+        if !self.phrase_seconds().is_finite() {
+            return invalid(format!(
+                "{} tokens per minute is too slow: a {}-token phrase would take forever to say",
+                self.tokens_per_minute, self.phrase_tokens
+            ));
+        }
         if let Some(m) = self.minutes.iter().find(|m| !(m.is_finite() && **m > 0.0)) {
             return invalid(format!("minutes must be positive, got {m}"));
         }
@@ -78,7 +98,7 @@ impl Conversation {
             let num = |x: f64| if x < 1e9 { format!("{x}") } else { format!("{x:.3e}") };
             return invalid(format!(
                 "minute {} at {} tokens/min with {}-token phrases reaches {tokens:.3e} tokens of context, beyond \
-                 {MAX_CONTEXT} (the kernels' 32-bit range); report earlier minutes or fewer tokens per minute",
+                 {MAX_CONTEXT} (the longest the estimator tabulates); report earlier minutes or fewer tokens per minute",
                 num(last),
                 num(self.tokens_per_minute),
                 self.phrase_tokens
@@ -222,19 +242,13 @@ pub struct ProfileLabel {
 
 impl ProfileLabel {
     pub fn line(&self) -> String {
-        let kind = match self.kind {
-            ProfileKind::Measured => "MEASURED",
-            ProfileKind::Analytical => "ANALYTICAL (datasheet roofline, not measured)",
-            ProfileKind::Emulated => "EMULATED",
-        };
-        format!("profile: {kind} | {} | {} | {}", self.gpu, self.created, self.source)
+        format!("profile: {} | {} | {} | {}", self.kind.label(), self.gpu, self.created, self.source)
     }
     /// A shorter label for plots.
     pub fn short(&self) -> String {
         let kind = match self.kind {
-            ProfileKind::Measured => "MEASURED",
             ProfileKind::Analytical => "ANALYTICAL, not measured",
-            ProfileKind::Emulated => "EMULATED",
+            k => k.label(),
         };
         format!("{kind} profile: {}, {}", self.gpu, self.created)
     }
@@ -402,11 +416,13 @@ impl Estimator {
     pub fn new(profile: &Profile, source: &str, model: ModelSpec, opts: Options) -> Result<Estimator> {
         model.validate()?;
         opts.validate()?;
-        if profile.kind == ProfileKind::Emulated {
-            return Err(Error::Format(
-                "profile is emulated (counters only, no time or energy); use a measured or the analytical profile"
-                    .into(),
-            ));
+        // An emulated profile has no time or energy; a CPU dry run has a CPU's seconds and no
+        // energy: neither says what a GPU costs.
+        if !profile.kind.has_gpu_numbers() {
+            return Err(Error::Format(format!(
+                "profile is {}; use a measured or the analytical profile",
+                profile.kind.label()
+            )));
         }
         let mut notes = Vec::new();
         let peaks = match &profile.peaks {
@@ -609,7 +625,7 @@ impl Estimator {
         let m = &self.model;
         let b = self.opts.batch as f64;
         let state = m.layers as f64 * m.recurrent_state_bytes_per_layer();
-        let flops = b * m.layers as f64 * 4.0 * (m.heads * m.head_dim * m.head_dim) as f64;
+        let flops = b * m.layers as f64 * 4.0 * m.heads as f64 * (m.head_dim as f64).powi(2);
         let seconds = self.hw.roof.time(flops, 2.0 * b * state) / dep.tp as f64;
         let j = seconds * dep.tp as f64 * self.hw.board_watts;
         Step { seconds, active_joules: j, attn_seconds: seconds, attn_active_joules: j, extrapolated: false }
@@ -799,6 +815,25 @@ impl Estimator {
     pub fn curve(&self, policy: Policy, dep: &Deployment, conv: &Conversation, minutes: &[f64]) -> Vec<Option<f64>> {
         minutes.iter().map(|&m| self.row(policy, m, conv.context_at(m), dep, false).wh_per_phrase).collect()
     }
+}
+
+/// One report per regime (batch size) of `batches` (1 ..= [`MAX_REGIMES`] of them), side by side.
+pub fn estimate_regimes(
+    profile: &Profile,
+    source: &str,
+    model: ModelSpec,
+    conv: &Conversation,
+    opts: Options,
+    batches: &[usize],
+    policies: &[Policy],
+) -> Result<Vec<Report>> {
+    if batches.is_empty() || batches.len() > MAX_REGIMES {
+        return invalid(format!("give 1 to {MAX_REGIMES} batch sizes, not {}", batches.len()));
+    }
+    batches
+        .iter()
+        .map(|&batch| estimate(profile, source, model.clone(), conv, Options { batch, ..opts.clone() }, policies))
+        .collect()
 }
 
 /// Builds the estimator's report: a row per policy and minute.

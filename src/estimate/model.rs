@@ -61,6 +61,10 @@ pub struct ModelSpec {
     pub notes: Vec<String>,
 }
 
+/// Largest byte count a model may imply (weights, a token's cache): 2^80 bytes, far beyond any
+/// deployment, and small enough that the estimator's products stay finite.
+const MAX_BYTES: f64 = 1.2089258196146292e24;
+
 fn two() -> f64 {
     2.0
 }
@@ -96,6 +100,21 @@ impl ModelSpec {
                 }
             }
         }
+        // What the estimator multiplies must stay finite (parameters times bytes, cache bytes).
+        for (n, v) in [
+            ("weight bytes (total_params x bytes_per_param)", self.weight_bytes()),
+            ("active parameters", self.active_params()),
+            ("KV cache bytes per token", self.kv_bytes_per_token()),
+            ("recurrent state bytes per layer", self.recurrent_state_bytes_per_layer()),
+            ("activation size (d_model + ffn)", (self.d_model as f64 + self.ffn as f64) * self.bytes_per_param),
+        ] {
+            if !v.is_finite() || v > MAX_BYTES {
+                return invalid(format!(
+                    "model {}: {n} is {v:e}, beyond any machine ({MAX_BYTES:e} at most)",
+                    self.name
+                ));
+            }
+        }
         if self.active_params() > self.total_params() * (1.0 + 1e-9) {
             return invalid(format!("model {}: active_params exceeds total_params", self.name));
         }
@@ -120,8 +139,8 @@ impl ModelSpec {
     /// Parameters per layer from the shape: Q and O projections, K and V projections, SwiGLU FFN.
     pub fn layer_params(&self) -> f64 {
         let d = self.d_model as f64;
-        let q = (self.heads * self.head_dim) as f64;
-        let kv = (self.kv_heads * self.head_dim) as f64;
+        let q = self.heads as f64 * self.head_dim as f64;
+        let kv = self.kv_heads as f64 * self.head_dim as f64;
         2.0 * d * q + 2.0 * d * kv + 3.0 * d * self.ffn as f64
     }
 
@@ -167,17 +186,18 @@ impl ModelSpec {
 
     /// K and V bytes one token adds to the cache, over all layers.
     pub fn kv_bytes_per_token(&self) -> f64 {
-        2.0 * self.layers as f64 * (self.kv_heads * self.head_dim) as f64 * self.kv_bytes_per_elem
+        2.0 * self.layers as f64 * self.kv_heads as f64 * self.head_dim as f64 * self.kv_bytes_per_elem
     }
 
     /// Bytes of a recurrent state per layer (RWKV-6 / Mamba-2 style: a head_dim x head_dim matrix
     /// per head), used by the recurrent-state policy only.
     pub fn recurrent_state_bytes_per_layer(&self) -> f64 {
-        (self.heads * self.head_dim * self.head_dim) as f64 * self.kv_bytes_per_elem
+        self.heads as f64 * (self.head_dim as f64).powi(2) * self.kv_bytes_per_elem
     }
 
     pub fn from_toml(text: &str) -> Result<ModelSpec> {
-        let m: ModelSpec = toml::from_str(text).map_err(|e| Error::Format(format!("model TOML: {e}")))?;
+        let m: ModelSpec =
+            toml::from_str(text).map_err(|e| Error::Format(format!("model TOML: {}", toml_line(&e, text))))?;
         m.validate()?;
         Ok(m)
     }
@@ -188,26 +208,51 @@ impl ModelSpec {
         Ok(m)
     }
 
-    /// A preset name, or a path to a `.toml` / `.json` model file.
-    pub fn resolve(name_or_path: &str) -> Result<ModelSpec> {
-        if let Some(m) = preset(name_or_path) {
+    /// A preset name, or a path to a `.toml` / `.json` model file (any path the OS can name,
+    /// UTF-8 or not; at most [`MAX_MODEL_FILE_BYTES`]).
+    pub fn resolve(name_or_path: impl AsRef<std::ffi::OsStr>) -> Result<ModelSpec> {
+        let name_or_path = name_or_path.as_ref();
+        if let Some(m) = name_or_path.to_str().and_then(preset) {
             return Ok(m);
         }
         let path = Path::new(name_or_path);
-        let is_file = name_or_path.ends_with(".toml") || name_or_path.ends_with(".json");
-        if !is_file {
-            return invalid(format!(
-                "unknown model preset {name_or_path:?}; presets: {}; or give a .toml/.json file",
-                PRESETS.join(", ")
-            ));
-        }
-        let text = std::fs::read_to_string(path).map_err(|e| Error::Io { path: path.display().to_string(), err: e })?;
-        let r = if name_or_path.ends_with(".toml") { Self::from_toml(&text) } else { Self::from_json(&text) };
+        let ext = path.extension().and_then(|e| e.to_str()).map(str::to_ascii_lowercase);
+        let toml = match ext.as_deref() {
+            Some("toml") => true,
+            Some("json") => false,
+            _ => {
+                return invalid(format!(
+                    "unknown model preset {:?}; presets: {}; or give a .toml/.json file",
+                    name_or_path.to_string_lossy(),
+                    PRESETS.join(", ")
+                ))
+            }
+        };
+        let text = crate::files::read_text(path, MAX_MODEL_FILE_BYTES, "model file")?;
+        let r = if toml { Self::from_toml(&text) } else { Self::from_json(&text) };
         r.map_err(|e| match e {
             Error::Format(m) => Error::Format(format!("{}: {m}", path.display())),
             Error::Invalid(m) => Error::Invalid(format!("{}: {m}", path.display())),
             e => e,
         })
+    }
+}
+
+/// Largest model file read: a model is a few dozen lines.
+pub const MAX_MODEL_FILE_BYTES: u64 = 1 << 20;
+
+/// A TOML error in one line: where (line and column) and what (the parser's own message spans
+/// several lines with a picture of the input).
+fn toml_line(e: &toml::de::Error, text: &str) -> String {
+    let what = e.message().lines().map(str::trim).filter(|l| !l.is_empty()).collect::<Vec<_>>().join(" ");
+    match e.span() {
+        Some(span) => {
+            let before = &text[..span.start.min(text.len())];
+            let line = before.matches('\n').count() + 1;
+            let col = before.chars().rev().take_while(|&c| c != '\n').count() + 1;
+            format!("line {line}, column {col}: {what}")
+        }
+        None => what,
     }
 }
 
@@ -347,5 +392,7 @@ mod tests {
         let bad = t.replace("kv_heads = 2", "kv_heads = 3");
         assert!(matches!(ModelSpec::from_toml(&bad), Err(Error::Invalid(_))));
         assert!(matches!(ModelSpec::resolve("gpt-9"), Err(Error::Invalid(m)) if m.contains("unknown model preset")));
+        let e = ModelSpec::from_toml("name = \"x\"\nlayers = [1, 2\n").unwrap_err().to_string();
+        assert!(e.contains("model TOML: line 2") && !e.contains('\n'), "{e}");
     }
 }

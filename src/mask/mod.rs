@@ -63,21 +63,44 @@ impl Mask {
         }
     }
 
-    /// The key range `[lo, hi)` a row-band mask (none, causal, window) shows query row `i`;
-    /// `None` for block-sparse, whose rows are not intervals.
-    pub fn key_range(&self, i: usize, seq_q: usize, seq_k: usize) -> Option<(usize, usize)> {
-        let pos = i as i64 + seq_k as i64 - seq_q as i64;
-        let (lo, hi) = match *self {
-            Mask::None => (0, seq_k as i64),
-            Mask::Causal => (0, pos + 1),
+    /// A row-band mask as `(lo, hi)` shifts from the row's absolute position `pos`: row `pos`
+    /// sees `[clamp(pos + lo), clamp(pos + hi))` (clamped to `[0, seq_k]`; `None` = unbounded on
+    /// that side); `None` for block-sparse.
+    fn band(&self) -> Option<(Option<i128>, Option<i128>)> {
+        match *self {
+            Mask::None => Some((None, None)),
+            Mask::Causal => Some((None, Some(1))),
             Mask::Window { left, right } => {
-                (if left < 0 { 0 } else { pos - left }, if right < 0 { seq_k as i64 } else { pos + right + 1 })
+                Some(((left >= 0).then_some(-(left as i128)), (right >= 0).then_some(right as i128 + 1)))
             }
-            Mask::BlockSparse(_) => return None,
-        };
-        let lo = lo.clamp(0, seq_k as i64) as usize;
-        let hi = hi.clamp(0, seq_k as i64) as usize;
+            Mask::BlockSparse(_) => None,
+        }
+    }
+
+    /// The key range `[lo, hi)` a row-band mask (none, causal, window) shows query row `i`;
+    /// `None` for block-sparse, whose rows are not intervals. Computed in 128 bits: any sizes,
+    /// no overflow.
+    pub fn key_range(&self, i: usize, seq_q: usize, seq_k: usize) -> Option<(usize, usize)> {
+        let (lo, hi) = self.band()?;
+        let k = seq_k as i128;
+        let pos = i as i128 + k - seq_q as i128;
+        let lo = lo.map_or(0, |c| (pos + c).clamp(0, k)) as usize;
+        let hi = hi.map_or(k, |c| (pos + c).clamp(0, k)) as usize;
         Some((lo, hi.max(lo)))
+    }
+
+    /// A row-band mask's first row that sees any key: every later row sees some too (rows see
+    /// `[pos - left, pos + right + 1)`, and only a row before the first key, `pos < -right`,
+    /// sees none). `None` when no row does (or for block-sparse).
+    fn first_seeing_row(&self, seq_q: usize, seq_k: usize) -> Option<usize> {
+        let (_, hi) = self.band()?;
+        if seq_q == 0 || seq_k == 0 {
+            return None;
+        }
+        let off = seq_k as i128 - seq_q as i128;
+        // pos + hi > 0 <=> i > -hi - off
+        let first = hi.map_or(0, |c| (1 - c - off).max(0));
+        (first < seq_q as i128).then_some(first as usize)
     }
 
     /// Is key `j` visible to query row `i`?
@@ -114,66 +137,68 @@ impl Mask {
         }
     }
 
-    /// Number of visible (query, key) pairs for one (batch, head).
+    /// Number of visible (query, key) pairs for one (batch, head). Row-band masks in closed form
+    /// (no loop over rows: the estimator asks at billions of tokens).
     pub fn visible_pairs(&self, seq_q: usize, seq_k: usize) -> u64 {
         match self {
             Mask::BlockSparse(l) => {
                 let mut n = 0u64;
                 for r in 0..l.rows() {
-                    let rows = (seq_q.min((r + 1) * l.block_q) - r * l.block_q) as u64;
+                    let rows = seq_q.min((r + 1) * l.block_q).saturating_sub(r * l.block_q) as u64;
                     for &c in l.row(r) {
                         let c = c as usize;
-                        n += rows * (seq_k.min((c + 1) * l.block_k) - c * l.block_k) as u64;
+                        n += rows * seq_k.min((c + 1) * l.block_k).saturating_sub(c * l.block_k) as u64;
                     }
                 }
                 n
             }
-            m => (0..seq_q)
-                .map(|i| {
-                    let (lo, hi) = m.key_range(i, seq_q, seq_k).unwrap();
-                    (hi - lo) as u64
-                })
-                .sum(),
+            m => {
+                let (Some(first), Some((lo, hi))) = (m.first_seeing_row(seq_q, seq_k), m.band()) else { return 0 };
+                let k = seq_k as i128;
+                let off = k - seq_q as i128;
+                // Rows first.. all see [clamp(pos + lo), clamp(pos + hi)) with lo < hi.
+                let (a, b) = (first as i128 + off, seq_q as i128 - 1 + off);
+                let sum = |shift: Option<i128>, unbounded: i128| match shift {
+                    Some(c) => sum_clamped(a, b, c, k),
+                    None => (b - a + 1) * unbounded,
+                };
+                (sum(hi, k) - sum(lo, 0)) as u64
+            }
         }
     }
 
     /// Keys visible to at least one query (what a kernel must read at least once), as sorted,
-    /// disjoint `[lo, hi)` ranges.
+    /// disjoint `[lo, hi)` ranges. Memory and time follow the ranges, not the sequence.
     pub fn visible_key_ranges(&self, seq_q: usize, seq_k: usize) -> Vec<(usize, usize)> {
-        let mut seen = vec![false; seq_k];
         match self {
             Mask::BlockSparse(l) => {
-                for &c in &l.col_idx {
-                    let c = c as usize;
-                    seen[c * l.block_k..seq_k.min((c + 1) * l.block_k)].iter_mut().for_each(|s| *s = true);
+                let mut cols: Vec<usize> = l.col_idx.iter().map(|&c| c.max(0) as usize).collect();
+                cols.sort_unstable();
+                cols.dedup();
+                let mut out: Vec<(usize, usize)> = Vec::new();
+                for c in cols {
+                    let (lo, hi) = (c.saturating_mul(l.block_k), seq_k.min((c + 1).saturating_mul(l.block_k)));
+                    if lo >= hi {
+                        continue;
+                    }
+                    match out.last_mut() {
+                        Some(last) if last.1 == lo => last.1 = hi,
+                        _ => out.push((lo, hi)),
+                    }
                 }
+                out
             }
-            m => {
-                // Row-band ranges move monotonically with i: their union is [min lo, max hi) when
-                // they overlap; windows can leave gaps only if right < -left, so mark explicitly.
-                let mut last_hi = 0;
-                for i in 0..seq_q {
-                    let (lo, hi) = m.key_range(i, seq_q, seq_k).unwrap();
-                    let from = lo.max(last_hi.min(hi));
-                    seen[from.min(hi)..hi].iter_mut().for_each(|s| *s = true);
-                    last_hi = last_hi.max(hi);
+            // Row-band rows move monotonically and each moves by at most one key per row, so the
+            // rows that see keys cover one run: from the first such row's start to the last row's end.
+            m => match m.first_seeing_row(seq_q, seq_k) {
+                Some(first) => {
+                    let (lo, _) = m.key_range(first, seq_q, seq_k).expect("row band");
+                    let (_, hi) = m.key_range(seq_q - 1, seq_q, seq_k).expect("row band");
+                    vec![(lo, hi)]
                 }
-            }
+                None => vec![],
+            },
         }
-        let mut out = Vec::new();
-        let mut j = 0;
-        while j < seq_k {
-            if seen[j] {
-                let s = j;
-                while j < seq_k && seen[j] {
-                    j += 1;
-                }
-                out.push((s, j));
-            } else {
-                j += 1;
-            }
-        }
-        out
     }
 
     /// Classifies the tile of queries `[q0, q1)` x keys `[k0, k1)`.
@@ -190,12 +215,16 @@ impl Mask {
                     }
                 }
             }
+            // A band in O(1) (see tile_counts): the rows from the first that sees keys cover one
+            // run of keys, and every row covers [lo(last row), hi(first row)).
             m => {
-                for i in q0..q1 {
-                    let (lo, hi) = m.key_range(i, seq_q, seq_k).unwrap();
-                    let (a, b) = (lo.max(k0), hi.min(k1));
-                    any |= a < b;
-                    all &= lo <= k0 && k1 <= hi;
+                let range = |i| m.key_range(i, seq_q, seq_k).expect("row band");
+                if let Some(f) = m.first_seeing_row(seq_q, seq_k).map(|f| f.max(q0)).filter(|&f| f < q1) {
+                    let ((lo, _), (last_lo, last_hi), (_, first_hi)) = (range(f), range(q1 - 1), range(q0));
+                    any = lo < k1 && last_hi > k0;
+                    all = last_lo <= k0 && k1 <= first_hi;
+                } else {
+                    any = false;
                 }
             }
         }
@@ -211,7 +240,8 @@ impl Mask {
     /// Tiles of `tile_q x tile_k` a mask-aware kernel visits (non-empty ones) for one (batch,
     /// head), split into (partial, full).
     pub fn tile_counts(&self, seq_q: usize, seq_k: usize, tile_q: usize, tile_k: usize) -> (u64, u64) {
-        let (mut partial, mut full, mut full_runs) = (0, 0, 0u64);
+        let (mut partial, mut full, mut full_runs, mut partial_runs) = (0, 0, 0u64, 0u64);
+        let first = self.first_seeing_row(seq_q, seq_k);
         let mut tally = |class: TileClass| match class {
             TileClass::Empty => {}
             TileClass::Partial => partial += 1,
@@ -222,9 +252,9 @@ impl Mask {
             self.classify_tile(q0, q1, k0, (k0 + tile_k).min(seq_k), seq_q, seq_k)
         };
         let num_kt = seq_k.div_ceil(tile_k);
-        // Only candidate tiles are classified, so that counting stays linear in the sequence
-        // (a sweep plans 1M-token calls): a row band's tiles lie in [min lo, max hi), and those
-        // inside [max lo, min hi) are full without looking; a layout's lie under its blocks.
+        // Counting stays linear in the row tiles (a sweep plans 1M-token calls, the estimator
+        // asks at more): a layout's candidate tiles lie under its blocks and are classified; a
+        // row band's are counted per row tile in O(1).
         for q0 in (0..seq_q).step_by(tile_q) {
             let q1 = (q0 + tile_q).min(seq_q);
             match self {
@@ -241,32 +271,25 @@ impl Mask {
                     kts.into_iter().for_each(|kt| tally(classify(q0, q1, kt)));
                 }
                 m => {
-                    let (mut min_lo, mut max_lo, mut min_hi, mut max_hi) = (seq_k, 0, seq_k, 0);
-                    for i in q0..q1 {
-                        let (lo, hi) = m.key_range(i, seq_q, seq_k).unwrap();
-                        if lo < hi {
-                            (min_lo, max_hi) = (min_lo.min(lo), max_hi.max(hi));
-                        }
-                        (max_lo, min_hi) = (max_lo.max(lo), min_hi.min(hi));
-                    }
-                    if min_lo >= max_hi {
-                        continue;
-                    }
-                    // Tiles inside [max lo, min hi) are a run of key tiles, counted without a
-                    // loop (else a full plane is quadratic in tiles: minutes at 16M tokens); only
-                    // the tiles either side of that run are classified.
+                    // Rows of a band move monotonically (lo and hi never decrease), and the rows
+                    // that see keys are the tile's rows from `first` on; their keys form one run
+                    // [lo(f), hi(last)) (see visible_key_ranges). A key tile is full when every
+                    // row of the tile, an empty one included, sees it whole: it lies in
+                    // [lo(last), hi(q0)). So each row tile is counted in O(1): the estimator
+                    // asks at millions of tokens.
+                    let Some(f) = first.map(|f| f.max(q0)).filter(|&f| f < q1) else { continue };
+                    let range = |i| m.key_range(i, seq_q, seq_k).expect("row band");
+                    let ((min_lo, _), (max_lo, max_hi), (_, min_hi)) = (range(f), range(q1 - 1), range(q0));
                     let (kt_lo, kt_hi) = (min_lo / tile_k, max_hi.div_ceil(tile_k).min(num_kt));
                     let full_lo = max_lo.div_ceil(tile_k).max(kt_lo);
                     let full_hi = if min_hi >= seq_k { num_kt } else { min_hi / tile_k }.min(kt_hi);
-                    let (full_lo, full_hi) = if full_lo < full_hi { (full_lo, full_hi) } else { (kt_hi, kt_hi) };
-                    full_runs += (full_hi - full_lo) as u64;
-                    for kt in (kt_lo..full_lo).chain(full_hi..kt_hi) {
-                        tally(classify(q0, q1, kt));
-                    }
+                    let full_n = full_hi.saturating_sub(full_lo);
+                    full_runs += full_n as u64;
+                    partial_runs += (kt_hi - kt_lo - full_n) as u64;
                 }
             }
         }
-        (partial, full + full_runs)
+        (partial + partial_runs, full + full_runs)
     }
 
     /// The values the kernel parameter struct carries for this mask.
@@ -279,6 +302,24 @@ impl Mask {
             _ => (-1, -1),
         }
     }
+}
+
+/// `sum_{x=a}^{b} clamp(x + c, 0, k)` (0 when `a > b`), in closed form.
+fn sum_clamped(a: i128, b: i128, c: i128, k: i128) -> i128 {
+    if a > b {
+        return 0;
+    }
+    // x + c rises through [0, k] for x in [-c, k - c]; below it adds 0, above it adds k.
+    let (lin_lo, lin_hi) = (a.max(-c), b.min(k - c));
+    let mut s = 0;
+    if lin_lo <= lin_hi {
+        s += (lin_hi - lin_lo + 1) * (lin_lo + c + lin_hi + c) / 2;
+    }
+    let top = a.max(k - c + 1);
+    if top <= b {
+        s += (b - top + 1) * k;
+    }
+    s
 }
 
 #[cfg(test)]
@@ -345,6 +386,33 @@ mod tests {
     }
 
     #[test]
+    fn classify_tile_matches_every_element() {
+        let seed = crate::reference::fresh_seed();
+        println!("seed {seed}");
+        let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
+        for _ in 0..3000 {
+            let (sq, sk) = (rng.random_range(1..120), rng.random_range(1..120));
+            let mask = match rng.random_range(0..4) {
+                0 => Mask::None,
+                1 => Mask::Causal,
+                _ => Mask::Window { left: rng.random_range(-2..130), right: rng.random_range(-2..130) },
+            };
+            let (q0, k0) = (rng.random_range(0..sq), rng.random_range(0..sk));
+            let (q1, k1) = (rng.random_range(q0 + 1..=sq), rng.random_range(k0 + 1..=sk));
+            let seen: Vec<bool> =
+                (q0..q1).flat_map(|i| (k0..k1).map(move |j| (i, j))).map(|(i, j)| mask.visible(i, j, sq, sk)).collect();
+            let want = if !seen.iter().any(|&v| v) {
+                TileClass::Empty
+            } else if seen.iter().all(|&v| v) {
+                TileClass::Full
+            } else {
+                TileClass::Partial
+            };
+            assert_eq!(mask.classify_tile(q0, q1, k0, k1, sq, sk), want, "{mask:?} {sq}x{sk} [{q0},{q1})x[{k0},{k1})");
+        }
+    }
+
+    #[test]
     fn tile_counts_match_classifying_every_tile() {
         let seed = crate::reference::fresh_seed();
         println!("seed {seed}");
@@ -404,6 +472,53 @@ mod tests {
                 .collect();
             assert_eq!(l.row(0), &want[..], "sk {sk} block {block} local {local} global {global} random {random}");
         }
+    }
+
+    /// The definitions, row by row and key by key: what the closed forms must agree with.
+    fn pairs_and_keys_brute(m: &Mask, sq: usize, sk: usize) -> (u64, Vec<(usize, usize)>) {
+        let mut seen = vec![false; sk];
+        let mut pairs = 0;
+        for i in 0..sq {
+            for (j, s) in seen.iter_mut().enumerate() {
+                if m.visible(i, j, sq, sk) {
+                    pairs += 1;
+                    *s = true;
+                }
+            }
+        }
+        let mut runs: Vec<(usize, usize)> = Vec::new();
+        for (j, _) in seen.iter().enumerate().filter(|(_, s)| **s) {
+            match runs.last_mut() {
+                Some(r) if r.1 == j => r.1 = j + 1,
+                _ => runs.push((j, j + 1)),
+            }
+        }
+        (pairs, runs)
+    }
+
+    #[test]
+    fn closed_form_pairs_and_keys_match_the_definition() {
+        let seed = crate::reference::fresh_seed();
+        println!("seed {seed}");
+        let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
+        for _ in 0..600 {
+            let (sq, sk) = (rng.random_range(1..150), rng.random_range(1..150));
+            let b = [1, 16, 64][rng.random_range(0..3)];
+            let mask = match rng.random_range(0..5) {
+                0 => Mask::None,
+                1 => Mask::Causal,
+                2 | 3 => Mask::Window { left: rng.random_range(-2..160), right: rng.random_range(-2..160) },
+                _ => Mask::BlockSparse(BlockLayout::from_fn(sq, sk, b, b * 2, |_, _| rng.random_bool(0.3))),
+            };
+            let (pairs, keys) = pairs_and_keys_brute(&mask, sq, sk);
+            assert_eq!(mask.visible_pairs(sq, sk), pairs, "{mask:?} {sq}x{sk}");
+            assert_eq!(mask.visible_key_ranges(sq, sk), keys, "{mask:?} {sq}x{sk}");
+        }
+        // Billions of tokens: closed forms, no allocation of the sequence.
+        let n = i32::MAX as usize;
+        assert_eq!(Mask::Causal.visible_pairs(n, n), (n as u64) * (n as u64 + 1) / 2);
+        assert_eq!(Mask::causal_window(100).visible_key_ranges(1, n), vec![(n - 100, n)]);
+        assert_eq!(Mask::Causal.key_range(0, usize::MAX, 1), Some((0, 0)));
     }
 
     #[test]

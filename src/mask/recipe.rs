@@ -68,7 +68,7 @@ pub enum MaskRecipe {
 
 /// Why a spelling is not a recipe (or a layout file not a layout): one line, naming the input.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("{0}")]
+#[error("{}", crate::error::one_line(.0))]
 pub struct RecipeError(pub String);
 
 impl From<RecipeError> for Error {

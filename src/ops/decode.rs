@@ -160,8 +160,9 @@ pub fn choose_splits(tiles: usize, ctas: usize, rows: usize, sm_count: usize, ct
     tiles.div_ceil(per_split).max(1)
 }
 
-/// Plans a decode call. `splits` overrides the heuristic (it may exceed the visited tiles: the
-/// extra splits see no key); `sm_count` defaults to the H100's 132.
+/// Plans a decode call. `splits` overrides the heuristic, up to the visited tiles (2 when fewer,
+/// so that a call visiting no tile still runs the combine): more splits than tiles only add
+/// empty CTAs and scratch (a million of them: gigabytes); `sm_count` defaults to the H100's 132.
 pub fn plan(p: &Problem, splits: Option<usize>, sm_count: Option<usize>) -> Result<Plan> {
     let s = &p.shape;
     let c = config(p)?;
@@ -172,6 +173,12 @@ pub fn plan(p: &Problem, splits: Option<usize>, sm_count: Option<usize>) -> Resu
     let sm = sm_count.unwrap_or(H100_SMS);
     let splits = match splits {
         Some(0) => return invalid("decode splits must be at least 1"),
+        Some(n) if n > tiles.max(2) => {
+            return invalid(format!(
+                "decode splits {n}: at most the {} key tiles of {TILE_K} keys this call visits",
+                tiles.max(2)
+            ))
+        }
         Some(n) => n,
         None => choose_splits(tiles, units, rows.min(c.rows_per_cta()), sm, c.ctas_per_sm()),
     };

@@ -62,6 +62,69 @@ impl Default for RunConfig {
     }
 }
 
+/// Largest bounds of a sweep's protocol: one measured window of 10 minutes, 100 of them per
+/// point, 10 minutes of idle baseline, a power sample per minute at the slowest, 64 GPUs of a
+/// node or two. Beyond these a point takes hours, which no sweep means.
+pub const MAX_MIN_SECONDS: f64 = 600.0;
+pub const MAX_REPS: u32 = 100;
+pub const MAX_IDLE_SECONDS: f64 = 600.0;
+pub const MAX_POWER_PERIOD_MS: u64 = 60_000;
+pub const MAX_DEVICES: usize = 64;
+/// Longest idle gap before a measured window (seconds): more only stretches a sweep.
+pub const MAX_GAP_SECONDS: f64 = 60.0;
+
+impl RunConfig {
+    /// Every bound of the run (the spec's are checked by `enumerate`); one line naming the value.
+    pub fn validate(&self) -> Result<()> {
+        let p = &self.protocol;
+        if !(p.min_seconds.is_finite() && p.min_seconds > 0.0 && p.min_seconds <= MAX_MIN_SECONDS) {
+            return Err(Error::Invalid(format!(
+                "min_seconds must be in (0, {MAX_MIN_SECONDS}] seconds, got {}",
+                p.min_seconds
+            )));
+        }
+        let gap_ok = |x: f64| x.is_finite() && (0.0..=MAX_GAP_SECONDS).contains(&x);
+        if !(gap_ok(p.gap_min_s) && gap_ok(p.gap_max_s) && p.gap_min_s <= p.gap_max_s) {
+            return Err(Error::Invalid(format!(
+                "the idle gap must be MIN:MAX seconds with 0 <= MIN <= MAX <= {MAX_GAP_SECONDS}, got {}:{}",
+                p.gap_min_s, p.gap_max_s
+            )));
+        }
+        if p.reps == 0 || p.reps > MAX_REPS {
+            return Err(Error::Invalid(format!("reps must be in 1..={MAX_REPS}, got {}", p.reps)));
+        }
+        if !(self.idle_seconds.is_finite() && (0.0..=MAX_IDLE_SECONDS).contains(&self.idle_seconds)) {
+            return Err(Error::Invalid(format!(
+                "idle_seconds must be in [0, {MAX_IDLE_SECONDS}] seconds, got {}",
+                self.idle_seconds
+            )));
+        }
+        if self.power_period_ms == 0 || self.power_period_ms > MAX_POWER_PERIOD_MS {
+            return Err(Error::Invalid(format!(
+                "power_period_ms must be in 1..={MAX_POWER_PERIOD_MS}, got {}",
+                self.power_period_ms
+            )));
+        }
+        if self.backend == BackendKind::Cuda {
+            if self.devices.is_empty() || self.devices.len() > MAX_DEVICES {
+                return Err(Error::Invalid(format!(
+                    "devices: list 1 to {MAX_DEVICES} GPUs, not {}",
+                    self.devices.len()
+                )));
+            }
+            let mut seen = std::collections::HashSet::new();
+            if let Some(d) = self.devices.iter().find(|d| !seen.insert(**d)) {
+                // Two workers on one GPU would time each other's calls.
+                return Err(Error::Invalid(format!("devices lists GPU {d} twice")));
+            }
+        }
+        if self.backend == BackendKind::Emu {
+            crate::emu::check_host_memory(self.emu_max_bytes as u128, "emu_max_bytes")?;
+        }
+        Ok(())
+    }
+}
+
 /// What a finished sweep produced.
 #[derive(Debug)]
 pub struct Outcome {
@@ -70,6 +133,8 @@ pub struct Outcome {
     pub log: PathBuf,
     pub files: Vec<PathBuf>,
     pub warnings: Vec<String>,
+    /// Points left in the queue (no usable GPU left): `--resume` runs them.
+    pub not_run: usize,
 }
 
 /// Runs the sweep; `progress` receives one line per finished point (and warnings).

@@ -94,5 +94,5 @@ pub fn plot(rows: &[Row], title: &str, path: &std::path::Path) -> crate::Result<
         hlines: vec![HLine { y: 1.0, label: "parity".into() }],
         ..Default::default()
     };
-    std::fs::write(path, plot.to_svg()).map_err(|e| crate::Error::Io { path: path.display().to_string(), err: e })
+    crate::files::write_atomic(path, plot.to_svg().as_bytes())
 }

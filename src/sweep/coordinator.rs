@@ -9,7 +9,8 @@ use super::worker::WorkerFactory;
 use super::{output, point_key, PointSpec, Shard};
 use crate::energy;
 use crate::error::{Error, Result};
-use crate::profile::{GemmPoint, GpuInfo, Point, PointStatus, Profile, ProfileKind};
+use crate::files::{DirLock, LOCK_FILE};
+use crate::profile::{GemmPoint, GpuInfo, Point, PointStatus, Points, Profile, ProfileKind};
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
@@ -17,6 +18,7 @@ use std::time::Instant;
 /// Runs the sweep of `cfg` with workers from `factory`; `progress` receives one line per finished
 /// point and every warning.
 pub fn run_with(cfg: &RunConfig, factory: WorkerFactory, progress: &mut dyn FnMut(&str)) -> Result<Outcome> {
+    cfg.validate()?;
     let all = super::enumerate(&cfg.spec)?;
     let mine = cfg.shard.map_or(all.clone(), |s| s.select(&all));
     let ordinals = match cfg.backend {
@@ -88,7 +90,9 @@ pub fn run_with(cfg: &RunConfig, factory: WorkerFactory, progress: &mut dyn FnMu
         warn(&mut warnings, progress, format!("{left} points not run (no usable GPU left); `--resume` runs them"));
     }
     log.warnings.extend(warnings);
-    log.finish(cfg)
+    let mut out = log.finish(cfg)?;
+    out.not_run = left;
+    Ok(out)
 }
 
 fn warn(warnings: &mut Vec<String>, progress: &mut dyn FnMut(&str), m: String) {
@@ -118,6 +122,11 @@ pub fn slug(name: &str) -> String {
     let s: String =
         name.chars().map(|c| if c.is_ascii_alphanumeric() { c.to_ascii_lowercase() } else { '-' }).collect();
     s.split('-').filter(|p| !p.is_empty()).collect::<Vec<_>>().join("-")
+}
+
+/// The file name (without extension) of the run's profile.
+fn stem(cfg: &RunConfig) -> String {
+    cfg.shard.map(|s| format!("profile-shard{}of{}", s.index, s.count)).unwrap_or_else(|| "profile".into())
 }
 
 fn log_name(shard: Option<Shard>) -> String {
@@ -162,13 +171,31 @@ fn resume_refusal(h: &Header, cfg: &RunConfig, gpu: &GpuInfo, kind: ProfileKind,
     })
 }
 
+/// Whether `dir` may hold a sweep: it does not exist yet, is empty, or is a sweep's folder (it
+/// holds a sweep log). Any other folder (`--out /`, a home folder) is refused: a sweep writes
+/// and replaces files there (profile.json, profile.csv, plots).
+fn check_out_dir(dir: &Path) -> Result<()> {
+    let Ok(entries) = std::fs::read_dir(dir) else { return Ok(()) };
+    let names: Vec<String> = entries.flatten().map(|e| e.file_name().to_string_lossy().into_owned()).collect();
+    let sweep_file = |n: &String| (n.starts_with("points") && n.ends_with(".jsonl")) || n.ends_with(LOCK_FILE);
+    if names.is_empty() || names.iter().any(sweep_file) {
+        return Ok(());
+    }
+    Err(Error::Invalid(format!(
+        "--out {} holds other files and no sweep log (points*.jsonl); give a new or empty folder, or a sweep's folder",
+        dir.display()
+    )))
+}
+
 /// The run's log and what it holds: points and GEMM points (resumed ones first), warnings.
 struct SweepLog {
     dir: PathBuf,
     path: PathBuf,
+    /// Held while the sweep writes: a second sweep on the same log is refused.
+    _lock: DirLock,
     writer: jsonl::Writer,
     header: Header,
-    points: Vec<Point>,
+    points: Points,
     gemm: Vec<GemmPoint>,
     /// GEMM sizes the log already had: not written twice.
     gemm_done: Vec<(u64, u64, u64)>,
@@ -184,7 +211,20 @@ impl SweepLog {
             let who = if gpu.kind == ProfileKind::Emulated { "emulator".to_string() } else { slug(&gpu.info.name) };
             PathBuf::from("profiles").join(format!("{who}-{}", output::utc_date()))
         });
-        let path = dir.join(log_name(cfg.shard));
+        check_out_dir(&dir)?;
+        let name = log_name(cfg.shard);
+        // No output of the sweep may replace a layout file it reads.
+        let stem = stem(cfg);
+        for m in &cfg.spec.masks {
+            if let crate::mask::MaskRecipe::Csr { path: layout, .. } = m {
+                for out in [name.clone(), format!("{stem}.json"), format!("{stem}.csv")] {
+                    crate::files::refuse_overwrite("--out", &dir.join(out), &[Path::new(layout)])?;
+                }
+            }
+        }
+        // One lock per log (shards of one sweep share the folder, each with its own log).
+        let lock = DirLock::acquire_named(&dir, &format!(".{name}"), "sweep")?;
+        let path = dir.join(name);
         let existing = jsonl::read(&path)?;
         for w in &existing.warnings {
             progress(&format!("warning: {w}"));
@@ -216,12 +256,28 @@ impl SweepLog {
             gemm.retain(|g| cfg.gemm.contains(&(g.m as usize, g.n as usize, g.k as usize)));
         }
         let gemm_done = gemm.iter().map(|g| (g.m, g.n, g.k)).collect();
-        Ok(SweepLog { dir, path, writer, header, points: existing.points, gemm, gemm_done, warnings })
+        Ok(SweepLog { dir, path, _lock: lock, writer, header, points: existing.points, gemm, gemm_done, warnings })
     }
 
     /// The points of `mine` the log does not hold (with `--retry-failed`, failed ones are run
-    /// again and dropped from the log's points).
+    /// again and dropped from the log's points). Logged points that are not part of this sweep
+    /// (a resume with other variants, masks or contexts) stay in the log but not in its profile:
+    /// the profile holds the sweep asked for, and says so.
     fn todo(&mut self, cfg: &RunConfig, mine: Vec<PointSpec>, progress: &mut dyn FnMut(&str)) -> Vec<PointSpec> {
+        let wanted: HashSet<String> = mine.iter().map(PointSpec::key).collect();
+        let before = self.points.len();
+        let example = self.points.iter().map(point_key).find(|k| !wanted.contains(k));
+        self.points.retain(|p| wanted.contains(&point_key(p)));
+        if let Some(example) = example {
+            let m = format!(
+                "{} points of {} are not part of this sweep (e.g. {example}); they stay in the log, not in this \
+                 profile",
+                before - self.points.len(),
+                self.path.display()
+            );
+            progress(&format!("warning: {m}"));
+            self.warnings.push(m);
+        }
         let is_failed = |p: &Point| matches!(p.status, PointStatus::Failed { .. });
         let done: HashSet<String> =
             self.points.iter().filter(|p| !(cfg.retry_failed && is_failed(p))).map(point_key).collect();
@@ -237,7 +293,7 @@ impl SweepLog {
 
     fn point(&mut self, p: Point) -> Result<()> {
         self.writer.append(&Line::Point(Box::new(p.clone())))?;
-        self.points.push(p);
+        self.points.insert(p);
         Ok(())
     }
 
@@ -265,7 +321,7 @@ impl SweepLog {
             points: self.points,
             gemm: self.gemm,
             notes: match h.kind {
-                ProfileKind::Emulated | ProfileKind::Analytical => {
+                ProfileKind::Emulated | ProfileKind::Analytical | ProfileKind::CpuDryRun => {
                     vec!["CPU emulator: counters only; time and energy not measured".into()]
                 }
                 ProfileKind::Measured => vec![format!(
@@ -276,9 +332,7 @@ impl SweepLog {
                 )],
             },
         };
-        let stem =
-            cfg.shard.map(|s| format!("profile-shard{}of{}", s.index, s.count)).unwrap_or_else(|| "profile".into());
-        let files = output::write_all(&profile, &self.dir, &stem)?;
-        Ok(Outcome { profile, dir: self.dir, log: self.path, files, warnings: self.warnings })
+        let files = output::write_all(&profile, &self.dir, &stem(cfg))?;
+        Ok(Outcome { profile, dir: self.dir, log: self.path, files, warnings: self.warnings, not_run: 0 })
     }
 }

@@ -5,7 +5,7 @@
 //! naming it. Points of a log written with an older schema are converted as they are read.
 
 use crate::error::{Error, Result};
-use crate::profile::{upgrade_point, GemmPoint, GpuInfo, Point, ProfileKind, SCHEMA_VERSION};
+use crate::profile::{upgrade_point, GemmPoint, GpuInfo, Point, Points, ProfileKind, SCHEMA_VERSION};
 use serde::{Deserialize, Serialize};
 use std::io::Write;
 use std::path::Path;
@@ -32,6 +32,29 @@ fn schema_v1() -> u32 {
     1
 }
 
+impl Header {
+    /// Whether `p` belongs in this log: one of our variants in a phase it runs, of the shape
+    /// (batch, heads, KV heads, head_dim) the header's sweep recorded (older headers without a
+    /// recorded spec are taken as they are).
+    pub fn admits(&self, p: &Point) -> std::result::Result<(), String> {
+        let variant = crate::work::Variant::parse(&p.variant);
+        if p.implementation != "attnjoule" || !variant.is_some_and(|v| super::applies(v, p.phase)) {
+            return Err(format!(
+                "a {} {} point of {:?} does not belong in a sweep log",
+                p.variant, p.phase, p.implementation
+            ));
+        }
+        let spec = &self.config["spec"];
+        let s = p.shape;
+        for (k, v) in [("batch", s.batch), ("heads", s.heads), ("kv_heads", s.kv_heads), ("head_dim", s.head_dim)] {
+            if let Some(want) = spec[k].as_u64().filter(|&w| w != v as u64) {
+                return Err(format!("a point of {k} {v} in a log of {k} {want} (the header's sweep)"));
+            }
+        }
+        Ok(())
+    }
+}
+
 /// One line of the log: `{"header": {...}}`, `{"point": {...}}` or `{"gemm": {...}}`; anything
 /// else (`{}`, two keys, an unknown key) is malformed.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -46,7 +69,9 @@ pub enum Line {
 #[derive(Debug, Clone, Default)]
 pub struct Log {
     pub header: Option<Header>,
-    pub points: Vec<Point>,
+    /// One point per key: a later line replaces an earlier one (a retried point, or a line
+    /// written twice).
+    pub points: Points,
     pub gemm: Vec<GemmPoint>,
     /// Bytes of complete, valid lines: appending resumes here (a cut tail is cut off).
     pub valid_len: u64,
@@ -57,12 +82,16 @@ fn io(path: &Path, e: std::io::Error) -> Error {
     Error::Io { path: path.display().to_string(), err: e }
 }
 
+/// Largest log read: 1 GiB, some 300,000 points (a bound keeps a log named `/dev/zero` from being
+/// read until memory runs out).
+pub const MAX_LOG_BYTES: u64 = 1 << 30;
+
 /// Reads a log. A missing file is an empty log.
 pub fn read(path: &Path) -> Result<Log> {
-    let bytes = match std::fs::read(path) {
+    let bytes = match crate::files::read_bytes(path, MAX_LOG_BYTES, "sweep log") {
         Ok(b) => b,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Log::default()),
-        Err(e) => return Err(io(path, e)),
+        Err(Error::Io { err, .. }) if err.kind() == std::io::ErrorKind::NotFound => return Ok(Log::default()),
+        Err(e) => return Err(e),
     };
     let mut log = Log::default();
     let mut pos = 0usize;
@@ -97,6 +126,18 @@ pub fn read(path: &Path) -> Result<Log> {
                         if log.header.is_some() {
                             return Err(Error::Format(format!("{}:{lineno}: a second header", path.display())));
                         }
+                        if let Err(e) =
+                            h.gpu.validate().and(crate::profile::check_idle_watts("idle_watts", h.idle_watts))
+                        {
+                            let m = match e {
+                                Error::Format(m) => m,
+                                e => e.to_string(),
+                            };
+                            return Err(Error::Format(format!(
+                                "{}:{lineno}: header: {m}; the log is corrupt: remove the line to continue",
+                                path.display()
+                            )));
+                        }
                         if h.schema_version > SCHEMA_VERSION {
                             return Err(Error::Format(format!(
                                 "{}: written with profile schema {} by a newer attnjoule (this build reads 1..={SCHEMA_VERSION})",
@@ -106,7 +147,24 @@ pub fn read(path: &Path) -> Result<Log> {
                         }
                         log.header = Some(h);
                     }
-                    Some(Line::Point(p)) => log.points.push(*p),
+                    Some(Line::Point(p)) => {
+                        let why = match &log.header {
+                            None => Err("a point before the header line".to_string()),
+                            Some(h) => h.admits(&p).and_then(|_| {
+                                p.validate().map_err(|e| match e {
+                                    Error::Format(m) => m,
+                                    e => e.to_string(),
+                                })
+                            }),
+                        };
+                        if let Err(e) = why {
+                            return Err(Error::Format(format!(
+                                "{}:{lineno}: {e}; the log is corrupt: remove the line to continue",
+                                path.display()
+                            )));
+                        }
+                        log.points.insert(*p);
+                    }
                     Some(Line::Gemm(g)) => log.gemm.push(g),
                     None => {}
                 }

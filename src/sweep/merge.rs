@@ -79,7 +79,6 @@ pub fn merge(inputs: Vec<(String, Profile)>) -> Result<Profile> {
         inputs.len(),
         inputs.iter().map(|(n, _)| n.as_str()).collect::<Vec<_>>().join(", ")
     ));
-    let mut index: std::collections::HashMap<String, usize> = Default::default();
     let mut dups = 0;
     let mut idles = Vec::new();
     for (_, p) in &inputs {
@@ -88,17 +87,15 @@ pub fn merge(inputs: Vec<(String, Profile)>) -> Result<Profile> {
             out.created = p.created.clone();
         }
         for pt in &p.points {
-            let k = point_key(pt);
-            match index.get(&k) {
-                Some(&i) => {
+            match out.points.get(&point_key(pt)) {
+                Some(have) => {
                     dups += 1;
-                    if rank(pt) > rank(&out.points[i]) {
-                        out.points[i] = pt.clone();
+                    if rank(pt) > rank(have) {
+                        out.points.insert(pt.clone());
                     }
                 }
                 None => {
-                    index.insert(k, out.points.len());
-                    out.points.push(pt.clone());
+                    out.points.insert(pt.clone());
                 }
             }
         }

@@ -151,27 +151,11 @@ impl PointSpec {
     }
 }
 
-/// Identity of a point across runs, shards and profiles:
-/// `<implementation>/<variant>/<phase>/<mask recipe>/b<batch>q<seq_q>k<seq_k>h<heads>kv<kv_heads>d<head_dim>`,
-/// with every parameter of the mask (e.g. `attnjoule/flash/prefill/longformer:64:1:1/b1q4096k4096h8kv1d128`);
-/// [`point_key`] and [`PointSpec::key`] append the serving axes that differ from the default
-/// ([`ServingAxes::key_suffix`]: `/kv=fp8/page=64/mix=mix64:1`), so older keys stay as they were.
-pub fn key(variant: &str, implementation: &str, phase: Phase, mask: &MaskRecipe, s: &Shape) -> String {
-    format!(
-        "{}/{}/{phase}/{mask}/b{}q{}k{}h{}kv{}d{}",
-        implementation.to_lowercase(),
-        variant.to_lowercase(),
-        s.batch,
-        s.seq_q,
-        s.seq_k,
-        s.heads,
-        s.kv_heads,
-        s.head_dim
-    )
-}
+pub use crate::profile::key;
 
+/// [`crate::profile::Point::key`].
 pub fn point_key(p: &crate::profile::Point) -> String {
-    key(&p.variant, &p.implementation, p.phase, &p.mask, &p.shape) + &p.serving.key_suffix()
+    p.key()
 }
 
 /// Which phases a variant runs in: the flash variants are prefill-only, decode is decode-only,
@@ -185,12 +169,17 @@ pub fn applies(v: Variant, phase: Phase) -> bool {
     )
 }
 
-/// Every point of the spec, in a fixed order (phase, variant, mask, context, decode tokens).
+/// Every point of the spec, in a fixed order (phase, variant, mask, context, decode tokens), each
+/// once: a value listed twice (`--ctx 64,64`) is one point, by construction (points are keyed by
+/// [`PointSpec::key`]). Refused up front, before anything runs: a shape the kernels cannot run
+/// (a zero, an unsupported head_dim, a context beyond their 32-bit range), a mask that does not
+/// build at a point's size, and a sweep without points.
 pub fn enumerate(spec: &SweepSpec) -> Result<Vec<PointSpec>> {
     if spec.heads == 0 || spec.kv_heads == 0 || !spec.heads.is_multiple_of(spec.kv_heads) {
         return invalid(format!("heads {} must be a positive multiple of kv_heads {}", spec.heads, spec.kv_heads));
     }
     let mut out = Vec::new();
+    let mut seen = std::collections::HashSet::new();
     for &phase in &spec.phases {
         for &variant in &spec.variants {
             if !applies(variant, phase) {
@@ -217,19 +206,34 @@ pub fn enumerate(spec: &SweepSpec) -> Result<Vec<PointSpec>> {
                             .collect(),
                     };
                     for (shape, serving) in shapes {
-                        // Every point's mask must build: refused here, before anything runs.
-                        mask.validate(shape.seq_q, shape.seq_k).map_err(|e| match e {
-                            crate::Error::Invalid(m) => crate::Error::Invalid(format!(
-                                "{phase} point of {} queries x {ctx} keys: {m}",
-                                shape.seq_q
-                            )),
+                        let at = |m: String| {
+                            crate::Error::Invalid(format!("{phase} point of {} queries x {ctx} keys: {m}", shape.seq_q))
+                        };
+                        let plain = |e: crate::Error| match e {
+                            crate::Error::Invalid(m) => at(m),
                             e => e,
-                        })?;
-                        out.push(PointSpec { variant, phase, mask: mask.clone(), shape, serving });
+                        };
+                        shape.validate_for_kernels().map_err(plain)?;
+                        // Every point's mask must build: refused here, before anything runs.
+                        mask.validate(shape.seq_q, shape.seq_k).map_err(plain)?;
+                        let p = PointSpec { variant, phase, mask: mask.clone(), shape, serving };
+                        if seen.insert(p.key()) {
+                            out.push(p);
+                        }
                     }
                 }
             }
         }
+    }
+    if out.is_empty() {
+        return invalid(format!(
+            "the sweep has no points: no variant of {:?} runs in phases {:?}, or every decode token count of {:?} \
+             exceeds every context of {:?}",
+            spec.variants.iter().map(|v| v.name()).collect::<Vec<_>>(),
+            spec.phases.iter().map(|p| p.name()).collect::<Vec<_>>(),
+            spec.decode_tokens,
+            spec.contexts
+        ));
     }
     Ok(out)
 }

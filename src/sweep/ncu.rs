@@ -66,8 +66,35 @@ fn scaled(ours: &str, value: f64, unit: &str) -> Result<f64> {
     Ok(if ours == "duration_ns" { value * to_ns(unit)? } else { value })
 }
 
-/// Metrics per kernel launch (in report order): kernel name -> our metric name -> value.
+/// Longest kernel duration taken from a report: a day (anything longer is a misread unit).
+const MAX_DURATION_NS: f64 = 86_400e9;
+
+/// Each metric in its range: percentages in [0, 100], a duration positive and under a day.
+fn check_ranges(launches: &[(String, BTreeMap<String, f64>)]) -> Result<()> {
+    for (i, (kernel, m)) in launches.iter().enumerate() {
+        for (name, &v) in m {
+            let ok = if name == "duration_ns" { v > 0.0 && v <= MAX_DURATION_NS } else { (0.0..=100.0).contains(&v) };
+            if !ok {
+                let range = if name == "duration_ns" { "(0, 1 day]" } else { "[0, 100] %" };
+                return Err(Error::Format(format!(
+                    "ncu CSV: launch {i} ({kernel}): {name} {v} is outside {range}; is this an ncu report of \
+                     attnjoule's metrics?"
+                )));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Metrics per kernel launch (in report order): kernel name -> our metric name -> value, each
+/// in its range (a percentage of -5, a duration of 0 or 1e300 s is refused).
 pub fn parse_launches(text: &str) -> Result<Vec<(String, BTreeMap<String, f64>)>> {
+    let launches = parse_launches_unchecked(text)?;
+    check_ranges(&launches)?;
+    Ok(launches)
+}
+
+fn parse_launches_unchecked(text: &str) -> Result<Vec<(String, BTreeMap<String, f64>)>> {
     let rows = rows(text)?;
     let Some(head) = rows.first() else {
         return Err(Error::Format("not an ncu CSV report (no quoted header line; use ncu --csv)".into()));

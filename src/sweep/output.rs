@@ -138,7 +138,7 @@ pub fn csv(profile: &Profile) -> String {
 }
 
 fn write(path: &Path, text: &str) -> Result<()> {
-    std::fs::write(path, text).map_err(|e| Error::Io { path: path.display().to_string(), err: e })
+    crate::files::write_atomic(path, text.as_bytes())
 }
 
 /// Writes `<stem>.json`, `<stem>.csv` and the plots into `dir`; returns the files written.

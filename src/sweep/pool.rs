@@ -192,7 +192,21 @@ impl Thread {
             let next = lock(&self.queue).pop_front();
             let Some(spec) = next else { break };
             let t0 = Instant::now();
-            let p = worker.point(&spec, self.cfg.seed ^ crate::sweep::fnv(&spec.key()));
+            let seed = self.cfg.seed ^ crate::sweep::fnv(&spec.key());
+            // A panic in a worker (a bug) costs its point, recorded as failed, and the worker
+            // (made anew), not the thread and the points queued behind it.
+            let (p, panicked) =
+                match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| worker.point(&spec, seed))) {
+                    Ok(p) => (p, false),
+                    Err(e) => {
+                        let why = e
+                            .downcast_ref::<&str>()
+                            .map(|s| s.to_string())
+                            .or_else(|| e.downcast_ref::<String>().cloned())
+                            .unwrap_or_default();
+                        (super::worker::failed(&spec, format!("internal error (a bug; please report): {why}")), true)
+                    }
+                };
             let error = match &p.status {
                 PointStatus::Failed { error } => Some(error.clone()),
                 _ => None,
@@ -200,7 +214,7 @@ impl Thread {
             if !self.send(Event::Point(Box::new(p), t0.elapsed().as_secs_f64())) {
                 return;
             }
-            if let Some(error) = error.filter(|_| !worker.healthy()) {
+            if let Some(error) = error.filter(|_| panicked || !worker.healthy()) {
                 drop(worker); // first: the old context must be released before a new one is made
                 match self.restart(&error) {
                     Some(w) => worker = w,

@@ -69,13 +69,13 @@ pub(super) fn atom(f: &mut FnCtx, p: &Parts, inst: &mut Inst) -> R<()> {
         return Err(p.bad("vector or half atomic"));
     }
     let sp = p.space.unwrap_or(Space::Generic);
-    let mut k = 0;
-    if p.mn == "atom" {
-        inst.d = f.reg(&p.ops[0])?;
-        k = 1;
-    }
+    // atom has a destination, red does not.
+    let k = usize::from(p.mn == "atom");
     let need = k + if op == AtomOp::Cas { 3 } else { 2 };
     p.nops(need)?;
+    if k == 1 {
+        inst.d = f.reg(&p.ops[0])?;
+    }
     let (base, off) = f.addr(&p.ops[k])?;
     inst.a = base;
     inst.imm = off;

@@ -55,8 +55,17 @@ pub trait ModuleGlobals {
 }
 
 fn align_up(x: u32, a: u32) -> u32 {
-    x.div_ceil(a.max(1)) * a.max(1)
+    x.div_ceil(a.max(1)).saturating_mul(a.max(1))
 }
+
+/// Hopper's limits on what an entry declares (a declaration beyond them is no PTX ptxas takes;
+/// bounding them keeps the sums below in range and the emulator's memory small): kernel
+/// parameters, static shared memory per block, local memory per thread, the constant bank.
+/// Sizes add saturating, then are checked against these.
+const MAX_PARAM_BYTES: u32 = 32764;
+const MAX_SHARED_BYTES: u32 = 227 << 10;
+const MAX_LOCAL_BYTES: u32 = 512 << 10;
+const MAX_CONST_BYTES: usize = 64 << 10;
 
 /// A `.func` of the module: its header and body (`None`: declared `.extern`, no body here).
 struct FuncDef {
@@ -134,12 +143,18 @@ fn lower_entry(header: &str, cx: &Cx, body: (usize, usize, u32), alloc: bool) ->
         .map(|t| t.trim().to_string())
         .unwrap_or_default();
     let err = |e: String| (name.clone(), e);
+    // PTX is ASCII text (comments, stripped before, aside); the lowering slices it by bytes.
+    let text = cx.b.get(body.0..body.1).unwrap_or(&[]);
+    if let Some(at) = text.iter().chain(header.as_bytes()).position(|c| !c.is_ascii()) {
+        let line = body.2 as usize + text[..at.min(text.len())].iter().filter(|&&c| c == b'\n').count();
+        return Err(err(format!("line {line}: a byte that is not ASCII (PTX is ASCII text)")));
+    }
     let explicit_cluster = sync::cluster_directives(header).map_err(err)?;
     // Parameters: the kernel's parameter buffer, laid out in declaration order.
     let mut params = Vec::new();
     let mut root = Scope::default();
     let mut off = 0u32;
-    if let (Some(l), Some(r)) = (header.find('('), header.rfind(')')) {
+    if let Some((l, r)) = header.find('(').zip(header.rfind(')')).filter(|(l, r)| l < r) {
         for p in split_operands(&header[l + 1..r]) {
             let p = p.replace(".param", "");
             let d = parse_decl(&p).ok_or_else(|| err(format!("cannot parse parameter `{p}`")))?;
@@ -153,8 +168,11 @@ fn lower_entry(header: &str, cx: &Cx, body: (usize, usize, u32), alloc: bool) ->
             };
             params.push(ParamDecl { offset: off, size, name: d.name.clone(), ty });
             root.syms.insert(d.name, Sym::Addr(PARAM_WINDOW + off as u64));
-            off += size;
+            off = off.saturating_add(size);
         }
+    }
+    if off > MAX_PARAM_BYTES {
+        return Err(err(format!("{off} bytes of parameters, more than the {MAX_PARAM_BYTES} a kernel takes")));
     }
     let items = body_items(cx.b, body.0, body.1, body.2);
     // Shared memory: the runtime's reserved region (if read), the module's static variables this
@@ -181,10 +199,15 @@ fn lower_entry(header: &str, cx: &Cx, body: (usize, usize, u32), alloc: bool) ->
             Some(sz) => {
                 shared = align_up(shared, d.align);
                 kernel_syms.insert(d.name.clone(), Sym::Addr(shared as u64));
-                shared += sz;
+                shared = shared.saturating_add(sz);
             }
             None => dyn_decls.push(d),
         }
+    }
+    if shared > MAX_SHARED_BYTES {
+        return Err(err(format!(
+            "{shared} bytes of static shared memory, more than the {MAX_SHARED_BYTES} a block has"
+        )));
     }
     let dyn_align = dyn_decls.iter().map(|d| d.align).max().unwrap_or(16).max(16);
     let shared_static = align_up(shared, dyn_align);
@@ -216,6 +239,12 @@ fn lower_entry(header: &str, cx: &Cx, body: (usize, usize, u32), alloc: bool) ->
             Some(t) => f.insts[i].op = Op::Bra { target: t },
             None => errors.push(format!("line {}: unknown label `{label}`", f.insts[i].line)),
         }
+    }
+    if f.local > MAX_LOCAL_BYTES {
+        errors.push(format!(
+            "{} bytes of local memory per thread, more than the {MAX_LOCAL_BYTES} a thread has",
+            f.local
+        ));
     }
     if !errors.is_empty() {
         let n = errors.len();
@@ -344,7 +373,7 @@ fn declare(f: &mut FnCtx, t: &str) -> std::result::Result<(), String> {
             f.local = align_up(f.local, v.align);
             let addr = if d == ".param" { LOCAL_WINDOW + f.local as u64 } else { f.local as u64 };
             f.scopes[f.cur].syms.insert(v.name, Sym::Addr(addr));
-            f.local += size;
+            f.local = f.local.saturating_add(size);
             Ok(())
         }
         // Laid out before the body (see `lower_entry`).
@@ -403,7 +432,9 @@ pub fn lower_module_in(src: &str, allocate: bool, globals: Option<&mut dyn Modul
         if term == b'{' && is_fn {
             let start = cur.i;
             let end = cur.skip_block();
-            let at = (start, end - 1, line + text.matches('\n').count() as u32);
+            // The body ends before its `}`; an unclosed one (a cut file) runs to the end.
+            let end = if end > start && cur.b[end - 1] == b'}' { end - 1 } else { end };
+            let at = (start, end, line + text.matches('\n').count() as u32);
             if t.contains(".entry") {
                 entries.push((t, at));
             } else if let Some(h) = parse_func_header(&t) {
@@ -511,6 +542,10 @@ fn module_vars(
         match space {
             Space::Const => {
                 let off = align_up(md.const_data.len() as u32, d.align);
+                if off as usize + size as usize > MAX_CONST_BYTES {
+                    fail(md, format!("`{}` ends past the {MAX_CONST_BYTES}-byte constant bank", d.name));
+                    continue;
+                }
                 md.const_data.resize((off + size) as usize, 0);
                 md.syms.insert(d.name.clone(), Sym::Addr(CONST_WINDOW + off as u64));
                 placed.push((space, CONST_WINDOW + off as u64, d));
@@ -604,5 +639,41 @@ mod tests {
         assert_eq!(parse_imm("0xff"), Some(255));
         assert_eq!(parse_imm("0d3FF0000000000000"), Some(1f64.to_bits()));
         assert_eq!(parse_imm("%r1"), None);
+    }
+
+    /// Declarations beyond Hopper's limits, sizes that overflow 32 bits, non-ASCII text and a
+    /// header with `)` before `(`: each an error naming it, never an overflow panic or a huge
+    /// allocation.
+    #[test]
+    fn hostile_declarations_are_errors() {
+        let entry = |params: &str, body: &str| {
+            format!(
+                ".version 8.0\n.target sm_90a\n.address_size 64\n.visible .entry k({params})\n{{\n{body}\nret;\n}}\n"
+            )
+        };
+        let err = |ptx: &str| match lower_module(ptx).remove("k") {
+            Some(Err(e)) => e,
+            other => panic!("expected an error, got {other:?}"),
+        };
+        let e = err(&entry(".param .align 8 .b8 p[4000000000], .param .b8 q[4000000000]", ""));
+        assert!(e.contains("bytes of parameters"), "{e}");
+        let e =
+            err(&entry(".param .u64 p", ".shared .align 16 .b8 s[300000];\n.shared .align 4096 .b8 t[4000000000];"));
+        assert!(e.contains("static shared memory"), "{e}");
+        let e = err(&entry(".param .u64 p", ".local .align 8 .b8 l[600000];"));
+        assert!(e.contains("local memory per thread"), "{e}");
+        let e = err(&entry(".param .u64 p", "mov.u32 %r1, 1; // é\nmov.u32 %r2, 2;é"));
+        assert!(e.contains("not ASCII"), "{e}");
+        let m = lower_module(".version 8.0\n.target sm_90a\n.visible .entry k)(.param .u64 p\n{\nret;\n}\n");
+        // (was: a slice from after `(` to before `)`, a panic); the header has no parameter list.
+        assert!(m.values().all(|r| r.as_ref().is_ok_and(|k| k.params.is_empty())), "{m:?}");
+        // A file cut right after an entry's `{` (was: a slice ending before it started).
+        let cut = lower_module(".version 8.0\n.target sm_90a\n.visible .entry k(.param .u64 p)\n{");
+        assert_eq!(cut.len(), 1);
+        // A constant beyond the 64 KiB bank: its uses name it, nothing is allocated.
+        let c = format!(".const .align 4 .b8 big[4000000000];\n{}", entry(".param .u64 p", "ld.const.u32 %r1, [big];"));
+        let c = c.replacen(".version 8.0\n.target sm_90a\n.address_size 64\n", "", 1);
+        let e = err(&format!(".version 8.0\n.target sm_90a\n.address_size 64\n{c}"));
+        assert!(e.contains("constant bank"), "{e}");
     }
 }

@@ -213,7 +213,7 @@ impl FnCtx<'_> {
             .and_then(|t| t.strip_suffix(']'))
             .ok_or_else(|| format!("expected an address operand, got `{s}`"))?
             .trim();
-        let (base, off) = match inner.find('+').or_else(|| inner[1..].find('-').map(|i| i + 1)) {
+        let (base, off) = match inner.find('+').or_else(|| inner.get(1..).and_then(|t| t.find('-')).map(|i| i + 1)) {
             Some(i) => {
                 let (b, o) = inner.split_at(i);
                 let o = o.trim_start_matches('+').trim();

@@ -178,7 +178,8 @@ pub(super) fn cluster_directives(header: &str) -> R<bool> {
     let after = header.rfind(')').map_or("", |i| &header[i + 1..]);
     if let Some(i) = after.find(".reqnctapercluster") {
         let dims = after[i + ".reqnctapercluster".len()..].split('.').next().unwrap_or("");
-        let n: u64 = dims.split(',').filter_map(|d| d.trim().parse::<u64>().ok()).product();
+        // Saturating: a hostile header's dimensions must not overflow.
+        let n = dims.split(',').filter_map(|d| d.trim().parse::<u64>().ok()).fold(1u64, u64::saturating_mul);
         if n > 1 {
             return Err(format!(
                 "the entry needs clusters of {n} CTAs (.reqnctapercluster{dims}); the emulator runs clusters of one CTA"

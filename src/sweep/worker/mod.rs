@@ -48,9 +48,10 @@ pub fn emu_device() -> Result<Box<dyn crate::device::Device>> {
 
 /// A point with its identity, work counts and `status`, nothing measured yet.
 pub fn blank_point(spec: &PointSpec, status: PointStatus) -> Point {
-    // A mask that cannot be built (a layout file gone) has no work counts: zero, with the error
-    // in the point's status.
-    let work = spec.problem().map_or(crate::work::Work::default(), |p| {
+    // A mask that cannot be built (a layout file gone) or a problem that is not valid has no
+    // work counts: zero, with the error in the point's status (counting an invalid problem's
+    // work could take minutes and gigabytes).
+    let work = spec.problem().ok().filter(|p| p.validate().is_ok()).map_or(crate::work::Work::default(), |p| {
         crate::ops::Attention::new(spec.variant, &p, &Options::default()).map(|a| a.work()).unwrap_or_else(|_| {
             match spec.variant {
                 crate::work::Variant::Dense => crate::work::dense(&p),
