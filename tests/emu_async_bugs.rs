@@ -175,3 +175,77 @@ fn livelock_is_reported_within_seconds() {
     println!("livelock reported after {secs:.2} s");
     assert!(secs < 30.0);
 }
+
+/// A 32x32 f32 tensor poisoned with NaN, its map, and random inputs for a tile.
+fn store_target<'d>(dev: &'d EmuDevice, rng: &mut Rng) -> (DevBuf<'d>, Vec<u8>, Vec<f32>, DevBuf<'d>) {
+    let g = out(dev, 4096);
+    let spec = TensorMapSpec::packed(TensorMapElem::F32, g.addr(), &[32, 32], &[32, 32], TensorMapSwizzle::None);
+    let map = dev.encode_tensor_map(&spec).expect("map").as_bytes().to_vec();
+    let x: Vec<f32> = (0..1024).map(|_| rng.range(-100, 100) as f32).collect();
+    let ib = buf(dev, &x);
+    (g, map, x, ib)
+}
+
+/// Generic writes of a TMA store's source need fence.proxy.async (ordered before the store).
+#[test]
+fn tma_store_source_without_proxy_fence() {
+    let dev = EmuDevice::new();
+    let mut rng = Rng(seed());
+    let (g, map, x, ib) = store_target(&dev, &mut rng);
+    clean(&run(&dev, "bug_store_no_proxy_fence", 128, 4096, &[map.clone(), ptr(&ib), int(0)]).expect("twin"));
+    let got: Vec<f32> = get(&dev, &g, 1024);
+    assert!(got.iter().zip(&x).all(|(g, x)| *g == 2.0 * x), "the twin stores the doubled tile");
+    let rep = run(&dev, "bug_store_no_proxy_fence", 128, 4096, &[map, ptr(&ib), int(1)]).expect("bug");
+    let f = expect(&rep, FindingKind::AsyncRace, Some("BUG: generic writes without fence.proxy.async"));
+    assert!(f.message.contains("no fence.proxy.async"), "{}", f.message);
+}
+
+/// A TMA store's source overwritten before the wait_group.read that retires it (by the issuing
+/// thread, or by another warp whose write the wait is not ordered before).
+#[test]
+fn tma_store_source_overwritten_before_its_wait() {
+    let dev = EmuDevice::new();
+    let mut rng = Rng(seed());
+    let (g, map, x, ib) = store_target(&dev, &mut rng);
+    let ob = out(&dev, 4096);
+    let go = |bug: i32| run(&dev, "bug_store_source_reused", 128, 4096, &[map.clone(), ptr(&ib), ptr(&ob), int(bug)]);
+    clean(&go(0).expect("twin"));
+    let stored: Vec<f32> = get(&dev, &g, 1024);
+    assert_eq!(stored, x, "the store wrote the first tile");
+    let reused: Vec<f32> = get(&dev, &ob, 1024);
+    assert_eq!(&reused[..2], &[-1.0, -2.0]);
+    assert_eq!(&reused[2..], &x[2..]);
+    let rep = go(1).expect("bug 1");
+    let f = expect(&rep, FindingKind::AsyncRace, Some("BUG: overwrites the store's source"));
+    assert!(f.message.contains("wait_group.read has retired"), "{}", f.message);
+    let rep = go(2).expect("bug 2");
+    let f = expect(&rep, FindingKind::AsyncRace, Some("BUG: not ordered after thread 0's wait"));
+    assert!(f.message.contains("warp 0") && f.message.contains("not ordered"), "{}", f.message);
+}
+
+/// Races across an mbarrier handoff (the old one-epoch-per-barrier rule missed them): the
+/// consumer releases the stage before its in-place write, and the producer's refill (generic
+/// stores, or a TMA) is then not ordered after that write.
+#[test]
+fn refill_races_with_a_write_after_an_early_release() {
+    let dev = EmuDevice::new();
+    let ob = out(&dev, 4 * 64);
+    clean(&run(&dev, "bug_early_release", 64, 0, &[ptr(&ob), int(0)]).expect("twin"));
+    let got: Vec<i32> = get(&dev, &ob, 64);
+    assert_eq!(got, (0..64).map(|i| 2 * ((i / 32) * 100 + i % 32)).collect::<Vec<i32>>());
+    let rep = run(&dev, "bug_early_release", 64, 0, &[ptr(&ob), int(1)]).expect("bug");
+    let f = expect(&rep, FindingKind::SharedRace, Some("BUG: refill races with the consumer's write after"));
+    assert!(f.message.contains("write by thread 0") && f.message.contains("a write by thread 32"), "{}", f.message);
+
+    let mut rng = Rng(seed());
+    let (g, map) = tile_map(&dev, &mut rng);
+    let x: Vec<f32> = get(&dev, &g, 1024);
+    let ob = out(&dev, 4 * 64);
+    let go = |bug: i32| run(&dev, "bug_tma_refill_early_release", 64, 4096, &[map.clone(), ptr(&ob), int(bug)]);
+    clean(&go(0).expect("twin"));
+    let got: Vec<f32> = get(&dev, &ob, 64);
+    assert!((0..64).all(|i| got[i] == 2.0 * x[(i % 32) * 32]), "{got:?}");
+    let rep = go(1).expect("bug");
+    let f = expect(&rep, FindingKind::SharedRace, Some("BUG: TMA refill races"));
+    assert!(f.message.contains("races with a write by thread 32"), "{}", f.message);
+}

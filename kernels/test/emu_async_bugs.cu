@@ -188,3 +188,120 @@ extern "C" __global__ void __launch_bounds__(128, 1) bug_setmaxnreg_partial(int*
   }
   out[threadIdx.x] = w;
 }
+
+// --- Happens-before racecheck and the async proxy's ordering rules (PTX ISA 8: memory
+// consistency model; 8.6 proxies; 9.7.9.25.4.3 bulk async-groups).
+
+__device__ __forceinline__ void tma_store_2d(const CUtensorMap* map, uint32_t src) {
+  asm volatile("cp.async.bulk.tensor.2d.global.shared::cta.bulk_group [%0, {%1, %2}], [%3];" ::"l"((uint64_t)map), "r"(0),
+               "r"(0), "r"(src)
+               : "memory");
+  asm volatile("cp.async.bulk.commit_group;" ::: "memory");
+}
+
+// Every thread writes 8 floats of a 32x32 f32 tile with generic stores; thread 0 stores the tile
+// by TMA. The async proxy reads it: the writers need fence.proxy.async before the barrier. Bug:
+// no fence.
+extern "C" __global__ void bug_store_no_proxy_fence(const __grid_constant__ CUtensorMap map, const float* in, int bug) {
+  float* tile = (float*)dyn_smem;
+  const int t = threadIdx.x;
+  for (int j = 0; j < 8; j++) tile[t * 8 + j] = in[t * 8 + j] * 2.f;
+  if (!bug) asm volatile("fence.proxy.async.shared::cta;" ::: "memory");
+  __syncthreads();
+  if (t == 0) {
+    asm volatile("cp.async.bulk.tensor.2d.global.shared::cta.bulk_group [%0, {%1, %2}], [%3];" ::"l"((uint64_t)&map), "r"(0), "r"(0), "r"(smem_addr(tile)) : "memory");  // BUG: generic writes without fence.proxy.async
+    asm volatile("cp.async.bulk.commit_group;" ::: "memory");
+    asm volatile("cp.async.bulk.wait_group.read 0;" ::: "memory");
+  }
+}
+
+// The TMA store's source is reused (the next tile is written in place) after the store. Bug 1:
+// thread 0 overwrites it before its cp.async.bulk.wait_group.read; bug 2: thread 32 overwrites it
+// after thread 0's wait with no barrier between them (the wait is not ordered before the write).
+// out receives the second tile through a plain copy.
+extern "C" __global__ void bug_store_source_reused(const __grid_constant__ CUtensorMap map, const float* in, float* out,
+                                                   int bug) {
+  float* tile = (float*)dyn_smem;
+  const int t = threadIdx.x;
+  for (int j = 0; j < 8; j++) tile[t * 8 + j] = in[t * 8 + j];
+  asm volatile("fence.proxy.async.shared::cta;" ::: "memory");
+  __syncthreads();
+  if (t == 0) {
+    tma_store_2d(&map, smem_addr(tile));
+    if (bug == 1) tile[0] = -1.f;  // BUG: overwrites the store's source before its wait_group.read
+    asm volatile("cp.async.bulk.wait_group.read 0;" ::: "memory");
+    if (bug != 1) tile[0] = -1.f;
+  }
+  if (bug != 2) __syncthreads();
+  if (t == 32) tile[1] = -2.f;  // BUG: not ordered after thread 0's wait_group.read
+  __syncthreads();
+  for (int j = 0; j < 8; j++) out[t * 8 + j] = tile[t * 8 + j];
+}
+
+// A producer warp fills a buffer with generic stores for a consumer warp, two rounds through one
+// stage (full and empty mbarriers, 32 arrivals each). The consumer reads its element, doubles it
+// in place and reads it back. Bug: the consumer arrives on `empty` before its in-place write, so
+// the producer's refill is not ordered after that write. The old one-epoch-per-barrier rule
+// missed this (an mbarrier completion ended the interval).
+extern "C" __global__ void bug_early_release(int* out, int bug) {
+  __shared__ float buf[32];
+  __shared__ __align__(8) uint64_t full, empty;
+  const int t = threadIdx.x, lane = t % 32;
+  const uint32_t f = smem_addr(&full), e = smem_addr(&empty);
+  if (t == 0) {
+    mbar_init(f, 32);
+    mbar_init(e, 32);
+  }
+  __syncthreads();
+  if (t < 32) {
+    for (int it = 0; it < 2; it++) {
+      if (it > 0) mbar_wait(e, (it - 1) & 1);
+      buf[lane] = (float)(it * 100 + lane);  // BUG: refill races with the consumer's write after its early release
+      asm volatile("mbarrier.arrive.shared::cta.b64 _, [%0];" ::"r"(f) : "memory");
+    }
+  } else {
+    for (int it = 0; it < 2; it++) {
+      mbar_wait(f, it & 1);
+      float v = buf[lane];
+      if (bug) asm volatile("mbarrier.arrive.shared::cta.b64 _, [%0];" ::"r"(e) : "memory");
+      buf[lane] = v * 2.f;
+      v = buf[lane];
+      if (!bug) asm volatile("mbarrier.arrive.shared::cta.b64 _, [%0];" ::"r"(e) : "memory");
+      out[it * 32 + lane] = (int)v;
+    }
+  }
+}
+
+// The same handoff with a TMA refill: thread 0 loads a 32x32 f32 tile twice into one stage; the
+// consumer warp reads, doubles in place and releases. Bug: the release comes before the write, so
+// the second TMA (issued once the producer saw the release) races with it.
+extern "C" __global__ void bug_tma_refill_early_release(const __grid_constant__ CUtensorMap map, float* out, int bug) {
+  __shared__ __align__(8) uint64_t full, empty;
+  float* tile = (float*)dyn_smem;
+  const int t = threadIdx.x, lane = t % 32;
+  const uint32_t f = smem_addr(&full), e = smem_addr(&empty);
+  if (t == 0) {
+    mbar_init(f, 1);
+    mbar_init(e, 32);
+  }
+  __syncthreads();
+  if (t < 32) {
+    if (lane == 0) {
+      for (int it = 0; it < 2; it++) {
+        if (it > 0) mbar_wait(e, (it - 1) & 1);
+        asm volatile("mbarrier.arrive.expect_tx.shared::cta.b64 _, [%0], %1;" ::"r"(f), "r"(4096) : "memory");
+        asm volatile("cp.async.bulk.tensor.2d.shared::cluster.global.mbarrier::complete_tx::bytes [%0], [%1, {%2, %3}], [%4];" ::"r"(smem_addr(tile)), "l"((uint64_t)&map), "r"(0), "r"(0), "r"(f) : "memory");  // BUG: TMA refill races with the consumer's write
+      }
+    }
+  } else {
+    for (int it = 0; it < 2; it++) {
+      mbar_wait(f, it & 1);
+      float v = tile[lane * 32];
+      if (bug) asm volatile("mbarrier.arrive.shared::cta.b64 _, [%0];" ::"r"(e) : "memory");
+      tile[lane * 32] = v * 2.f;
+      v = tile[lane * 32];
+      if (!bug) asm volatile("mbarrier.arrive.shared::cta.b64 _, [%0];" ::"r"(e) : "memory");
+      out[it * 32 + lane] = v;
+    }
+  }
+}

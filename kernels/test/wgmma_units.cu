@@ -16,6 +16,9 @@ __device__ __forceinline__ uint32_t load_image(unsigned char* smem, const uint4*
   const uint4* src = img + blockIdx.x * (bytes / 16);
   uint4* dst = reinterpret_cast<uint4*>(smem);
   for (unsigned i = threadIdx.x; i < bytes / 16; i += 128) dst[i] = src[i];
+  // wgmma reads shared memory through the async proxy: the generic stores need a proxy fence
+  // ordered before it (PTX ISA: the wgmma chapter's "Async Proxy" section; 9.7.13.4 fence).
+  asm volatile("fence.proxy.async.shared::cta;" ::: "memory");
   __syncthreads();
   return static_cast<uint32_t>(__cvta_generic_to_shared(smem));
 }

@@ -159,7 +159,8 @@ pub enum FindingKind {
     UninitShared,
     /// initcheck: read of global memory never written since allocation
     UninitGlobal,
-    /// racecheck: two threads touch the same shared bytes between barriers, one writes
+    /// racecheck: two threads touch the same shared bytes, one writes, and no synchronization
+    /// orders them (happens-before: barriers, mbarrier phases, strong accesses)
     SharedRace,
     /// synccheck: threads of a block disagree on a barrier
     BarrierDivergence,
@@ -170,8 +171,11 @@ pub enum FindingKind {
     /// mbarrier misuse: re-init of a live barrier, plain access to one, an operation on
     /// uninitialized memory, arrival underflow, counts out of range, unmatched transaction bytes
     MbarrierMisuse,
-    /// racecheck (async proxy): shared bytes a bulk/tensor copy wrote read before the reading
-    /// warp observed the mbarrier phase that completes the copy
+    /// racecheck (async proxy): shared bytes a bulk/tensor copy wrote read (or written) before
+    /// the warp observed the mbarrier phase that completes the copy; generic writes read by the
+    /// async proxy (wgmma operands, bulk/tensor store sources) without a `fence.proxy.async`
+    /// ordered before the read; a bulk/tensor store's source written before the
+    /// `cp.async.bulk.wait_group.read` that retires it (or not ordered after that wait)
     AsyncRace,
     /// a bulk tensor copy or prefetch with an operand that is not a valid tensor map
     InvalidTensorMap,

@@ -6,11 +6,13 @@
 //!   ranges do not overlap share a register slot (keeps a warp's registers cache-resident).
 //! - [`exec`]: warp-synchronous execution of one block (reconvergence rule documented there).
 //! - [`memory`]: global allocations with unmapped gaps; [`sanitizer`]: shadow state;
+//!   [`clocks`]: racecheck's vector clocks (happens-before);
 //!   [`counters`]: bank-conflict and sector model.
 //!
 //! Blocks run in parallel on rayon's pool; each block is executed by one worker from start to
 //! end, so results (other than the order of float atomics) do not depend on the thread count.
 
+pub mod clocks;
 pub mod counters;
 pub mod exec;
 pub mod ir;

@@ -374,7 +374,8 @@ pub fn entry_ptx(form: &Form, smem_bytes: u32) -> String {
     p += "\tcvt.u64.u32 %rd3, %r4;\n\tadd.s64 %rd4, %rd2, %rd3;\n";
     p += "\tld.global.v4.u32 {%r5, %r6, %r7, %r8}, [%rd4];\n\tadd.s32 %r9, %r3, %r4;\n";
     p += "\tst.shared.v4.u32 [%r9], {%r5, %r6, %r7, %r8};\n\tadd.s32 %r4, %r4, 2048;\n\tbra $Lcopy;\n";
-    p += "$Ldone:\n\tbar.sync 0;\n";
+    // wgmma reads through the async proxy: the generic stores need fence.proxy.async first.
+    p += "$Ldone:\n\tfence.proxy.async.shared::cta;\n\tbar.sync 0;\n";
     p += "\tld.param.u64 %rd5, [p_meta];\n\tmul.wide.u32 %rd6, %r1, 32;\n\tadd.s64 %rd7, %rd5, %rd6;\n";
     p += "\tld.global.u64 %rd8, [%rd7];\n\tld.global.u64 %rd9, [%rd7+8];\n\tld.global.u32 %r10, [%rd7+16];\n";
     p += "\tshr.u32 %r11, %r3, 4;\n\tcvt.u64.u32 %rd10, %r11;\n";

@@ -40,6 +40,8 @@ $Lfill:
 	add.s32 %r2, %r2, %r9;
 	bra $Lfill;
 $Lfilled:
+	//PROXYFENCE
+	fence.proxy.async.shared::cta;
 	bar.sync 0;
 	shr.u32 %r8, %r1, 4;
 	cvt.u64.u32 %rd1, %r8;
@@ -317,4 +319,30 @@ fn refused_corners_are_errors() {
     let cfg = LaunchConfig { grid: [1, 1, 1], block: [96, 1, 1], dynamic_shared_bytes: 0 };
     let e = dev.run_kernel(&kernel(m, "partial"), cfg, &[arg.as_slice()]).expect_err("partial warpgroup refused");
     assert!(e.to_string().contains("whole warpgroup"), "{e}");
+}
+
+/// wgmma reads its shared-memory operands through the async proxy: the generic stores that fill
+/// them need a `fence.proxy.async` by the writing threads, ordered before the wgmma (PTX ISA, the
+/// wgmma chapter's "Async Proxy" section). Without the fence, and with each warp's fence after
+/// the barrier (then the other warps' fences are not ordered before this warp's wgmma), an
+/// async-race finding at the wgmma; the twin (fence, then barrier) is the base kernel, clean.
+#[test]
+fn generic_operand_writes_without_proxy_fence() {
+    let fence = "//PROXYFENCE\n\tfence.proxy.async.shared::cta;\n\tbar.sync 0;";
+    for (name, text, what) in [
+        ("no_proxy_fence", "bar.sync 0;", "executed no fence.proxy.async"),
+        ("late_proxy_fence", "bar.sync 0;\n\tfence.proxy.async.shared::cta;", "not ordered before this read"),
+    ] {
+        let bug = [(fence, text)];
+        let (rep, _) = run(&format!("{name}_bug"), false, &bug, 128);
+        let ptx = format!("{PTX_HEADER}{}", kernel_text(&format!("{name}_bug"), false, &bug));
+        let wgmma_line = ptx.lines().position(|l| l.contains("wgmma.mma_async")).expect("wgmma") as u32 + 1;
+        let f: Vec<_> = rep.findings.iter().filter(|f| f.kind == FindingKind::AsyncRace).collect();
+        assert!(f.iter().any(|f| f.message.contains(what)), "{name}: {:?}", rep.findings);
+        assert!(f.iter().all(|f| f.ptx_line == wgmma_line), "{name}: {:?}", f);
+        println!("{name}: {}", f[0].message);
+    }
+    let (rep, out) = run("proxy_fence_twin", false, &[], 128);
+    assert_eq!(rep.findings_total, 0, "{:?}", rep.findings);
+    assert!((0..128).all(|t| f32::from_bits(out[t * 9]) == 32.0));
 }

@@ -15,7 +15,7 @@
 //! records, for the happens-before checker, when its reads of shared memory retire.
 
 use super::super::ir::*;
-use super::super::sanitizer::track_async_write;
+use super::super::sanitizer::{track, track_async_write, w_tid, Access, SharedHazard, ASYNC_TID, W_CLK};
 use super::super::tensor_map::{decode, Tmap};
 use super::lanes::{ix, lanes};
 use super::memory::Resolved;
@@ -287,29 +287,66 @@ impl Blk<'_, '_> {
         Ok(Some(off))
     }
 
-    /// Shared bytes a TMA / bulk load wrote: initialized for initcheck, written by the async
-    /// proxy, visible once phase `phase` of mbarrier `slot` is observed.
-    fn land_async(&mut self, off: u64, len: u64, slot: usize, phase: u32) {
+    /// Shared bytes a TMA / bulk load issued by lane `lane` of warp `w` wrote: the issue must be
+    /// ordered after every earlier access of those bytes (racecheck, with the issuing thread's
+    /// clock; and no bulk store may still read them); then they are initialized for initcheck,
+    /// written by the async proxy, visible once phase `phase` of mbarrier `slot` is observed.
+    #[allow(clippy::too_many_arguments)]
+    fn land_async(&mut self, off: u64, len: u64, slot: usize, phase: u32, w: u32, lane: usize, line: u32) {
         if !self.l.sanitize {
             return;
         }
-        let epoch = self.epoch;
-        self.shadow.for_each(off, len, |s, _| track_async_write(s, epoch));
+        if self.asyncs.active() {
+            if let Some(h) = self.asyncs.generic_write(w as usize, &self.clocks.vc[w as usize], off, len) {
+                self.async_write_hazard(h, w, lane, line);
+            }
+        }
+        if (self.wg.busy_total | self.wg.retired_total) != 0 {
+            // A copy into a wgmma's operands: in flight, or retired by a wait not ordered before
+            // this issue (wgmma rule 4, as for a generic store).
+            self.wg_store(off, len as u32, w, lane, line);
+        }
+        let a = Access::new((w * 32 + lane as u32) as u16, &self.clocks.vc[w as usize], self.clocks.block_start);
+        let now = a.now;
+        let mut first = None;
+        self.shadow.for_each(off, len, |s, b| {
+            let h = track(s, &a, true);
+            if h != SharedHazard::None && first.is_none() {
+                first = Some((b, h));
+            }
+            track_async_write(s, now);
+        });
+        if let Some((b, h)) = first {
+            self.shared_hazard(b, b, 1, h, true, w, lane, line);
+        }
         self.asyncs.async_write(off as usize, len as usize, slot, phase);
     }
 
-    /// Shared bytes a TMA / bulk store reads: a finding if some were never written (initcheck).
+    /// Shared bytes a TMA / bulk store reads: a finding if some were never written (initcheck),
+    /// or written by generic stores without a `fence.proxy.async` ordered before the store.
     fn read_async(&mut self, off: u64, len: u64, w: u32, lane: usize, line: u32) -> Result<()> {
         if !self.l.sanitize {
             return Ok(());
         }
-        let start = self.block_start;
+        let start = self.clocks.block_start;
         let mut first = None;
+        let mut generic = None;
+        let clocks = &*self.clocks;
         self.shadow.for_each(off, len, |s, b| {
-            if s.w_epoch < start && first.is_none() {
-                first = Some(b);
+            let (clk, tid) = (s[W_CLK], w_tid(s));
+            if clk < start {
+                first = first.or(Some(b));
+            } else if tid != ASYNC_TID
+                && generic.is_none()
+                && clocks.fenced((tid / 32) as usize, clk, w as usize).is_err()
+            {
+                generic = Some((b, tid, clk));
             }
         });
+        if let Some((b, v, t)) = generic {
+            self.check_fenced(b, v, t, w, lane, line, "a bulk/tensor store reads it as its source");
+            self.flagged = false;
+        }
         if let Some(b) = first {
             self.violation(
                 FindingKind::UninitShared,
@@ -397,7 +434,7 @@ impl Blk<'_, '_> {
                     let dst = reg(i.a, lane).wrapping_add(i.imm as u64);
                     if let Some(dst) = self.bulk_smem(dst, bytes, 128, w, lane, i.line)? {
                         self.tensor_box(&map, &coords, dst, false, w, lane, i.line)?;
-                        self.land_async(dst, bytes, slot, phase);
+                        self.land_async(dst, bytes, slot, phase, w, lane, i.line);
                     }
                     self.complete_tx(slot, bytes, w, lane, i.line)?;
                 }
@@ -423,7 +460,7 @@ impl Blk<'_, '_> {
                     }
                     self.read_async(src, bytes, w, lane, i.line)?;
                     self.tensor_box(&map, &coords, src, true, w, lane, i.line)?;
-                    self.bulk_issued(warp, src, bytes, w, lane);
+                    self.bulk_issued(warp, src, bytes, w, lane, i.line);
                 }
                 BulkOp::Load { multicast } => {
                     if multicast {
@@ -443,7 +480,7 @@ impl Blk<'_, '_> {
                         if self.l.counters {
                             self.out.counters.bulk_load_bytes += size;
                         }
-                        self.land_async(dst, size, slot, phase);
+                        self.land_async(dst, size, slot, phase, w, lane, i.line);
                     }
                     self.complete_tx(slot, size, w, lane, i.line)?;
                 }
@@ -461,27 +498,27 @@ impl Blk<'_, '_> {
                     if self.l.counters {
                         self.out.counters.bulk_store_bytes += size;
                     }
-                    self.bulk_issued(warp, src, size, w, lane);
+                    self.bulk_issued(warp, src, size, w, lane, i.line);
                 }
                 BulkOp::Commit => {
                     let g = warp.bulk_groups[lane];
                     warp.bulk_groups[lane] += 1;
+                    if self.l.sanitize {
+                        self.asyncs.bulk_commit((w * 32 + lane as u32) as u16, g);
+                    }
                     for q in warp.bulk.iter_mut().filter(|q| q.lane as usize == lane && q.group == OPEN) {
                         q.group = g;
                     }
                 }
-                BulkOp::Wait { n, read } => {
-                    // Groups older than the newest n are complete.
+                BulkOp::Wait { n, .. } => {
+                    // Groups older than the newest n are complete (with `.read` only their reads
+                    // of shared memory, which is all the emulator keeps: writes land at issue).
                     let done = warp.bulk_groups[lane].saturating_sub(n as u32);
-                    let tid = (w * 32 + lane as u32) as u16;
-                    let asyncs = &mut *self.asyncs;
-                    warp.bulk.retain(|q| {
-                        let retire = q.lane as usize == lane && q.group != OPEN && q.group < done;
-                        if retire {
-                            asyncs.bulk_retired(tid, q.group, read);
-                        }
-                        !retire
-                    });
+                    warp.bulk.retain(|q| !(q.lane as usize == lane && q.group != OPEN && q.group < done));
+                    if self.l.sanitize {
+                        let now = self.clocks.now(w as usize);
+                        self.asyncs.bulk_retired((w * 32 + lane as u32) as u16, done, now);
+                    }
                 }
                 BulkOp::PrefetchTensormap => {
                     let Some(map) = self.read_tmap(reg(i.b, lane), w, lane, i.line)? else { continue };
@@ -536,9 +573,11 @@ impl Blk<'_, '_> {
     }
 
     /// A bulk / tensor store joins its lane's open bulk async-group.
-    fn bulk_issued(&mut self, warp: &mut Warp, src: u64, len: u64, w: u32, lane: usize) {
-        let tid = (w * 32 + lane as u32) as u16;
-        self.asyncs.async_read(src as usize, len as usize, tid, OPEN);
+    fn bulk_issued(&mut self, warp: &mut Warp, src: u64, len: u64, w: u32, lane: usize, line: u32) {
+        if self.l.sanitize {
+            let tid = (w * 32 + lane as u32) as u16;
+            self.asyncs.async_read(src as usize, len as usize, tid, line);
+        }
         warp.bulk.push(BulkRec { lane: lane as u8, group: OPEN });
     }
 

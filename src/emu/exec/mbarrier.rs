@@ -152,10 +152,8 @@ impl Blk<'_, '_> {
         mb.pending = mb.expected;
         if self.l.sanitize {
             self.asyncs.mbar_complete(slot);
+            self.clocks.mbar_complete(slot);
         }
-        // Until a happens-before checker replaces the barrier-interval rule, an mbarrier phase
-        // separates accesses like a CTA barrier (races across it are not reported).
-        self.epoch += 1;
         self.progress = self.clock;
         true
     }
@@ -190,6 +188,7 @@ impl Blk<'_, '_> {
         }
         if self.l.sanitize {
             self.asyncs.mbar_arrive(w as usize, slot);
+            self.clocks.mbar_arrive(slot, w as usize);
         }
         if self.mbar_maybe_complete(slot) && no_complete {
             self.mbar_misuse(
@@ -270,6 +269,7 @@ impl Blk<'_, '_> {
                     self.sync.update_range();
                     if self.l.sanitize {
                         self.asyncs.mbar_init(slot);
+                        self.clocks.mbar_init(slot);
                     }
                 }
                 MbarOp::Inval => {
@@ -333,6 +333,10 @@ impl Blk<'_, '_> {
                     self.cp_flush_lane(warp, lane, w);
                     if noinc {
                         self.mbar_arrive_one(slot, 1, false, w, lane, i.line)?;
+                    } else if self.l.sanitize {
+                        // The arrive-on still happens (the count was raised first): it releases
+                        // the copies' writes.
+                        self.clocks.mbar_arrive(slot, w as usize);
                     }
                 }
                 MbarOp::Wait { .. } | MbarOp::PendingCount => {}
@@ -407,6 +411,17 @@ impl Blk<'_, '_> {
                 self.out.counters.mbarrier_waits += 1;
             }
             warp.resumed = false;
+            if self.l.sanitize && done != 0 {
+                // Each lane whose wait succeeded acquires the phase it observed (racecheck).
+                let mut last = usize::MAX;
+                lanes!(done, lane, {
+                    let slot = seen[lane].0;
+                    if slot != usize::MAX && slot != last {
+                        self.clocks.mbar_acquire(slot, w as usize);
+                        last = slot;
+                    }
+                });
+            }
             if done != m {
                 warp.wait_line = i.line;
                 return Ok(Flow::Yield);

@@ -5,7 +5,7 @@
 use super::super::counters;
 use super::super::ir::*;
 use super::super::memory::{find_in, Alloc};
-use super::super::sanitizer::{track, SharedHazard, MULTI};
+use super::super::sanitizer::{set_write, Access, AsyncWriteHazard, SharedHazard, W_CLK};
 use super::alu::atom_apply;
 use super::lanes::{ix, lanes, sx, wmask};
 use super::{err_at, Blk};
@@ -149,6 +149,10 @@ impl<'a> Blk<'a, '_> {
                         self.sectors.push((addr + size as u64 - 1) >> 5);
                     }
                 }
+                if self.atomic && l.sanitize {
+                    // A flag in global memory orders the block's warps too (racecheck).
+                    self.strong_sync(addr & !3, write.is_some(), w);
+                }
                 match write {
                     Some(v) => {
                         a.write(off, size, v);
@@ -191,9 +195,12 @@ impl<'a> Blk<'a, '_> {
                         }
                     }
                 }
-                // The runtime's reserved region (cooperative groups' barrier words) is not tracked.
+                // The runtime's reserved region (cooperative groups' barrier words) is not tracked,
+                // but its atomics still synchronize (racecheck: a spin barrier orders the warps).
                 if l.sanitize && off >= l.k.reserved_smem as u64 {
                     self.shadow_access(off, size, size, write.is_some(), w, lane, line);
+                } else if l.sanitize && self.atomic {
+                    self.strong_sync(off & !3, write.is_some(), w);
                 }
                 Ok(rw_bytes(self.shared, off as usize, size, write))
             }
@@ -267,7 +274,9 @@ impl<'a> Blk<'a, '_> {
         }
         if self.asyncs.active() {
             if write {
-                self.asyncs.generic_write(w as usize, off, size as u64);
+                if let Some(h) = self.asyncs.generic_write(w as usize, &self.clocks.vc[w as usize], off, size as u64) {
+                    self.async_write_hazard(h, w, lane, line);
+                }
             } else if let Some((slot, phase, at)) = self.asyncs.generic_read(w as usize, off, size as u64) {
                 self.unobserved_async(slot, phase, at.max(off), w, lane, line);
             }
@@ -276,54 +285,166 @@ impl<'a> Blk<'a, '_> {
             self.wg_store(off, size, w, lane, line); // wgmma operands in flight (exec/wgmma_check.rs)
         }
         let tid = (w * 32 + lane as u32) as u16;
-        let (epoch, start, ws, atomic) = (self.epoch, self.block_start, self.wsync[w as usize], self.atomic);
+        let atomic = self.atomic;
+        if atomic {
+            self.strong_shared(off, size, write, w, lane, line);
+            return;
+        }
+        let a = Access::new(tid, &self.clocks.vc[w as usize], self.clocks.block_start);
         // One finding per warp instruction: only the first byte in conflict is reported, so the
         // walk keeps the first hazard and reports it afterwards (every byte's state still updates).
-        let mut first: Option<(u64, SharedHazard)> = None;
-        self.shadow.for_each(off, size as u64, |sh, bo| {
-            if atomic {
-                if sh.w_epoch < start {
-                    sh.w_epoch = epoch;
-                    sh.w_tid = tid;
-                    if !write && first.is_none() {
-                        first = Some((bo, SharedHazard::Uninit));
-                    }
-                }
-                return;
-            }
-            let h = track(sh, tid, write, epoch, start, ws);
-            if h != SharedHazard::None && first.is_none() {
-                first = Some((bo, h));
-            }
-        });
+        let t = self.shadow.track_range(off, size as u64, &a, write, self.proxy_read);
+        if let Some((bo, v, clk)) = t.generic {
+            self.check_fenced(bo, v, clk, w, lane, line, "a wgmma reads it as an operand");
+        }
+        let first = t.first;
         let Some((bo, h)) = first else { return };
+        self.shared_hazard(off, bo, elem, h, write, w, lane, line);
+    }
+
+    /// Reports what [`track`] found at byte `bo` of an access at `off` of `elem`-byte elements.
+    #[cold]
+    #[allow(clippy::too_many_arguments)]
+    pub(super) fn shared_hazard(
+        &mut self,
+        off: u64,
+        bo: u64,
+        elem: u32,
+        h: SharedHazard,
+        write: bool,
+        w: u32,
+        lane: usize,
+        line: u32,
+    ) {
         if self.flagged {
             return;
         }
         self.flagged = true;
+        let tid = w * 32 + lane as u32;
         let at = off + (bo - off) / elem as u64 * elem as u64;
         let (kind, msg) = match h {
-            SharedHazard::Uninit if atomic => (
-                FindingKind::UninitShared,
-                "atomic or strong (volatile, relaxed, acquire) access to shared memory never written in this launch"
-                    .to_string(),
-            ),
             SharedHazard::Uninit => {
                 (FindingKind::UninitShared, "read of shared memory never written in this launch".to_string())
             }
-            SharedHazard::Race(other, wr) => (
+            SharedHazard::Race { tid: other, several, write: wr } => (
                 FindingKind::SharedRace,
                 format!(
-                    "{} by thread {} races with a {} by {} in the same barrier interval",
+                    "{} by thread {} races with a {} by {}: no synchronization orders them (happens-before)",
                     if write { "write" } else { "read" },
                     tid,
                     if wr { "write" } else { "read" },
-                    if other == MULTI { "threads of other warps".to_string() } else { format!("thread {other}") }
+                    if several { format!("several lanes of warp {}", other / 32) } else { format!("thread {other}") }
                 ),
             ),
             SharedHazard::None => return,
         };
         self.finding(kind, w, lane, line, Some(at), msg);
+    }
+
+    /// An atomic or strong access to shared bytes: initcheck, and release (write) / acquire
+    /// (read) on the location for racecheck. Atomics and strong accesses do not race with each
+    /// other and are not checked against plain accesses.
+    #[cold]
+    fn strong_shared(&mut self, off: u64, size: u32, write: bool, w: u32, lane: usize, line: u32) {
+        let tid = (w * 32 + lane as u32) as u16;
+        let (now, start) = (self.clocks.now(w as usize), self.clocks.block_start);
+        let mut uninit = None;
+        self.shadow.for_each(off, size as u64, |sh, bo| {
+            if sh[W_CLK] < start {
+                set_write(sh, now, tid);
+                if !write && uninit.is_none() {
+                    uninit = Some(bo);
+                }
+            }
+        });
+        self.strong_sync(off & !3, write, w);
+        if let Some(bo) = uninit {
+            if !self.flagged {
+                self.flagged = true;
+                self.finding(
+                    FindingKind::UninitShared,
+                    w,
+                    lane,
+                    line,
+                    Some(bo),
+                    "atomic or strong (volatile, relaxed, acquire) access to shared memory never written in this launch"
+                        .to_string(),
+                );
+            }
+        }
+    }
+
+    /// A strong write (release) or read (acquire) of the word at `key` (a shared offset or a
+    /// global address) by warp `w`.
+    #[inline]
+    pub(super) fn strong_sync(&mut self, key: u64, write: bool, w: u32) {
+        if write {
+            self.clocks.strong_release(key, w as usize);
+        } else {
+            self.clocks.strong_acquire(key, w as usize);
+        }
+    }
+
+    /// The async proxy reads shared byte `bo`, last written by thread `v` (generic proxy) at
+    /// time `t`, on behalf of warp `w`: the writer must have executed `fence.proxy.async` after
+    /// the write, ordered before `w`'s read (PTX ISA 8.6 "Proxies", 9.7.13.4 membar/fence).
+    #[cold]
+    #[allow(clippy::too_many_arguments)]
+    pub(super) fn check_fenced(&mut self, bo: u64, v: u16, t: u32, w: u32, lane: usize, line: u32, what: &str) {
+        let Err(fence) = self.clocks.fenced((v / 32) as usize, t, w as usize) else { return };
+        if self.flagged {
+            return;
+        }
+        self.flagged = true;
+        let why = match fence {
+            None => format!("thread {v} wrote it with generic stores and executed no fence.proxy.async after that"),
+            Some(_) => format!(
+                "thread {v} wrote it with generic stores and executed fence.proxy.async, but that fence is not ordered \
+                 before this read (no barrier or mbarrier between them)"
+            ),
+        };
+        self.finding(
+            FindingKind::AsyncRace,
+            w,
+            lane,
+            line,
+            Some(bo),
+            format!("the async proxy reads shared memory at {bo:#x} ({what}) that the generic proxy wrote: {why}"),
+        );
+    }
+
+    /// Reports a hazard of a generic write (or a copy's write) found by the async shadow.
+    #[cold]
+    pub(super) fn async_write_hazard(&mut self, h: AsyncWriteHazard, w: u32, lane: usize, line: u32) {
+        if self.flagged {
+            return;
+        }
+        self.flagged = true;
+        let (at, msg) = match h {
+            AsyncWriteHazard::StoreSource { tid, line: sl, at } => (
+                at,
+                format!(
+                    "overwrites shared memory at {at:#x} that the bulk/tensor store of thread {tid} at PTX line {sl} \
+                     still reads: no cp.async.bulk.wait_group.read has retired that store yet"
+                ),
+            ),
+            AsyncWriteHazard::StoreRetired { warp, at } => (
+                at,
+                format!(
+                    "overwrites shared memory at {at:#x} that a bulk/tensor store read: the cp.async.bulk.wait_group \
+                     of warp {warp} that retired it is not ordered before this write"
+                ),
+            ),
+            AsyncWriteHazard::Unobserved { slot, phase, at } => (
+                at,
+                format!(
+                    "writes shared memory at {at:#x} that a bulk/tensor copy completing on phase {phase} of the \
+                     mbarrier at shared {:#x} also writes, before this warp observed that phase",
+                    self.sync.mbars[slot].off
+                ),
+            ),
+        };
+        self.finding(FindingKind::AsyncRace, w, lane, line, Some(at), msg);
     }
 
     /// A plain load or store touching a live mbarrier object (mbarrier misuse).
@@ -489,6 +610,8 @@ impl<'a> Blk<'a, '_> {
                     }
                     if l.sanitize {
                         a.mark_init(off, size as u64);
+                        self.strong_sync(addr & !3, false, w);
+                        self.strong_sync(addr & !3, true, w);
                     }
                     if size == 4 && off % 4 == 0 {
                         a.rmw32(off, |o| atom_apply(op, t, o as u64, b, c) as u32) as u64

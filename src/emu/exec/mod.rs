@@ -34,6 +34,7 @@ mod wmma;
 pub use sched::run_block;
 pub use wgmma::{fp8_error_bound, MatDesc};
 
+use super::clocks::Clocks;
 use super::ir::*;
 use super::memory::Alloc;
 use super::sanitizer::{AsyncShadow, SharedShadow};
@@ -80,9 +81,9 @@ pub struct Scratch {
     shared: Vec<u8>,
     shadow: SharedShadow,
     asyncs: AsyncShadow,
+    /// Racecheck's vector clocks (their times keep increasing across this worker's blocks).
+    clocks: Clocks,
     local: Vec<u8>,
-    /// The last barrier epoch this worker used (epochs keep increasing across its blocks).
-    epoch: u32,
     warps: Vec<Warp>,
     words: Vec<u32>,
     sectors: Vec<u64>,
@@ -95,15 +96,13 @@ struct Blk<'a, 's> {
     shared: &'s mut [u8],
     shadow: &'s mut SharedShadow,
     asyncs: &'s mut AsyncShadow,
+    clocks: &'s mut Clocks,
     local: &'s mut [u8],
     /// Shared-memory words of the current warp request (bank model).
     words: &'s mut Vec<u32>,
     /// Global 32-byte sectors of the current warp request.
     sectors: &'s mut Vec<u64>,
     out: BlockOut,
-    /// The current barrier interval (racecheck), and this block's first (initcheck).
-    epoch: u32,
-    block_start: u32,
     ctaid: [u32; 3],
     /// Warp instructions executed so far (`%clock`).
     clock: u64,
@@ -113,12 +112,14 @@ struct Blk<'a, 's> {
     sync: BlockSync,
     /// Sanitizer: one finding per warp instruction.
     flagged: bool,
-    /// bar.warp.sync count of each warp (orders the lanes of one warp for racecheck).
-    wsync: [u32; 32],
     /// Index of the allocation the last global access hit (most accesses hit the same one).
     last_alloc: std::cell::Cell<usize>,
-    /// The current access is an atomic: atomics do not race with each other.
+    /// The current access is an atomic or strong: those do not race with each other (and
+    /// release / acquire for racecheck).
     atomic: bool,
+    /// The current shared read is by the async proxy (a wgmma operand): the bytes' generic
+    /// writers need a `fence.proxy.async` ordered before it.
+    proxy_read: bool,
     /// wgmma: the sanitizer's in-flight state and the executor's operand scratch.
     wg: &'s mut WgState,
 }

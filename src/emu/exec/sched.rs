@@ -236,8 +236,13 @@ pub fn run_block(l: &LaunchCtx, bid: u64, s: &mut Scratch) -> Result<BlockOut> {
     }
     s.shared[..l.shared_bytes as usize].fill(0);
     if l.sanitize {
-        s.shadow.ensure(l.shared_bytes as usize);
+        s.shadow.ensure(l.shared_bytes as usize, nw);
         s.asyncs.reset(nw, l.shared_bytes as usize);
+    }
+    if s.clocks.start_block(nw) {
+        // Times started again: stamps of earlier blocks would look recent.
+        s.shadow.clear();
+        s.shadow.ensure(l.shared_bytes as usize, nw);
     }
     let local_len = k.local_bytes as usize * nw * 32;
     if s.local.len() < local_len {
@@ -256,19 +261,17 @@ pub fn run_block(l: &LaunchCtx, bid: u64, s: &mut Scratch) -> Result<BlockOut> {
     for (w, warp) in s.warps.iter_mut().enumerate() {
         init_warp(l, warp, &mut s.regs[w * stride..(w + 1) * stride], w, ctaid, nw);
     }
-    s.epoch += 1;
     s.wg.reset(l);
     let mut b = Blk {
         l,
         shared: &mut s.shared[..l.shared_bytes as usize],
         shadow: &mut s.shadow,
         asyncs: &mut s.asyncs,
+        clocks: &mut s.clocks,
         local: &mut s.local[..],
         words: &mut s.words,
         sectors: &mut s.sectors,
         out: BlockOut::default(),
-        epoch: s.epoch,
-        block_start: s.epoch,
         ctaid,
         clock: 0,
         turn_start: 0,
@@ -276,7 +279,7 @@ pub fn run_block(l: &LaunchCtx, bid: u64, s: &mut Scratch) -> Result<BlockOut> {
         sync: BlockSync::new(l.nthreads, l.regs_per_thread.map(|r| r * 32 * l.nwarps)),
         flagged: false,
         atomic: false,
-        wsync: [0; 32],
+        proxy_read: false,
         last_alloc: std::cell::Cell::new(0),
         wg: &mut s.wg,
     };
@@ -338,9 +341,7 @@ pub fn run_block(l: &LaunchCtx, bid: u64, s: &mut Scratch) -> Result<BlockOut> {
             b.wg_finish();
         }
     }
-    let (epoch, out) = (b.epoch, std::mem::take(&mut b.out));
-    s.epoch = epoch;
-    Ok(out)
+    Ok(std::mem::take(&mut b.out))
 }
 
 /// How an instruction leaves its warp.

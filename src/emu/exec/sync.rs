@@ -27,8 +27,9 @@ pub(super) struct CtaBarriers {
     first_line: [u32; 16],
     /// Completed phases.
     gen: [u32; 16],
-    /// Warps arrived in this phase.
+    /// Warps arrived in this phase, and those of them that wait (not `bar.arrive`).
     members: [u64; 16],
+    waiters: [u64; 16],
 }
 
 /// The synchronization state of one block.
@@ -269,6 +270,12 @@ impl Blk<'_, '_> {
         let bars = &mut self.sync.bars;
         bars.arrived[id] += warp.nthreads;
         bars.members[id] |= 1 << w;
+        if !arrive {
+            bars.waiters[id] |= 1 << w;
+        }
+        if self.l.sanitize {
+            self.clocks.bar_arrive(id, w as usize);
+        }
         if !arrive && id != 0 && self.l.counters {
             self.out.counters.named_barrier_waits += 1;
         }
@@ -291,10 +298,11 @@ impl Blk<'_, '_> {
         bars.arrived[id] = 0;
         bars.count[id] = None;
         let members = std::mem::take(&mut bars.members[id]);
+        let waiters = std::mem::take(&mut bars.waiters[id]);
         if self.l.sanitize {
             self.asyncs.barrier(members);
+            self.clocks.bar_complete(id, waiters);
         }
-        self.epoch += 1;
     }
 
     /// Whole-CTA barriers (and the cluster barrier) whose remaining threads have all arrived
@@ -322,8 +330,8 @@ impl Blk<'_, '_> {
         let members = std::mem::take(&mut s.cluster_members);
         if self.l.sanitize {
             self.asyncs.barrier(members);
+            self.clocks.cluster_complete(members);
         }
-        self.epoch += 1;
     }
 
     /// barrier.cluster.arrive / wait for a cluster of one CTA: every thread of the CTA that has
@@ -360,6 +368,9 @@ impl Blk<'_, '_> {
             warp.cluster_arrived = Some(self.sync.cluster_gen);
             self.sync.cluster_arrived += warp.nthreads;
             self.sync.cluster_members |= 1 << w;
+            if self.l.sanitize {
+                self.clocks.cluster_arrive(w as usize);
+            }
             if self.sync.cluster_arrived >= self.sync.live_threads {
                 self.complete_cluster();
             }
@@ -391,12 +402,12 @@ impl Blk<'_, '_> {
     }
 
     /// Fences order nothing here (execution is sequentially consistent); proxy fences are
-    /// reported to the sanitizer.
+    /// recorded for racecheck (the async proxy's reads of generic writes).
     #[inline(always)]
     pub(super) fn fence(&mut self, m: u32, kind: FenceKind, w: u32) {
         if m != 0 && self.l.sanitize {
             if let FenceKind::ProxyAsync(None | Some(Space::Shared)) = kind {
-                self.asyncs.proxy_fence(w as usize);
+                self.clocks.proxy_fence(w as usize);
             }
         }
     }

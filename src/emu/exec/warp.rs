@@ -117,7 +117,9 @@ impl Blk<'_, '_> {
     #[inline(always)]
     pub(super) fn warp_sync(&mut self, r: &[u64], m: u32, i: &Inst, live: u32, w: u32) {
         self.groups(r, m, i.a, live, w, i.line, "bar.warp.sync");
-        self.wsync[w as usize] += 1;
+        if self.l.sanitize {
+            self.clocks.bump(w as usize);
+        }
     }
 
     /// elect.sync d|p, membermask: the leader is the lowest executing lane of the mask (the

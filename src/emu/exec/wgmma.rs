@@ -165,7 +165,9 @@ impl Blk<'_, '_> {
             return Ok([0; 16]);
         }
         if self.l.sanitize {
+            self.proxy_read = true;
             self.shadow_access(addr as u64, 16, 16, false, w, lane, line);
+            self.proxy_read = false;
             self.wg.note_read(addr);
         }
         let mut c = [0u8; 16];

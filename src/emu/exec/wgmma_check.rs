@@ -77,12 +77,12 @@ pub struct WgState {
     warps: Vec<WgWarp>,
     /// Per warpgroup: wgmmas some but not all of its warps have issued, oldest first.
     records: Vec<VecDeque<Record>>,
-    /// Per 16-byte granule of shared memory: reads by in-flight wgmmas; and the barrier epoch
-    /// and warp of the last retirement of a read (u16::MAX: several warps), for check 4 when
-    /// the wait came after a barrier that the store also follows.
+    /// Per 16-byte granule of shared memory: reads by in-flight wgmmas; and per granule and
+    /// warp, the warp's own time (racecheck clocks) at its last wait that retired a read there
+    /// (0: none), for check 4: the store must be ordered after every such wait.
     busy: Vec<u16>,
-    retired_epoch: Vec<u32>,
-    retired_warp: Vec<u16>,
+    retired: Vec<u32>,
+    nw: usize,
     pub(super) busy_total: u64,
     /// wgmmas retired in this block (store checks are needed once there is one).
     pub(super) retired_total: u64,
@@ -125,10 +125,9 @@ impl WgState {
         let ng = l.shared_bytes.div_ceil(16) as usize;
         self.busy.clear();
         self.busy.resize(ng, 0);
-        self.retired_epoch.clear();
-        self.retired_epoch.resize(ng, 0);
-        self.retired_warp.clear();
-        self.retired_warp.resize(ng, 0);
+        self.nw = nw;
+        self.retired.clear();
+        self.retired.resize(ng * nw, 0);
     }
 
     /// Notes a 16-byte operand read at `addr` by the wgmma being issued.
@@ -142,7 +141,7 @@ impl WgState {
         }
     }
 
-    fn retire(&mut self, info: &WgInfo, w: usize, f: InFlight, epoch: u32) {
+    fn retire(&mut self, info: &WgInfo, w: usize, f: InFlight, now: u32) {
         let ww = &mut self.warps[w];
         for &d in info.regs_of(f.pc as usize) {
             ww.busy[d as usize] -= 1;
@@ -150,12 +149,7 @@ impl WgState {
         for &g in &f.reads {
             let g = g as usize;
             self.busy[g] -= 1;
-            if self.retired_epoch[g] == epoch && self.retired_warp[g] != w as u16 {
-                self.retired_warp[g] = u16::MAX;
-            } else if self.retired_epoch[g] != epoch {
-                self.retired_warp[g] = w as u16;
-            }
-            self.retired_epoch[g] = epoch;
+            self.retired[g * self.nw + w] = now;
         }
         self.busy_total -= f.reads.len() as u64;
         self.retired_total += 1;
@@ -358,14 +352,15 @@ impl Blk<'_, '_> {
         }
         let l = self.l;
         let Some(info) = l.k.wg.as_deref() else { return };
+        let now = self.clocks.now(w as usize);
         while self.wg.warps[w as usize].groups.len() > n as usize {
             let Some(g) = self.wg.warps[w as usize].groups.pop_front() else { break };
             for f in g {
-                self.wg.retire(info, w as usize, f, self.epoch);
+                self.wg.retire(info, w as usize, f, now);
             }
         }
         // The retired reads are ordered before the warp's later accesses (racecheck).
-        self.wsync[w as usize] += 1;
+        self.clocks.bump(w as usize);
     }
 
     /// Check 4: a write of shared bytes [off, off + size) by thread `lane` of warp `w`, while a
@@ -382,16 +377,13 @@ impl Blk<'_, '_> {
                 "writes shared memory that the wgmma of warp {ow} at PTX line {oline} still reads: the write comes \
                  before the wgmma.wait_group that retires it"
             )
-        } else if let Some(g) = (g0..=g1).find(|&g| {
-            g < wg.retired_epoch.len() && wg.retired_epoch[g] == self.epoch && wg.retired_warp[g] != w as u16
+        } else if let Some(v) = (g0..=g1).find_map(|g| {
+            let vc = &self.clocks.vc[w as usize];
+            (0..wg.nw).find(|&v| v != w as usize && wg.retired.get(g * wg.nw + v).is_some_and(|&t| vc[v] < t))
         }) {
-            let who = match wg.retired_warp[g] {
-                u16::MAX => "several warps".to_string(),
-                x => format!("warp {x}"),
-            };
             format!(
-                "writes shared memory that a wgmma of {who} read: the wgmma.wait_group that retired it is not ordered \
-                 before this write (no barrier between them), so the wgmma may still be reading"
+                "writes shared memory that a wgmma of warp {v} read: the wgmma.wait_group that retired it is not \
+                 ordered before this write (no barrier or mbarrier between them), so the wgmma may still be reading"
             )
         } else {
             return;
