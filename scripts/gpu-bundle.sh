@@ -53,7 +53,11 @@ cp profiles/ncu/*.section "$stage/profiles/ncu/"
 rm -f "$stage/built.tsv"
 
 rm -rf carry && mkdir -p carry
-tar -C "$stage" -cf - . | xz -T0 -6 >carry/bundle.tar.xz
+# One xz stream with a dictionary larger than a test executable (~55 MB stripped): every executable
+# embeds the same kernel modules, and a window that spans two of them stores those bytes once
+# (44 MiB with xz's default 8 MiB window, about a sixth of that with this one). Single-threaded:
+# threads would cut the stream into blocks and lose the repeats. Unpacking needs ~200 MiB of memory.
+tar -C "$stage" -cf - . | xz -T1 --lzma2=preset=6,dict=192MiB >carry/bundle.tar.xz
 cat >carry/run.sh <<'RUN'
 #!/usr/bin/env bash
 # On the GPU machine: unpacks bundle.tar.xz (once per bundle) and starts its scripts/gpu-run.sh:
