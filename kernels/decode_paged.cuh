@@ -38,10 +38,11 @@
 #include <cuda_fp16.h>
 #include <math.h>
 #include <stdint.h>
-#include "attn_bulk.cuh"
 #include "attn_decode.cuh"
 #include "attn_paged.h"
 #include "attn_params.h"
+#include "attn_ptx.cuh"
+#include "attn_sm90.cuh"
 #include "attn_warp.cuh"
 
 namespace paged {
@@ -293,9 +294,7 @@ struct Producer {
     }
     if (mine && my_c == 0) {
       const int k0 = kt * kTileK;
-      asm volatile("st.shared.v4.b32 [%0], {%1, %2, %3, %4};\n" ::"r"(header), "r"(kt), "r"(max(k0, loaded.lo)),
-                   "r"(min(k0 + kTileK, loaded.hi)), "r"(0)
-                   : "memory");
+      attn::st_shared_v4(header, make_uint4(kt, max(k0, loaded.lo), min(k0 + kTileK, loaded.hi), 0));
       attn::mbarrier_arrive_expect_tx(full, 2 * tile_bytes);
     }
     if (mine && valid) {

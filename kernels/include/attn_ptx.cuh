@@ -41,6 +41,21 @@ __device__ __forceinline__ void cp_async_cg_16(uint32_t dst, const void* src, bo
                : "memory");
 }
 
+// 4 bytes (.ca: .cg takes only 16), of which the first `src_bytes` (0..4) are read and the rest
+// zero-filled: small runs a bulk copy cannot take (not a multiple of 16 bytes).
+__device__ __forceinline__ void cp_async_ca_4(uint32_t dst, const void* src, uint32_t src_bytes) {
+  asm volatile("cp.async.ca.shared.global [%0], [%1], 4, %2;\n" ::"r"(dst), "l"(__cvta_generic_to_global(src)),
+               "r"(src_bytes)
+               : "memory");
+}
+
+// (ARRIVES.LDGSTSBAR) An arrival on the mbarrier `bar` once this thread's earlier cp.async copies
+// have landed; .noinc: the arrival is one of the barrier's expected count (the init must count
+// it). The mbarrier wrappers are in attn_sm90.cuh.
+__device__ __forceinline__ void cp_async_mbarrier_arrive_noinc(uint32_t bar) {
+  asm volatile("cp.async.mbarrier.arrive.noinc.shared::cta.b64 [%0];\n" ::"r"(bar) : "memory");
+}
+
 // cp.async.commit_group (LDGDEPBAR)
 __device__ __forceinline__ void cp_async_commit() { asm volatile("cp.async.commit_group;\n" ::: "memory"); }
 

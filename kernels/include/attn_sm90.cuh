@@ -1,11 +1,14 @@
 // Hopper's asynchronous instructions (sm_90a), one wrapper per PTX instruction and named after it
-// (SASS in parentheses), and the two objects built directly on them: the shared-memory matrix
-// descriptor and the TMA tile. Everything the Hopper kernels do asynchronously goes through this
+// (SASS in parentheses), and the three objects built directly on them: the shared-memory matrix
+// descriptor, the TMA tile and the mbarrier ring. Everything the Hopper kernels (the prefill,
+// attn_hopper.cuh, and the serving decode, decode_paged.cuh) do asynchronously goes through this
 // file, so docs/perf-hopper.md's list of PTX forms is this file's list. wgmma itself is in
-// attn_wgmma.cuh (generated: one wrapper per shape).
+// attn_wgmma.cuh (generated: one wrapper per shape); the sm_80 cp.async forms (the decode's
+// 4-byte scale copies among them) are in attn_ptx.cuh.
 //
 // Sources for the semantics: PTX ISA sections "Asynchronous Warpgroup Level Matrix Multiply-
-// Accumulate" (descriptors, fragments), "Tensor Copy" (cp.async.bulk.tensor), "mbarrier",
+// Accumulate" (descriptors, fragments), "Tensor Copy" (cp.async.bulk.tensor), "Bulk Copy"
+// (cp.async.bulk), "mbarrier",
 // "setmaxnreg", "stmatrix", "elect.sync", "membar/fence" (fence.proxy.async); the facts gathered
 // in ../shared/docs/hopper-isa.md.
 #pragma once
@@ -18,26 +21,29 @@ namespace attn {
 
 // ---------------------------------------------------------------------------------------------
 // mbarrier (SYNCS): an 8-byte shared-memory object with a phase bit, pending arrivals and a
-// transaction count. A phase completes when every expected arrival came and the transaction
+// transaction count (PTX ISA 9.7.13.15). A phase completes when every expected arrival came and the transaction
 // count is back to zero; try_wait.parity P succeeds once the phase with parity P completed (a
 // fresh barrier counts as having completed the phase before its first, so waiting for parity 1
 // passes at once: producers start their "empty" waits there).
 
+// (SYNCS.EXCH) `count` arrivals complete a phase.
 __device__ __forceinline__ void mbarrier_init(uint32_t bar, uint32_t count) {
   asm volatile("mbarrier.init.shared::cta.b64 [%0], %1;\n" ::"r"(bar), "r"(count) : "memory");
 }
 
-// Makes the inits visible to the async proxy (the TMA unit signals these barriers) before use.
+// Makes the inits visible to the async proxy (the copy engines signal these barriers) before use.
 __device__ __forceinline__ void fence_mbarrier_init() {
   asm volatile("fence.mbarrier_init.release.cluster;\n" ::: "memory");
 }
 
+// (SYNCS.ARRIVE) One arrival, release semantics: this thread's earlier writes are visible to a
+// thread whose wait observes the phase this arrival completes.
 __device__ __forceinline__ void mbarrier_arrive(uint32_t bar) {
   asm volatile("mbarrier.arrive.shared::cta.b64 _, [%0];\n" ::"r"(bar) : "memory");
 }
 
-// Raises the transaction count by `bytes` (what the TMA copies that complete on this barrier
-// will deliver), then arrives.
+// Raises the transaction count by `bytes` (what the TMA or bulk copies that complete on this
+// barrier will deliver), then arrives.
 __device__ __forceinline__ void mbarrier_arrive_expect_tx(uint32_t bar, uint32_t bytes) {
   asm volatile("mbarrier.arrive.expect_tx.shared::cta.b64 _, [%0], %1;\n" ::"r"(bar), "r"(bytes) : "memory");
 }
@@ -75,7 +81,8 @@ __device__ __forceinline__ void fence_proxy_async_shared() {
 }
 
 // bar.sync / bar.arrive with an explicit thread count (BAR.SYNC / BAR.ARV): id 0 is
-// __syncthreads; the kernels use 1.. for their own groups of warps.
+// __syncthreads; the kernels use 1.. for their own groups of warps (a multiple of 32 threads, the
+// same count for every participant).
 __device__ __forceinline__ void named_barrier_sync(int id, int threads) {
   asm volatile("bar.sync %0, %1;\n" ::"r"(id), "r"(threads) : "memory");
 }
@@ -112,7 +119,7 @@ __device__ __forceinline__ bool elect_one_sync() {
 }
 
 // ---------------------------------------------------------------------------------------------
-// TMA: cp.async.bulk.tensor (UTMALDG / UTMASTG). `map` is the generic address of a tensor map
+// TMA and bulk copies: cp.async.bulk.tensor (UTMALDG / UTMASTG), cp.async.bulk (UBLKCP). `map` is the generic address of a tensor map
 // kernel parameter (const __grid_constant__ CUtensorMap); coordinates are elements, innermost
 // first. A load writes the whole box into shared memory (elements outside the tensor as zeros) and
 // completes `box bytes` of transactions on `bar`; a store writes the box's in-range elements.
@@ -134,6 +141,21 @@ __device__ __forceinline__ void tma_store_4d(const CUtensorMap* map, uint32_t sr
   asm volatile("cp.async.bulk.tensor.4d.global.shared::cta.bulk_group [%0, {%2, %3, %4, %5}], [%1];\n" ::"l"(
                    reinterpret_cast<uint64_t>(map)),
                "r"(src), "r"(c0), "r"(c1), "r"(c2), "r"(c3)
+               : "memory");
+}
+
+// Plain bulk copy (UBLKCP): `bytes` of global memory at `src` into shared memory at `dst`,
+// completing `bytes` transactions on the mbarrier `bar`; src, dst and bytes multiples of 16.
+// Bulk vs tensor copy: a bulk copy moves one contiguous run of bytes of any length without a
+// tensor map; a tensor copy moves a box whose shape is fixed when the map is encoded on the host.
+// A paged cache's pages are contiguous per KV head (attn_paged.h) but each sequence's last page
+// is filled only up to its length and a window starts anywhere: bulk copies fetch exactly the
+// rows that exist, where a fixed box would also read page tails (and each buffer set would need
+// maps of its own). Bulk copies do not swizzle: the bytes land as they are in global memory, so a
+// kernel that feeds ldmatrix restages them (decode_paged.cuh does, converting fp8 on the way).
+__device__ __forceinline__ void bulk_copy_g2s(uint32_t dst, const void* src, uint32_t bytes, uint32_t bar) {
+  asm volatile("cp.async.bulk.shared::cluster.global.mbarrier::complete_tx::bytes [%0], [%1], %2, [%3];\n" ::"r"(dst),
+               "l"(__cvta_generic_to_global(src)), "r"(bytes), "r"(bar)
                : "memory");
 }
 
@@ -276,6 +298,43 @@ struct TmaTile {
 #pragma unroll
     for (int b = 0; b < kBlocks; ++b) tma_load_4d(block(b), map, bar, c0 + b * kBlockCols, c1, c2, c3);
   }
+};
+
+// A ring of STAGES stages filled asynchronously by a producer and drained by consumers, with two
+// mbarriers per stage at shared address `bars` (16 * STAGES bytes, 8-byte aligned): full[i]
+// completes when stage i's copies landed (the producer's arrive.expect_tx with the bytes its
+// bulk or TMA copies deliver, plus any cp.async.mbarrier arrivals it counted at init), empty[i]
+// when its consumers released it. Tile n (the n-th the ring carries) uses stage n % STAGES for
+// the (n / STAGES)-th time: its full phase has parity (n / STAGES) & 1, and the producer may
+// refill the stage once the empty phase of the previous use completed (for the first use, the
+// "phase before the first" of a fresh barrier: parity 1 passes at once). The stages' memory is
+// the user's; the ring only orders it.
+template <int STAGES>
+struct MbarrierRing {
+  static_assert(STAGES >= 2, "at least double buffering");
+  static constexpr int kBytes = 16 * STAGES;
+  uint32_t bars;
+
+  __device__ __forceinline__ static int stage(int n) { return n % STAGES; }
+  __device__ __forceinline__ static uint32_t parity(int n) { return static_cast<uint32_t>(n / STAGES) & 1u; }
+  __device__ __forceinline__ uint32_t full(int n) const { return bars + 8 * stage(n); }
+  __device__ __forceinline__ uint32_t empty(int n) const { return bars + 8 * (STAGES + stage(n)); }
+
+  // One thread, before any use; the caller then synchronizes the CTA.
+  __device__ __forceinline__ void init(uint32_t full_arrivals, uint32_t empty_arrivals) const {
+#pragma unroll
+    for (int i = 0; i < STAGES; ++i) {
+      mbarrier_init(bars + 8 * i, full_arrivals);
+      mbarrier_init(bars + 8 * (STAGES + i), empty_arrivals);
+    }
+    fence_mbarrier_init();
+  }
+  // Producer: stage of tile n is free (its previous tile was released).
+  __device__ __forceinline__ void producer_acquire(int n) const { mbarrier_wait(empty(n), parity(n) ^ 1u); }
+  // Consumer: tile n has landed.
+  __device__ __forceinline__ void consumer_wait(int n) const { mbarrier_wait(full(n), parity(n)); }
+  // Consumer: done reading tile n's stage (one of the empty barrier's expected arrivals).
+  __device__ __forceinline__ void consumer_release(int n) const { mbarrier_arrive(empty(n)); }
 };
 
 }  // namespace attn
