@@ -176,92 +176,23 @@ __device__ __forceinline__ void decode_split(const AttnParams& p) {
   }
 }
 
-// Combine: one CTA of kCombineWarps warps per output row (b, h, token). Warp w takes the blocks
-// of 32 splits k = w, w + kCombineWarps, ...: per block each lane loads one split's LSE (every
-// LSE is read once), the warp keeps a running max, the weights exp(lse_s - max) are broadcast
-// lane by lane and each lane adds its D / 32 columns of w_s * O_s; splits of weight 0 (no
-// visible key) are not read at all. The warps' (max, sum, O) are then merged in shared memory.
-// Several warps per row, and loads issued 8 at a time, keep enough partial-O reads in flight
-// when a 1M-token decode has hundreds of splits and only a handful of output rows.
-constexpr int kCombineWarps = 8;
-
+// Combine: one CTA of attn::COMBINE_WARPS warps per output row (b, h, token); split s's partial
+// of row r is row s * rows + r of the scratch (rows = batch * heads * seq_q, order [b, h, token]).
 template <int D>
 __device__ __forceinline__ void decode_combine(const AttnParams& p) {
-  constexpr int kCols = D / 32;
-  static_assert(kCols == 2 || kCols == 4, "head_dim 64 or 128");
-  __shared__ float s_m[kCombineWarps], s_sum[kCombineWarps];
-  __shared__ __align__(16) float s_acc[kCombineWarps][D];
-  const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
+  using Combine = attn::SplitCombine<D>;
   const int64_t rows = (int64_t)p.batch * p.heads * p.seq_q;
   const int64_t row = blockIdx.x;  // [b, h, token], the partials' and the LSE's row order
-  const float* part_o = reinterpret_cast<const float*>(p.scratch);
-  const float* part_lse = reinterpret_cast<const float*>(p.scratch_lse);
-
-  float m = -INFINITY, sum = 0.f;
-  float acc[kCols];
-#pragma unroll
-  for (int c = 0; c < kCols; ++c) acc[c] = 0.f;
-  for (int s0 = 32 * warp; s0 < p.num_splits; s0 += 32 * kCombineWarps) {
-    const int s = s0 + lane;
-    const float lse_s = s < p.num_splits ? part_lse[s * rows + row] : -INFINITY;
-    const float m_new = fmaxf(m, attn::warp_max(lse_s));
-    if (m_new == -INFINITY) continue;  // no split so far saw a key (warp-uniform)
-    const float rescale = expf(m - m_new);  // m = -inf: 0, and acc, sum are 0 then anyway
-    sum *= rescale;
-#pragma unroll
-    for (int c = 0; c < kCols; ++c) acc[c] *= rescale;
-    m = m_new;
-    const float w_lane = expf(lse_s - m);  // -inf (empty or absent split): 0
-    sum += attn::warp_sum(w_lane);
-#pragma unroll 8
-    for (int j = 0; j < 32; ++j) {
-      const float w = __shfl_sync(0xffffffffu, w_lane, j);
-      if (w > 0.f) {  // warp-uniform: nothing to add, nothing to read
-        const float* src = part_o + ((s0 + j) * rows + row) * D + lane * kCols;
-        if constexpr (kCols == 4) {
-          const float4 x = *reinterpret_cast<const float4*>(src);
-          acc[0] += w * x.x;
-          acc[1] += w * x.y;
-          acc[2] += w * x.z;
-          acc[3] += w * x.w;
-        } else {
-          const float2 x = *reinterpret_cast<const float2*>(src);
-          acc[0] += w * x.x;
-          acc[1] += w * x.y;
-        }
-      }
-    }
-  }
-  if (lane == 0) {
-    s_m[warp] = m;
-    s_sum[warp] = sum;
-  }
-  // One vector store per lane: a warp's row is contiguous (conflict-free).
-  const uint32_t acc_dst = attn::smem_u32(&s_acc[warp][lane * kCols]);
-  if constexpr (kCols == 4)
-    attn::st_shared_f32x4(acc_dst, acc[0], acc[1], acc[2], acc[3]);
-  else
-    attn::st_shared_f32x2(acc_dst, acc[0], acc[1]);
-  __syncthreads();
-
-  float mx = -INFINITY;
-#pragma unroll
-  for (int w = 0; w < kCombineWarps; ++w) mx = fmaxf(mx, s_m[w]);
-  float total = 0.f;
-#pragma unroll
-  for (int w = 0; w < kCombineWarps; ++w) total += (mx == -INFINITY) ? 0.f : expf(s_m[w] - mx) * s_sum[w];
+  const attn::SplitMerge r = Combine::merge({reinterpret_cast<const float*>(p.scratch),
+                                         reinterpret_cast<const float*>(p.scratch_lse), row, rows, p.num_splits});
   const int tok = (int)(row % p.seq_q), h = (int)((row / p.seq_q) % p.heads);
   const int b = (int)(row / ((int64_t)p.seq_q * p.heads));
   if (threadIdx.x < D) {
-    float o = 0.f;
-#pragma unroll
-    for (int w = 0; w < kCombineWarps; ++w)
-      if (mx != -INFINITY) o += expf(s_m[w] - mx) * s_acc[w][threadIdx.x];
     bf16* out = reinterpret_cast<bf16*>(p.o) + b * p.o_batch_stride + (int64_t)tok * p.o_row_stride +
                 (int64_t)h * p.o_head_stride;
-    out[threadIdx.x] = __float2bfloat16_rn(total > 0.f ? o / total : 0.f);
+    out[threadIdx.x] = Combine::column(r, threadIdx.x);
   }
-  if (threadIdx.x == 0) reinterpret_cast<float*>(p.lse)[row] = total > 0.f ? mx + logf(total) : -INFINITY;
+  if (threadIdx.x == 0) reinterpret_cast<float*>(p.lse)[row] = r.lse();
 }
 
 }  // namespace
@@ -283,10 +214,10 @@ ATTN_ENTRY(attn_decode_d128_r128_causal, decode_split, R128D128, ATTN_MASK_CAUSA
 ATTN_ENTRY(attn_decode_d128_r128_window, decode_split, R128D128, ATTN_MASK_WINDOW)
 ATTN_ENTRY(attn_decode_d128_r128_sparse, decode_split, R128D128, ATTN_MASK_BLOCK_SPARSE)
 
-// grid batch * heads * seq_q (one CTA per output row), block 32 * kCombineWarps.
-extern "C" __global__ void __launch_bounds__(32 * kCombineWarps) attn_decode_combine_d64(const AttnParams p) {
+// grid batch * heads * seq_q (one CTA per output row), block 32 * attn::COMBINE_WARPS.
+extern "C" __global__ void __launch_bounds__(32 * attn::COMBINE_WARPS) attn_decode_combine_d64(const AttnParams p) {
   decode_combine<64>(p);
 }
-extern "C" __global__ void __launch_bounds__(32 * kCombineWarps) attn_decode_combine_d128(const AttnParams p) {
+extern "C" __global__ void __launch_bounds__(32 * attn::COMBINE_WARPS) attn_decode_combine_d128(const AttnParams p) {
   decode_combine<128>(p);
 }

@@ -31,10 +31,10 @@ PAGED_ENTRY(attn_decode_paged_bf16_d128_r128_causal, R128D128, ATTN_MASK_CAUSAL)
 PAGED_ENTRY(attn_decode_paged_bf16_d128_r128_window, R128D128, ATTN_MASK_WINDOW)
 PAGED_ENTRY(attn_decode_paged_bf16_d128_r128_sparse, R128D128, ATTN_MASK_BLOCK_SPARSE)
 
-// grid (num_seqs, heads), block 32 * kCombineWarps.
-extern "C" __global__ void __launch_bounds__(32 * paged::kCombineWarps) attn_decode_paged_combine_d64(const PagedDecodeParams p) {
+// grid (num_seqs, heads), block 32 * attn::COMBINE_WARPS.
+extern "C" __global__ void __launch_bounds__(32 * attn::COMBINE_WARPS) attn_decode_paged_combine_d64(const PagedDecodeParams p) {
   paged::paged_combine<64>(p);
 }
-extern "C" __global__ void __launch_bounds__(32 * paged::kCombineWarps) attn_decode_paged_combine_d128(const PagedDecodeParams p) {
+extern "C" __global__ void __launch_bounds__(32 * attn::COMBINE_WARPS) attn_decode_paged_combine_d128(const PagedDecodeParams p) {
   paged::paged_combine<128>(p);
 }

@@ -533,23 +533,14 @@ __device__ __forceinline__ void paged_split(const PagedDecodeParams& p) {
   }
 }
 
-// The combine: one CTA of kCombineWarps warps per (sequence, query head), grid (num_seqs, heads).
-// A sequence with one split was written by the split kernel: its CTAs leave after reading its
-// split count. Otherwise, per token, warp w takes the blocks of 32 splits k = w, w + 8, ...: each
-// lane loads one split's LSE (each read once), the warp keeps a running max, the weights are
-// broadcast lane by lane and each lane adds its D / 32 columns of w_k O_k; splits of weight 0 (no
-// visible key for this row) are not read. The warps' (max, sum, O) are merged in shared memory.
-// No split at all (no visible key): O = 0, LSE = -inf.
-constexpr int kCombineWarps = 8;
-
+// The combine: one CTA of attn::COMBINE_WARPS warps per (sequence, query head), grid (num_seqs,
+// heads). A sequence with one split was written by the split kernel: its CTAs leave after reading
+// its split count. Otherwise each token's row is one SplitCombine merge: split k's partial of
+// token t is row pbase + (k * nt + t) * heads + h.
 template <int D>
 __device__ __forceinline__ void paged_combine(const PagedDecodeParams& p) {
-  constexpr int kCols = D / 32;
-  static_assert(kCols == 2 || kCols == 4, "head_dim 64 or 128");
   __shared__ int s_meta[4];
-  __shared__ float s_m[kCombineWarps], s_sum[kCombineWarps];
-  __shared__ __align__(16) float s_acc[kCombineWarps][D];
-  const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
+  using Combine = attn::SplitCombine<D>;
   const int s = blockIdx.x, h = blockIdx.y;
   if (threadIdx.x == 0) {
     const int* so = reinterpret_cast<const int*>(p.split_offsets);
@@ -566,72 +557,15 @@ __device__ __forceinline__ void paged_combine(const PagedDecodeParams& p) {
   const int count = s_meta[0];
   if (count == 1) return;
   const int pbase = s_meta[1], q0 = s_meta[2], nt = s_meta[3];
-  const float* part_o = reinterpret_cast<const float*>(p.partial_o);
-  const float* part_lse = reinterpret_cast<const float*>(p.partial_lse);
   const int64_t stride = (int64_t)nt * p.heads;  // partial rows from one split to the next
   for (int t = 0; t < nt; ++t) {
-    const int64_t row0 = pbase + (int64_t)t * p.heads + h;  // split 0's partial row
-    float m = -INFINITY, sum = 0.f;
-    float acc[kCols];
-#pragma unroll
-    for (int k = 0; k < kCols; ++k) acc[k] = 0.f;
-    for (int s0 = 32 * warp; s0 < count; s0 += 32 * kCombineWarps) {
-      const int k = s0 + lane;
-      const float lse_k = k < count ? part_lse[row0 + k * stride] : -INFINITY;
-      const float m_new = fmaxf(m, attn::warp_max(lse_k));
-      if (m_new == -INFINITY) continue;  // no split so far saw a key (warp-uniform)
-      const float rescale = expf(m - m_new);
-      sum *= rescale;
-#pragma unroll
-      for (int e = 0; e < kCols; ++e) acc[e] *= rescale;
-      m = m_new;
-      const float w_lane = expf(lse_k - m);
-      sum += attn::warp_sum(w_lane);
-#pragma unroll 8
-      for (int j = 0; j < 32; ++j) {
-        const float w = __shfl_sync(0xffffffffu, w_lane, j);
-        if (w > 0.f) {
-          const float* src = part_o + (row0 + (s0 + j) * stride) * D + lane * kCols;
-          if constexpr (kCols == 4) {
-            const float4 x = *reinterpret_cast<const float4*>(src);
-            acc[0] += w * x.x;
-            acc[1] += w * x.y;
-            acc[2] += w * x.z;
-            acc[3] += w * x.w;
-          } else {
-            const float2 x = *reinterpret_cast<const float2*>(src);
-            acc[0] += w * x.x;
-            acc[1] += w * x.y;
-          }
-        }
-      }
-    }
-    if (lane == 0) {
-      s_m[warp] = m;
-      s_sum[warp] = sum;
-    }
-    const uint32_t acc_dst = attn::smem_u32(&s_acc[warp][lane * kCols]);
-    if constexpr (kCols == 4)
-      attn::st_shared_f32x4(acc_dst, acc[0], acc[1], acc[2], acc[3]);
-    else
-      attn::st_shared_f32x2(acc_dst, acc[0], acc[1]);
-    __syncthreads();
-    float mx = -INFINITY;
-#pragma unroll
-    for (int w = 0; w < kCombineWarps; ++w) mx = fmaxf(mx, s_m[w]);
-    float total = 0.f;
-#pragma unroll
-    for (int w = 0; w < kCombineWarps; ++w) total += (mx == -INFINITY) ? 0.f : expf(s_m[w] - mx) * s_sum[w];
+    const attn::SplitMerge r = Combine::merge({reinterpret_cast<const float*>(p.partial_o),
+                                           reinterpret_cast<const float*>(p.partial_lse),
+                                           pbase + (int64_t)t * p.heads + h, stride, count});
     const int64_t orow = (int64_t)(q0 + t) * p.heads + h;
-    if (threadIdx.x < D) {
-      float o = 0.f;
-#pragma unroll
-      for (int w = 0; w < kCombineWarps; ++w)
-        if (mx != -INFINITY) o += expf(s_m[w] - mx) * s_acc[w][threadIdx.x];
-      reinterpret_cast<bf16*>(p.o)[orow * D + threadIdx.x] = __float2bfloat16_rn(total > 0.f ? o / total : 0.f);
-    }
-    if (threadIdx.x == 0) reinterpret_cast<float*>(p.lse)[orow] = total > 0.f ? mx + logf(total) : -INFINITY;
-    __syncthreads();  // s_m, s_sum, s_acc are reused by the next token
+    if (threadIdx.x < D) reinterpret_cast<bf16*>(p.o)[orow * D + threadIdx.x] = Combine::column(r, threadIdx.x);
+    if (threadIdx.x == 0) reinterpret_cast<float*>(p.lse)[orow] = r.lse();
+    __syncthreads();  // the combine's shared memory is reused by the next token
   }
 }
 

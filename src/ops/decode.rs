@@ -24,7 +24,7 @@ pub const MAX_SEQ_Q: usize = 16;
 /// partial O/LSE written and read back by the combine: rows·(d+1)·4 bytes each way) stay small
 /// next to its K/V (≥ 4·64·d·4 bytes). See [`min_tiles_per_split`] for the Q re-read bound.
 pub const MIN_TILES_PER_SPLIT: usize = 4;
-/// Threads of the combine kernel's CTA, one CTA per output row (decode.cu: kCombineWarps).
+/// Threads of the combine kernel's CTA, one CTA per output row (attn_decode.cuh: COMBINE_WARPS).
 pub const COMBINE_THREADS: u32 = 256;
 /// H100 SXM: the default when the caller does not pass the device's SM count.
 pub const H100_SMS: usize = 132;

@@ -30,7 +30,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 /// Keys per tile of the kernels (decode_paged.cuh: kTileK), the plan's `tile_k`.
 pub const TILE_K: usize = 64;
-/// Threads of the combine's CTA (decode_paged.cuh: kCombineWarps warps).
+/// Threads of the combine's CTA (attn_decode.cuh: COMBINE_WARPS warps).
 pub const COMBINE_THREADS: u32 = 256;
 /// Largest cache length the kernels index with 32-bit key positions (a tile's end must fit).
 pub const MAX_KEYS: usize = i32::MAX as usize - 2 * TILE_K;
