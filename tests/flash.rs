@@ -353,17 +353,7 @@ fn check_tile_mask(dev: &dyn Device, entry: &str, bm: usize, p: &Problem) {
     let stride = 1 + 2 * max_tiles;
     let out = DevBuf::new(dev, 4 * nq * stride).unwrap();
     out.fill(0xffff_ffff).unwrap();
-    let mut params = attnjoule::ops::base_params(p);
-    let csr = match &p.mask {
-        Mask::BlockSparse(l) => {
-            Some((DevBuf::from_slice(dev, &l.row_ptr).unwrap(), DevBuf::from_slice(dev, &l.col_idx).unwrap()))
-        }
-        _ => None,
-    };
-    if let Some((rp, ci)) = &csr {
-        params.block_row_ptr = rp.addr();
-        params.block_col_idx = ci.addr();
-    }
+    let (params, _csr) = common::upload_layout(dev, p);
     let args: [Vec<u8>; 3] =
         [params.as_bytes().to_vec(), out.addr().to_le_bytes().to_vec(), (max_tiles as i32).to_le_bytes().to_vec()];
     let a: Vec<&[u8]> = args.iter().map(|x| x.as_slice()).collect();

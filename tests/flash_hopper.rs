@@ -168,24 +168,6 @@ fn unsupported_shapes_are_typed_errors() {
 // The mask objects on the emulator (no Hopper instruction): the producer's key-tile walk against
 // Mask::classify_tile, and each consumer slab's element mask against Mask::visible.
 
-fn upload_layout<'d>(
-    dev: &'d dyn Device,
-    p: &Problem,
-) -> (attnjoule::params::AttnParams, Option<(DevBuf<'d>, DevBuf<'d>)>) {
-    let mut params = attnjoule::ops::base_params(p);
-    let csr = match &p.mask {
-        Mask::BlockSparse(l) => {
-            Some((DevBuf::from_slice(dev, &l.row_ptr).unwrap(), DevBuf::from_slice(dev, &l.col_idx).unwrap()))
-        }
-        _ => None,
-    };
-    if let Some((rp, ci)) = &csr {
-        params.block_row_ptr = rp.addr();
-        params.block_col_idx = ci.addr();
-    }
-    (params, csr)
-}
-
 fn kind_name(m: &Mask) -> &'static str {
     match m {
         Mask::None => "none",
@@ -201,7 +183,7 @@ fn check_walk(dev: &dyn Device, bm: usize, bn: usize, p: &Problem) -> usize {
     let stride = 1 + nk;
     let out = DevBuf::new(dev, 4 * nq * stride).unwrap();
     out.fill(0xffff_ffff).unwrap();
-    let (params, _csr) = upload_layout(dev, p);
+    let (params, _csr) = common::upload_layout(dev, p);
     let entry = format!("hopper_tiles_{}_m{bm}_n{bn}", kind_name(&p.mask));
     let args: [Vec<u8>; 3] =
         [params.as_bytes().to_vec(), out.addr().to_le_bytes().to_vec(), (nk as i32).to_le_bytes().to_vec()];
@@ -244,7 +226,7 @@ fn check_slabs(dev: &dyn Device, bn: usize, p: &Problem) -> usize {
     let seen = DevBuf::new(dev, slabs * nk * 64 * bn).unwrap();
     full.fill(0xffff_ffff).unwrap();
     seen.fill(0x0505_0505).unwrap();
-    let (params, _csr) = upload_layout(dev, p);
+    let (params, _csr) = common::upload_layout(dev, p);
     let entry = format!("hopper_slab_{}_n{bn}", kind_name(&p.mask));
     let args: [Vec<u8>; 3] =
         [params.as_bytes().to_vec(), full.addr().to_le_bytes().to_vec(), seen.addr().to_le_bytes().to_vec()];

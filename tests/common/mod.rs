@@ -102,3 +102,23 @@ pub fn run_cases<C>(dev: &dyn Device, cases: &[C], run_case: impl Fn(&dyn Device
     let worst = cases.iter().map(|c| run_case(dev, c)).fold(0.0, f64::max);
     println!("worst O rel L2: {worst:.2e}");
 }
+
+/// The kernel parameters of `p` with its block-sparse layout (if any) uploaded; the buffers must
+/// outlive the launch that reads them.
+pub fn upload_layout<'d>(
+    dev: &'d dyn Device,
+    p: &attnjoule::problem::Problem,
+) -> (attnjoule::params::AttnParams, Option<(DevBuf<'d>, DevBuf<'d>)>) {
+    let mut params = attnjoule::ops::base_params(p);
+    let csr = match &p.mask {
+        attnjoule::mask::Mask::BlockSparse(l) => {
+            Some((DevBuf::from_slice(dev, &l.row_ptr).unwrap(), DevBuf::from_slice(dev, &l.col_idx).unwrap()))
+        }
+        _ => None,
+    };
+    if let Some((rp, ci)) = &csr {
+        params.block_row_ptr = rp.addr();
+        params.block_col_idx = ci.addr();
+    }
+    (params, csr)
+}
