@@ -151,6 +151,9 @@ pub fn refuse_overwrite(flag: &str, output: &Path, inputs: &[&Path]) -> Result<(
 /// Name of the lock file a [`DirLock`] holds in its folder.
 pub const LOCK_FILE: &str = ".attnjoule.lock";
 
+/// How long a busy lock is tried again before it is taken as held by another writer.
+const LOCK_PATIENCE: std::time::Duration = std::time::Duration::from_millis(100);
+
 /// An exclusive lock on a folder (an advisory lock on `<dir>/.attnjoule.lock`), held until
 /// dropped; the operating system releases it when the process ends, however it ends.
 #[derive(Debug)]
@@ -177,7 +180,17 @@ impl DirLock {
             .write(true)
             .open(&path)
             .map_err(|e| io_err(&path, e))?;
-        match file.try_lock() {
+        // A lock its owner has just released can still read as held for a moment: a process
+        // forked by any thread of ours (a subprocess) shares the locked file until it execs
+        // (close-on-exec). So a busy lock is tried again for a short while before refusing; a
+        // sweep that really holds it holds it far longer.
+        let t0 = std::time::Instant::now();
+        let mut tried = file.try_lock();
+        while matches!(tried, Err(fs::TryLockError::WouldBlock)) && t0.elapsed() < LOCK_PATIENCE {
+            std::thread::sleep(std::time::Duration::from_millis(10));
+            tried = file.try_lock();
+        }
+        match tried {
             Ok(()) => Ok(DirLock { _file: file, path }),
             Err(fs::TryLockError::WouldBlock) => Err(Error::Invalid(format!(
                 "{} is in use by another {holder} (it holds {}); wait for it to finish or choose another folder",

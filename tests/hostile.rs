@@ -498,8 +498,9 @@ fn a_full_disk_during_a_profile_write_leaves_the_old_profile() {
 fn two_sweeps_on_one_log_the_second_refused() {
     let d = tempdir("lock");
     let s = d.join("s");
-    // The first sweep: enough points to be running while the second starts.
-    let ctx: Vec<String> = (1..=16).map(|i| (64 * i).to_string()).collect();
+    // The first sweep: enough work to be running while the second starts (and past the lock's
+    // short patience, files::LOCK_PATIENCE).
+    let ctx: Vec<String> = (1..=16).map(|i| (1024 * i).to_string()).collect();
     let a = emu_sweep(&s, &ctx.join(","));
     let mut first = bin().args(args(&a)).stdout(Stdio::null()).stderr(Stdio::piped()).spawn().unwrap();
     let log = s.join("points.jsonl");
