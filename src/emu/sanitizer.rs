@@ -26,18 +26,18 @@ use super::clocks::{LANE_BITS, SEVERAL_LANES};
 /// A record: the shadow of one byte (or of a grain whose bytes agree) of shared memory, as
 /// `HEAD + nw` words in one slice so that a record and its read entries share a cache line:
 /// `[W_CLK]` the writing warp's own time at the last write; `[R_MASK]` the warps whose reads
-/// since that write have an entry; `[TIDS]` the last writer's thread (low half) and the latest
-/// reader's (high half, for messages); `[HEAD + v]` warp `v`'s entry: its own time at its latest
-/// read `<< LANE_BITS |` the reading lane (or [`SEVERAL_LANES`]).
+/// since that write have an entry; `[W_TID]` the last writer's thread; `[HEAD + v]` warp `v`'s
+/// entry: its own time at its latest read `<< LANE_BITS |` the reading lane (or
+/// [`SEVERAL_LANES`]).
 pub const W_CLK: usize = 0;
 pub const R_MASK: usize = 1;
-pub const TIDS: usize = 2;
+pub const W_TID: usize = 2;
 pub const HEAD: usize = 3;
 
 /// The last write's thread of record `s`.
 #[inline(always)]
 pub fn w_tid(s: &[u32]) -> u16 {
-    s[TIDS] as u16
+    s[W_TID] as u16
 }
 
 /// Record `s` now holds a write by `tid` at time `clk` (and no reads).
@@ -45,7 +45,7 @@ pub fn w_tid(s: &[u32]) -> u16 {
 pub fn set_write(s: &mut [u32], clk: u32, tid: u16) {
     s[W_CLK] = clk;
     s[R_MASK] = 0;
-    s[TIDS] = (s[TIDS] & 0xffff_0000) | tid as u32;
+    s[W_TID] = tid as u32;
 }
 
 /// The writer of bytes a TMA or bulk copy put in shared memory (the async proxy). Such bytes are
@@ -56,9 +56,13 @@ pub const ASYNC_TID: u16 = u16::MAX - 1;
 /// Bytes per grain of [`SharedShadow`].
 pub const GRAIN: usize = 4;
 
+/// Grains per run of [`SharedShadow`]: 16 bytes, what a cp.async, an ldmatrix row or a v4
+/// access covers.
+const RUN: usize = 4;
+
 /// Shadow of a block's shared memory: one record per grain whose bytes agree, else per byte from
-/// a pool. Memory: (12 + 4 nw) bytes per grain, plus 4 times that for each grain split at the
-/// moment.
+/// a pool; and one record (its first grain's) for a whole run of grains while they all agree.
+/// Memory: (12 + 4 nw) bytes per grain, plus 4 times that for each grain split at the moment.
 #[derive(Debug, Default)]
 pub struct SharedShadow {
     /// Words per record: [`HEAD`] + the launch's warps.
@@ -66,6 +70,9 @@ pub struct SharedShadow {
     grain: Vec<u32>,
     /// 0: the grain's record holds; else 1 + the pool entry of its bytes.
     split: Vec<u32>,
+    /// Per run: its grains are not split and agree, and its first grain's record holds for all
+    /// of them (the others' records are stale).
+    whole: Vec<bool>,
     /// Pool entries of [`GRAIN`] records.
     bytes: Vec<u32>,
     free: Vec<u32>,
@@ -94,10 +101,12 @@ impl SharedShadow {
         if HEAD + nw != self.stride {
             *self = SharedShadow { stride: HEAD + nw, ..Default::default() };
         }
-        let ng = len.div_ceil(GRAIN);
+        // Whole runs, so that a run's grains always exist.
+        let ng = len.div_ceil(GRAIN * RUN) * RUN;
         if self.split.len() < ng {
             self.grain.resize(ng * self.stride, 0);
             self.split.resize(ng, 0);
+            self.whole.resize(ng / RUN, true);
         }
     }
 
@@ -108,7 +117,8 @@ impl SharedShadow {
     }
 
     /// Calls `f(record, byte)` for the bytes of `[off, off + len)` (within [`ensure`]d length) in
-    /// address order, once per whole grain whose bytes agree (`byte` is then the grain's first).
+    /// address order, once per whole run or whole grain whose bytes agree (`byte` is then its
+    /// first).
     ///
     /// [`ensure`]: SharedShadow::ensure
     #[inline(always)]
@@ -116,58 +126,112 @@ impl SharedShadow {
         let st = self.stride;
         let (mut b, e) = (off as usize, (off + len) as usize);
         while b < e {
-            let g = b / GRAIN;
-            let (gs, ge) = (g * GRAIN, g * GRAIN + GRAIN);
-            if self.split[g] == 0 && b == gs && e >= ge {
-                f(&mut self.grain[g * st..(g + 1) * st], b as u64);
-                b = ge;
-                continue;
+            match self.next(b, e) {
+                Ok((k, next)) => {
+                    f(&mut self.grain[k * st..(k + 1) * st], b as u64);
+                    self.done(off as usize, k, next);
+                    b = next;
+                }
+                // Part of a grain, or a split one: per byte, out of line.
+                Err(end) => {
+                    self.bytes_of(b / GRAIN, b, end, &mut f);
+                    b = end;
+                }
             }
-            // Part of a grain, or a split one: per byte, out of line (one inlined call site of
-            // `f` keeps the common path fast).
-            let end = e.min(ge);
-            self.bytes_of(g, b, end, &mut f);
-            b = end;
         }
     }
 
     /// [`track`] over the bytes of `[off, off + len)` (as [`SharedShadow::for_each`], with the
-    /// common whole-grain path inlined): the first hazard and its byte; with `proxy` (the async
-    /// proxy reads), also the first byte last written by the generic proxy in this block, with
-    /// its writer and time.
+    /// common path inlined): the first hazard and its byte; with `proxy` (the async proxy reads),
+    /// also the first byte last written by the generic proxy in this block, with its writer and
+    /// time.
     #[inline(always)]
     pub fn track_range(&mut self, off: u64, len: u64, a: &Access, write: bool, proxy: bool) -> Tracked {
         let st = self.stride;
         let mut out = Tracked::default();
         let (mut b, e) = (off as usize, (off + len) as usize);
         while b < e {
-            let g = b / GRAIN;
-            let (gs, ge) = (g * GRAIN, g * GRAIN + GRAIN);
-            if self.split[g] == 0 && b == gs && e >= ge {
-                let s = &mut self.grain[g * st..(g + 1) * st];
-                if proxy {
-                    out.note_generic(s, b as u64, a.block_start);
+            match self.next(b, e) {
+                Ok((k, next)) => {
+                    let s = &mut self.grain[k * st..(k + 1) * st];
+                    if proxy {
+                        out.note_generic(s, b as u64, a.block_start);
+                    }
+                    let h = track(s, a, write);
+                    if h != SharedHazard::None && out.first.is_none() {
+                        out.first = Some((b as u64, h));
+                    }
+                    self.done(off as usize, k, next);
+                    b = next;
                 }
-                let h = track(s, a, write);
-                if h != SharedHazard::None && out.first.is_none() {
-                    out.first = Some((b as u64, h));
+                Err(end) => {
+                    self.bytes_of(b / GRAIN, b, end, &mut |s, x| {
+                        if proxy {
+                            out.note_generic(s, x, a.block_start);
+                        }
+                        let h = track(s, a, write);
+                        if h != SharedHazard::None && out.first.is_none() {
+                            out.first = Some((x, h));
+                        }
+                    });
+                    b = end;
                 }
-                b = ge;
-                continue;
             }
-            let end = e.min(ge);
-            self.bytes_of(g, b, end, &mut |s, x| {
-                if proxy {
-                    out.note_generic(s, x, a.block_start);
-                }
-                let h = track(s, a, write);
-                if h != SharedHazard::None && out.first.is_none() {
-                    out.first = Some((x, h));
-                }
-            });
-            b = end;
         }
         out
+    }
+
+    /// The record that holds for bytes `[b, next)` of an access ending at `e`: Ok((its grain,
+    /// next)) for a whole run or a whole grain whose bytes agree, else Err(the end of the part
+    /// of `b`'s grain to walk per byte).
+    #[inline(always)]
+    fn next(&mut self, b: usize, e: usize) -> std::result::Result<(usize, usize), usize> {
+        let (r, g) = (b / (GRAIN * RUN), b / GRAIN);
+        let rs = r * GRAIN * RUN;
+        if self.whole[r] {
+            if b == rs && e >= rs + GRAIN * RUN {
+                return Ok((r * RUN, rs + GRAIN * RUN));
+            }
+            self.break_run(r);
+        }
+        let (gs, ge) = (g * GRAIN, g * GRAIN + GRAIN);
+        if self.split[g] != 0 || b != gs || e < ge {
+            return Err(e.min(ge));
+        }
+        Ok((g, ge))
+    }
+
+    /// After an access `[off, ..)` used grain `k`'s record up to `next`: a grain that ends a run
+    /// the access covered whole may let the run's grains agree again.
+    #[inline(always)]
+    fn done(&mut self, off: usize, k: usize, next: usize) {
+        if k * GRAIN + GRAIN == next && next % (GRAIN * RUN) == 0 && off + GRAIN * RUN <= next {
+            self.join_run(k / RUN);
+        }
+    }
+
+    /// Run `r` is accessed in part: its grains take its record.
+    #[inline(never)]
+    fn break_run(&mut self, r: usize) {
+        let (st, g) = (self.stride, r * RUN);
+        let (first, rest) = self.grain[g * st..(g + RUN) * st].split_at_mut(st);
+        for x in rest.chunks_exact_mut(st) {
+            x.copy_from_slice(first);
+        }
+        self.whole[r] = false;
+    }
+
+    /// Run `r` was accessed whole: one record for it if its grains agree.
+    #[inline(never)]
+    fn join_run(&mut self, r: usize) {
+        let (st, g) = (self.stride, r * RUN);
+        if self.split[g..g + RUN].iter().any(|&p| p != 0) {
+            return;
+        }
+        let recs = &self.grain[g * st..(g + RUN) * st];
+        if (1..RUN).all(|k| same(&recs[..st], &recs[k * st..(k + 1) * st])) {
+            self.whole[r] = true;
+        }
     }
 
     /// The bytes `[b, end)` of grain `g`, per byte (splitting the grain first).
@@ -263,16 +327,12 @@ impl<'a> Access<'a> {
 /// Records a read or write of one byte (record `s`) by access `a`.
 #[inline(always)]
 pub fn track(s: &mut [u32], a: &Access, write: bool) -> SharedHazard {
-    let (w, lane, now) = (a.w, a.lane, a.now);
     let (wclk, wtid) = (s[W_CLK], w_tid(s));
-    let write_ordered = wtid == a.tid || wtid == ASYNC_TID || {
-        let v = (wtid / 32) as usize;
-        if v == w {
-            wclk < now
-        } else {
-            a.vc[v] >= wclk
-        }
-    };
+    // Ordered after the last write: the same thread; the async proxy (checked by
+    // [`AsyncShadow`]); an earlier interval of this warp (`wclk < now`, and `vc[w] == now`); or
+    // covered by this warp's clock.
+    let v = (wtid / 32) as usize % 32;
+    let write_ordered = wtid == a.tid || wtid == ASYNC_TID || a.vc[v] + (v != a.w) as u32 > wclk;
     let mut h = SharedHazard::None;
     if write {
         if !write_ordered {
@@ -284,7 +344,7 @@ pub fn track(s: &mut [u32], a: &Access, write: bool) -> SharedHazard {
                 m &= m - 1;
                 let e = s[HEAD + v];
                 let (t, l) = (e >> LANE_BITS, e & ((1 << LANE_BITS) - 1));
-                let race = if v == w { t == now && l != lane } else { a.vc[v] < t };
+                let race = if v == a.w { t == a.now && l != a.lane } else { a.vc[v] < t };
                 if race {
                     let several = l == SEVERAL_LANES;
                     let tid = (v as u32 * 32 + if several { 0 } else { l }) as u16;
@@ -293,26 +353,18 @@ pub fn track(s: &mut [u32], a: &Access, write: bool) -> SharedHazard {
                 }
             }
         }
-        set_write(s, now, a.tid);
+        set_write(s, a.now, a.tid);
     } else {
         if wclk < a.block_start {
             h = SharedHazard::Uninit;
         } else if !write_ordered {
             h = SharedHazard::Race { tid: wtid, several: false, write: true };
         }
-        let bit = 1u32 << w;
-        let e = s[HEAD + w];
-        s[HEAD + w] = if s[R_MASK] & bit != 0 && e >> LANE_BITS == now {
-            if e & ((1 << LANE_BITS) - 1) != lane {
-                now << LANE_BITS | SEVERAL_LANES
-            } else {
-                e
-            }
-        } else {
-            now << LANE_BITS | lane
-        };
-        s[R_MASK] |= bit;
-        s[TIDS] = (s[TIDS] & 0xffff) | (a.tid as u32) << 16;
+        // A second lane of this warp in the same interval: several lanes.
+        let (m, bit, rd) = (s[R_MASK], 1u32 << a.w, a.now << LANE_BITS | a.lane);
+        let e = &mut s[HEAD + a.w];
+        *e = if m & bit != 0 && *e >> LANE_BITS == a.now && *e != rd { a.now << LANE_BITS | SEVERAL_LANES } else { rd };
+        s[R_MASK] = m | bit;
     }
     h
 }
@@ -711,6 +763,9 @@ mod tests {
     impl SharedShadow {
         fn byte(&self, b: usize) -> Vec<u32> {
             let (g, st) = (b / GRAIN, self.stride);
+            if self.whole[g / RUN] {
+                return self.grain[g / RUN * RUN * st..(g / RUN * RUN + 1) * st].to_vec();
+            }
             match self.split[g] as usize {
                 0 => self.grain[g * st..(g + 1) * st].to_vec(),
                 p => {
