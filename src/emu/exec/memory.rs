@@ -188,12 +188,7 @@ impl<'a> Blk<'a, '_> {
                     return self.fault(FindingKind::SharedOutOfBounds, w, lane, line, off, size, write.is_some());
                 }
                 if l.counters {
-                    self.words.push((off >> 2) as u32);
-                    if (off + size as u64 - 1) >> 2 != off >> 2 {
-                        for wd in (off >> 2) + 1..=((off + size as u64 - 1) >> 2) {
-                            self.words.push(wd as u32);
-                        }
-                    }
+                    self.push_words(off, size);
                 }
                 // The runtime's reserved region (cooperative groups' barrier words) is not tracked,
                 // but its atomics still synchronize (racecheck: a spin barrier orders the warps).
@@ -215,6 +210,34 @@ impl<'a> Blk<'a, '_> {
             Resolved::Const(off) => self.read_const(false, off, size, write.is_some(), line),
             Resolved::Fault => self.fault(FindingKind::GlobalOutOfBounds, w, lane, line, addr, size, write.is_some()),
         }
+    }
+
+    /// Counts the shared words of `size` bytes at `off` for bank conflicts.
+    #[inline(always)]
+    fn push_words(&mut self, off: u64, size: u32) {
+        self.words.push((off >> 2) as u32);
+        if (off + size as u64 - 1) >> 2 != off >> 2 {
+            for wd in (off >> 2) + 1..=((off + size as u64 - 1) >> 2) {
+                self.words.push(wd as u32);
+            }
+        }
+    }
+
+    /// The shared offset of `len` bytes at `addr` in `sp` when they all lie in the block's
+    /// shared memory, outside the runtime's reserved region when the sanitizer tracks them (the
+    /// elements of such an access resolve to consecutive shared offsets, in bounds).
+    #[inline(always)]
+    fn shared_span(&self, sp: Space, addr: u64, len: u32) -> Option<u64> {
+        let in_window = (SHARED_WINDOW..SHARED_WINDOW + WINDOW_SIZE).contains(&addr);
+        let off = match sp {
+            Space::Shared if in_window => addr - SHARED_WINDOW,
+            Space::Shared => addr,
+            Space::Generic if in_window => addr - SHARED_WINDOW,
+            _ => return None,
+        };
+        let end = off.checked_add(len as u64)?;
+        let tracked = !self.l.sanitize || off >= self.l.k.reserved_smem as u64;
+        (end <= self.shared.len() as u64 && end <= WINDOW_SIZE && tracked).then_some(off)
     }
 
     pub(super) fn read_const(&self, param: bool, off: u64, size: u32, write: bool, line: u32) -> Result<u64> {
@@ -551,11 +574,61 @@ impl<'a> Blk<'a, '_> {
         // Strong accesses (volatile, relaxed, acquire, release) do not race with each other (PTX
         // ISA memory model: morally strong operations), like atomics.
         self.atomic = i.sem.order != Order::Weak;
+        let l = self.l;
+        let total = size * vec as u32;
+        // Whether the sanitizer checks this instruction's shared accesses by `track` alone (no
+        // async proxy, wgmma operand or strong access in play; live mbarriers are tested per
+        // lane): then one walk of the shadow per lane covers the whole vector (the same bytes,
+        // hazards and state as one walk per element: the first hazard's byte names its element).
+        let plain = l.sanitize
+            && !self.atomic
+            && !self.proxy_read
+            && !self.asyncs.active()
+            && !(store && (self.wg.busy_total | self.wg.retired_total) != 0);
         lanes!(m, lane, {
             let base = if i.a == NOREG { 0 } else { r[ix(i.a, lane)] };
             let addr = base.wrapping_add(i.imm as u64);
-            if size * vec as u32 > 1 {
-                self.check_align(addr, (size * vec as u32) as u64, w, lane, i.line)?;
+            if total > 1 {
+                self.check_align(addr, total as u64, w, lane, i.line)?;
+            }
+            if let Some(off) = self.shared_span(space, addr, total) {
+                // Shared and in bounds: the accesses of `access`, without resolving each element.
+                if l.counters {
+                    for j in 0..vec as u32 {
+                        self.push_words(off + (j * size) as u64, size);
+                    }
+                }
+                if plain && !(off < self.sync.mb_hi && off + total as u64 > self.sync.mb_lo) {
+                    let tid = (w * 32 + lane as u32) as u16;
+                    let a = Access::new(tid, &self.clocks.vc[w as usize], self.clocks.block_start);
+                    let t = self.shadow.track_range(off, total as u64, &a, store, false);
+                    if let Some((bo, h)) = t.first {
+                        self.shared_hazard(off, bo, size, h, store, w, lane, i.line);
+                    }
+                } else if l.sanitize {
+                    for j in 0..vec as u32 {
+                        self.shadow_access(off + (j * size) as u64, size, size, store, w, lane, i.line);
+                    }
+                }
+                for j in 0..vec as usize {
+                    let reg = if vec == 1 {
+                        if store {
+                            i.b
+                        } else {
+                            i.d
+                        }
+                    } else {
+                        kext[i.ext_start as usize + j]
+                    };
+                    let o = (off + (j as u32 * size) as u64) as usize;
+                    if store {
+                        rw_bytes(self.shared, o, size, Some(r[ix(reg, lane)]));
+                    } else {
+                        let v = rw_bytes(self.shared, o, size, None);
+                        r[ix(reg, lane)] = if sign { sx(v, size * 8) as u64 } else { v };
+                    }
+                }
+                continue;
             }
             for j in 0..vec as usize {
                 let reg = if vec == 1 {
