@@ -15,11 +15,13 @@
 //! lanes in lockstep.
 //!
 //! The state is per byte, but it is stored per [`GRAIN`]-byte grain while all the grain's bytes
-//! agree (the common case: 16-byte cp.async / ldmatrix rows / vector accesses), so that one
-//! [`track`] call stands for all of them; a grain splits into per-byte records (from a pool)
-//! when an access covers part of it, and merges back when its bytes agree again. [`track`] is a
-//! function of the byte's record and the access alone, so bytes with equal records reach equal
-//! records and hazards: the result is the per-byte one.
+//! agree, and once for a 16-byte run of grains while all its grains agree (the common case:
+//! 16-byte cp.async / ldmatrix rows / vector accesses), so that one [`track`] call stands for all
+//! of them; a run splits into grains, and a grain into per-byte records (from a pool), when an
+//! access covers part of it; a grain merges back when its bytes agree again, a run when an access
+//! covering it whole leaves its grains agreeing. [`track`] is a function of the byte's record and
+//! the access alone, so bytes with equal records reach equal records and hazards: the result is
+//! the per-byte one.
 
 use super::clocks::{LANE_BITS, SEVERAL_LANES};
 
@@ -670,7 +672,66 @@ impl AsyncShadow {
 mod tests {
     use super::*;
 
-    /// Grain-wise tracking gives every byte the hazards and final state of per-byte tracking.
+    /// The rule of [`track`], written plainly: the per-byte reference of the tests.
+    fn track_plain(s: &mut [u32], a: &Access, write: bool) -> SharedHazard {
+        let (w, lane, now) = (a.w, a.lane, a.now);
+        let (wclk, wtid) = (s[W_CLK], w_tid(s));
+        let write_ordered = wtid == a.tid || wtid == ASYNC_TID || {
+            let v = (wtid / 32) as usize;
+            if v == w {
+                wclk < now
+            } else {
+                a.vc[v] >= wclk
+            }
+        };
+        let mut h = SharedHazard::None;
+        if write {
+            if !write_ordered {
+                h = SharedHazard::Race { tid: wtid, several: false, write: true };
+            } else {
+                for v in 0..32 {
+                    if s[R_MASK] >> v & 1 == 0 {
+                        continue;
+                    }
+                    let e = s[HEAD + v];
+                    let (t, l) = (e >> LANE_BITS, e & ((1 << LANE_BITS) - 1));
+                    let race = if v == w { t == now && l != lane } else { a.vc[v] < t };
+                    if race {
+                        let several = l == SEVERAL_LANES;
+                        let tid = (v as u32 * 32 + if several { 0 } else { l }) as u16;
+                        h = SharedHazard::Race { tid, several, write: false };
+                        break;
+                    }
+                }
+            }
+            s[W_CLK] = now;
+            s[R_MASK] = 0;
+            s[W_TID] = a.tid as u32;
+        } else {
+            if wclk < a.block_start {
+                h = SharedHazard::Uninit;
+            } else if !write_ordered {
+                h = SharedHazard::Race { tid: wtid, several: false, write: true };
+            }
+            let bit = 1u32 << w;
+            let e = s[HEAD + w];
+            s[HEAD + w] = if s[R_MASK] & bit != 0 && e >> LANE_BITS == now {
+                if e & ((1 << LANE_BITS) - 1) != lane {
+                    now << LANE_BITS | SEVERAL_LANES
+                } else {
+                    e
+                }
+            } else {
+                now << LANE_BITS | lane
+            };
+            s[R_MASK] |= bit;
+        }
+        h
+    }
+
+    /// Grain- and run-wise tracking ([`SharedShadow::for_each`] with [`track`], and
+    /// [`SharedShadow::track_range`]) gives every byte the hazards and final state of per-byte
+    /// tracking by [`track_plain`].
     #[test]
     fn grains_match_per_byte_tracking() {
         use crate::emu::clocks::Clocks;
@@ -679,6 +740,8 @@ mod tests {
         let mut bytes = vec![vec![0u32; HEAD + NW]; LEN];
         let mut sh = SharedShadow::default();
         sh.ensure(LEN, NW);
+        let mut ranged = SharedShadow::default();
+        ranged.ensure(LEN, NW);
         let mut clocks = Clocks::default();
         clocks.start_block(NW);
         let mut seed = 0x9e37_79b9_7f4a_7c15u64;
@@ -688,7 +751,7 @@ mod tests {
             seed ^= seed << 17;
             seed % n
         };
-        let mut hazards = 0;
+        let (mut hazards, mut joins) = (0, 0);
         for step in 0..200_000 {
             if step % 5000 == 0 {
                 // A new block: earlier writes become uninitialized.
@@ -714,10 +777,29 @@ mod tests {
             let tid = [0u16, 1, 2, 33, 64][rnd(5) as usize];
             let write = rnd(2) == 0;
             let a = Access::new(tid, &clocks.vc[tid as usize / 32], clocks.block_start);
+            if rnd(40) == 0 {
+                // A TMA / bulk copy lands there (its writes are not checked by `track`).
+                for b in off..off + len {
+                    track_async_write(&mut bytes[b as usize], a.now);
+                }
+                sh.for_each(off, len, |s, _| track_async_write(s, a.now));
+                ranged.for_each(off, len, |s, _| track_async_write(s, a.now));
+                continue;
+            }
+            let proxy = !write && rnd(4) == 0;
+            let generic = (off..off + len).find_map(|b| {
+                let s = &bytes[b as usize];
+                (w_tid(s) != ASYNC_TID && s[W_CLK] >= clocks.block_start).then(|| (b, w_tid(s), s[W_CLK]))
+            });
             let mut want = Vec::new();
             for b in off..off + len {
-                want.push((b, track(&mut bytes[b as usize], &a, write)));
+                want.push((b, track_plain(&mut bytes[b as usize], &a, write)));
             }
+            let whole_before = ranged.whole.iter().filter(|&&x| x).count();
+            let t = ranged.track_range(off, len, &a, write, proxy);
+            assert_eq!(t.first, want.iter().copied().find(|h| h.1 != SharedHazard::None), "step {step}");
+            assert_eq!(t.generic, if proxy { generic } else { None }, "step {step}");
+            joins += (ranged.whole.iter().filter(|&&x| x).count() > whole_before) as u32;
             // A call for byte b stands for the bytes up to the next call (the rest of its grain).
             let mut calls = Vec::new();
             sh.for_each(off, len, |s, b| calls.push((b, track(s, &a, write))));
@@ -729,9 +811,11 @@ mod tests {
             hazards += want.iter().filter(|h| h.1 != SharedHazard::None).count();
             for (b, s) in bytes.iter().enumerate() {
                 assert!(same(&sh.byte(b), s), "step {step} byte {b}: {:?} vs {s:?}", sh.byte(b));
+                assert!(same(&ranged.byte(b), s), "step {step} byte {b}: {:?} vs {s:?}", ranged.byte(b));
             }
         }
         assert!(hazards > 1000, "{hazards}");
+        assert!(joins > 1000, "{joins}");
     }
 
     /// A write must follow every reader, of any warp, not only the latest.
