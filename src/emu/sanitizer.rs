@@ -207,7 +207,7 @@ impl SharedShadow {
     /// the access covered whole may let the run's grains agree again.
     #[inline(always)]
     fn done(&mut self, off: usize, k: usize, next: usize) {
-        if k * GRAIN + GRAIN == next && next % (GRAIN * RUN) == 0 && off + GRAIN * RUN <= next {
+        if k * GRAIN + GRAIN == next && next.is_multiple_of(GRAIN * RUN) && off + GRAIN * RUN <= next {
             self.join_run(k / RUN);
         }
     }

@@ -580,11 +580,8 @@ impl<'a> Blk<'a, '_> {
         // async proxy, wgmma operand or strong access in play; live mbarriers are tested per
         // lane): then one walk of the shadow per lane covers the whole vector (the same bytes,
         // hazards and state as one walk per element: the first hazard's byte names its element).
-        let plain = l.sanitize
-            && !self.atomic
-            && !self.proxy_read
-            && !self.asyncs.active()
-            && !(store && (self.wg.busy_total | self.wg.retired_total) != 0);
+        let wg_operands = store && (self.wg.busy_total | self.wg.retired_total) != 0;
+        let plain = l.sanitize && !self.atomic && !self.proxy_read && !self.asyncs.active() && !wg_operands;
         lanes!(m, lane, {
             let base = if i.a == NOREG { 0 } else { r[ix(i.a, lane)] };
             let addr = base.wrapping_add(i.imm as u64);
