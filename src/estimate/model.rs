@@ -257,7 +257,7 @@ fn toml_line(e: &toml::de::Error, text: &str) -> String {
 }
 
 /// Preset names, in the order `--help` lists them.
-pub const PRESETS: [&str; 4] = ["dense-1t", "llama-3.1-70b", "llama-3.1-405b", "deepseek-v3"];
+pub const PRESETS: [&str; 5] = ["dense-1t", "llama-3.1-8b", "llama-3.1-70b", "llama-3.1-405b", "deepseek-v3"];
 
 /// A preset by name (`1t` is an alias of `dense-1t`).
 pub fn preset(name: &str) -> Option<ModelSpec> {
@@ -297,6 +297,9 @@ pub fn preset(name: &str) -> Option<ModelSpec> {
                 "hypothetical; shape chosen here (see notes), Llama 3 recipe from arXiv:2407.21783 Table 3",
             )
         },
+        "llama-3.1-8b" | "llama-8b" => {
+            ModelSpec { layers: 32, d_model: 4096, heads: 32, kv_heads: 8, ffn: 14336, ..base("llama-3.1-8b", LLAMA3) }
+        }
         "llama-3.1-70b" | "llama-70b" => {
             ModelSpec { layers: 80, d_model: 8192, heads: 64, kv_heads: 8, ffn: 28672, ..base("llama-3.1-70b", LLAMA3) }
         }
@@ -357,6 +360,7 @@ mod tests {
     fn preset_parameter_counts_match_published_sizes() {
         let p = |n| preset(n).unwrap().total_params();
         // Published: 70.6B and 405.9B (Llama 3.1 model cards); 1T by construction.
+        assert!((p("llama-3.1-8b") / 8.03e9 - 1.0).abs() < 0.005, "{}", p("llama-3.1-8b"));
         assert!((p("llama-3.1-70b") / 70.55e9 - 1.0).abs() < 0.005, "{}", p("llama-3.1-70b"));
         assert!((p("llama-3.1-405b") / 405.85e9 - 1.0).abs() < 0.005, "{}", p("llama-3.1-405b"));
         assert!((p("dense-1t") / 1.0e12 - 1.0).abs() < 0.01, "{}", p("dense-1t"));
