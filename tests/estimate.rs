@@ -75,11 +75,16 @@ fn one_phrase_closed_form() {
     let ctx = 4096 - 25; // the 50-token phrase's midpoint is 4096, a profiled context
     let c = e.phrase(Policy::KvCache, ctx, &d).unwrap();
     let call = e.decode_call(Policy::KvCache, 4096, &d).unwrap();
-    let (tc, tm) = (2.0 * m.total_params() / (8.0 * PEAK), 2.0 * m.total_params() / (8.0 * BW));
+    // Every weight read once but the input embedding (one row looked up); its FLOPs without it.
+    let (tc, tm) = (2.0 * m.matmul_params() / (8.0 * PEAK), m.weight_bytes_read(1.0) / (8.0 * BW));
+    assert!(rel(m.weight_bytes_read(1.0), 2.0 * (m.total_params() - 128256.0 * 25600.0 + 25600.0)) < 1e-12);
     let weights_t = tc.max(tm);
-    let step_t = weights_t + 128.0 * call.seconds;
+    // Each layer all-reduces one token's activations (25600 bf16) twice over 8 GPUs: 14 ring
+    // steps of 1/8 of them at 450 GB/s, no latency assumed; at the memory-bound 420 W.
+    let comm_t = 128.0 * 2.0 * 14.0 * (25600.0 * 2.0 / 8.0 / 450e9);
+    let step_t = weights_t + 128.0 * call.seconds + comm_t;
     assert!(rel(c.seconds, 50.0 * step_t) < 1e-12);
-    let active = 50.0 * (weights_t * 8.0 * watts(tc, tm) + 128.0 * 8.0 * call.joules);
+    let active = 50.0 * (weights_t * 8.0 * watts(tc, tm) + 128.0 * 8.0 * call.joules + comm_t * 8.0 * 420.0);
     let waiting = 50.0 * step_t * 24.0 * 100.0;
     assert!(rel(c.joules, active + waiting) < 1e-12, "{} vs {}", c.joules, active + waiting);
     let attn = 50.0 * 128.0 * (8.0 * call.joules + call.seconds * 24.0 * 100.0);
@@ -103,7 +108,7 @@ fn batch_one_is_the_weights_roofline() {
         .unwrap();
         let row = &r.rows[0];
         let (tp, n) = (row.tp as f64, row.gpus as f64);
-        let (tc, tm) = (2.0 * m.total_params() / (tp * PEAK), 2.0 * m.total_params() / (tp * BW));
+        let (tc, tm) = (2.0 * m.matmul_params() / (tp * PEAK), m.weight_bytes_read(1.0) / (tp * BW));
         let roofline = tm * (tp * watts(tc, tm) + (n - tp) * 100.0);
         let j = row.joules_per_token.unwrap();
         println!("{name}: {j:.1} J/token vs weights roofline {roofline:.1} on {n} GPUs");
@@ -288,14 +293,14 @@ fn measured_profile_scales_the_same_way() {
     let cal = Estimator::new(&p, "measured", m.clone(), Options::default()).unwrap();
     let c = cal.phrase(Policy::Recurrent, 1000, &d).unwrap();
     let nc = meas.phrase(Policy::Recurrent, 1000, &d).unwrap();
-    let flops = 2.0 * m.total_params();
+    let flops = 2.0 * m.matmul_params();
     // Recurrent mixing is analytical in both; the difference is the GEMM part.
     let diff_t = (c.seconds - nc.seconds) / 50.0;
     // Without GEMM points the layers run at the bandwidth the profile's decode points achieved:
     // half the peak, as they take twice the roofline time.
     let achieved = meas.hw.machine.efficiency.bandwidth.value;
     assert!(rel(achieved, 0.5) < 1e-12, "{achieved}");
-    let roof_t = 2.0 * m.total_params() / (8.0 * BW * achieved);
+    let roof_t = m.weight_bytes_read(1.0) / (8.0 * BW * achieved);
     assert!(rel(diff_t, flops / 8.0 * 1e-12 - roof_t) < 1e-9, "{diff_t}");
 }
 

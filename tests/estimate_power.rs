@@ -27,7 +27,14 @@ fn table(profile: &Profile, model: &str, batch: usize, opts: Options) -> Report 
 /// The old model: every active GPU at board power, peaks reached, no overhead.
 fn board_power() -> Applied {
     Applied {
-        params: Params { bandwidth: 1.0, flops: 1.0, step_overhead_s: 0.0, memory_power: 1.0 },
+        params: Params {
+            bandwidth: 1.0,
+            flops: 1.0,
+            step_overhead_s: 0.0,
+            allreduce_hop_s: 0.0,
+            memory_power: 1.0,
+            compute_power: 1.0,
+        },
         label: "board power".into(),
     }
 }
@@ -63,7 +70,14 @@ fn check_sums(r: &Report) -> usize {
 fn energy_is_power_times_time_over_every_gpu() {
     let mut rows = 0;
     let calibrated = Applied {
-        params: Params { bandwidth: 0.6, flops: 0.5, step_overhead_s: 0.01, memory_power: 0.5 },
+        params: Params {
+            bandwidth: 0.6,
+            flops: 0.5,
+            step_overhead_s: 0.01,
+            allreduce_hop_s: 5e-6,
+            memory_power: 0.5,
+            compute_power: 0.9,
+        },
         label: "t".into(),
     };
     for sheet in analytical::DATASHEETS {
@@ -146,7 +160,14 @@ fn a_measured_profile_overrides_the_assumptions() {
     assert_eq!(m.efficiency.step_overhead_s.origin, Origin::Assumed, "a profile has no serving overhead");
     // A calibration cannot replace measured figures, only the assumptions left.
     let cal = Applied {
-        params: Params { bandwidth: 0.3, flops: 0.3, step_overhead_s: 0.002, memory_power: 0.9 },
+        params: Params {
+            bandwidth: 0.3,
+            flops: 0.3,
+            step_overhead_s: 0.002,
+            allreduce_hop_s: 1e-5,
+            memory_power: 0.9,
+            compute_power: 0.8,
+        },
         label: "cal".into(),
     };
     let c = Estimator::new(&p, "m", preset("1t").unwrap(), Options { calibration: Some(cal), ..Options::default() })
@@ -176,13 +197,13 @@ fn shipped_calibration_fits_and_predicts_held_out_models() {
     let mut pred = calibrate::Predictor::new(&points).unwrap();
     for r in &fit.residuals {
         let i = points.iter().position(|p| p.line == r.line).unwrap();
-        let (j, s) = pred.predict(i, &fit.params).unwrap();
+        let prompts: Vec<f64> = fit.prompts.iter().map(|p| p.1).collect();
+        let (j, s) = pred.predict(&points, i, &fit.params, &prompts).unwrap();
         let want = if r.metric == "J/token" { j } else { s };
         assert!(rel(r.predicted, want) < 1e-12);
         assert!(rel(r.log_error, (want / r.measured).ln()) < 1e-9 || r.log_error.abs() < 1e-12);
     }
-    let v = [fit.params.bandwidth, fit.params.flops, fit.params.step_overhead_s, fit.params.memory_power];
-    for ((name, (lo, hi), _), v) in calibrate::PARAMS.iter().zip(v) {
+    for ((name, (lo, hi), _), v) in calibrate::PARAMS.iter().zip(fit.params.to_vec()) {
         assert!((*lo..=*hi).contains(&v), "{name}: {v}");
     }
     println!("fit {:?}: rms log error {:.3}", fit.params, fit.rms_log_error);
@@ -226,7 +247,7 @@ fn cli_calibration_labels_every_table() {
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert!(v[0]["calibration"]["label"].as_str().unwrap().starts_with(&label));
     assert!(v[0]["calibration_fit"]["residuals"].as_array().unwrap().len() >= n);
-    assert!(v[0]["rows"][0]["energy"].as_array().unwrap().len() == 4);
+    assert!(v[0]["rows"][0]["energy"].as_array().unwrap().len() == 5);
     let out = run(&["estimate", "--no-plot", "--csv", "--calibration", SHIPPED, "--batch", "1"]);
     let csv = String::from_utf8_lossy(&out.stdout);
     assert!(csv.lines().skip(1).all(|l| l.contains(&label)), "{csv}");

@@ -86,8 +86,9 @@ pub struct Args {
     #[arg(long, value_name = "PATH")]
     write_analytical: Option<PathBuf>,
     /// A CSV of measured serving points (profiles/calibration/README.md): fit the machine's free
-    /// figures (achieved bandwidth and FLOP/s, overhead per step, memory-bound power) to them, print
-    /// the fit and its residual per point, and label every table "calibrated on N points".
+    /// figures (achieved bandwidth and FLOP/s, overheads, memory- and compute-bound power) to
+    /// them, print the fit and its residual per point, and label every table "calibrated on N
+    /// points".
     #[arg(long, value_name = "CSV")]
     calibration: Option<PathBuf>,
     /// With --calibration: also refit without each point, and without each model's points, and
@@ -427,14 +428,26 @@ fn print_machine(m: &attnjoule::estimate::machine::Machine) {
     outln!("  achieved bandwidth: {}", f(format!("{:.1}% of peak", 100.0 * e.bandwidth.value), &e.bandwidth));
     outln!("  achieved FLOP/s: {}", f(format!("{:.1}% of peak", 100.0 * e.flops.value), &e.flops));
     outln!("  overhead per step: {}", f(format!("{} ms", sig(1e3 * e.step_overhead_s.value)), &e.step_overhead_s));
+    outln!(
+        "  tensor-parallel all-reduce: {}",
+        f(
+            format!("{} us per ring step, {} GB/s links", sig(1e6 * e.allreduce_hop_s.value), m.link_bytes / 1e9),
+            &e.allreduce_hop_s
+        )
+    );
 }
 
 /// The fit: its parameters, each point's residual, and the held-out predictions.
 fn print_fit(f: &calibrate::Fit, points: &[calibrate::Measured], held: &[calibrate::HoldOut]) {
     outln!("{} (least squares on log errors; bounds and method: docs/ESTIMATOR.md)", f.label);
-    let v = [f.params.bandwidth, f.params.flops, f.params.step_overhead_s, f.params.memory_power];
-    for ((name, (lo, hi), _), v) in calibrate::PARAMS.iter().zip(v) {
+    for ((name, (lo, hi), _), v) in calibrate::PARAMS.iter().zip(f.params.to_vec()) {
         outln!("  {name}: {} (bounds {lo}..{hi})", sig(v));
+    }
+    for (source, tokens) in &f.prompts {
+        outln!(
+            "  mean prompt of {source} (not published; fitted, one value for its points): {tokens:.0} tokens (bounds 0..{})",
+            calibrate::PROMPT_RANGE.1
+        );
     }
     let residual_table = |title: &str, rs: &[calibrate::Residual]| {
         outln!("{title}");

@@ -1,16 +1,19 @@
 //! Calibration from end-to-end serving measurements: `attnjoule estimate --calibration FILE`.
 //!
 //! FILE is a CSV of measured serving points (format in `profiles/calibration/README.md`): a model
-//! served on `gpus` GPUs of one kind, `batch` sequences decoding together at a mean `context`,
-//! and what was measured per output token (GPU joules, seconds of one sequence). Each point is
-//! predicted as one kv-cache decode step of the estimator on the bundled analytical profile of
-//! its GPU ([`super::Estimator::decode_step`]), with four free figures of the machine
-//! ([`Params`]): achieved bandwidth and FLOP/s fractions, seconds of overhead per step, and
-//! memory-bound power as a fraction of board power. They are fitted by least squares on the log
-//! errors of every measured value, within stated bounds, plus a weak pull (weight
-//! [`PRIOR_WEIGHT`]) towards the analytical assumptions that only decides directions the data
-//! leave open (with joules alone, bandwidth and memory-bound power trade against each other).
-//! [`hold_out`] refits without each point, or without each model, and predicts what was left out.
+//! served on `gpus` GPUs of one kind, `batch` sequences decoding together at a mean context, and
+//! what was measured per output token (GPU joules, seconds of one sequence). Each point is
+//! predicted as one steady-state step of a continuously batching server on the bundled analytical
+//! profile of its GPU ([`super::Estimator::serving_step`]: the batch decodes, and the prompts of
+//! the requests that replace finished ones are prefilled in the same pass), with six free
+//! figures of the machine ([`Params`]): achieved bandwidth and FLOP/s fractions, overhead per
+//! step, all-reduce latency, memory- and compute-bound power as fractions of board power. A source
+//! that does not publish its mean prompt length gets it fitted too, one value for its points.
+//! They are fitted by least squares on the log errors of every measured value, within stated
+//! bounds, plus a weak pull (weight [`PRIOR_WEIGHT`]) towards the analytical assumptions that only
+//! decides directions the data leave open (with joules alone, bandwidth and memory-bound power
+//! trade against each other). [`hold_out`] refits without each point, or without each model, and
+//! predicts what was left out.
 
 use super::analytical::{self, Datasheet};
 use super::machine::{self, Machine};
@@ -30,17 +33,29 @@ pub struct Params {
     pub flops: f64,
     /// Seconds per serving step outside kernels.
     pub step_overhead_s: f64,
+    /// Latency of one ring step of a tensor-parallel all-reduce, s.
+    pub allreduce_hop_s: f64,
     /// Memory-bound power as a fraction of board power.
     pub memory_power: f64,
+    /// Compute-bound power as a fraction of board power.
+    pub compute_power: f64,
 }
 
+/// How many figures a calibration fits.
+pub const N_PARAMS: usize = 6;
+
 /// The parameters' names, bounds and the analytical assumption each starts from.
-pub const PARAMS: [(&str, (f64, f64), f64); 4] = [
+pub const PARAMS: [(&str, (f64, f64), f64); N_PARAMS] = [
     ("achieved bandwidth (fraction of peak)", machine::BANDWIDTH_RANGE, 1.0),
     ("achieved FLOP/s (fraction of peak)", machine::FLOPS_RANGE, 1.0),
     ("overhead per step (s)", machine::OVERHEAD_RANGE_S, 0.0),
+    ("all-reduce latency per ring step (s)", machine::ALLREDUCE_HOP_RANGE_S, 0.0),
     ("memory-bound power (fraction of board)", machine::MEMORY_POWER_RANGE, machine::MEMORY_BOUND_FRACTION),
+    ("compute-bound power (fraction of board)", machine::COMPUTE_POWER_RANGE, 1.0),
 ];
+
+/// Bounds of a fitted mean prompt length, tokens.
+pub const PROMPT_RANGE: (f64, f64) = (0.0, 8192.0);
 
 /// The documented bound on predicting a model size the fit did not see
 /// ([`Scheme::LeaveModelOut`] on the shipped `profiles/calibration/h100-serving.csv`): median
@@ -51,30 +66,35 @@ pub const HELD_OUT_MODEL_BOUND: f64 = 0.35;
 /// units of the objective: small against one point's squared error of 10% (0.009).
 pub const PRIOR_WEIGHT: f64 = 1e-4;
 
+/// A bounded value from an unbounded coordinate (logistic), and back (assumptions at a bound,
+/// such as peaks reached or no overhead, map just inside it).
+fn bounded(z: f64, (lo, hi): (f64, f64)) -> f64 {
+    lo + (hi - lo) / (1.0 + (-z).exp())
+}
+fn unbounded(v: f64, (lo, hi): (f64, f64)) -> f64 {
+    let f = ((v - lo) / (hi - lo)).clamp(0.02, 0.98);
+    (f / (1.0 - f)).ln()
+}
+
 impl Params {
-    fn to_vec(self) -> [f64; 4] {
-        [self.bandwidth, self.flops, self.step_overhead_s, self.memory_power]
+    pub fn to_vec(self) -> [f64; N_PARAMS] {
+        [self.bandwidth, self.flops, self.step_overhead_s, self.allreduce_hop_s, self.memory_power, self.compute_power]
     }
-    fn from_vec(v: [f64; 4]) -> Params {
-        Params { bandwidth: v[0], flops: v[1], step_overhead_s: v[2], memory_power: v[3] }
-    }
-    /// Unbounded coordinates: a logistic map onto each parameter's range.
-    fn from_z(z: &[f64; 4]) -> Params {
-        let mut v = [0.0; 4];
-        for (i, (_, (lo, hi), _)) in PARAMS.iter().enumerate() {
-            v[i] = lo + (hi - lo) / (1.0 + (-z[i]).exp());
+    pub fn from_vec(v: [f64; N_PARAMS]) -> Params {
+        Params {
+            bandwidth: v[0],
+            flops: v[1],
+            step_overhead_s: v[2],
+            allreduce_hop_s: v[3],
+            memory_power: v[4],
+            compute_power: v[5],
         }
-        Params::from_vec(v)
     }
-    fn to_z(self) -> [f64; 4] {
-        let v = self.to_vec();
-        let mut z = [0.0; 4];
-        for (i, (_, (lo, hi), _)) in PARAMS.iter().enumerate() {
-            // Assumptions at a bound (peaks reached, no overhead) start just inside it.
-            let f = ((v[i] - lo) / (hi - lo)).clamp(0.02, 0.98);
-            z[i] = (f / (1.0 - f)).ln();
-        }
-        z
+    fn from_z(z: &[f64]) -> Params {
+        Params::from_vec(std::array::from_fn(|i| bounded(z[i], PARAMS[i].1)))
+    }
+    fn to_z(self) -> Vec<f64> {
+        self.to_vec().iter().zip(PARAMS).map(|(v, p)| unbounded(*v, p.1)).collect()
     }
     /// The analytical assumptions.
     pub fn assumed() -> Params {
@@ -116,6 +136,26 @@ pub struct Measured {
     pub j_per_token: Option<f64>,
     pub s_per_token: Option<f64>,
     pub source: String,
+    /// Mean prompt tokens per request; `None` with `output_tokens` given: not published, fitted.
+    pub input_tokens: Option<usize>,
+    /// Mean generated tokens per request: the server prefills batch / output_tokens prompts per
+    /// step. `None`: a plain decode measurement, no prefill.
+    pub output_tokens: Option<usize>,
+}
+
+impl Measured {
+    /// Mean decode context with a prompt of `prompt` tokens: the `context` column, else the
+    /// prompt plus half the output.
+    fn context_with(&self, prompt: usize) -> usize {
+        match self.output_tokens {
+            Some(o) if self.context == 0 => prompt + o.div_ceil(2),
+            _ => self.context,
+        }
+    }
+    /// The prompt length is unknown and fitted.
+    fn fits_prompt(&self) -> bool {
+        self.output_tokens.is_some() && self.input_tokens.is_none()
+    }
 }
 
 /// Largest calibration file read.
@@ -125,6 +165,8 @@ pub const MAX_POINTS: usize = 200;
 
 const COLUMNS: [&str; 9] =
     ["model", "gpu", "gpus", "batch", "context", "weight_dtype", "j_per_token", "s_per_token", "source"];
+/// Columns a file may add: the requests' mean prompt and output lengths.
+const OPTIONAL: [&str; 2] = ["input_tokens", "output_tokens"];
 
 /// Reads a calibration CSV; model files are found relative to its folder.
 pub fn read(path: &Path) -> Result<Vec<Measured>> {
@@ -163,7 +205,7 @@ fn fields(line: &str) -> std::result::Result<Vec<String>, String> {
 
 /// Parses calibration CSV text (`#` starts a comment line; the first other line is the header).
 pub fn parse(text: &str, dir: &Path) -> Result<Vec<Measured>> {
-    let mut header: Option<Vec<usize>> = None;
+    let mut header: Option<(Vec<usize>, usize)> = None;
     let mut points = Vec::new();
     for (i, raw) in text.lines().enumerate() {
         let line = i + 1;
@@ -173,7 +215,7 @@ pub fn parse(text: &str, dir: &Path) -> Result<Vec<Measured>> {
             continue;
         }
         let f = fields(t).map_err(at)?;
-        let Some(cols) = &header else {
+        let Some((cols, width)) = &header else {
             let mut idx = Vec::new();
             for want in COLUMNS {
                 match f.iter().position(|c| c == want) {
@@ -181,16 +223,20 @@ pub fn parse(text: &str, dir: &Path) -> Result<Vec<Measured>> {
                     None => return Err(at(format!("the header has no column {want:?} (needs {})", COLUMNS.join(",")))),
                 }
             }
-            header = Some(idx);
+            idx.extend(OPTIONAL.iter().map(|want| f.iter().position(|c| c == want).unwrap_or(usize::MAX)));
+            header = Some((idx, f.len()));
             continue;
         };
-        if f.len() != text_width(cols) {
-            return Err(at(format!("{} fields, the header has {}", f.len(), text_width(cols))));
+        if f.len() != *width {
+            return Err(at(format!("{} fields, the header has {width}", f.len())));
         }
         if points.len() == MAX_POINTS {
             return Err(at(format!("more than {MAX_POINTS} points")));
         }
-        let get = |name: &str| f[cols[COLUMNS.iter().position(|c| *c == name).expect("a known column")]].as_str();
+        let get = |name: &str| {
+            let k = COLUMNS.iter().chain(&OPTIONAL).position(|c| *c == name).expect("a known column");
+            f.get(cols[k]).map_or("", |v| v.as_str())
+        };
         let count = |name: &str, max: usize| -> Result<usize> {
             match get(name).parse::<usize>() {
                 Ok(v) if (1..=max).contains(&v) => Ok(v),
@@ -237,6 +283,26 @@ pub fn parse(text: &str, dir: &Path) -> Result<Vec<Measured>> {
         if source.is_empty() {
             return Err(at("every point needs its source".into()));
         }
+        let tokens = |name: &str| -> Result<Option<usize>> {
+            match get(name) {
+                "" => Ok(None),
+                s => match s.parse::<usize>() {
+                    Ok(v) if (1..=super::MAX_CONTEXT).contains(&v) => Ok(Some(v)),
+                    _ => Err(at(format!(
+                        "{name} must be an integer in 1..={} (or empty), got {s:?}",
+                        super::MAX_CONTEXT
+                    ))),
+                },
+            }
+        };
+        let (input_tokens, output_tokens) = (tokens("input_tokens")?, tokens("output_tokens")?);
+        if input_tokens.is_some() && output_tokens.is_none() {
+            return Err(at("input_tokens needs output_tokens (prompts are prefilled per output token)".into()));
+        }
+        let context = match get("context") {
+            "" if output_tokens.is_some() => 0,
+            _ => count("context", super::MAX_CONTEXT)?,
+        };
         points.push(Measured {
             line,
             model,
@@ -244,11 +310,13 @@ pub fn parse(text: &str, dir: &Path) -> Result<Vec<Measured>> {
             gpu,
             gpus: count("gpus", 64)?,
             batch: count("batch", 1 << 16)?,
-            context: count("context", super::MAX_CONTEXT)?,
+            context,
             weights,
             j_per_token: j,
             s_per_token: s,
             source,
+            input_tokens,
+            output_tokens,
         });
     }
     if header.is_none() {
@@ -258,11 +326,6 @@ pub fn parse(text: &str, dir: &Path) -> Result<Vec<Measured>> {
         return invalid("no points");
     }
     Ok(points)
-}
-
-/// Fields a record must have: up to the header's last named column.
-fn text_width(cols: &[usize]) -> usize {
-    cols.iter().copied().max().map_or(0, |m| m + 1)
 }
 
 /// "calibrated on N points from A, B".
@@ -276,19 +339,23 @@ pub fn label(points: &[Measured]) -> String {
 /// Each point's estimator, built once; a prediction swaps in a machine with the parameters.
 pub struct Predictor {
     cases: Vec<Case>,
+    /// Sources whose prompt length is fitted, in the order of the extra coordinates.
+    pub unknown_prompts: Vec<String>,
 }
 
 struct Case {
     est: Estimator,
     base: Machine,
     dep: super::Deployment,
-    context: usize,
+    /// Index into `unknown_prompts` when this point's prompt length is fitted.
+    prompt_slot: Option<usize>,
 }
 
 impl Predictor {
     pub fn new(points: &[Measured]) -> Result<Predictor> {
         let mut profiles: Vec<(&'static str, Profile)> = Vec::new();
         let mut cases = Vec::new();
+        let mut unknown_prompts: Vec<String> = Vec::new();
         for p in points {
             let sheet: Datasheet = analytical::datasheet(p.gpu)?;
             if !profiles.iter().any(|(k, _)| *k == sheet.key) {
@@ -301,17 +368,32 @@ impl Predictor {
             let est = Estimator::new(profile, "calibration", p.spec.clone(), opts).map_err(at)?;
             let (dep, _) = est.deployment(super::policy::Policy::KvCache, &[p.context]).map_err(at)?;
             let base = est.hw.machine.clone();
-            cases.push(Case { est, base, dep, context: p.context });
+            let prompt_slot = p.fits_prompt().then(|| match unknown_prompts.iter().position(|s| *s == p.source) {
+                Some(k) => k,
+                None => {
+                    unknown_prompts.push(p.source.clone());
+                    unknown_prompts.len() - 1
+                }
+            });
+            cases.push(Case { est, base, dep, prompt_slot });
         }
-        Ok(Predictor { cases })
+        Ok(Predictor { cases, unknown_prompts })
     }
 
-    /// Predicted (J per output token, seconds per output token of one sequence) of point `i`.
-    pub fn predict(&mut self, i: usize, p: &Params) -> Result<(f64, f64)> {
+    /// Predicted (J per output token, seconds per output token of one sequence) of point `i`
+    /// with the machine `p` and the fitted prompt lengths `prompts` (one per unknown source).
+    pub fn predict(&mut self, points: &[Measured], i: usize, p: &Params, prompts: &[f64]) -> Result<(f64, f64)> {
+        let m = &points[i];
         let c = &mut self.cases[i];
         c.est.hw.machine = c.base.clone().calibrated(p, "the fit");
         c.est.hw.wait_watts = c.est.hw.machine.power.wait_watts.value;
-        let step = c.est.decode_step(c.context, &c.dep)?;
+        let prompt = match (c.prompt_slot, m.input_tokens) {
+            (Some(k), _) => prompts[k].round() as usize,
+            (None, Some(t)) => t,
+            (None, None) => 0,
+        };
+        let arrivals = m.output_tokens.map_or(0.0, |o| 1.0 / o as f64);
+        let step = c.est.serving_step(m.context_with(prompt), arrivals, prompt, &c.dep)?;
         Ok((step.joules / c.est.opts.batch as f64, step.seconds))
     }
 }
@@ -323,6 +405,7 @@ pub struct Residual {
     pub model: String,
     pub gpus: usize,
     pub batch: usize,
+    /// The mean decode context the prediction used.
     pub context: usize,
     /// "J/token" or "s/token".
     pub metric: &'static str,
@@ -336,6 +419,8 @@ pub struct Residual {
 #[derive(Debug, Clone, Serialize)]
 pub struct Fit {
     pub params: Params,
+    /// Fitted mean prompt tokens of each source that does not publish them.
+    pub prompts: Vec<(String, f64)>,
     pub residuals: Vec<Residual>,
     /// Root mean square of the log errors.
     pub rms_log_error: f64,
@@ -348,19 +433,39 @@ impl Fit {
     }
 }
 
-fn residuals(pred: &mut Predictor, points: &[Measured], idx: &[usize], p: &Params) -> Result<Vec<Residual>> {
+/// A point of the search: the machine's parameters and the unknown prompt lengths.
+#[derive(Debug, Clone)]
+struct Solution {
+    params: Params,
+    prompts: Vec<f64>,
+}
+
+impl Solution {
+    fn from_z(z: &[f64]) -> Solution {
+        Solution {
+            params: Params::from_z(z),
+            prompts: z[N_PARAMS..].iter().map(|v| bounded(*v, PROMPT_RANGE)).collect(),
+        }
+    }
+}
+
+fn residuals(pred: &mut Predictor, points: &[Measured], idx: &[usize], s: &Solution) -> Result<Vec<Residual>> {
     let mut out = Vec::new();
     for &i in idx {
-        let (j, s) = pred.predict(i, p)?;
+        let (j, sec) = pred.predict(points, i, &s.params, &s.prompts)?;
         let m = &points[i];
-        for (metric, measured, predicted) in [("J/token", m.j_per_token, j), ("s/token", m.s_per_token, s)] {
+        let prompt = match (pred.cases[i].prompt_slot, m.input_tokens) {
+            (Some(k), _) => s.prompts[k].round() as usize,
+            (None, t) => t.unwrap_or(0),
+        };
+        for (metric, measured, predicted) in [("J/token", m.j_per_token, j), ("s/token", m.s_per_token, sec)] {
             if let Some(v) = measured {
                 out.push(Residual {
                     line: m.line,
                     model: m.model.clone(),
                     gpus: m.gpus,
                     batch: m.batch,
-                    context: m.context,
+                    context: m.context_with(prompt),
                     metric,
                     measured: v,
                     predicted,
@@ -373,18 +478,20 @@ fn residuals(pred: &mut Predictor, points: &[Measured], idx: &[usize], p: &Param
 }
 
 /// The objective at unbounded coordinates `z` over the points `idx`.
-fn objective(pred: &mut Predictor, points: &[Measured], idx: &[usize], z: &[f64; 4], z0: &[f64; 4]) -> f64 {
-    let p = Params::from_z(z);
+fn objective(pred: &mut Predictor, points: &[Measured], idx: &[usize], z: &[f64], z0: &[f64]) -> f64 {
+    let s = Solution::from_z(z);
     let mut sum = 0.0;
     for &i in idx {
-        let Ok((j, s)) = pred.predict(i, &p) else { return f64::INFINITY };
+        let Ok((j, sec)) = pred.predict(points, i, &s.params, &s.prompts) else { return f64::INFINITY };
         let m = &points[i];
-        for (measured, predicted) in [(m.j_per_token, j), (m.s_per_token, s)] {
+        for (measured, predicted) in [(m.j_per_token, j), (m.s_per_token, sec)] {
             if let Some(v) = measured {
                 sum += (predicted / v).ln().powi(2);
             }
         }
     }
+    // The pull towards the assumptions: `z0` holds the machine's coordinates only (a prompt
+    // length has no assumption), and the zip ends with it.
     let prior: f64 = z.iter().zip(z0).map(|(a, b)| (a - b).powi(2)).sum();
     let v = sum + PRIOR_WEIGHT * prior;
     if v.is_finite() {
@@ -394,44 +501,42 @@ fn objective(pred: &mut Predictor, points: &[Measured], idx: &[usize], z: &[f64;
     }
 }
 
-/// Nelder–Mead on the four coordinates from `start`; deterministic.
-fn nelder_mead(mut f: impl FnMut(&[f64; 4]) -> f64, start: [f64; 4]) -> ([f64; 4], f64) {
-    let mut simplex: Vec<([f64; 4], f64)> = Vec::with_capacity(5);
-    simplex.push((start, f(&start)));
-    for k in 0..4 {
-        let mut x = start;
+/// Nelder–Mead from `start` (any dimension); deterministic.
+fn nelder_mead(mut f: impl FnMut(&[f64]) -> f64, start: Vec<f64>) -> (Vec<f64>, f64) {
+    let n = start.len();
+    let mut simplex: Vec<(Vec<f64>, f64)> = Vec::with_capacity(n + 1);
+    simplex.push((start.clone(), f(&start)));
+    for k in 0..n {
+        let mut x = start.clone();
         x[k] += 1.0;
-        simplex.push((x, f(&x)));
+        let v = f(&x);
+        simplex.push((x, v));
     }
-    let lerp = |a: &[f64; 4], b: &[f64; 4], t: f64| -> [f64; 4] { std::array::from_fn(|k| a[k] + t * (b[k] - a[k])) };
-    for _ in 0..4000 {
+    let lerp = |a: &[f64], b: &[f64], t: f64| -> Vec<f64> { a.iter().zip(b).map(|(a, b)| a + t * (b - a)).collect() };
+    for _ in 0..400 * n {
         simplex.sort_by(|a, b| a.1.total_cmp(&b.1));
-        let (best, worst) = (simplex[0].1, simplex[4].1);
+        let (best, worst) = (simplex[0].1, simplex[n].1);
         if (worst - best).abs() <= 1e-12 * (1.0 + best.abs()) {
             break;
         }
-        let centroid: [f64; 4] = std::array::from_fn(|k| simplex[..4].iter().map(|s| s.0[k]).sum::<f64>() / 4.0);
-        let w = simplex[4].0;
+        let centroid: Vec<f64> = (0..n).map(|k| simplex[..n].iter().map(|s| s.0[k]).sum::<f64>() / n as f64).collect();
+        let w = simplex[n].0.clone();
         let r = lerp(&centroid, &w, -1.0);
         let fr = f(&r);
         if fr < simplex[0].1 {
             let e = lerp(&centroid, &w, -2.0);
             let fe = f(&e);
-            simplex[4] = if fe < fr { (e, fe) } else { (r, fr) };
-        } else if fr < simplex[3].1 {
-            simplex[4] = (r, fr);
+            simplex[n] = if fe < fr { (e, fe) } else { (r, fr) };
+        } else if fr < simplex[n - 1].1 {
+            simplex[n] = (r, fr);
         } else {
-            let (c, fc) = if fr < simplex[4].1 {
-                let c = lerp(&centroid, &w, -0.5);
-                (c, f(&c))
+            let t = if fr < simplex[n].1 { -0.5 } else { 0.5 };
+            let c = lerp(&centroid, &w, t);
+            let fc = f(&c);
+            if fc < fr.min(simplex[n].1) {
+                simplex[n] = (c, fc);
             } else {
-                let c = lerp(&centroid, &w, 0.5);
-                (c, f(&c))
-            };
-            if fc < fr.min(simplex[4].1) {
-                simplex[4] = (c, fc);
-            } else {
-                let b = simplex[0].0;
+                let b = simplex[0].0.clone();
                 for s in simplex.iter_mut().skip(1) {
                     s.0 = lerp(&b, &s.0, 0.5);
                     s.1 = f(&s.0);
@@ -440,35 +545,50 @@ fn nelder_mead(mut f: impl FnMut(&[f64; 4]) -> f64, start: [f64; 4]) -> ([f64; 4
         }
     }
     simplex.sort_by(|a, b| a.1.total_cmp(&b.1));
-    simplex[0]
+    simplex.swap_remove(0)
 }
 
-/// Fits the parameters to the points `idx` (all of them: `None`).
-fn fit_on(pred: &mut Predictor, points: &[Measured], idx: &[usize]) -> Params {
-    let z0 = Params::assumed().to_z();
-    // Starts: the assumptions, and a slower, overhead-laden server (restarts keep Nelder-Mead off
-    // a poor local minimum); the best result, restarted once from itself.
-    let starts = [z0, [0.0, 0.0, -2.0, 0.0], [-1.0, -1.0, 0.0, 1.0]];
-    let mut best: Option<([f64; 4], f64)> = None;
+/// Fits the parameters to the points `idx`.
+fn fit_on(pred: &mut Predictor, points: &[Measured], idx: &[usize]) -> Solution {
+    let mut z0 = Params::assumed().to_z();
+    // Unknown prompts start at a few hundred tokens.
+    z0.extend(pred.unknown_prompts.iter().map(|_| unbounded(512.0, PROMPT_RANGE)));
+    // Starts: the assumptions, and slower, overhead-laden servers (restarts keep Nelder-Mead off
+    // a poor local minimum); the best result is restarted twice from itself.
+    let mut starts = vec![z0.clone()];
+    for shift in [-1.0, 1.0] {
+        starts.push(
+            z0.iter()
+                .enumerate()
+                .map(|(k, v)| if k < N_PARAMS { v + shift * if k % 2 == 0 { 1.0 } else { -1.0 } } else { *v })
+                .collect(),
+        );
+    }
+    let prior = z0[..N_PARAMS].to_vec();
+    let mut obj = |z: &[f64]| objective(pred, points, idx, z, &prior);
+    let mut best: Option<(Vec<f64>, f64)> = None;
     for s in starts {
-        let r = nelder_mead(|z| objective(pred, points, idx, z, &z0), s);
-        if best.is_none_or(|b| r.1 < b.1) {
+        let r = nelder_mead(&mut obj, s);
+        if best.as_ref().is_none_or(|b| r.1 < b.1) {
             best = Some(r);
         }
     }
-    let (z, _) = best.expect("three starts");
-    let (z, _) = nelder_mead(|z| objective(pred, points, idx, z, &z0), z);
-    Params::from_z(&z)
+    let (mut z, _) = best.expect("three starts");
+    for _ in 0..2 {
+        z = nelder_mead(&mut obj, z).0;
+    }
+    Solution::from_z(&z)
 }
 
-/// Fits the machine's free parameters to every point.
+/// Fits the machine's free parameters (and unknown prompt lengths) to every point.
 pub fn fit(points: &[Measured]) -> Result<Fit> {
     let mut pred = Predictor::new(points)?;
     let all: Vec<usize> = (0..points.len()).collect();
-    let params = fit_on(&mut pred, points, &all);
-    let residuals = residuals(&mut pred, points, &all, &params)?;
+    let s = fit_on(&mut pred, points, &all);
+    let residuals = residuals(&mut pred, points, &all, &s)?;
     let rms = (residuals.iter().map(|r| r.log_error.powi(2)).sum::<f64>() / residuals.len() as f64).sqrt();
-    Ok(Fit { params, residuals, rms_log_error: rms, label: label(points) })
+    let prompts = pred.unknown_prompts.iter().cloned().zip(s.prompts.iter().copied()).collect();
+    Ok(Fit { params: s.params, prompts, residuals, rms_log_error: rms, label: label(points) })
 }
 
 /// How points are held out.
@@ -509,8 +629,8 @@ pub fn hold_out(points: &[Measured], scheme: Scheme) -> Result<HoldOut> {
     let mut res = Vec::new();
     for g in &groups {
         let rest: Vec<usize> = (0..points.len()).filter(|i| !g.contains(i)).collect();
-        let p = fit_on(&mut pred, points, &rest);
-        res.extend(residuals(&mut pred, points, g, &p)?);
+        let s = fit_on(&mut pred, points, &rest);
+        res.extend(residuals(&mut pred, points, g, &s)?);
     }
     res.sort_by_key(|r| (r.line, r.metric));
     let mut abs: Vec<f64> = res.iter().map(|r| r.log_error.abs()).collect();
@@ -562,29 +682,42 @@ mod tests {
     /// recovers what the data determine and predicts held-out points.
     #[test]
     fn fit_recovers_generated_parameters() {
-        let truth = Params { bandwidth: 0.62, flops: 0.45, step_overhead_s: 0.004, memory_power: 0.55 };
-        let mut pts = Vec::new();
-        let mut text = String::from(HEAD);
-        for (model, gpus, dtype) in [("llama-3.1-70b", 4, "bf16"), ("llama-3.1-405b", 8, "fp8")] {
-            for batch in [1, 8, 64, 256] {
-                text.push_str(&format!("{model},h100,{gpus},{batch},1500,{dtype},1,1,gen\n"));
+        let truth = Params {
+            bandwidth: 0.62,
+            flops: 0.45,
+            step_overhead_s: 0.004,
+            allreduce_hop_s: 6e-6,
+            memory_power: 0.55,
+            compute_power: 0.9,
+        };
+        let prompt = 700.0;
+        let mut text = String::from(HEAD.trim_end());
+        text.push_str(",input_tokens,output_tokens\n");
+        for (model, gpus, dtype) in
+            [("llama-3.1-8b", 1, "bf16"), ("llama-3.1-70b", 4, "bf16"), ("llama-3.1-405b", 8, "fp8")]
+        {
+            for batch in [1, 8, 64, 256, 1024] {
+                text.push_str(&format!("{model},h100,{gpus},{batch},,{dtype},1,1,gen,,400\n"));
             }
         }
-        pts.extend(parse(&text, Path::new(".")).unwrap());
+        let mut pts = parse(&text, Path::new(".")).unwrap();
         let mut pred = Predictor::new(&pts).unwrap();
-        for (i, p) in pts.iter_mut().enumerate() {
-            let (j, s) = pred.predict(i, &truth).unwrap();
-            p.j_per_token = Some(j);
-            p.s_per_token = Some(s);
+        assert_eq!(pred.unknown_prompts, ["gen"]);
+        for i in 0..pts.len() {
+            let (j, s) = pred.predict(&pts, i, &truth, &[prompt]).unwrap();
+            pts[i].j_per_token = Some(j);
+            pts[i].s_per_token = Some(s);
         }
         let f = fit(&pts).unwrap();
-        assert!(f.rms_log_error < 1e-3, "rms {}", f.rms_log_error);
-        let (a, b) = (f.params, truth);
-        assert!((a.bandwidth / b.bandwidth - 1.0).abs() < 0.01, "{a:?}");
-        assert!((a.memory_power / b.memory_power - 1.0).abs() < 0.01, "{a:?}");
-        assert!((a.step_overhead_s / b.step_overhead_s - 1.0).abs() < 0.02, "{a:?}");
-        assert!((a.flops / b.flops - 1.0).abs() < 0.05, "{a:?}");
+        assert!(f.rms_log_error < 2e-3, "rms {}", f.rms_log_error);
+        let (a, b) = (f.params.to_vec(), truth.to_vec());
+        for k in 0..N_PARAMS {
+            assert!((a[k] / b[k] - 1.0).abs() < 0.05, "{}: {} vs {}", PARAMS[k].0, a[k], b[k]);
+        }
+        assert!((f.prompts[0].1 / prompt - 1.0).abs() < 0.05, "{:?}", f.prompts);
+        // Each model predicted from the other two (the weak prior's pull keeps held-out fits a
+        // little off the truth: observed max 0.029).
         let h = hold_out(&pts, Scheme::LeaveModelOut).unwrap();
-        assert!(h.max_abs_log_error < 0.01, "{h:?}");
+        assert!(h.max_abs_log_error < 0.05, "{}", h.max_abs_log_error);
     }
 }

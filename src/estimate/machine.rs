@@ -78,17 +78,25 @@ pub struct Efficiency {
     /// Fraction of peak tensor FLOP/s a compute-bound step achieves.
     pub flops: Figure,
     /// Seconds per serving step (one token for every sequence of the batch) when the GPUs wait
-    /// (launch gaps, scheduling, sampling), drawn at the waiting power.
+    /// (scheduling, sampling, launch gaps), drawn at the waiting power.
     pub step_overhead_s: Figure,
+    /// Latency of one step of a tensor-parallel ring all-reduce, s: each layer all-reduces its
+    /// activations twice (after attention, after the FFN), `2 (tp - 1)` steps each, plus their
+    /// bytes over `link_gbps`; drawn at the waiting power.
+    pub allreduce_hop_s: Figure,
 }
 
 /// The GPU as the estimator costs work that no profile point covers.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Machine {
+    /// The datasheet's board power (max TDP), W: what power fractions are fractions of.
+    pub board_watts: f64,
     /// Peak dense bf16 FLOP/s.
     pub peak_flops: f64,
     /// Peak DRAM bytes/s.
     pub peak_bytes: f64,
+    /// GPU-to-GPU bandwidth per direction, bytes/s (NVLink).
+    pub link_bytes: f64,
     pub power: PowerModel,
     pub efficiency: Efficiency,
 }
@@ -120,6 +128,12 @@ pub const FLOPS_RANGE: (f64, f64) = (0.1, 1.0);
 pub const OVERHEAD_RANGE_S: (f64, f64) = (0.0, 0.05);
 /// Memory-bound power as a fraction of board power.
 pub const MEMORY_POWER_RANGE: (f64, f64) = (0.2, 1.0);
+pub const ALLREDUCE_HOP_RANGE_S: (f64, f64) = (0.0, 1e-4);
+/// NVLink bandwidth of the H100 SXM and H200 SXM per direction, bytes/s: 900 GB/s total
+/// (datasheets), 450 each way.
+pub const NVLINK_BYTES: f64 = 450e9;
+/// Compute-bound power as a fraction of board power.
+pub const COMPUTE_POWER_RANGE: (f64, f64) = (0.5, 1.0);
 
 impl Machine {
     /// Datasheet peaks reached, no overhead, board power when compute-bound, the assumed
@@ -127,8 +141,10 @@ impl Machine {
     pub fn analytical(bf16_tflops: f64, hbm_gbps: f64, board_watts: f64, wait: Figure) -> Machine {
         let roof = "the datasheet peak is reached (roofline: an optimistic bound on time)";
         Machine {
+            board_watts,
             peak_flops: bf16_tflops * 1e12,
             peak_bytes: hbm_gbps * 1e9,
+            link_bytes: NVLINK_BYTES,
             power: PowerModel {
                 compute_watts: Figure::new(board_watts, Origin::Datasheet, "board power (max TDP)"),
                 memory_watts: Figure::new(board_watts * MEMORY_BOUND_FRACTION, Origin::Assumed, MEMORY_BOUND_BASIS),
@@ -137,7 +153,8 @@ impl Machine {
             efficiency: Efficiency {
                 bandwidth: Figure::new(1.0, Origin::Assumed, roof),
                 flops: Figure::new(1.0, Origin::Assumed, roof),
-                step_overhead_s: Figure::new(0.0, Origin::Assumed, "no time between kernels"),
+                step_overhead_s: Figure::new(0.0, Origin::Assumed, "no time between steps"),
+                allreduce_hop_s: Figure::new(0.0, Origin::Assumed, "no latency: all-reduces at NVLink bandwidth"),
             },
         }
     }
@@ -210,8 +227,10 @@ impl Machine {
         set(&mut self.efficiency.bandwidth, p.bandwidth, "achieved bandwidth");
         set(&mut self.efficiency.flops, p.flops, "achieved FLOP/s");
         set(&mut self.efficiency.step_overhead_s, p.step_overhead_s, "overhead per step");
-        let board = self.power.compute_watts.value;
+        set(&mut self.efficiency.allreduce_hop_s, p.allreduce_hop_s, "all-reduce latency per ring step");
+        let board = self.board_watts;
         set(&mut self.power.memory_watts, p.memory_power * board, "memory-bound power");
+        set(&mut self.power.compute_watts, p.compute_power * board, "compute-bound power");
         self
     }
 

@@ -21,7 +21,8 @@
 //!   conversation's share is the step's energy divided by the batch.
 //!
 //! Every conversation token is treated as generated (an upper bound; a listener's tokens would be
-//! prefilled, more cheaply). Communication between GPUs is not modeled.
+//! prefilled, more cheaply). Tensor-parallel all-reduces are costed (rings over NVLink); hand-offs
+//! between pipeline stages are not.
 
 pub mod analytical;
 pub mod calibrate;
@@ -349,6 +350,8 @@ impl Part {
 struct Step {
     layers: Part,
     attention: Part,
+    /// Tensor-parallel all-reduces.
+    comm: Part,
     /// Seconds every GPU waits (per-step overhead).
     overhead: f64,
     extrapolated: bool,
@@ -358,11 +361,12 @@ impl Step {
     fn add(&mut self, o: Step, times: f64) {
         self.layers.add(o.layers, times);
         self.attention.add(o.attention, times);
+        self.comm.add(o.comm, times);
         self.overhead += o.overhead * times;
         self.extrapolated |= o.extrapolated;
     }
     fn seconds(&self) -> f64 {
-        self.layers.seconds + self.attention.seconds + self.overhead
+        self.layers.seconds + self.attention.seconds + self.comm.seconds + self.overhead
     }
 }
 
@@ -623,7 +627,7 @@ impl Estimator {
 
     /// Non-attention layers for a step over `tokens` tokens (all conversations).
     fn dense_layers(&self, tokens: f64, dep: &Deployment) -> Step {
-        let flops = 2.0 * self.model.active_params() * tokens;
+        let flops = 2.0 * self.model.matmul_params() * tokens;
         let bytes = self.model.weight_bytes_read(tokens);
         let tp = dep.tp as f64;
         let layers = match &self.gemm {
@@ -641,9 +645,26 @@ impl Estimator {
         Step { layers: Part { seconds: layers.seconds, joules: layers.joules() * tp }, ..Step::default() }
     }
 
-    /// One serving step's time outside kernels (every GPU waits).
-    fn overhead(&self) -> Step {
-        Step { overhead: self.hw.machine.efficiency.step_overhead_s.value, ..Step::default() }
+    /// A step over `tokens` tokens outside the attention and GEMM kernels: each layer's two
+    /// tensor-parallel ring all-reduces of the tokens' activations (latency per ring step plus
+    /// bytes over the links; the stage's GPUs move data at the memory-bound power), and the fixed
+    /// overhead per step (every GPU waits). Pipeline hand-offs are not modeled.
+    fn overhead(&self, tokens: f64, dep: &Deployment) -> Step {
+        let m = &self.hw.machine;
+        let e = &m.efficiency;
+        let tp = dep.tp as f64;
+        let allreduce = if dep.tp > 1 {
+            let bytes = tokens * self.model.d_model as f64 * 2.0;
+            2.0 * (tp - 1.0) * (e.allreduce_hop_s.value + bytes / tp / m.link_bytes)
+        } else {
+            0.0
+        };
+        let comm = 2.0 * self.model.layers as f64 * allreduce;
+        Step {
+            comm: Part { seconds: comm, joules: comm * tp * m.power.memory_watts.value },
+            overhead: e.step_overhead_s.value,
+            ..Step::default()
+        }
     }
 
     /// The model's per-GPU attention call for one layer.
@@ -738,7 +759,7 @@ impl Estimator {
         let mut total = Step::default();
         let decode_steps = phrase as f64;
         let mut dense = self.dense_layers(step_tokens, dep);
-        dense.add(self.overhead(), 1.0);
+        dense.add(self.overhead(step_tokens, dep), 1.0);
         let (kv, bf16) = (self.kv, KvDtype::Bf16);
         match policy {
             Policy::KvCache => {
@@ -766,7 +787,7 @@ impl Estimator {
                 if ctx > 0 {
                     let pp = self.attention_problem(dep, ctx, ctx, Mask::Causal);
                     total.add(self.dense_layers(step_tokens * ctx as f64, dep), 1.0);
-                    total.add(self.overhead(), 1.0);
+                    total.add(self.overhead(step_tokens * ctx as f64, dep), 1.0);
                     total.add(self.attention(pre, &format!("{what} prefill"), &pp, bf16, dep)?, 1.0);
                 }
                 let p = self.attention_problem(dep, 1, mid, Mask::Causal);
@@ -778,7 +799,7 @@ impl Estimator {
                 if ctx > prm.budget && prm.refresh > 0 {
                     let pp = self.attention_problem(dep, prm.refresh, k, Mask::Causal);
                     total.add(self.dense_layers(step_tokens * prm.refresh as f64, dep), 1.0);
-                    total.add(self.overhead(), 1.0);
+                    total.add(self.overhead(step_tokens * prm.refresh as f64, dep), 1.0);
                     total.add(self.attention(&self.flash_prefill, "flash prefill", &pp, bf16, dep)?, 1.0);
                 }
                 let p = self.attention_problem(dep, 1, mid.min(prm.budget), Mask::Causal);
@@ -794,13 +815,23 @@ impl Estimator {
         Ok(self.price(&total, dep, other))
     }
 
-    /// One kv-cache decode step at context `ctx` (the whole batch): what a serving system
-    /// measures per output token (`calibrate`).
-    pub fn decode_step(&self, ctx: usize, dep: &Deployment) -> Result<PhraseCost> {
-        let mut step = self.dense_layers(self.opts.batch as f64, dep);
-        step.add(self.overhead(), 1.0);
+    /// One step of a server that decodes the batch at context `ctx` and, in the same forward
+    /// pass (continuous batching, chunked prefill), prefills the prompts of the requests that
+    /// replace finished ones: a fraction `arrivals` of the batch per step (batch / mean output
+    /// tokens in steady state), each of `prompt` tokens. What a serving system measures per
+    /// output token (`calibrate`); `arrivals` 0 is a plain kv-cache decode step.
+    pub fn serving_step(&self, ctx: usize, arrivals: f64, prompt: usize, dep: &Deployment) -> Result<PhraseCost> {
+        let b = self.opts.batch as f64;
+        let prefill = if prompt > 0 { arrivals * b * prompt as f64 } else { 0.0 };
+        let mut step = self.dense_layers(b + prefill, dep);
+        step.add(self.overhead(b + prefill, dep), 1.0);
         let p = self.attention_problem(dep, 1, ctx, Mask::Causal);
         step.add(self.attention(&self.kv_decode, "decode", &p, self.kv, dep)?, 1.0);
+        if prefill > 0.0 {
+            // The batch's prompts prefilled once, a fraction `arrivals` of them per step.
+            let pp = self.attention_problem(dep, prompt, prompt, Mask::Causal);
+            step.add(self.attention(&self.flash_prefill, "flash prefill", &pp, KvDtype::Bf16, dep)?, arrivals);
+        }
         Ok(self.price(&step, dep, 0.0))
     }
 
@@ -815,10 +846,11 @@ impl Estimator {
             seconds: p.seconds,
             watts: if p.seconds > 0.0 { p.joules / (tp as f64 * p.seconds) } else { wait },
         };
-        let kernels = work.layers.seconds + work.attention.seconds;
+        let kernels = work.layers.seconds + work.attention.seconds + work.comm.seconds;
         let energy = vec![
             active("non-attention layers", work.layers),
             active("attention", work.attention),
+            active("tensor-parallel all-reduces", work.comm),
             EnergyTerm { what: "other stages waiting", gpus: idle, seconds: kernels, watts: wait },
             EnergyTerm { what: "overhead between steps", gpus: tp + idle, seconds: work.overhead, watts: wait },
         ];
@@ -1009,8 +1041,9 @@ pub fn estimate(
     let mut notes = est.notes.clone();
     notes.push(format!(
         "deployment: tensor parallel inside a node (up to {}), pipeline stages across nodes that run one after \
-         another (no micro-batching); GPUs of idle stages draw {} W; inter-GPU communication not modeled; {:.0}% \
-         of each GPU's memory kept free; prefill activations in chunks of {} tokens",
+         another (no micro-batching); GPUs of idle stages draw {} W; tensor-parallel all-reduces as rings over \
+         NVLink, not overlapped with compute (hand-offs between stages not modeled); {:.0}% of each GPU's memory \
+         kept free; prefill activations in chunks of {} tokens",
         est.opts.gpus_per_node,
         est.hw.wait_watts,
         100.0 * est.opts.headroom,

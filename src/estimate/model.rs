@@ -168,20 +168,40 @@ impl ModelSpec {
         self.total_params() * self.bytes_per_param
     }
 
+    /// Input-embedding parameters, which a step only looks up (a row per token) rather than
+    /// multiplies; none when the output head shares (and so multiplies) them.
+    pub fn lookup_params(&self) -> f64 {
+        if self.tied_embeddings {
+            0.0
+        } else {
+            self.vocab as f64 * self.d_model as f64
+        }
+    }
+
+    /// Parameters each token multiplies, 2 FLOPs each: the active ones but the embedding lookup.
+    pub fn matmul_params(&self) -> f64 {
+        (self.active_params() - self.lookup_params()).max(0.0)
+    }
+
     /// Bytes of weights a step over `tokens` tokens reads: every non-routed weight once, plus the
     /// routed experts at least one token picks (uniform routing: each expert is missed by one token
     /// with probability 1 - active/experts, independently).
     pub fn weight_bytes_read(&self, tokens: f64) -> f64 {
-        match &self.moe {
-            None => self.weight_bytes(),
-            Some(m) => {
-                let routed_all = m.expert_params * m.experts as f64 * m.moe_layers as f64;
-                let always = self.total_params() - routed_all;
-                let p_miss = 1.0 - m.active as f64 / m.experts as f64;
-                let touched = m.experts as f64 * (1.0 - p_miss.powf(tokens.max(1.0)));
-                (always + m.expert_params * touched * m.moe_layers as f64) * self.bytes_per_param
+        // The embedding table: only the step's tokens' rows.
+        let lookup = self.lookup_params();
+        let rows = tokens.max(1.0).min(self.vocab as f64) * self.d_model as f64;
+        let embedding = (rows.min(lookup) - lookup) * self.bytes_per_param;
+        embedding
+            + match &self.moe {
+                None => self.weight_bytes(),
+                Some(m) => {
+                    let routed_all = m.expert_params * m.experts as f64 * m.moe_layers as f64;
+                    let always = self.total_params() - routed_all;
+                    let p_miss = 1.0 - m.active as f64 / m.experts as f64;
+                    let touched = m.experts as f64 * (1.0 - p_miss.powf(tokens.max(1.0)));
+                    (always + m.expert_params * touched * m.moe_layers as f64) * self.bytes_per_param
+                }
             }
-        }
     }
 
     /// K and V bytes one token adds to the cache, over all layers.
