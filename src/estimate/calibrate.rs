@@ -160,8 +160,9 @@ impl Measured {
 
 /// Largest calibration file read.
 pub const MAX_FILE_BYTES: u64 = 1 << 20;
-/// Most points a calibration file may hold (every fit costs each of them).
-pub const MAX_POINTS: usize = 200;
+/// Most points a calibration file may hold: a fit costs each of them, and the report refits once
+/// per point (31 points: 4 s on one core; 100: about 40 s).
+pub const MAX_POINTS: usize = 100;
 
 const COLUMNS: [&str; 9] =
     ["model", "gpu", "gpus", "batch", "context", "weight_dtype", "j_per_token", "s_per_token", "source"];
