@@ -239,7 +239,7 @@ impl Machine {
         let tc = flops / (self.peak_flops * rate * self.efficiency.flops.value);
         let tm = bytes / (self.peak_bytes * self.efficiency.bandwidth.value);
         let t = tc.max(tm);
-        if !(t > 0.0) {
+        if t.is_nan() || t <= 0.0 {
             return Busy { seconds: 0.0, watts: self.power.wait_watts.value };
         }
         Busy { seconds: t, watts: self.power.watts(tc / t, tm / t) }
