@@ -271,6 +271,12 @@ fn print_tables(reports: &[Report]) {
         r0.hardware.gpu_memory_bytes / 1e9
     );
     print_machine(&r0.hardware.machine);
+    if r0.calibration.is_none() {
+        outln!(
+            "  not calibrated: --calibration profiles/calibration/h100-serving.csv fits these to measured servers \
+             (docs/ESTIMATOR.md)"
+        );
+    }
     outln!(
         "conversation: {} tokens/min, {}-token phrases ({:.1} s to say; a person at 20 W: {} Wh per phrase)",
         c.tokens_per_minute,
