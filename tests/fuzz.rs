@@ -349,6 +349,56 @@ fn mutated_model_files_are_read_soundly_or_refused() {
 }
 
 // ---------------------------------------------------------------------------------------------
+// Calibration files (`estimate --calibration`).
+
+#[test]
+fn mutated_calibration_files_predict_soundly_or_are_refused() {
+    use estimate::calibrate::{self, Params, Predictor};
+    let base =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/profiles/calibration/h100-serving.csv")).unwrap();
+    let words: Vec<&str> = NUMBERS
+        .iter()
+        .copied()
+        .chain([",", "\"", "\n", "#", "fp8", "h200", "llama-3.1-8b", "deepseek-v3", "input_tokens", "x.toml"])
+        .collect();
+    let mut run = Run::new("calibration", SECONDS, 5_000);
+    while run.more() {
+        let input = mutate_text(&mut run.rng, base.as_bytes(), &words);
+        let text = String::from_utf8_lossy(&input).into_owned();
+        let res = run.guard(&input, Duration::from_secs(20), move || -> Result<Option<String>, String> {
+            let points = match calibrate::parse(&text, Path::new("/nonexistent")) {
+                Ok(p) => p,
+                Err(e) => return Ok(Some(e.to_string())),
+            };
+            let mut pred = match Predictor::new(&points) {
+                Ok(p) => p,
+                Err(e) => return Ok(Some(e.to_string())),
+            };
+            let prompts = vec![512.0; pred.unknown_prompts.len()];
+            for i in 0..points.len() {
+                match pred.predict(&points, i, &Params::assumed(), &prompts) {
+                    Ok((j, s)) if j.is_finite() && j > 0.0 && s.is_finite() && s > 0.0 => {}
+                    Ok(v) => return Err(format!("BROKEN: point {i} predicted {v:?}")),
+                    Err(e) => return Ok(Some(e.to_string())),
+                }
+            }
+            Ok(None)
+        });
+        match res {
+            Ok(refusal) => {
+                run.accepted += 1;
+                if let Some(e) = refusal {
+                    one_line(&run, &input, &e);
+                }
+            }
+            Err(e) if e.starts_with("BROKEN") => run.fail(&input, &e),
+            Err(e) => one_line(&run, &input, &e),
+        }
+    }
+    run.report();
+}
+
+// ---------------------------------------------------------------------------------------------
 // Nsight Compute CSV reports.
 
 const NCU_RAW: &str = "==PROF== Connected to process

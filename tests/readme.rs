@@ -34,6 +34,37 @@ fn the_readme_table_is_what_the_main_command_prints() {
     assert!(readme[..readme.find("\n## ").unwrap()].contains("analytical"), "labeled analytical");
 }
 
+/// The calibrated table is what `estimate --calibration` prints, and the fit's figures quoted in
+/// the prose are the report's.
+#[test]
+fn the_readme_calibrated_table_and_fit_are_what_the_command_prints() {
+    let file = root().join("profiles/calibration/h100-serving.csv");
+    let out = Command::new(BIN)
+        .args(["estimate", "--no-plot", "--calibration-report", "--calibration"])
+        .arg(&file)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let table = table(&stdout);
+    let readme = std::fs::read_to_string(root().join("README.md")).unwrap();
+    assert!(
+        readme.contains(&format!("```text\n{table}```")),
+        "README.md's calibrated table differs from `estimate --calibration {}`; paste:\n{table}",
+        file.display()
+    );
+    let number = |after: &str| -> f64 {
+        let at = stdout.find(after).unwrap_or_else(|| panic!("{after:?} in:\n{stdout}")) + after.len();
+        stdout[at..].split(|c: char| !(c.is_ascii_digit() || c == '.')).next().unwrap().parse().unwrap()
+    };
+    let rms = number("rms log error ");
+    let median = number("other models' points): median |log error| ");
+    let pct = (100.0 * (median.exp() - 1.0)).round();
+    for quote in [format!("rms log error of {rms:.2}"), format!("median error of {pct}%")] {
+        assert!(readme.replace('\n', " ").contains(&quote), "README.md should say {quote:?}");
+    }
+}
+
 #[test]
 fn the_readme_picture_is_what_the_main_command_plots() {
     let dir = std::env::temp_dir().join(format!("attnjoule-readme-{}", std::process::id()));

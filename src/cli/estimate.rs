@@ -4,8 +4,8 @@ use crate::cli::out::{out, outln};
 
 use anyhow::{bail, Context};
 use attnjoule::estimate::{
-    analytical, estimate_regimes, model::ModelSpec, policy, policy::Policy, policy::PolicyParams, Conversation,
-    Options, Report, RowStatus,
+    analytical, calibrate, estimate_regimes, model::ModelSpec, policy, policy::Policy, policy::PolicyParams,
+    Conversation, Options, Report, RowStatus,
 };
 use attnjoule::plot::{side_by_side, HLine, LinePlot, Series};
 use attnjoule::profile::Profile;
@@ -85,6 +85,16 @@ pub struct Args {
     /// PATH and exit.
     #[arg(long, value_name = "PATH")]
     write_analytical: Option<PathBuf>,
+    /// A CSV of measured serving points (profiles/calibration/README.md): fit the machine's free
+    /// figures (achieved bandwidth and FLOP/s, overheads, memory- and compute-bound power) to
+    /// them, print the fit and its residual per point, and label every table "calibrated on N
+    /// points".
+    #[arg(long, value_name = "CSV")]
+    calibration: Option<PathBuf>,
+    /// With --calibration: also refit without each point, and without each model's points, and
+    /// print how well what was left out is predicted.
+    #[arg(long, requires = "calibration")]
+    calibration_report: bool,
 }
 
 /// The bundled analytical profiles `--gpu` picks from.
@@ -110,7 +120,8 @@ pub fn run(a: Args) -> anyhow::Result<()> {
     let sheet = a.gpu.unwrap_or(Gpu::H100).sheet();
     // No output may replace an input of this command (the profile or the model file it reads).
     let model_path = std::path::Path::new(&a.model);
-    let inputs: Vec<&std::path::Path> = a.profile.iter().map(|p| p.as_path()).chain([model_path]).collect();
+    let inputs: Vec<&std::path::Path> =
+        a.profile.iter().chain(&a.calibration).map(|p| p.as_path()).chain([model_path]).collect();
     if let Some(path) = &a.write_analytical {
         attnjoule::files::refuse_overwrite("--write-analytical", path, &inputs)?;
     }
@@ -158,12 +169,40 @@ pub fn run(a: Args) -> anyhow::Result<()> {
         kv_dtype: a.kv_dtype,
         ..Options::default()
     };
+    let mut fit = None;
+    let mut held = vec![];
+    if let Some(path) = &a.calibration {
+        let points = calibrate::read(path)?;
+        if !a.json && !a.csv {
+            outln!("calibration: fitting {} points of {} ...", points.len(), path.display());
+        }
+        let f = calibrate::fit(&points)?;
+        if a.calibration_report {
+            held.push(calibrate::hold_out(&points, calibrate::Scheme::LeaveOneOut)?);
+            let models = points.iter().map(|p| &p.model).collect::<std::collections::BTreeSet<_>>().len();
+            if models > 1 {
+                held.push(calibrate::hold_out(&points, calibrate::Scheme::LeaveModelOut)?);
+            }
+        }
+        fit = Some((f, points));
+    }
+    let opts = Options { calibration: fit.as_ref().map(|(f, _)| f.applied()), ..opts };
     let reports = estimate_regimes(&profile, &source, model, &conv, opts, &a.batch, &policies)?;
     if a.json {
-        outln!("{}", serde_json::to_string_pretty(&reports)?);
+        let mut v = serde_json::to_value(&reports)?;
+        if let (Some((f, _)), Some(list)) = (&fit, v.as_array_mut()) {
+            for r in list.iter_mut().filter_map(|r| r.as_object_mut()) {
+                r.insert("calibration_fit".into(), serde_json::to_value(f)?);
+                r.insert("calibration_hold_out".into(), serde_json::to_value(&held)?);
+            }
+        }
+        outln!("{}", serde_json::to_string_pretty(&v)?);
     } else if a.csv {
         print_csv(&reports);
     } else {
+        if let Some((f, points)) = &fit {
+            print_fit(f, points, &held);
+        }
         print_tables(&reports);
     }
     if !a.no_plot {
@@ -231,6 +270,13 @@ fn print_tables(reports: &[Report]) {
         r0.hardware.wait_watts,
         r0.hardware.gpu_memory_bytes / 1e9
     );
+    print_machine(&r0.hardware.machine);
+    if r0.calibration.is_none() {
+        outln!(
+            "  not calibrated: --calibration profiles/calibration/h100-serving.csv fits these to measured servers \
+             (docs/ESTIMATOR.md)"
+        );
+    }
     outln!(
         "conversation: {} tokens/min, {}-token phrases ({:.1} s to say; a person at 20 W: {} Wh per phrase)",
         c.tokens_per_minute,
@@ -254,6 +300,9 @@ fn print_tables(reports: &[Report]) {
     out!("{}", wh_table(reports));
     for r in reports {
         outln!();
+        if let Some(c) = &r.calibration {
+            outln!("{}", c.label);
+        }
         let regime = if r.batch == 1 {
             "one conversation at a time: every token reads all weights".to_string()
         } else {
@@ -342,7 +391,11 @@ pub fn wh_table(reports: &[Report]) -> String {
     let width: Vec<usize> = (0..cols).map(|c| grid.iter().map(|r| r[c].len()).max().unwrap_or(0) + 2).collect();
     let first = width[0].max(13);
     let group = |b: usize| width[1 + b * minutes.len()..][..minutes.len()].iter().sum::<usize>();
-    let mut out = format!(
+    let mut out = match &r0.calibration {
+        Some(c) => format!("{}\n", c.label),
+        None => String::new(),
+    };
+    out += &format!(
         "Wh per {}-token phrase, one conversation's share (a person saying it at 20 W: {} Wh; - = does not fit)\n",
         r0.conversation.phrase_tokens,
         sig(r0.human_wh_per_phrase)
@@ -369,10 +422,98 @@ pub fn wh_table(reports: &[Report]) -> String {
     out
 }
 
+/// The machine's figures and where each comes from.
+fn print_machine(m: &attnjoule::estimate::machine::Machine) {
+    let f =
+        |v: String, fig: &attnjoule::estimate::machine::Figure| format!("{v} ({}: {})", fig.origin.label(), fig.basis);
+    let (p, e) = (&m.power, &m.efficiency);
+    outln!("work no profile point covers (src/estimate/machine.rs):");
+    outln!("  power, compute-bound: {}", f(format!("{:.0} W", p.compute_watts.value), &p.compute_watts));
+    outln!("  power, memory-bound: {}", f(format!("{:.0} W", p.memory_watts.value), &p.memory_watts));
+    outln!("  power, waiting: {}", f(format!("{:.0} W", p.wait_watts.value), &p.wait_watts));
+    outln!("  achieved bandwidth: {}", f(format!("{:.1}% of peak", 100.0 * e.bandwidth.value), &e.bandwidth));
+    outln!("  achieved FLOP/s: {}", f(format!("{:.1}% of peak", 100.0 * e.flops.value), &e.flops));
+    outln!("  overhead per step: {}", f(format!("{} ms", sig(1e3 * e.step_overhead_s.value)), &e.step_overhead_s));
+    outln!(
+        "  tensor-parallel all-reduce: {}",
+        f(
+            format!("{} us per ring step, {} GB/s links", sig(1e6 * e.allreduce_hop_s.value), m.link_bytes / 1e9),
+            &e.allreduce_hop_s
+        )
+    );
+}
+
+/// The fit: its parameters, each point's residual, and the held-out predictions.
+fn print_fit(f: &calibrate::Fit, points: &[calibrate::Measured], held: &[calibrate::HoldOut]) {
+    outln!("{} (least squares on log errors; bounds and method: docs/ESTIMATOR.md)", f.label);
+    for ((name, (lo, hi), _), v) in calibrate::PARAMS.iter().zip(f.params.to_vec()) {
+        outln!("  {name}: {} (bounds {lo}..{hi})", sig(v));
+    }
+    for (source, tokens) in &f.prompts {
+        outln!(
+            "  mean prompt of {source} (not published; fitted, one value for its points): {tokens:.0} tokens (bounds 0..{})",
+            calibrate::PROMPT_RANGE.1
+        );
+    }
+    let residual_table = |title: &str, rs: &[calibrate::Residual]| {
+        outln!("{title}");
+        outln!(
+            "  {:>5} {:<16} {:>4} {:>6} {:>8} {:<8} {:>10} {:>10} {:>8}",
+            "line",
+            "model",
+            "GPUs",
+            "batch",
+            "context",
+            "metric",
+            "measured",
+            "predicted",
+            "error"
+        );
+        for r in rs {
+            outln!(
+                "  {:>5} {:<16} {:>4} {:>6} {:>8} {:<8} {:>10} {:>10} {:>7.1}%",
+                r.line,
+                r.model,
+                r.gpus,
+                r.batch,
+                r.context,
+                r.metric,
+                sig(r.measured),
+                sig(r.predicted),
+                100.0 * (r.log_error.exp() - 1.0)
+            );
+        }
+    };
+    residual_table(
+        &format!("fit residuals (rms log error {:.3}; error = predicted / measured - 1):", f.rms_log_error),
+        &f.residuals,
+    );
+    for h in held {
+        let what = match h.scheme {
+            calibrate::Scheme::LeaveOneOut => "each point predicted by a fit on all the others",
+            calibrate::Scheme::LeaveModelOut => "each model's points predicted by a fit on the other models' points",
+        };
+        residual_table(
+            &format!(
+                "held out ({what}): median |log error| {:.3} ({:.0}%), max {:.3}",
+                h.median_abs_log_error,
+                100.0 * (h.median_abs_log_error.exp() - 1.0),
+                h.max_abs_log_error
+            ),
+            &h.residuals,
+        );
+    }
+    let mut sources: Vec<&str> = points.iter().map(|p| p.source.as_str()).collect();
+    sources.sort_unstable();
+    sources.dedup();
+    outln!("sources: {}", sources.join("; "));
+    outln!();
+}
+
 fn print_csv(reports: &[Report]) {
     outln!(
         "profile_kind,gpu,profile_created,model,batch,policy,minute,context,status,seconds_per_phrase,joules_per_token,\
-         wh_per_phrase,attention_share,kv_gib,mem_gib_per_gpu,gpus,tp,pp,cumulative_wh,extrapolated"
+         wh_per_phrase,attention_share,kv_gib,mem_gib_per_gpu,gpus,tp,pp,cumulative_wh,extrapolated,calibration"
     );
     let o = |v: Option<f64>| v.map_or(String::new(), |v| format!("{v:e}"));
     for r in reports {
@@ -383,7 +524,7 @@ fn print_csv(reports: &[Report]) {
                 RowStatus::NoData { .. } => "no_data",
             };
             outln!(
-                "{:?},\"{}\",{},{},{},{},{},{},{},{},{},{},{},{:e},{:e},{},{},{},{},{}",
+                "{:?},\"{}\",{},{},{},{},{},{},{},{},{},{},{},{:e},{:e},{},{},{},{},{},\"{}\"",
                 format!("{:?}", r.profile.kind).to_lowercase(),
                 r.profile.gpu.replace('"', "'"),
                 r.profile.created,
@@ -403,7 +544,8 @@ fn print_csv(reports: &[Report]) {
                 row.tp,
                 row.pp,
                 o(row.cumulative_wh),
-                row.extrapolated
+                row.extrapolated,
+                r.calibration.as_ref().map_or(String::new(), |c| c.label.replace('"', "'"))
             );
         }
     }
@@ -422,7 +564,10 @@ pub fn plot_svg(reports: &[Report]) -> String {
         .iter()
         .map(|r| LinePlot {
             title: format!("{}: Wh per {}-token phrase, batch {}", r.model, r.conversation.phrase_tokens, r.batch),
-            subtitle: Some(r.profile.short()),
+            subtitle: Some(match &r.calibration {
+                Some(c) => format!("{}; {}", r.profile.short(), c.label),
+                None => r.profile.short(),
+            }),
             x_label: "minute of the conversation (a line ends where its context no longer fits)".into(),
             y_label: "Wh per phrase (one conversation's share)".into(),
             log_x: true,

@@ -1,11 +1,13 @@
 //! The bundled analytical profiles (H100 SXM, H200 SXM): every point is the roofline time of its
-//! work counts at datasheet peaks, and its energy that time at full board power. Analytical, not
-//! measured: an optimistic bound on time (no launch overhead, peak rates) and a pessimistic one on
-//! power. `profiles/h100-sxm-analytical.json` and `profiles/h200-sxm-analytical.json` are exactly
+//! work counts at datasheet peaks, and its energy that time at the power model's watts
+//! (`machine::PowerModel`: board power when compute-bound, an assumed lower figure when
+//! memory-bound). Analytical, not measured: an optimistic bound on time (no launch overhead, peak
+//! rates). `profiles/h100-sxm-analytical.json` and `profiles/h200-sxm-analytical.json` are exactly
 //! what [`profile`] produces for [`H100_SXM`] and [`H200_SXM`] (a test checks it); regenerate them
 //! with `attnjoule estimate [--gpu h200] --write-analytical profiles/<gpu>-sxm-analytical.json`.
 
 use super::interp::{work_of, Roofline};
+use super::machine::{Machine, MEMORY_BOUND_BASIS};
 use super::BLOCK_SPARSE_DEFAULT;
 use crate::error::{invalid, Result};
 use crate::mask::{Mask, MaskRecipe};
@@ -45,7 +47,10 @@ pub const H100_MEMORY_BYTES: u64 = 80_000_000_000;
 pub const H100_WAIT_WATTS_ASSUMED: f64 = 100.0;
 
 /// Date stamped into the bundled H100 profile.
-pub const BUNDLED_DATE: &str = "2026-11-23";
+pub const BUNDLED_DATE: &str = "2026-11-30";
+
+/// What the waiting power rests on, as the estimator prints it.
+pub const WAIT_BASIS: &str = "a GPU that holds a shard and waits; not a datasheet figure";
 
 const WAIT_SOURCE: &str = "idle_watts = 100 W is an assumption (not in the datasheet) for GPUs that hold a shard and \
                            wait; measured profiles record their own idle baseline";
@@ -158,10 +163,9 @@ pub fn roofline_point(sheet: &Datasheet, variant: Variant, phase: Phase, p: &Pro
         ncu: Default::default(),
         detail: None,
         note: Some(format!(
-            "analytical: max(FLOPs / {} TFLOP/s, bytes / {}), energy at {} W",
+            "analytical: max(FLOPs / {} TFLOP/s, bytes / {}), energy at the power model's watts",
             sheet.bf16_tflops,
             tbps(sheet),
-            sheet.board_watts
         )),
     };
     let need = if variant == Variant::Dense { work::dense_footprint_bytes(p) } else { 0.0 };
@@ -170,11 +174,12 @@ pub fn roofline_point(sheet: &Datasheet, variant: Variant, phase: Phase, p: &Pro
         pt.status = PointStatus::Infeasible { need_gib: gib(need), have_gib: gib(sheet.memory_bytes as f64) };
         return pt;
     }
-    let t = roof.work_time(&w);
-    pt.seconds = Some(Stat::exact(t));
-    pt.joules = Some(Stat::exact(t * sheet.board_watts));
-    pt.joules_above_idle = Some(Stat::exact(t * (sheet.board_watts - H100_WAIT_WATTS_ASSUMED)));
-    pt.watts = Some(sheet.board_watts);
+    let busy = Machine::of_sheet(sheet).run(w.flops, w.min_bytes, 1.0);
+    debug_assert!((busy.seconds - roof.work_time(&w)).abs() <= 1e-12 * busy.seconds);
+    pt.seconds = Some(Stat::exact(busy.seconds));
+    pt.joules = Some(Stat::exact(busy.joules()));
+    pt.joules_above_idle = Some(Stat::exact(busy.seconds * (busy.watts - H100_WAIT_WATTS_ASSUMED)));
+    pt.watts = Some(busy.watts);
     pt
 }
 
@@ -221,8 +226,11 @@ pub fn profile(sheet: &Datasheet) -> Profile {
             "ANALYTICAL, NOT MEASURED: every point is a roofline bound computed from datasheet peaks".into(),
             "time = max(useful FLOPs / peak, minimum DRAM bytes / bandwidth); no launch overhead".into(),
             format!(
-                "energy = time x {} W board power (pessimistic: memory-bound kernels draw less)",
-                sheet.board_watts
+                "energy = time x power: {} W board power when compute-bound, {:.0} W when memory-bound ({}), \
+                 interpolated by the time each resource is busy (src/estimate/machine.rs)",
+                sheet.board_watts,
+                Machine::of_sheet(sheet).power.memory_watts.value,
+                MEMORY_BOUND_BASIS
             ),
             format!("dense prefill points whose score matrix exceeds {gb} GB are recorded infeasible"),
             "block-sparse points: bigbird:64:2:2:3:0 decode rows (64-token blocks: the first 2, the query's and the 2 \
@@ -288,7 +296,21 @@ mod tests {
             for p in profile(&sheet).points.iter().filter(|p| matches!(p.status, PointStatus::Ok)) {
                 let t = (p.flops / roof.flops).max(p.min_bytes / roof.bytes);
                 assert_eq!(p.seconds.unwrap().median, t);
-                assert_eq!(p.joules.unwrap().median, t * sheet.board_watts);
+                // Energy at the power model's watts: the memory-bound figure for decode rows,
+                // the board power for long (compute-bound) prefills.
+                let w = p.watts.unwrap();
+                assert!((p.joules.unwrap().median - t * w).abs() <= 1e-12 * t * w);
+                let (tc, tm) = (p.flops / roof.flops / t, p.min_bytes / roof.bytes / t);
+                let mem = sheet.board_watts * crate::estimate::machine::MEMORY_BOUND_FRACTION;
+                let idle = H100_WAIT_WATTS_ASSUMED;
+                let want = idle + (sheet.board_watts - idle) * tc + (mem - idle) * tm * (1.0 - tc);
+                assert!((w - want).abs() < 1e-9 * want, "{} {}: {w} W vs {want}", p.variant, p.context());
+                if p.phase == Phase::Decode {
+                    assert!(w < 1.03 * mem, "{} decode {}: {w} W, memory-bound", p.variant, p.context());
+                }
+                if p.variant == "flash" && p.context() >= 1 << 14 {
+                    assert_eq!(w, sheet.board_watts, "flash {}: compute-bound", p.context());
+                }
             }
         }
     }

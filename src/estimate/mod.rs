@@ -10,15 +10,25 @@
 //!   and scaled to the model's per-GPU heads by work counts, times the layers;
 //! - decode steps are evaluated at the phrase's middle context `C + P/2` (cost is close to linear
 //!   in context, so the midpoint stands for the average);
-//! - energy: active GPUs' energy plus `(gpus - tp) x waiting power` for the step's duration;
-//!   one conversation's share is the step's energy divided by the batch.
+//! - where the profile has no point (analytical profiles, non-attention layers without GEMM
+//!   calibration, recurrent state), work is costed by the [`machine::Machine`]: achieved fractions
+//!   of the peaks, a fixed overhead per step, and a power model by what the work is bound by
+//!   (compute, memory, waiting), each figure labeled datasheet / assumed / measured / calibrated;
+//!   `--calibration` fits its free figures to measured end-to-end serving points ([`calibrate`]);
+//! - energy: the sum over GPUs of power x time: the stage's tensor-parallel GPUs at the work's
+//!   power, the other stages' GPUs at the waiting power for the step's duration, every GPU at the
+//!   waiting power during the step's overhead ([`Row::energy`] lists the terms); one
+//!   conversation's share is the step's energy divided by the batch.
 //!
 //! Every conversation token is treated as generated (an upper bound; a listener's tokens would be
-//! prefilled, more cheaply). Communication between GPUs is not modeled.
+//! prefilled, more cheaply). Tensor-parallel all-reduces are costed (rings over NVLink); hand-offs
+//! between pipeline stages are not.
 
 pub mod analytical;
+pub mod calibrate;
 pub mod deploy;
 pub mod interp;
+pub mod machine;
 pub mod model;
 pub mod policy;
 
@@ -30,7 +40,8 @@ use crate::problem::{Problem, Shape};
 use crate::profile::{Phase, Profile, ProfileKind};
 use crate::work::Variant;
 use deploy::{Deployment, Memory, GIB};
-use interp::{AttnCurve, CallCost, CurveKey, Pchip, Roofline};
+use interp::{work_of, AttnCurve, CallCost, CurveKey, Pchip, Roofline};
+use machine::{Figure, Machine, Origin};
 use model::ModelSpec;
 use policy::{Policy, PolicyParams};
 use serde::Serialize;
@@ -136,6 +147,9 @@ pub struct Options {
     /// `None`: the model's own element size, decode costed as bf16. No-cache and dense keep their
     /// transient cache in bf16 (their prefill kernels write it).
     pub kv_dtype: Option<KvDtype>,
+    /// Figures fitted to measured serving points (`--calibration`): they replace the machine's
+    /// assumptions (never a measured profile's figures).
+    pub calibration: Option<calibrate::Applied>,
 }
 
 /// The block-sparse policy's default mask, BigBird-ITC's block budget (Zaheer et al., "Big Bird",
@@ -156,6 +170,7 @@ impl Default for Options {
             params: PolicyParams::default(),
             sparse: BLOCK_SPARSE_DEFAULT,
             kv_dtype: None,
+            calibration: None,
         }
     }
 }
@@ -188,6 +203,8 @@ impl Options {
 pub struct Hardware {
     #[serde(skip)]
     pub roof: Roofline,
+    /// Work no profile point covers: achieved rates, per-step overhead, power model.
+    pub machine: Machine,
     pub bf16_tflops: f64,
     pub hbm_gbps: f64,
     pub board_watts: f64,
@@ -295,34 +312,76 @@ pub struct Row {
     pub cumulative_wh: Option<f64>,
     /// Some attention or GEMM cost came from outside the profiled range.
     pub extrapolated: bool,
+    /// The phrase's energy (the whole batch) as power x time per group of GPUs.
+    pub energy: Vec<EnergyTerm>,
 }
 
 /// Energy and time of one phrase for the whole batch.
-#[derive(Debug, Clone, Copy, PartialEq, Default)]
+#[derive(Debug, Clone, PartialEq, Default)]
 pub struct PhraseCost {
     pub seconds: f64,
-    /// All GPUs, all conversations of the batch.
+    /// All GPUs, all conversations of the batch: the sum of `energy`'s terms and `other_joules`.
     pub joules: f64,
     pub attn_joules: f64,
     pub extrapolated: bool,
+    /// Every GPU of the deployment, power x time (GPU-seconds add up to GPUs x `seconds`).
+    pub energy: Vec<EnergyTerm>,
+    /// Energy spent outside the GPUs (the budget policy's retrieval).
+    pub other_joules: f64,
 }
 
+/// Time of one stage's tensor-parallel GPUs on a part of the work (summed over stages), and
+/// the energy of those GPUs meanwhile.
+#[derive(Debug, Clone, Copy, Default)]
+struct Part {
+    seconds: f64,
+    joules: f64,
+}
+
+impl Part {
+    fn add(&mut self, o: Part, times: f64) {
+        self.seconds += o.seconds * times;
+        self.joules += o.joules * times;
+    }
+}
+
+/// The work of one or more steps: non-attention layers, attention, and time outside kernels.
 #[derive(Debug, Clone, Copy, Default)]
 struct Step {
-    seconds: f64,
-    active_joules: f64,
-    attn_seconds: f64,
-    attn_active_joules: f64,
+    layers: Part,
+    attention: Part,
+    /// Tensor-parallel all-reduces.
+    comm: Part,
+    /// Seconds every GPU waits (per-step overhead).
+    overhead: f64,
     extrapolated: bool,
 }
 
 impl Step {
     fn add(&mut self, o: Step, times: f64) {
-        self.seconds += o.seconds * times;
-        self.active_joules += o.active_joules * times;
-        self.attn_seconds += o.attn_seconds * times;
-        self.attn_active_joules += o.attn_active_joules * times;
+        self.layers.add(o.layers, times);
+        self.attention.add(o.attention, times);
+        self.comm.add(o.comm, times);
+        self.overhead += o.overhead * times;
         self.extrapolated |= o.extrapolated;
+    }
+    fn seconds(&self) -> f64 {
+        self.layers.seconds + self.attention.seconds + self.comm.seconds + self.overhead
+    }
+}
+
+/// GPUs that spend `seconds` at `watts`: one term of a row's energy.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct EnergyTerm {
+    pub what: &'static str,
+    pub gpus: usize,
+    pub seconds: f64,
+    pub watts: f64,
+}
+
+impl EnergyTerm {
+    pub fn joules(&self) -> f64 {
+        self.gpus as f64 * self.seconds * self.watts
     }
 }
 
@@ -359,6 +418,9 @@ pub struct Report {
     pub rows: Vec<Row>,
     /// Wh per phrase against minute on a log grid, for the plot.
     pub curves: Vec<PolicyCurve>,
+    /// The fitted figures and "calibrated on N points from ..." when `--calibration` was given.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub calibration: Option<calibrate::Applied>,
     pub notes: Vec<String>,
 }
 
@@ -408,6 +470,9 @@ pub struct Estimator {
     dense_decode: Option<AttnCurve>,
     window: Option<AttnCurve>,
     sparse: Option<AttnCurve>,
+    /// Attention from the machine (work counts), not from the points: the profile's points are
+    /// the roofline itself, which the machine reproduces at its assumed figures.
+    analytical: bool,
     pub notes: Vec<String>,
 }
 
@@ -435,8 +500,23 @@ impl Estimator {
         if !(peaks.bf16_tflops > 0.0 && peaks.hbm_gbps > 0.0 && peaks.board_watts > 0.0) {
             return Err(Error::Format("profile peaks must be positive".into()));
         }
-        let wait_watts =
-            opts.wait_watts.or(profile.idle_watts).or(peaks.idle_watts).unwrap_or(analytical::H100_WAIT_WATTS_ASSUMED);
+        let wait = match (opts.wait_watts, profile.idle_watts, peaks.idle_watts) {
+            (Some(w), _, _) => Figure::new(w, Origin::Assumed, "given by --wait-watts"),
+            (None, Some(w), _) => Figure::new(w, Origin::Measured, "the profile's idle baseline"),
+            (None, None, Some(w)) if profile.kind == ProfileKind::Analytical => {
+                Figure::new(w, Origin::Assumed, analytical::WAIT_BASIS)
+            }
+            (None, None, Some(w)) => Figure::new(w, Origin::Assumed, "the profile's peaks.idle_watts"),
+            (None, None, None) => {
+                Figure::new(analytical::H100_WAIT_WATTS_ASSUMED, Origin::Assumed, analytical::WAIT_BASIS)
+            }
+        };
+        let mut machine =
+            Machine::analytical(peaks.bf16_tflops, peaks.hbm_gbps, peaks.board_watts, wait).with_profile(profile);
+        if let Some(c) = &opts.calibration {
+            machine = machine.calibrated(&c.params, &c.label);
+        }
+        let wait_watts = machine.power.wait_watts.value;
         let gpu_memory = match profile.gpu.memory_bytes {
             Some(b) if b > 0 => b as f64,
             _ => {
@@ -446,6 +526,7 @@ impl Estimator {
         };
         let hw = Hardware {
             roof: Roofline { flops: peaks.bf16_tflops * 1e12, bytes: peaks.hbm_gbps * 1e9 },
+            machine,
             bf16_tflops: peaks.bf16_tflops,
             hbm_gbps: peaks.hbm_gbps,
             board_watts: peaks.board_watts,
@@ -501,8 +582,9 @@ impl Estimator {
         let gemm = GemmCal::from_profile(profile);
         if gemm.is_none() {
             notes.push(format!(
-                "non-attention layers: roofline at {} TFLOP/s, {} GB/s, {} W (no GEMM calibration in the profile)",
-                peaks.bf16_tflops, peaks.hbm_gbps, peaks.board_watts
+                "non-attention layers: {} TFLOP/s, {} GB/s peaks at the machine's achieved fractions and power \
+                 model (no GEMM calibration in the profile)",
+                peaks.bf16_tflops, peaks.hbm_gbps
             ));
         }
         let label = ProfileLabel {
@@ -512,6 +594,7 @@ impl Estimator {
             source: source.into(),
         };
         Ok(Estimator {
+            analytical: profile.kind == ProfileKind::Analytical,
             flash_prefill: curve(Variant::Flash, Phase::Prefill, MaskRecipe::Causal),
             dense_prefill: curve(Variant::Dense, Phase::Prefill, MaskRecipe::Causal),
             dense_decode: curve(Variant::Dense, Phase::Decode, MaskRecipe::Causal),
@@ -531,29 +614,56 @@ impl Estimator {
         })
     }
 
+    /// Tensor-core rate of the non-attention layers relative to bf16: weights of one byte or
+    /// less run at the fp8 rate, twice bf16's on Hopper (H100/H200 datasheets: 1,979 vs 989
+    /// dense TFLOP/s).
+    fn layer_rate(&self) -> f64 {
+        if self.model.bytes_per_param <= 1.0 {
+            2.0
+        } else {
+            1.0
+        }
+    }
+
     /// Non-attention layers for a step over `tokens` tokens (all conversations).
     fn dense_layers(&self, tokens: f64, dep: &Deployment) -> Step {
-        let flops = 2.0 * self.model.active_params() * tokens;
+        let flops = 2.0 * self.model.matmul_params() * tokens;
         let bytes = self.model.weight_bytes_read(tokens);
         let tp = dep.tp as f64;
-        match &self.gemm {
+        let layers = match &self.gemm {
             Some(g) => {
                 // Tokens per weight byte pair: the m of an equivalent GEMM.
                 let m = (flops / bytes).max(1.0);
                 let lm = m.ln();
                 let (lo, hi) = g.s_per_flop.range();
                 let seconds = flops / tp * g.s_per_flop.eval(lm).exp();
-                Step {
-                    seconds,
-                    active_joules: flops * g.j_per_flop.eval(lm).exp(),
-                    extrapolated: lm < lo - 1e-9 || lm > hi + 1e-9,
-                    ..Step::default()
-                }
+                let part = Part { seconds, joules: flops * g.j_per_flop.eval(lm).exp() };
+                return Step { layers: part, extrapolated: lm < lo - 1e-9 || lm > hi + 1e-9, ..Step::default() };
             }
-            None => {
-                let seconds = self.hw.roof.time(flops, bytes) / tp;
-                Step { seconds, active_joules: seconds * tp * self.hw.board_watts, ..Step::default() }
-            }
+            None => self.hw.machine.run(flops / tp, bytes / tp, self.layer_rate()),
+        };
+        Step { layers: Part { seconds: layers.seconds, joules: layers.joules() * tp }, ..Step::default() }
+    }
+
+    /// A step over `tokens` tokens outside the attention and GEMM kernels: each layer's two
+    /// tensor-parallel ring all-reduces of the tokens' activations (latency per ring step plus
+    /// bytes over the links; the stage's GPUs move data at the memory-bound power), and the fixed
+    /// overhead per step (every GPU waits). Pipeline hand-offs are not modeled.
+    fn overhead(&self, tokens: f64, dep: &Deployment) -> Step {
+        let m = &self.hw.machine;
+        let e = &m.efficiency;
+        let tp = dep.tp as f64;
+        let allreduce = if dep.tp > 1 {
+            let bytes = tokens * self.model.d_model as f64 * 2.0;
+            2.0 * (tp - 1.0) * (e.allreduce_hop_s.value + bytes / tp / m.link_bytes)
+        } else {
+            0.0
+        };
+        let comm = 2.0 * self.model.layers as f64 * allreduce;
+        Step {
+            comm: Part { seconds: comm, joules: comm * tp * m.power.memory_watts.value },
+            overhead: e.step_overhead_s.value,
+            ..Step::default()
         }
     }
 
@@ -584,7 +694,18 @@ impl Estimator {
             Policy::Recurrent => return invalid("the recurrent policy has no attention call"),
         };
         let Some(c) = curve else { return Err(Error::Format("profile has no usable decode points".into())) };
-        c.cost(&self.attention_problem(dep, 1, k, mask), self.kv_of(policy), &self.hw.roof)
+        self.call(c, &self.attention_problem(dep, 1, k, mask), self.kv_of(policy))
+    }
+
+    /// One attention call on one GPU: from the curve's points, or from the machine when the
+    /// profile is analytical.
+    fn call(&self, c: &AttnCurve, p: &Problem, kv: KvDtype) -> Result<CallCost> {
+        if !self.analytical {
+            return c.cost(p, kv, &self.hw.roof);
+        }
+        let w = work_of(c.key.variant, p, kv);
+        let b = self.hw.machine.run(w.flops, w.min_bytes, 1.0);
+        Ok(CallCost { seconds: b.seconds, joules: b.joules(), extrapolated: false })
     }
 
     /// The KV dtype a policy's decode reads: the option's for the policies that keep a cache,
@@ -609,14 +730,12 @@ impl Estimator {
         let Some(c) = curve else {
             return Err(Error::Format(format!("profile has no usable {what} points")));
         };
-        let cost = c.cost(p, kv, &self.hw.roof)?;
+        let cost = self.call(c, p, kv)?;
         let layers = self.model.layers as f64;
         Ok(Step {
-            seconds: cost.seconds * layers,
-            active_joules: cost.joules * layers * dep.tp as f64,
-            attn_seconds: cost.seconds * layers,
-            attn_active_joules: cost.joules * layers * dep.tp as f64,
+            attention: Part { seconds: cost.seconds * layers, joules: cost.joules * layers * dep.tp as f64 },
             extrapolated: cost.extrapolated,
+            ..Step::default()
         })
     }
 
@@ -626,9 +745,9 @@ impl Estimator {
         let b = self.opts.batch as f64;
         let state = m.layers as f64 * m.recurrent_state_bytes_per_layer();
         let flops = b * m.layers as f64 * 4.0 * m.heads as f64 * (m.head_dim as f64).powi(2);
-        let seconds = self.hw.roof.time(flops, 2.0 * b * state) / dep.tp as f64;
-        let j = seconds * dep.tp as f64 * self.hw.board_watts;
-        Step { seconds, active_joules: j, attn_seconds: seconds, attn_active_joules: j, extrapolated: false }
+        let tp = dep.tp as f64;
+        let busy = self.hw.machine.run(flops / tp, 2.0 * b * state / tp, 1.0);
+        Step { attention: Part { seconds: busy.seconds, joules: busy.joules() * tp }, ..Step::default() }
     }
 
     /// One phrase at context `ctx` (tokens already in the conversation) on `dep`.
@@ -639,7 +758,8 @@ impl Estimator {
         let prm = &self.opts.params;
         let mut total = Step::default();
         let decode_steps = phrase as f64;
-        let dense = self.dense_layers(step_tokens, dep);
+        let mut dense = self.dense_layers(step_tokens, dep);
+        dense.add(self.overhead(step_tokens, dep), 1.0);
         let (kv, bf16) = (self.kv, KvDtype::Bf16);
         match policy {
             Policy::KvCache => {
@@ -667,6 +787,7 @@ impl Estimator {
                 if ctx > 0 {
                     let pp = self.attention_problem(dep, ctx, ctx, Mask::Causal);
                     total.add(self.dense_layers(step_tokens * ctx as f64, dep), 1.0);
+                    total.add(self.overhead(step_tokens * ctx as f64, dep), 1.0);
                     total.add(self.attention(pre, &format!("{what} prefill"), &pp, bf16, dep)?, 1.0);
                 }
                 let p = self.attention_problem(dep, 1, mid, Mask::Causal);
@@ -678,6 +799,7 @@ impl Estimator {
                 if ctx > prm.budget && prm.refresh > 0 {
                     let pp = self.attention_problem(dep, prm.refresh, k, Mask::Causal);
                     total.add(self.dense_layers(step_tokens * prm.refresh as f64, dep), 1.0);
+                    total.add(self.overhead(step_tokens * prm.refresh as f64, dep), 1.0);
                     total.add(self.attention(&self.flash_prefill, "flash prefill", &pp, bf16, dep)?, 1.0);
                 }
                 let p = self.attention_problem(dep, 1, mid.min(prm.budget), Mask::Causal);
@@ -689,13 +811,59 @@ impl Estimator {
                 total.add(self.recurrent(dep), decode_steps);
             }
         }
-        let waiting = (dep.gpus() - dep.tp) as f64 * self.hw.wait_watts;
-        let mut joules = total.active_joules + total.seconds * waiting;
-        let attn = total.attn_active_joules + total.attn_seconds * waiting;
-        if policy == Policy::Budget && ctx > prm.budget {
-            joules += prm.retrieval_joules * step_tokens;
+        let other = if policy == Policy::Budget && ctx > prm.budget { prm.retrieval_joules * step_tokens } else { 0.0 };
+        Ok(self.price(&total, dep, other))
+    }
+
+    /// One step of a server that decodes the batch at context `ctx` and, in the same forward
+    /// pass (continuous batching, chunked prefill), prefills the prompts of the requests that
+    /// replace finished ones: a fraction `arrivals` of the batch per step (batch / mean output
+    /// tokens in steady state), each of `prompt` tokens. What a serving system measures per
+    /// output token (`calibrate`); `arrivals` 0 is a plain kv-cache decode step.
+    pub fn serving_step(&self, ctx: usize, arrivals: f64, prompt: usize, dep: &Deployment) -> Result<PhraseCost> {
+        let b = self.opts.batch as f64;
+        let prefill = if prompt > 0 { arrivals * b * prompt as f64 } else { 0.0 };
+        let mut step = self.dense_layers(b + prefill, dep);
+        step.add(self.overhead(b + prefill, dep), 1.0);
+        let p = self.attention_problem(dep, 1, ctx, Mask::Causal);
+        step.add(self.attention(&self.kv_decode, "decode", &p, self.kv, dep)?, 1.0);
+        if prefill > 0.0 {
+            // The batch's prompts prefilled once, a fraction `arrivals` of them per step.
+            let pp = self.attention_problem(dep, prompt, prompt, Mask::Causal);
+            step.add(self.attention(&self.flash_prefill, "flash prefill", &pp, KvDtype::Bf16, dep)?, arrivals);
         }
-        Ok(PhraseCost { seconds: total.seconds, joules, attn_joules: attn, extrapolated: total.extrapolated })
+        Ok(self.price(&step, dep, 0.0))
+    }
+
+    /// Energy of `work` on `dep`: the working stage's GPUs at each part's power, the other
+    /// stages' GPUs waiting meanwhile, every GPU waiting during the overhead.
+    fn price(&self, work: &Step, dep: &Deployment, other_joules: f64) -> PhraseCost {
+        let wait = self.hw.wait_watts;
+        let (tp, idle) = (dep.tp, dep.gpus() - dep.tp);
+        let active = |what, p: Part| EnergyTerm {
+            what,
+            gpus: tp,
+            seconds: p.seconds,
+            watts: if p.seconds > 0.0 { p.joules / (tp as f64 * p.seconds) } else { wait },
+        };
+        let kernels = work.layers.seconds + work.attention.seconds + work.comm.seconds;
+        let energy = vec![
+            active("non-attention layers", work.layers),
+            active("attention", work.attention),
+            active("tensor-parallel all-reduces", work.comm),
+            EnergyTerm { what: "other stages waiting", gpus: idle, seconds: kernels, watts: wait },
+            EnergyTerm { what: "overhead between steps", gpus: tp + idle, seconds: work.overhead, watts: wait },
+        ];
+        let joules = energy.iter().map(EnergyTerm::joules).sum::<f64>() + other_joules;
+        let attn = energy[1].joules() + idle as f64 * work.attention.seconds * wait;
+        PhraseCost {
+            seconds: work.seconds(),
+            joules,
+            attn_joules: attn,
+            extrapolated: work.extrapolated,
+            energy,
+            other_joules,
+        }
     }
 
     pub fn memory(&self, policy: Policy, ctx: usize, dep: &Deployment) -> Memory {
@@ -766,6 +934,7 @@ impl Estimator {
             pp: dep.pp,
             cumulative_wh: None,
             extrapolated: false,
+            energy: vec![],
         };
         if mem.total() > dep.usable() {
             row.status =
@@ -781,6 +950,7 @@ impl Estimator {
                 row.wh_per_phrase = Some(per_conv / 3600.0);
                 row.attention_share = Some(c.attn_joules / c.joules);
                 row.extrapolated = c.extrapolated;
+                row.energy = c.energy;
                 if with_cumulative {
                     row.cumulative_wh = self.cumulative_joules(policy, ctx, dep).map(|j| j / b / 3600.0);
                 }
@@ -871,8 +1041,9 @@ pub fn estimate(
     let mut notes = est.notes.clone();
     notes.push(format!(
         "deployment: tensor parallel inside a node (up to {}), pipeline stages across nodes that run one after \
-         another (no micro-batching); GPUs of idle stages draw {} W; inter-GPU communication not modeled; {:.0}% \
-         of each GPU's memory kept free; prefill activations in chunks of {} tokens",
+         another (no micro-batching); GPUs of idle stages draw {} W; tensor-parallel all-reduces as rings over \
+         NVLink, not overlapped with compute (hand-offs between stages not modeled); {:.0}% of each GPU's memory \
+         kept free; prefill activations in chunks of {} tokens",
         est.opts.gpus_per_node,
         est.hw.wait_watts,
         100.0 * est.opts.headroom,
@@ -907,6 +1078,7 @@ pub fn estimate(
         deployments,
         rows,
         curves,
+        calibration: est.opts.calibration.clone(),
         notes,
     })
 }

@@ -168,20 +168,40 @@ impl ModelSpec {
         self.total_params() * self.bytes_per_param
     }
 
+    /// Input-embedding parameters, which a step only looks up (a row per token) rather than
+    /// multiplies; none when the output head shares (and so multiplies) them.
+    pub fn lookup_params(&self) -> f64 {
+        if self.tied_embeddings {
+            0.0
+        } else {
+            self.vocab as f64 * self.d_model as f64
+        }
+    }
+
+    /// Parameters each token multiplies, 2 FLOPs each: the active ones but the embedding lookup.
+    pub fn matmul_params(&self) -> f64 {
+        (self.active_params() - self.lookup_params()).max(0.0)
+    }
+
     /// Bytes of weights a step over `tokens` tokens reads: every non-routed weight once, plus the
     /// routed experts at least one token picks (uniform routing: each expert is missed by one token
     /// with probability 1 - active/experts, independently).
     pub fn weight_bytes_read(&self, tokens: f64) -> f64 {
-        match &self.moe {
-            None => self.weight_bytes(),
-            Some(m) => {
-                let routed_all = m.expert_params * m.experts as f64 * m.moe_layers as f64;
-                let always = self.total_params() - routed_all;
-                let p_miss = 1.0 - m.active as f64 / m.experts as f64;
-                let touched = m.experts as f64 * (1.0 - p_miss.powf(tokens.max(1.0)));
-                (always + m.expert_params * touched * m.moe_layers as f64) * self.bytes_per_param
+        // The embedding table: only the step's tokens' rows.
+        let lookup = self.lookup_params();
+        let rows = tokens.max(1.0).min(self.vocab as f64) * self.d_model as f64;
+        let embedding = (rows.min(lookup) - lookup) * self.bytes_per_param;
+        embedding
+            + match &self.moe {
+                None => self.weight_bytes(),
+                Some(m) => {
+                    let routed_all = m.expert_params * m.experts as f64 * m.moe_layers as f64;
+                    let always = self.total_params() - routed_all;
+                    let p_miss = 1.0 - m.active as f64 / m.experts as f64;
+                    let touched = m.experts as f64 * (1.0 - p_miss.powf(tokens.max(1.0)));
+                    (always + m.expert_params * touched * m.moe_layers as f64) * self.bytes_per_param
+                }
             }
-        }
     }
 
     /// K and V bytes one token adds to the cache, over all layers.
@@ -257,7 +277,7 @@ fn toml_line(e: &toml::de::Error, text: &str) -> String {
 }
 
 /// Preset names, in the order `--help` lists them.
-pub const PRESETS: [&str; 4] = ["dense-1t", "llama-3.1-70b", "llama-3.1-405b", "deepseek-v3"];
+pub const PRESETS: [&str; 5] = ["dense-1t", "llama-3.1-8b", "llama-3.1-70b", "llama-3.1-405b", "deepseek-v3"];
 
 /// A preset by name (`1t` is an alias of `dense-1t`).
 pub fn preset(name: &str) -> Option<ModelSpec> {
@@ -297,6 +317,9 @@ pub fn preset(name: &str) -> Option<ModelSpec> {
                 "hypothetical; shape chosen here (see notes), Llama 3 recipe from arXiv:2407.21783 Table 3",
             )
         },
+        "llama-3.1-8b" | "llama-8b" => {
+            ModelSpec { layers: 32, d_model: 4096, heads: 32, kv_heads: 8, ffn: 14336, ..base("llama-3.1-8b", LLAMA3) }
+        }
         "llama-3.1-70b" | "llama-70b" => {
             ModelSpec { layers: 80, d_model: 8192, heads: 64, kv_heads: 8, ffn: 28672, ..base("llama-3.1-70b", LLAMA3) }
         }
@@ -357,6 +380,7 @@ mod tests {
     fn preset_parameter_counts_match_published_sizes() {
         let p = |n| preset(n).unwrap().total_params();
         // Published: 70.6B and 405.9B (Llama 3.1 model cards); 1T by construction.
+        assert!((p("llama-3.1-8b") / 8.03e9 - 1.0).abs() < 0.005, "{}", p("llama-3.1-8b"));
         assert!((p("llama-3.1-70b") / 70.55e9 - 1.0).abs() < 0.005, "{}", p("llama-3.1-70b"));
         assert!((p("llama-3.1-405b") / 405.85e9 - 1.0).abs() < 0.005, "{}", p("llama-3.1-405b"));
         assert!((p("dense-1t") / 1.0e12 - 1.0).abs() < 0.01, "{}", p("dense-1t"));
