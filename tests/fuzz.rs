@@ -27,6 +27,22 @@ fn one_line(run: &Run, input: &[u8], e: &str) {
     }
 }
 
+/// One case's outcome: `Ok(None)` accepted and sound, `Ok(Some(e))` refused by the library,
+/// `Err("BROKEN: ...")` an invariant broken (a failure), any other `Err` a refusal; every refusal
+/// is one line.
+fn judge(run: &mut Run, input: &[u8], res: Result<Option<String>, String>) {
+    match res {
+        Ok(refusal) => {
+            run.accepted += 1;
+            if let Some(e) = refusal {
+                one_line(run, input, &e);
+            }
+        }
+        Err(e) if e.starts_with("BROKEN") => run.fail(input, &e),
+        Err(e) => one_line(run, input, &e),
+    }
+}
+
 // ---------------------------------------------------------------------------------------------
 // PTX: mutated PTX of the crate's own kernels lowers or fails with an error.
 
@@ -281,16 +297,7 @@ fn mutated_profiles_are_read_soundly_or_refused() {
                 Err(e) => Ok(Some(e.to_string())),
             }
         });
-        match res {
-            Ok(refusal) => {
-                run.accepted += 1;
-                if let Some(e) = refusal {
-                    one_line(&run, &input, &e);
-                }
-            }
-            Err(e) if e.starts_with("BROKEN") => run.fail(&input, &e),
-            Err(e) => one_line(&run, &input, &e),
-        }
+        judge(&mut run, &input, res);
     }
     run.report();
 }
@@ -334,16 +341,7 @@ fn mutated_model_files_are_read_soundly_or_refused() {
                 Err(e) => Ok(Some(e.to_string())),
             }
         });
-        match res {
-            Ok(refusal) => {
-                run.accepted += 1;
-                if let Some(e) = refusal {
-                    one_line(&run, &input, &e);
-                }
-            }
-            Err(e) if e.starts_with("BROKEN") => run.fail(&input, &e),
-            Err(e) => one_line(&run, &input, &e),
-        }
+        judge(&mut run, &input, res);
     }
     run.report();
 }
@@ -384,16 +382,7 @@ fn mutated_calibration_files_predict_soundly_or_are_refused() {
             }
             Ok(None)
         });
-        match res {
-            Ok(refusal) => {
-                run.accepted += 1;
-                if let Some(e) = refusal {
-                    one_line(&run, &input, &e);
-                }
-            }
-            Err(e) if e.starts_with("BROKEN") => run.fail(&input, &e),
-            Err(e) => one_line(&run, &input, &e),
-        }
+        judge(&mut run, &input, res);
     }
     run.report();
 }
@@ -519,11 +508,7 @@ fn mutated_sweep_logs_are_read_soundly_or_refused() {
             let (prof, _) = attnjoule::sweep::merge::load_any(&p).map_err(|e| e.to_string())?;
             prof.validate().map_err(|e| format!("BROKEN: {e}"))
         });
-        match res {
-            Ok(()) => run.accepted += 1,
-            Err(e) if e.starts_with("BROKEN") => run.fail(&input, &e),
-            Err(e) => one_line(&run, &input, &e),
-        }
+        judge(&mut run, &input, res.map(|()| None));
     }
     run.report();
 }
@@ -592,11 +577,7 @@ fn mutated_mask_recipes_and_layout_files_build_or_are_refused() {
             }
             Ok(())
         });
-        match res {
-            Ok(()) => run.accepted += 1,
-            Err(e) if e.starts_with("BROKEN") => run.fail(&input, &e),
-            Err(e) => one_line(&run, &input, &e),
-        }
+        judge(&mut run, &input, res.map(|()| None));
     }
     run.report();
 }
