@@ -3,7 +3,7 @@
 //! counters, and the same cases on a GPU (ignored without one).
 
 mod common;
-use common::{cuda_device, emulator};
+use common::{cuda_device, emulator, sass_of};
 
 use attnjoule::device::{Counters, Device, LaunchReport};
 use attnjoule::kernels::module;
@@ -37,22 +37,9 @@ fn ptxas_no_spills_no_stack() {
     want.extend(["attn_decode_combine_d64".to_string(), "attn_decode_combine_d128".to_string()]);
     want.sort_unstable();
     assert_eq!(names, want, "decode entries");
-    for e in m.entries {
-        println!(
-            "{:<32} regs {:>3}  smem(static) {:>5}  stack {}  spill {}/{}",
-            e.name, e.registers, e.shared_bytes, e.stack_bytes, e.spill_store_bytes, e.spill_load_bytes
-        );
-        assert_eq!(e.stack_bytes, 0, "{}: stack frame", e.name);
-        assert_eq!(e.spill_store_bytes + e.spill_load_bytes, 0, "{}: spills", e.name);
-    }
+    common::assert_no_stack_or_spills(m.entries);
 }
 
-fn sass_of<'a>(sass: &'a str, entry: &str) -> &'a str {
-    let header = format!("Function : {entry}\n");
-    let start = sass.find(&header).unwrap_or_else(|| panic!("{entry} not in the SASS"));
-    let body = &sass[start + header.len()..];
-    &body[..body.find("Function : ").unwrap_or(body.len())]
-}
 
 #[test]
 fn sass_uses_tensor_cores_ldmatrix_and_cp_async() {

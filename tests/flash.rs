@@ -3,7 +3,7 @@
 //! a GPU (ignored without one).
 
 mod common;
-use common::{cuda_device, emulator};
+use common::{cuda_device, emulator, sass_of};
 
 use attnjoule::device::{Counters, Device, LaunchReport};
 use attnjoule::kernels::module;
@@ -36,24 +36,10 @@ fn ptxas_no_spills_no_stack() {
     let mut want = ENTRIES.to_vec();
     want.sort_unstable();
     assert_eq!(names, want, "flash_prefill entries");
-    for e in m.entries {
-        println!(
-            "{:<34} regs {:>3}  smem(static) {:>5}  stack {}  spill {}/{}",
-            e.name, e.registers, e.shared_bytes, e.stack_bytes, e.spill_store_bytes, e.spill_load_bytes
-        );
-        assert_eq!(e.stack_bytes, 0, "{}: stack frame", e.name);
-        assert_eq!(e.spill_store_bytes + e.spill_load_bytes, 0, "{}: spills", e.name);
-        assert!(e.registers <= 255, "{}", e.name);
-    }
+    common::assert_no_stack_or_spills(m.entries);
+    assert!(m.entries.iter().all(|e| e.registers <= 255));
 }
 
-/// The SASS of one function, from `cuobjdump -sass` text ("Function : NAME" headers).
-fn sass_of<'a>(sass: &'a str, entry: &str) -> &'a str {
-    let header = format!("Function : {entry}\n");
-    let start = sass.find(&header).unwrap_or_else(|| panic!("{entry} not in the SASS"));
-    let body = &sass[start + header.len()..];
-    &body[..body.find("Function : ").unwrap_or(body.len())]
-}
 
 #[test]
 fn sass_uses_tensor_cores_ldmatrix_and_cp_async() {

@@ -5,7 +5,7 @@
 //! measurement on a GPU (ignored without one).
 
 mod common;
-use common::{cuda_device, emulator};
+use common::{cuda_device, emulator, sass_of};
 
 use attnjoule::device::{Device, LaunchReport};
 use attnjoule::kernels::module;
@@ -44,23 +44,10 @@ fn ptxas_no_spills_no_stack() {
         }
         want.sort_unstable();
         assert_eq!(names, want, "{name} entries");
-        for e in m.entries {
-            println!(
-                "{:<42} regs {:>3}  smem(static) {:>5}  stack {}  spill {}/{}",
-                e.name, e.registers, e.shared_bytes, e.stack_bytes, e.spill_store_bytes, e.spill_load_bytes
-            );
-            assert_eq!(e.stack_bytes, 0, "{}: stack frame", e.name);
-            assert_eq!(e.spill_store_bytes + e.spill_load_bytes, 0, "{}: spills", e.name);
-        }
+        common::assert_no_stack_or_spills(m.entries);
     }
 }
 
-fn sass_of<'a>(sass: &'a str, entry: &str) -> &'a str {
-    let header = format!("Function : {entry}\n");
-    let start = sass.find(&header).unwrap_or_else(|| panic!("{entry} not in the SASS"));
-    let body = &sass[start + header.len()..];
-    &body[..body.find("Function : ").unwrap_or(body.len())]
-}
 
 /// The bulk copy (UBLKCP), the mbarrier operations (SYNCS), tensor cores and ldmatrix in every
 /// split entry; the fp8 ones also take their scales with cp.async arrivals on the mbarrier.

@@ -122,3 +122,23 @@ pub fn upload_layout<'d>(
     }
     (params, csr)
 }
+
+/// The SASS of one function, from `cuobjdump -sass` text ("Function : NAME" headers).
+pub fn sass_of<'a>(sass: &'a str, entry: &str) -> &'a str {
+    let header = format!("Function : {entry}\n");
+    let start = sass.find(&header).unwrap_or_else(|| panic!("{entry} not in the SASS"));
+    let body = &sass[start + header.len()..];
+    &body[..body.find("Function : ").unwrap_or(body.len())]
+}
+
+/// Prints each entry's ptxas resources and checks it has no stack frame and spills nothing.
+pub fn assert_no_stack_or_spills(entries: &[attnjoule::kernels::EntryResources]) {
+    for e in entries {
+        println!(
+            "{:<42} regs {:>3}  smem(static) {:>5}  stack {}  spill {}/{}",
+            e.name, e.registers, e.shared_bytes, e.stack_bytes, e.spill_store_bytes, e.spill_load_bytes
+        );
+        assert_eq!(e.stack_bytes, 0, "{}: stack frame", e.name);
+        assert_eq!(e.spill_store_bytes + e.spill_load_bytes, 0, "{}: spills", e.name);
+    }
+}
