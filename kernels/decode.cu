@@ -121,18 +121,7 @@ __device__ __forceinline__ void decode_split(const AttnParams& p) {
 
   // Stage each warp's unnormalized O (f32), row max (log2 units) and row sum in shared memory.
   const uint32_t sO = ring.base;  // f32 [kWarpsN][BM][kORowFloats]
-#pragma unroll
-  for (int h = 0; h < 2; ++h) {
-    const int r = wm * 16 + (lane >> 2) + 8 * h;
-    const float l = attn::quad_sum(acc.row[0][h].l);
-    if ((lane & 3) == 0) {
-      s_m[wn * T::BM + r] = acc.row[0][h].m;
-      s_l[wn * T::BM + r] = l;
-    }
-    const uint32_t dst = sO + 4 * ((wn * T::BM + r) * T::kORowFloats + 2 * (lane & 3));
-#pragma unroll
-    for (int db = 0; db < T::D / 8; ++db) attn::st_shared_f32x2(dst + 32 * db, acc.o[0][db][2 * h], acc.o[0][db][2 * h + 1]);
-  }
+  attn::stage_warp_slices<T>(acc, sO, s_m, s_l, wm, wn, lane);
   __syncthreads();
 
   // Merge the kWarpsN key slices of every row and write 4 columns per thread: O / l and the LSE.
@@ -143,35 +132,18 @@ __device__ __forceinline__ void decode_split(const AttnParams& p) {
     const int r = u / kUnits, c4 = u % kUnits;
     const int gr = row0 + r;
     if (gr >= rows) continue;
-    float m = -INFINITY;
-#pragma unroll
-    for (int w = 0; w < T::kWarpsN; ++w) m = fmaxf(m, s_m[w * T::BM + r]);
-    float l = 0.f;
-    float4 acc4 = make_float4(0.f, 0.f, 0.f, 0.f);
-#pragma unroll
-    for (int w = 0; w < T::kWarpsN; ++w) {
-      const float f = (m == -INFINITY) ? 0.f : attn::ex2_approx(s_m[w * T::BM + r] - m);
-      l += f * s_l[w * T::BM + r];
-      const float4 x = attn::ld_shared_f32x4(sO + 4 * ((w * T::BM + r) * T::kORowFloats + 4 * c4));
-      acc4.x += f * x.x;
-      acc4.y += f * x.y;
-      acc4.z += f * x.z;
-      acc4.w += f * x.w;
-    }
-    const float inv = l > 0.f ? 1.f / l : 0.f;
-    const float lse = attn::natural_lse(m, l);
+    const attn::MergedUnit mu = attn::merge_warp_slices<T>(sO, s_m, s_l, r, c4);
     const int tok = gr / group, h = hk * group + gr % group;
     if (direct) {
       bf16* out = reinterpret_cast<bf16*>(p.o) + b * p.o_batch_stride + (int64_t)tok * p.o_row_stride +
                   (int64_t)h * p.o_head_stride + 4 * c4;
-      *reinterpret_cast<uint2*>(out) = make_uint2(attn::pack_bf16x2(acc4.x * inv, acc4.y * inv),
-                                                  attn::pack_bf16x2(acc4.z * inv, acc4.w * inv));
-      if (c4 == 0) reinterpret_cast<float*>(p.lse)[((int64_t)b * p.heads + h) * p.seq_q + tok] = lse;
+      *reinterpret_cast<uint2*>(out) =
+          make_uint2(attn::pack_bf16x2(mu.o.x, mu.o.y), attn::pack_bf16x2(mu.o.z, mu.o.w));
+      if (c4 == 0) reinterpret_cast<float*>(p.lse)[((int64_t)b * p.heads + h) * p.seq_q + tok] = mu.lse;
     } else {
       const int64_t prow = (((int64_t)split * p.batch + b) * p.heads + h) * p.seq_q + tok;
-      *reinterpret_cast<float4*>(reinterpret_cast<float*>(p.scratch) + prow * T::D + 4 * c4) =
-          make_float4(acc4.x * inv, acc4.y * inv, acc4.z * inv, acc4.w * inv);
-      if (c4 == 0) reinterpret_cast<float*>(p.scratch_lse)[prow] = lse;
+      *reinterpret_cast<float4*>(reinterpret_cast<float*>(p.scratch) + prow * T::D + 4 * c4) = mu.o;
+      if (c4 == 0) reinterpret_cast<float*>(p.scratch_lse)[prow] = mu.lse;
     }
   }
 }

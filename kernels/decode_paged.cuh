@@ -478,20 +478,9 @@ __device__ __forceinline__ void paged_split(const PagedDecodeParams& p) {
   // was waited for): the tiles and stages become the O staging area.
   attn::named_barrier_sync(1, T::kConsumers);
 
-  // Stage each warp's unnormalized O (f32), row max (log2 units) and row sum, as decode.cu.
+  // Stage each warp's unnormalized O (f32), row max (log2 units) and row sum (attn_decode.cuh).
   const uint32_t sO = base + T::kKOff;  // f32 [kWarpsN][BM][kORowFloats]
-#pragma unroll
-  for (int h = 0; h < 2; ++h) {
-    const int r = wm * 16 + (lane >> 2) + 8 * h;
-    const float l = attn::quad_sum(acc.row[0][h].l);
-    if ((lane & 3) == 0) {
-      s_m[wn * T::BM + r] = acc.row[0][h].m;
-      s_l[wn * T::BM + r] = l;
-    }
-    const uint32_t dst = sO + 4 * ((wn * T::BM + r) * T::kORowFloats + 2 * (lane & 3));
-#pragma unroll
-    for (int db = 0; db < T::D / 8; ++db) attn::st_shared_f32x2(dst + 32 * db, acc.o[0][db][2 * h], acc.o[0][db][2 * h + 1]);
-  }
+  attn::stage_warp_slices<T>(acc, sO, s_m, s_l, wm, wn, lane);
   attn::named_barrier_sync(1, T::kConsumers);
 
   // Merge the kWarpsN key slices of every row; write 4 columns per thread: O / l and the LSE.
@@ -500,35 +489,18 @@ __device__ __forceinline__ void paged_split(const PagedDecodeParams& p) {
     const int r = u / kUnits, c4 = u % kUnits;
     const int gr = row0 + r;
     if (gr >= rows) continue;
-    float m = -INFINITY;
-#pragma unroll
-    for (int w = 0; w < T::kWarpsN; ++w) m = fmaxf(m, s_m[w * T::BM + r]);
-    float l = 0.f;
-    float4 acc4 = make_float4(0.f, 0.f, 0.f, 0.f);
-#pragma unroll
-    for (int w = 0; w < T::kWarpsN; ++w) {
-      const float f = (m == -INFINITY) ? 0.f : attn::ex2_approx(s_m[w * T::BM + r] - m);
-      l += f * s_l[w * T::BM + r];
-      const float4 x = attn::ld_shared_f32x4(sO + 4 * ((w * T::BM + r) * T::kORowFloats + 4 * c4));
-      acc4.x += f * x.x;
-      acc4.y += f * x.y;
-      acc4.z += f * x.z;
-      acc4.w += f * x.w;
-    }
-    const float inv = l > 0.f ? 1.f / l : 0.f;
-    const float lse = attn::natural_lse(m, l);
+    const attn::MergedUnit mu = attn::merge_warp_slices<T>(sO, s_m, s_l, r, c4);
     const int tok = gr / group, h = hk * group + gr % group;
     if (c.single) {
       const int64_t orow = (int64_t)(c.q_start + tok) * p.heads + h;
       bf16* out = reinterpret_cast<bf16*>(p.o) + orow * T::D + 4 * c4;
-      *reinterpret_cast<uint2*>(out) = make_uint2(attn::pack_bf16x2(acc4.x * inv, acc4.y * inv),
-                                                  attn::pack_bf16x2(acc4.z * inv, acc4.w * inv));
-      if (c4 == 0) reinterpret_cast<float*>(p.lse)[orow] = lse;
+      *reinterpret_cast<uint2*>(out) =
+          make_uint2(attn::pack_bf16x2(mu.o.x, mu.o.y), attn::pack_bf16x2(mu.o.z, mu.o.w));
+      if (c4 == 0) reinterpret_cast<float*>(p.lse)[orow] = mu.lse;
     } else {
       const int64_t prow = c.partial_base + ((int64_t)c.split * c.new_tokens + tok) * p.heads + h;
-      *reinterpret_cast<float4*>(reinterpret_cast<float*>(p.partial_o) + prow * T::D + 4 * c4) =
-          make_float4(acc4.x * inv, acc4.y * inv, acc4.z * inv, acc4.w * inv);
-      if (c4 == 0) reinterpret_cast<float*>(p.partial_lse)[prow] = lse;
+      *reinterpret_cast<float4*>(reinterpret_cast<float*>(p.partial_o) + prow * T::D + 4 * c4) = mu.o;
+      if (c4 == 0) reinterpret_cast<float*>(p.partial_lse)[prow] = mu.lse;
     }
   }
 }

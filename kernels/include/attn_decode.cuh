@@ -8,6 +8,7 @@
 #include "attn_params.h"
 #include "attn_ptx.cuh"
 #include "attn_tile_mask.cuh"
+#include "attn_warp.cuh"
 
 namespace attn {
 
@@ -37,6 +38,59 @@ struct GqaQueryRows {
     return (int64_t)(gr / group) * row_stride + (int64_t)(head0 + gr % group) * head_stride;
   }
 };
+
+// The end of a split-KV decode CTA whose kWarpsN warps each attended a slice of every key tile:
+// the slices' (max, sum, O) of every row meet in shared memory, then each output unit (row, 4
+// columns) merges them. T gives BM (rows), kWarpsN and kORowFloats (the f32 staging row pitch);
+// sO is the f32 staging area [kWarpsN][BM][kORowFloats], s_m and s_l are [kWarpsN][BM].
+
+// Stage this warp's (row block wm, key slice wn) unnormalized O (f32), row max (log2 units) and
+// row sum. The caller syncs the CTA (or its consumer warps) before merge_warp_slices.
+template <class T>
+__device__ __forceinline__ void stage_warp_slices(const OAccumulator<1, T::D>& acc, uint32_t sO, float* s_m,
+                                                  float* s_l, int wm, int wn, int lane) {
+#pragma unroll
+  for (int h = 0; h < 2; ++h) {
+    const int r = wm * 16 + (lane >> 2) + 8 * h;
+    const float l = quad_sum(acc.row[0][h].l);
+    if ((lane & 3) == 0) {
+      s_m[wn * T::BM + r] = acc.row[0][h].m;
+      s_l[wn * T::BM + r] = l;
+    }
+    const uint32_t dst = sO + 4 * ((wn * T::BM + r) * T::kORowFloats + 2 * (lane & 3));
+#pragma unroll
+    for (int db = 0; db < T::D / 8; ++db) st_shared_f32x2(dst + 32 * db, acc.o[0][db][2 * h], acc.o[0][db][2 * h + 1]);
+  }
+}
+
+// One merged output unit: 4 columns of O / l and the row's LSE in nats.
+struct MergedUnit {
+  float4 o;
+  float lse;
+};
+
+// Merge the kWarpsN key slices of row r (< BM), columns 4 * c4 .. 4 * c4 + 3. A row that saw no
+// visible key has l = 0: O = 0 and LSE = -inf. The caller writes the unit: where it goes differs.
+template <class T>
+__device__ __forceinline__ MergedUnit merge_warp_slices(uint32_t sO, const float* s_m, const float* s_l, int r, int c4) {
+  float m = -INFINITY;
+#pragma unroll
+  for (int w = 0; w < T::kWarpsN; ++w) m = fmaxf(m, s_m[w * T::BM + r]);
+  float l = 0.f;
+  float4 acc4 = make_float4(0.f, 0.f, 0.f, 0.f);
+#pragma unroll
+  for (int w = 0; w < T::kWarpsN; ++w) {
+    const float f = (m == -INFINITY) ? 0.f : ex2_approx(s_m[w * T::BM + r] - m);
+    l += f * s_l[w * T::BM + r];
+    const float4 x = ld_shared_f32x4(sO + 4 * ((w * T::BM + r) * T::kORowFloats + 4 * c4));
+    acc4.x += f * x.x;
+    acc4.y += f * x.y;
+    acc4.z += f * x.z;
+    acc4.w += f * x.w;
+  }
+  const float inv = l > 0.f ? 1.f / l : 0.f;
+  return MergedUnit{make_float4(acc4.x * inv, acc4.y * inv, acc4.z * inv, acc4.w * inv), natural_lse(m, l)};
+}
 
 // Warps of a combine CTA (one output row at a time). Several warps per row, and partial-O loads
 // issued 8 at a time, keep enough reads in flight when a 1M-token decode has hundreds of splits
