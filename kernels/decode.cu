@@ -137,12 +137,12 @@ __device__ __forceinline__ void decode_split(const AttnParams& p) {
     if (direct) {
       bf16* out = reinterpret_cast<bf16*>(p.o) + b * p.o_batch_stride + (int64_t)tok * p.o_row_stride +
                   (int64_t)h * p.o_head_stride + 4 * c4;
-      *reinterpret_cast<uint2*>(out) =
-          make_uint2(attn::pack_bf16x2(mu.o.x, mu.o.y), attn::pack_bf16x2(mu.o.z, mu.o.w));
+      const float4 o = mu.o();
+      *reinterpret_cast<uint2*>(out) = make_uint2(attn::pack_bf16x2(o.x, o.y), attn::pack_bf16x2(o.z, o.w));
       if (c4 == 0) reinterpret_cast<float*>(p.lse)[((int64_t)b * p.heads + h) * p.seq_q + tok] = mu.lse;
     } else {
       const int64_t prow = (((int64_t)split * p.batch + b) * p.heads + h) * p.seq_q + tok;
-      *reinterpret_cast<float4*>(reinterpret_cast<float*>(p.scratch) + prow * T::D + 4 * c4) = mu.o;
+      *reinterpret_cast<float4*>(reinterpret_cast<float*>(p.scratch) + prow * T::D + 4 * c4) = mu.o();
       if (c4 == 0) reinterpret_cast<float*>(p.scratch_lse)[prow] = mu.lse;
     }
   }

@@ -494,12 +494,12 @@ __device__ __forceinline__ void paged_split(const PagedDecodeParams& p) {
     if (c.single) {
       const int64_t orow = (int64_t)(c.q_start + tok) * p.heads + h;
       bf16* out = reinterpret_cast<bf16*>(p.o) + orow * T::D + 4 * c4;
-      *reinterpret_cast<uint2*>(out) =
-          make_uint2(attn::pack_bf16x2(mu.o.x, mu.o.y), attn::pack_bf16x2(mu.o.z, mu.o.w));
+      const float4 o = mu.o();
+      *reinterpret_cast<uint2*>(out) = make_uint2(attn::pack_bf16x2(o.x, o.y), attn::pack_bf16x2(o.z, o.w));
       if (c4 == 0) reinterpret_cast<float*>(p.lse)[orow] = mu.lse;
     } else {
       const int64_t prow = c.partial_base + ((int64_t)c.split * c.new_tokens + tok) * p.heads + h;
-      *reinterpret_cast<float4*>(reinterpret_cast<float*>(p.partial_o) + prow * T::D + 4 * c4) = mu.o;
+      *reinterpret_cast<float4*>(reinterpret_cast<float*>(p.partial_o) + prow * T::D + 4 * c4) = mu.o();
       if (c4 == 0) reinterpret_cast<float*>(p.partial_lse)[prow] = mu.lse;
     }
   }

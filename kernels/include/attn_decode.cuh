@@ -63,10 +63,15 @@ __device__ __forceinline__ void stage_warp_slices(const OAccumulator<1, T::D>& a
   }
 }
 
-// One merged output unit: 4 columns of O / l and the row's LSE in nats.
+// One merged output unit: 4 columns of unnormalized O, 1 / l and the row's LSE in nats. o() is
+// the normalized columns; it is taken where each output is written (the split kernels' stores
+// normalize in each branch, so the instruction stream is the one of the unshared epilogues).
 struct MergedUnit {
-  float4 o;
-  float lse;
+  float4 acc;
+  float inv, lse;
+  __device__ __forceinline__ float4 o() const {
+    return make_float4(acc.x * inv, acc.y * inv, acc.z * inv, acc.w * inv);
+  }
 };
 
 // Merge the kWarpsN key slices of row r (< BM), columns 4 * c4 .. 4 * c4 + 3. A row that saw no
@@ -88,8 +93,7 @@ __device__ __forceinline__ MergedUnit merge_warp_slices(uint32_t sO, const float
     acc4.z += f * x.z;
     acc4.w += f * x.w;
   }
-  const float inv = l > 0.f ? 1.f / l : 0.f;
-  return MergedUnit{make_float4(acc4.x * inv, acc4.y * inv, acc4.z * inv, acc4.w * inv), natural_lse(m, l)};
+  return MergedUnit{acc4, l > 0.f ? 1.f / l : 0.f, natural_lse(m, l)};
 }
 
 // Warps of a combine CTA (one output row at a time). Several warps per row, and partial-O loads
