@@ -625,7 +625,8 @@ pub fn hold_out(points: &[Measured], scheme: Scheme) -> Result<HoldOut> {
         }
     };
     if groups.len() < 2 {
-        return invalid(format!("holding out needs two groups of points (models), not {}", groups.len()));
+        let what = if scheme == Scheme::LeaveOneOut { "points" } else { "models" };
+        return invalid(format!("holding out needs at least two {what}; the file has {}", groups.len()));
     }
     let mut res = Vec::new();
     for g in &groups {
