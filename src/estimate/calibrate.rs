@@ -334,7 +334,8 @@ pub fn label(points: &[Measured]) -> String {
     let mut sources: Vec<&str> = points.iter().map(|p| p.source.as_str()).collect();
     sources.sort_unstable();
     sources.dedup();
-    format!("calibrated on {} points from {}", points.len(), sources.join(", "))
+    let n = points.len();
+    format!("calibrated on {n} point{} from {}", if n == 1 { "" } else { "s" }, sources.join(", "))
 }
 
 /// Each point's estimator, built once; a prediction swaps in a machine with the parameters.
