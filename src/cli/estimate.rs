@@ -174,7 +174,8 @@ pub fn run(a: Args) -> anyhow::Result<()> {
     if let Some(path) = &a.calibration {
         let points = calibrate::read(path)?;
         if !a.json && !a.csv {
-            outln!("calibration: fitting {} points of {} ...", points.len(), path.display());
+            let n = points.len();
+            outln!("calibration: fitting {n} point{} of {} ...", if n == 1 { "" } else { "s" }, path.display());
         }
         let f = calibrate::fit(&points)?;
         if a.calibration_report {

@@ -334,7 +334,8 @@ pub fn label(points: &[Measured]) -> String {
     let mut sources: Vec<&str> = points.iter().map(|p| p.source.as_str()).collect();
     sources.sort_unstable();
     sources.dedup();
-    format!("calibrated on {} points from {}", points.len(), sources.join(", "))
+    let n = points.len();
+    format!("calibrated on {n} point{} from {}", if n == 1 { "" } else { "s" }, sources.join(", "))
 }
 
 /// Each point's estimator, built once; a prediction swaps in a machine with the parameters.
@@ -625,7 +626,8 @@ pub fn hold_out(points: &[Measured], scheme: Scheme) -> Result<HoldOut> {
         }
     };
     if groups.len() < 2 {
-        return invalid(format!("holding out needs two groups of points (models), not {}", groups.len()));
+        let what = if scheme == Scheme::LeaveOneOut { "points" } else { "models" };
+        return invalid(format!("holding out needs at least two {what}; the file has {}", groups.len()));
     }
     let mut res = Vec::new();
     for g in &groups {
