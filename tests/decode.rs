@@ -40,7 +40,6 @@ fn ptxas_no_spills_no_stack() {
     common::assert_no_stack_or_spills(m.entries);
 }
 
-
 #[test]
 fn sass_uses_tensor_cores_ldmatrix_and_cp_async() {
     let sass = module("decode").unwrap().sass.expect("cuobjdump was not available at build time");

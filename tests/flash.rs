@@ -40,7 +40,6 @@ fn ptxas_no_spills_no_stack() {
     assert!(m.entries.iter().all(|e| e.registers <= 255));
 }
 
-
 #[test]
 fn sass_uses_tensor_cores_ldmatrix_and_cp_async() {
     let sass = module("flash_prefill").unwrap().sass.expect("cuobjdump was not available at build time");

@@ -48,7 +48,6 @@ fn ptxas_no_spills_no_stack() {
     }
 }
 
-
 /// The bulk copy (UBLKCP), the mbarrier operations (SYNCS), tensor cores and ldmatrix in every
 /// split entry; the fp8 ones also take their scales with cp.async arrivals on the mbarrier.
 #[test]
