@@ -252,9 +252,30 @@ fn cli_calibration_labels_every_table() {
     let csv = String::from_utf8_lossy(&out.stdout);
     assert!(csv.lines().skip(1).all(|l| l.contains(&label)), "{csv}");
 
-    // Bad input: one line, exit 1.
     let dir = std::env::temp_dir().join(format!("attnjoule-cal-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
+    // The report's plot: measured, fitted and held-out values per model against batch size.
+    let (svg, est) = (dir.join("cal.svg"), dir.join("est.svg"));
+    let out = run(&[
+        "estimate",
+        "--calibration",
+        SHIPPED,
+        "--calibration-report",
+        "--calibration-plot",
+        svg.to_str().unwrap(),
+        "--plot",
+        est.to_str().unwrap(),
+    ]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let text = std::fs::read_to_string(&svg).unwrap();
+    for m in ["llama-3.1-8b", "llama-3.1-70b", "llama-3.1-405b"] {
+        for what in ["measured", "fitted", "held out"] {
+            assert!(text.contains(&format!("{m} {what}")), "{m} {what}");
+        }
+    }
+    assert!(text.starts_with("<svg") && text.contains("J/token against batch size") && text.contains(&label));
+
+    // Bad input: one line, exit 1.
     let bad = dir.join("bad.csv");
     std::fs::write(
         &bad,

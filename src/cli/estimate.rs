@@ -95,6 +95,10 @@ pub struct Args {
     /// print how well what was left out is predicted.
     #[arg(long, requires = "calibration")]
     calibration_report: bool,
+    /// With --calibration-report: where to write the SVG of measured, fitted and held-out values
+    /// against batch size (not with --no-plot).
+    #[arg(long, default_value = "target/calibration.svg", requires = "calibration_report")]
+    calibration_plot: PathBuf,
 }
 
 /// The bundled analytical profiles `--gpu` picks from.
@@ -127,6 +131,9 @@ pub fn run(a: Args) -> anyhow::Result<()> {
     }
     if !a.no_plot && a.write_analytical.is_none() {
         attnjoule::files::refuse_overwrite("--plot", &a.plot, &inputs)?;
+        if a.calibration_report {
+            attnjoule::files::refuse_overwrite("--calibration-plot", &a.calibration_plot, &inputs)?;
+        }
     }
     if let Some(path) = &a.write_analytical {
         analytical::profile(&sheet).save(path)?;
@@ -213,6 +220,15 @@ pub fn run(a: Args) -> anyhow::Result<()> {
         attnjoule::files::write_atomic(&a.plot, plot_svg(&reports).as_bytes())?;
         if !a.json && !a.csv {
             outln!("plot: {}", a.plot.display());
+        }
+        if let (Some((f, points)), true) = (&fit, a.calibration_report) {
+            if let Some(dir) = a.calibration_plot.parent().filter(|d| !d.as_os_str().is_empty()) {
+                std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+            }
+            attnjoule::files::write_atomic(&a.calibration_plot, calibration_svg(f, points, &held).as_bytes())?;
+            if !a.json && !a.csv {
+                outln!("calibration plot: {}", a.calibration_plot.display());
+            }
         }
     }
     Ok(())
@@ -587,4 +603,46 @@ pub fn plot_svg(reports: &[Report]) -> String {
         })
         .collect();
     side_by_side(&plots)
+}
+
+/// Two panels, J/token and s/token against batch size (log-log): per model the measured values,
+/// the fit's, and those predicted with the model held out.
+pub fn calibration_svg(f: &calibrate::Fit, points: &[calibrate::Measured], held: &[calibrate::HoldOut]) -> String {
+    let mut models: Vec<&str> = vec![];
+    for p in points {
+        if !models.contains(&p.model.as_str()) {
+            models.push(&p.model);
+        }
+    }
+    let by_model = held.iter().find(|h| h.scheme == calibrate::Scheme::LeaveModelOut);
+    let panel = |metric: &str, unit: &str| {
+        let mut series = vec![];
+        for m in &models {
+            let pick = |rs: &[calibrate::Residual], measured: bool| -> Vec<(f64, f64)> {
+                let mut v: Vec<(f64, f64)> = rs
+                    .iter()
+                    .filter(|r| r.model == *m && r.metric == metric)
+                    .map(|r| (r.batch as f64, if measured { r.measured } else { r.predicted }))
+                    .collect();
+                v.sort_by(|a, b| a.0.total_cmp(&b.0));
+                v
+            };
+            series.push(Series { name: format!("{m} measured"), points: pick(&f.residuals, true) });
+            series.push(Series { name: format!("{m} fitted"), points: pick(&f.residuals, false) });
+            if let Some(h) = by_model {
+                series.push(Series { name: format!("{m} held out"), points: pick(&h.residuals, false) });
+            }
+        }
+        LinePlot {
+            title: format!("{metric} against batch size"),
+            subtitle: Some(format!("{}; fitted: all points; held out: fitted without the model", f.label)),
+            x_label: "sequences decoding together (batch)".into(),
+            y_label: format!("{metric} ({unit})"),
+            log_x: true,
+            log_y: true,
+            series,
+            ..Default::default()
+        }
+    };
+    side_by_side(&[panel("J/token", "GPU energy per output token, J"), panel("s/token", "time per output token, s")])
 }
