@@ -360,11 +360,16 @@ fn mutated_calibration_files_predict_soundly_or_are_refused() {
         .chain([",", "\"", "\n", "#", "fp8", "h200", "llama-3.1-8b", "deepseek-v3", "input_tokens", "x.toml"])
         .collect();
     let mut run = Run::new("calibration", SECONDS, 5_000);
+    // Files read and predicted whole: the mutations must leave many of them valid.
+    let predicted = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
     while run.more() {
         let input = mutate_text(&mut run.rng, base.as_bytes(), &words);
         let text = String::from_utf8_lossy(&input).into_owned();
+        let accepted_files = predicted.clone();
         let res = run.guard(&input, Duration::from_secs(20), move || -> Result<Option<String>, String> {
-            let points = match calibrate::parse(&text, Path::new("/nonexistent")) {
+            // Model files resolve next to the shipped file (the Qwen3 rows name them).
+            let dir = Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/profiles/calibration"));
+            let points = match calibrate::parse(&text, dir) {
                 Ok(p) => p,
                 Err(e) => return Ok(Some(e.to_string())),
             };
@@ -373,6 +378,7 @@ fn mutated_calibration_files_predict_soundly_or_are_refused() {
                 Err(e) => return Ok(Some(e.to_string())),
             };
             let prompts = vec![512.0; pred.unknown_prompts.len()];
+            accepted_files.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
             for i in 0..points.len() {
                 match pred.predict(&points, i, &Params::assumed(), &prompts) {
                     Ok((j, s)) if j.is_finite() && j > 0.0 && s.is_finite() && s > 0.0 => {}
@@ -385,6 +391,9 @@ fn mutated_calibration_files_predict_soundly_or_are_refused() {
         judge(&mut run, &input, res);
     }
     run.report();
+    let n = predicted.load(std::sync::atomic::Ordering::Relaxed);
+    println!("calibration: {n} mutated files read and every point predicted");
+    assert!(n >= 100, "only {n} mutated files were valid: the target tests refusals alone");
 }
 
 // ---------------------------------------------------------------------------------------------

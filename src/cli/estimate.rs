@@ -468,7 +468,8 @@ fn print_fit(f: &calibrate::Fit, points: &[calibrate::Measured], held: &[calibra
     }
     for (source, tokens) in &f.prompts {
         outln!(
-            "  mean prompt of {source} (not published; fitted, one value for its points): {tokens:.0} tokens (bounds 0..{})",
+            "  mean prompt of {source} (not published; fitted, one value for these points): {tokens:.0} tokens (bounds \
+             0..{})",
             calibrate::PROMPT_RANGE.1
         );
     }
@@ -610,8 +611,8 @@ pub fn plot_svg(reports: &[Report]) -> String {
 pub fn calibration_svg(f: &calibrate::Fit, points: &[calibrate::Measured], held: &[calibrate::HoldOut]) -> String {
     let mut models: Vec<&str> = vec![];
     for p in points {
-        if !models.contains(&p.model.as_str()) {
-            models.push(&p.model);
+        if !models.contains(&p.spec.name.as_str()) {
+            models.push(&p.spec.name);
         }
     }
     let by_model = held.iter().find(|h| h.scheme == calibrate::Scheme::LeaveModelOut);

@@ -8,7 +8,8 @@
 //! the requests that replace finished ones are prefilled in the same pass), with six free
 //! figures of the machine ([`Params`]): achieved bandwidth and FLOP/s fractions, overhead per
 //! step, all-reduce latency, memory- and compute-bound power as fractions of board power. A source
-//! that does not publish its mean prompt length gets it fitted too, one value for its points.
+//! that does not publish its mean prompt length gets it fitted too, one value for its points of
+//! one tokenizer (models with the same vocabulary size).
 //! They are fitted by least squares on the log errors of every measured value, within stated
 //! bounds, plus a weak pull (weight [`PRIOR_WEIGHT`]) towards the analytical assumptions that only
 //! decides directions the data leave open (with joules alone, bandwidth and memory-bound power
@@ -341,7 +342,8 @@ pub fn label(points: &[Measured]) -> String {
 /// Each point's estimator, built once; a prediction swaps in a machine with the parameters.
 pub struct Predictor {
     cases: Vec<Case>,
-    /// Sources whose prompt length is fitted, in the order of the extra coordinates.
+    /// Sources (with their tokenizer: a prompt's length in tokens depends on it) whose prompt
+    /// length is fitted, in the order of the extra coordinates.
     pub unknown_prompts: Vec<String>,
 }
 
@@ -370,10 +372,11 @@ impl Predictor {
             let est = Estimator::new(profile, "calibration", p.spec.clone(), opts).map_err(at)?;
             let (dep, _) = est.deployment(super::policy::Policy::KvCache, &[p.context]).map_err(at)?;
             let base = est.hw.machine.clone();
-            let prompt_slot = p.fits_prompt().then(|| match unknown_prompts.iter().position(|s| *s == p.source) {
+            let key = format!("{}, {}-token vocabulary", p.source, p.spec.vocab);
+            let prompt_slot = p.fits_prompt().then(|| match unknown_prompts.iter().position(|s| *s == key) {
                 Some(k) => k,
                 None => {
-                    unknown_prompts.push(p.source.clone());
+                    unknown_prompts.push(key);
                     unknown_prompts.len() - 1
                 }
             });
@@ -404,6 +407,7 @@ impl Predictor {
 #[derive(Debug, Clone, Serialize)]
 pub struct Residual {
     pub line: usize,
+    /// The model's name (a model file's `name`).
     pub model: String,
     pub gpus: usize,
     pub batch: usize,
@@ -421,7 +425,7 @@ pub struct Residual {
 #[derive(Debug, Clone, Serialize)]
 pub struct Fit {
     pub params: Params,
-    /// Fitted mean prompt tokens of each source that does not publish them.
+    /// Fitted mean prompt tokens of each source (and tokenizer) that does not publish them.
     pub prompts: Vec<(String, f64)>,
     pub residuals: Vec<Residual>,
     /// Root mean square of the log errors.
@@ -464,7 +468,7 @@ fn residuals(pred: &mut Predictor, points: &[Measured], idx: &[usize], s: &Solut
             if let Some(v) = measured {
                 out.push(Residual {
                     line: m.line,
-                    model: m.model.clone(),
+                    model: m.spec.name.clone(),
                     gpus: m.gpus,
                     batch: m.batch,
                     context: m.context_with(prompt),
@@ -705,7 +709,7 @@ mod tests {
         }
         let mut pts = parse(&text, Path::new(".")).unwrap();
         let mut pred = Predictor::new(&pts).unwrap();
-        assert_eq!(pred.unknown_prompts, ["gen"]);
+        assert_eq!(pred.unknown_prompts, ["gen, 128256-token vocabulary"]);
         for i in 0..pts.len() {
             let (j, s) = pred.predict(&pts, i, &truth, &[prompt]).unwrap();
             pts[i].j_per_token = Some(j);
