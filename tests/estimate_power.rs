@@ -296,3 +296,38 @@ fn cli_calibration_labels_every_table() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("line 2"), "names the line");
     std::fs::remove_dir_all(&dir).ok();
 }
+
+/// The machine's measured bandwidth comes from the large memory-bound points (a 1K-context
+/// decode call is mostly launch latency), its FLOP/s from the compute-bound GEMMs (an m = 1 GEMM
+/// streams its weights).
+#[test]
+fn measured_rates_come_from_large_and_compute_bound_points() {
+    use attnjoule::profile::{EnergyMethod, GemmPoint};
+    let mut p = analytical::bundled().unwrap();
+    p.kind = ProfileKind::Measured;
+    p.points.modify_all(|pt| {
+        if let Some(s) = pt.seconds.as_mut() {
+            // Small decode calls at a tenth of the roofline's speed, large ones at 80% of it.
+            let f = if pt.phase == Phase::Decode && pt.min_bytes < 64.0 * 1024.0 * 1024.0 { 10.0 } else { 1.25 };
+            *s = Stat::exact(f * s.median);
+        }
+    });
+    let g = |m: u64, frac: f64| {
+        let f = 2.0 * (m * 8192 * 8192) as f64;
+        GemmPoint {
+            m,
+            n: 8192,
+            k: 8192,
+            seconds: Stat::exact(f / (989e12 * frac)),
+            joules: Some(Stat::exact(1.0)),
+            energy_method: EnergyMethod::Counter,
+        }
+    };
+    // m = 1 and 16: memory-bound (a few % of peak FLOP/s); m = 4096 and 8192 at 70% and 74%.
+    p.gemm = vec![g(1, 0.002), g(16, 0.03), g(4096, 0.70), g(8192, 0.74)];
+    let e = Estimator::new(&p, "measured", preset("1t").unwrap(), Options::default()).unwrap();
+    let m = &e.hw.machine;
+    assert!(rel(m.efficiency.bandwidth.value, 0.8) < 1e-9, "{:?}", m.efficiency.bandwidth);
+    assert!(rel(m.efficiency.flops.value, 0.72) < 1e-9, "{:?}", m.efficiency.flops);
+    assert!(m.efficiency.flops.basis.contains("2 GEMM points"), "{}", m.efficiency.flops.basis);
+}

@@ -160,9 +160,10 @@ impl Machine {
     }
 
     /// The analytical machine with what a measured profile's points show replacing its
-    /// assumptions: each power as the median watts of the profile's memory-bound or
-    /// compute-bound points, each achieved fraction as the median over those points (GEMM points
-    /// for FLOP/s when present). A profile that is not measured changes nothing.
+    /// assumptions: each power as the median watts of the profile's memory-bound (the large ones
+    /// when it has them) or compute-bound points, each achieved fraction as the median over those
+    /// points (compute-bound GEMM points for FLOP/s when present). A profile that is not measured
+    /// changes nothing.
     pub fn with_profile(mut self, profile: &Profile) -> Machine {
         if profile.kind != ProfileKind::Measured {
             return self;
@@ -175,9 +176,14 @@ impl Machine {
                 && p.serving.mix.is_none()
         };
         let pts: Vec<&Point> = profile.points.iter().filter(ok).collect();
-        // Clearly on one side of the ridge: a factor of 4 in arithmetic intensity.
-        let memory: Vec<&Point> =
+        // Clearly on one side of the ridge: a factor of 4 in arithmetic intensity. Memory-bound
+        // points that move at least 64 MiB when the profile has them: small calls are dominated
+        // by their launch, not by the bandwidth the estimator's weight and cache reads see.
+        let mut memory: Vec<&Point> =
             pts.iter().copied().filter(|p| p.phase == Phase::Decode && p.flops / p.min_bytes < ridge / 4.0).collect();
+        if memory.iter().any(|p| p.min_bytes >= LARGE_BYTES) {
+            memory.retain(|p| p.min_bytes >= LARGE_BYTES);
+        }
         let compute: Vec<&Point> = pts.iter().copied().filter(|p| p.flops / p.min_bytes > ridge * 4.0).collect();
         let watts = |v: &[&Point]| median(v.iter().filter_map(|p| p.watts).filter(|w| *w > 0.0).collect());
         if let Some((w, n)) = watts(&memory) {
@@ -197,11 +203,13 @@ impl Machine {
                 format!("median achieved bandwidth of {n} memory-bound decode points"),
             );
         }
+        // Compute-bound GEMMs only (bf16 operands and result: 2 bytes each).
+        let gemm_bytes = |g: &crate::profile::GemmPoint| 2.0 * (g.m * g.k + g.k * g.n + g.m * g.n) as f64;
         let gemm = median(
             profile
                 .gemm
                 .iter()
-                .filter(|g| g.seconds.median > 0.0)
+                .filter(|g| g.seconds.median > 0.0 && g.flops() / gemm_bytes(g) > ridge * 4.0)
                 .map(|g| g.flops() / g.seconds.median / self.peak_flops)
                 .filter(|f| f.is_finite())
                 .collect(),
@@ -255,6 +263,9 @@ impl Machine {
         )
     }
 }
+
+/// Memory-bound profile points at least this large (bytes) stand for streaming bandwidth.
+const LARGE_BYTES: f64 = 64.0 * 1024.0 * 1024.0;
 
 /// Median of the finite values and how many there were.
 fn median(mut v: Vec<f64>) -> Option<(f64, usize)> {
