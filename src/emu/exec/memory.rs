@@ -292,7 +292,7 @@ impl<'a> Blk<'a, '_> {
         lane: usize,
         line: u32,
     ) {
-        if off < self.sync.mb_hi && off + size as u64 > self.sync.mb_lo {
+        if self.sync.touches_mbarriers(off, size as u64) {
             self.plain_mbar_access(off, size, write, w, lane, line);
         }
         if self.asyncs.active() {
@@ -582,6 +582,12 @@ impl<'a> Blk<'a, '_> {
         // hazards and state as one walk per element: the first hazard's byte names its element).
         let wg_operands = store && (self.wg.busy_total | self.wg.retired_total) != 0;
         let plain = l.sanitize && !self.atomic && !self.proxy_read && !self.asyncs.active() && !wg_operands;
+        // The register of element `j`: the operand itself, or the vector's j-th.
+        let reg_of = |j: usize| match (vec, store) {
+            (1, true) => i.b,
+            (1, false) => i.d,
+            _ => kext[i.ext_start as usize + j],
+        };
         lanes!(m, lane, {
             let base = if i.a == NOREG { 0 } else { r[ix(i.a, lane)] };
             let addr = base.wrapping_add(i.imm as u64);
@@ -595,7 +601,7 @@ impl<'a> Blk<'a, '_> {
                         self.push_words(off + (j * size) as u64, size);
                     }
                 }
-                if plain && !(off < self.sync.mb_hi && off + total as u64 > self.sync.mb_lo) {
+                if plain && !self.sync.touches_mbarriers(off, total as u64) {
                     let tid = (w * 32 + lane as u32) as u16;
                     let a = Access::new(tid, &self.clocks.vc[w as usize], self.clocks.block_start);
                     let t = self.shadow.track_range(off, total as u64, &a, store, false);
@@ -608,15 +614,7 @@ impl<'a> Blk<'a, '_> {
                     }
                 }
                 for j in 0..vec as usize {
-                    let reg = if vec == 1 {
-                        if store {
-                            i.b
-                        } else {
-                            i.d
-                        }
-                    } else {
-                        kext[i.ext_start as usize + j]
-                    };
+                    let reg = reg_of(j);
                     let o = (off + (j as u32 * size) as u64) as usize;
                     if store {
                         rw_bytes(self.shared, o, size, Some(r[ix(reg, lane)]));
@@ -628,15 +626,7 @@ impl<'a> Blk<'a, '_> {
                 continue;
             }
             for j in 0..vec as usize {
-                let reg = if vec == 1 {
-                    if store {
-                        i.b
-                    } else {
-                        i.d
-                    }
-                } else {
-                    kext[i.ext_start as usize + j]
-                };
+                let reg = reg_of(j);
                 let ea = addr.wrapping_add(j as u64 * size as u64);
                 if store {
                     let v = r[ix(reg, lane)];

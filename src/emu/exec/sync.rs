@@ -66,6 +66,13 @@ impl BlockSync {
         }
     }
 
+    /// Whether `len` bytes at `off` overlap the range of the valid mbarriers (a plain access
+    /// there is checked against them).
+    #[inline(always)]
+    pub(super) fn touches_mbarriers(&self, off: u64, len: u64) -> bool {
+        off < self.mb_hi && off + len > self.mb_lo
+    }
+
     /// Whether `warp`, blocked, can run again.
     pub(super) fn wakes(&self, warp: &Warp) -> bool {
         match warp.state {
