@@ -521,10 +521,7 @@ fn print_fit(f: &calibrate::Fit, points: &[calibrate::Measured], held: &[calibra
             &h.residuals,
         );
     }
-    let mut sources: Vec<&str> = points.iter().map(|p| p.source.as_str()).collect();
-    sources.sort_unstable();
-    sources.dedup();
-    outln!("sources: {}", sources.join("; "));
+    outln!("sources: {}", calibrate::sources(points).join("; "));
     outln!();
 }
 

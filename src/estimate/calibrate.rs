@@ -332,11 +332,16 @@ pub fn parse(text: &str, dir: &Path) -> Result<Vec<Measured>> {
 
 /// "calibrated on N points from A, B".
 pub fn label(points: &[Measured]) -> String {
+    let n = points.len();
+    format!("calibrated on {n} point{} from {}", if n == 1 { "" } else { "s" }, sources(points).join(", "))
+}
+
+/// The points' sources, each once, sorted.
+pub fn sources(points: &[Measured]) -> Vec<&str> {
     let mut sources: Vec<&str> = points.iter().map(|p| p.source.as_str()).collect();
     sources.sort_unstable();
     sources.dedup();
-    let n = points.len();
-    format!("calibrated on {n} point{} from {}", if n == 1 { "" } else { "s" }, sources.join(", "))
+    sources
 }
 
 /// Each point's estimator, built once; a prediction swaps in a machine with the parameters.
@@ -385,18 +390,22 @@ impl Predictor {
         Ok(Predictor { cases, unknown_prompts })
     }
 
+    /// The mean prompt tokens of point `i`: fitted (`prompts`, one per unknown source and
+    /// tokenizer), given, or none.
+    pub fn prompt(&self, points: &[Measured], i: usize, prompts: &[f64]) -> usize {
+        match (self.cases[i].prompt_slot, points[i].input_tokens) {
+            (Some(k), _) => prompts[k].round() as usize,
+            (None, t) => t.unwrap_or(0),
+        }
+    }
+
     /// Predicted (J per output token, seconds per output token of one sequence) of point `i`
     /// with the machine `p` and the fitted prompt lengths `prompts` (one per unknown source).
     pub fn predict(&mut self, points: &[Measured], i: usize, p: &Params, prompts: &[f64]) -> Result<(f64, f64)> {
         let m = &points[i];
+        let prompt = self.prompt(points, i, prompts);
         let c = &mut self.cases[i];
         c.est.hw.machine = c.base.clone().calibrated(p, "the fit");
-        c.est.hw.wait_watts = c.est.hw.machine.power.wait_watts.value;
-        let prompt = match (c.prompt_slot, m.input_tokens) {
-            (Some(k), _) => prompts[k].round() as usize,
-            (None, Some(t)) => t,
-            (None, None) => 0,
-        };
         let arrivals = m.output_tokens.map_or(0.0, |o| 1.0 / o as f64);
         let step = c.est.serving_step(m.context_with(prompt), arrivals, prompt, &c.dep)?;
         Ok((step.joules / c.est.opts.batch as f64, step.seconds))
@@ -460,10 +469,7 @@ fn residuals(pred: &mut Predictor, points: &[Measured], idx: &[usize], s: &Solut
     for &i in idx {
         let (j, sec) = pred.predict(points, i, &s.params, &s.prompts)?;
         let m = &points[i];
-        let prompt = match (pred.cases[i].prompt_slot, m.input_tokens) {
-            (Some(k), _) => s.prompts[k].round() as usize,
-            (None, t) => t.unwrap_or(0),
-        };
+        let prompt = pred.prompt(points, i, &s.prompts);
         for (metric, measured, predicted) in [("J/token", m.j_per_token, j), ("s/token", m.s_per_token, sec)] {
             if let Some(v) = measured {
                 out.push(Residual {
@@ -640,11 +646,10 @@ pub fn hold_out(points: &[Measured], scheme: Scheme) -> Result<HoldOut> {
         res.extend(residuals(&mut pred, points, g, &s)?);
     }
     res.sort_by_key(|r| (r.line, r.metric));
-    let mut abs: Vec<f64> = res.iter().map(|r| r.log_error.abs()).collect();
-    abs.sort_by(|a, b| a.total_cmp(b));
-    let n = abs.len();
-    let median = if n % 2 == 1 { abs[n / 2] } else { 0.5 * (abs[n / 2 - 1] + abs[n / 2]) };
-    Ok(HoldOut { scheme, residuals: res, median_abs_log_error: median, max_abs_log_error: abs[n - 1] })
+    let abs: Vec<f64> = res.iter().map(|r| r.log_error.abs()).collect();
+    let max = abs.iter().copied().fold(0.0, f64::max);
+    let (median, _) = machine::median(abs).expect("every held-out point has a measured value");
+    Ok(HoldOut { scheme, residuals: res, median_abs_log_error: median, max_abs_log_error: max })
 }
 
 #[cfg(test)]

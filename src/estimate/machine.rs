@@ -268,7 +268,7 @@ impl Machine {
 const LARGE_BYTES: f64 = 64.0 * 1024.0 * 1024.0;
 
 /// Median of the finite values and how many there were.
-fn median(mut v: Vec<f64>) -> Option<(f64, usize)> {
+pub(super) fn median(mut v: Vec<f64>) -> Option<(f64, usize)> {
     v.retain(|x| x.is_finite());
     if v.is_empty() {
         return None;

@@ -208,6 +208,8 @@ pub struct Hardware {
     pub bf16_tflops: f64,
     pub hbm_gbps: f64,
     pub board_watts: f64,
+    /// The machine's waiting power (as the output has always shown it; the estimator reads
+    /// `machine.power.wait_watts`).
     pub wait_watts: f64,
     pub gpu_memory_bytes: f64,
 }
@@ -838,7 +840,7 @@ impl Estimator {
     /// Energy of `work` on `dep`: the working stage's GPUs at each part's power, the other
     /// stages' GPUs waiting meanwhile, every GPU waiting during the overhead.
     fn price(&self, work: &Step, dep: &Deployment, other_joules: f64) -> PhraseCost {
-        let wait = self.hw.wait_watts;
+        let wait = self.hw.machine.power.wait_watts.value;
         let (tp, idle) = (dep.tp, dep.gpus() - dep.tp);
         let active = |what, p: Part| EnergyTerm {
             what,
