@@ -168,24 +168,13 @@ pub fn run(a: Args) -> anyhow::Result<()> {
     let p = Problem::new(shape, mask.clone());
     let att = Attention::new(variant, &p, &Options { splits: a.splits, sm_count: a.sms })?;
     fits(att.footprint_bytes() as u128)?;
-    if !(a.max_seconds.is_finite() && (1.0..=86400.0).contains(&a.max_seconds)) {
-        bail!("--max-seconds must be in 1 .. 86400 seconds, got {}", a.max_seconds);
-    }
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs_f64(a.max_seconds);
-    let dev = EmuDevice::with_options(EmuOptions {
-        sanitize: !a.no_sanitize,
-        counters: true,
-        threads: a.threads,
-        deadline: Some(deadline),
-    })?;
+    let dev = emulator(a.no_sanitize, a.threads, a.max_seconds)?;
     let seed = a.seed.unwrap_or_else(reference::fresh_seed);
     let q = reference::random_bf16(shape.q_elems(), seed);
     let k = reference::random_bf16(shape.kv_elems(), seed.wrapping_add(1));
     let v = reference::random_bf16(shape.kv_elems(), seed.wrapping_add(2));
     let t = std::time::Instant::now();
-    let (out, reports) = att.run_once(&dev, &q, &k, &v).with_context(|| {
-        format!("emulated run (limit --max-seconds {}: a larger call may need more)", a.max_seconds)
-    })?;
+    let (out, reports) = att.run_once(&dev, &q, &k, &v).with_context(|| over_limit(a.max_seconds))?;
     let seconds = t.elapsed().as_secs_f64();
     // e4m3 inputs: the reference computes with the values the kernel received.
     let want = if variant == Variant::FlashHopperFp8 {
@@ -282,22 +271,12 @@ fn run_paged(a: Args) -> anyhow::Result<()> {
         bail!("emulating this step needs about {gib:.1} GiB of memory, more than --max-gib {}", a.max_gib);
     }
     let att = PagedAttention::with_recipe(&b, &a.mask, &PagedOptions::default())?;
-    if !(a.max_seconds.is_finite() && (1.0..=86400.0).contains(&a.max_seconds)) {
-        bail!("--max-seconds must be in 1 .. 86400 seconds, got {}", a.max_seconds);
-    }
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs_f64(a.max_seconds);
-    let dev = EmuDevice::with_options(EmuOptions {
-        sanitize: !a.no_sanitize,
-        counters: true,
-        threads: a.threads,
-        deadline: Some(deadline),
-    })?;
+    let dev = emulator(a.no_sanitize, a.threads, a.max_seconds)?;
     let seed = a.seed.unwrap_or_else(reference::fresh_seed);
     let inputs = PagedInputs::random(&b, seed, half::bf16::NAN)?;
     let t = std::time::Instant::now();
-    let (out, reports) = att.run_once(&dev, &inputs.q, inputs.k.pool(), inputs.v.pool()).with_context(|| {
-        format!("emulated run (limit --max-seconds {}: a larger call may need more)", a.max_seconds)
-    })?;
+    let (out, reports) =
+        att.run_once(&dev, &inputs.q, inputs.k.pool(), inputs.v.pool()).with_context(|| over_limit(a.max_seconds))?;
     let seconds = t.elapsed().as_secs_f64();
     let want = attnjoule::paged::reference::attention(&b, att.masks(), &inputs.q, inputs.k.pool(), inputs.v.pool())?;
     let got: Vec<f64> = out.o.iter().map(|x| x.to_f64()).collect();
@@ -440,4 +419,30 @@ mod tests {
         assert_eq!(super::fnv1a64(*b"a"), 0xaf63_dc4c_8601_ec8c);
         assert_eq!(super::fnv1a64(*b"foobar"), 0x8594_4171_f739_67e8);
     }
+}
+
+/// `--max-seconds` in 1 .. 86400.
+pub(crate) fn check_max_seconds(max_seconds: f64) -> anyhow::Result<()> {
+    if !(max_seconds.is_finite() && (1.0..=86400.0).contains(&max_seconds)) {
+        bail!("--max-seconds must be in 1 .. 86400 seconds, got {max_seconds}");
+    }
+    Ok(())
+}
+
+/// The emulator of `emu` and `run-ptx`: the sanitizer unless turned off, counters on, a launch
+/// stopped once `max_seconds` (checked) have passed from now.
+pub(crate) fn emulator(no_sanitize: bool, threads: Option<usize>, max_seconds: f64) -> anyhow::Result<EmuDevice> {
+    check_max_seconds(max_seconds)?;
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs_f64(max_seconds);
+    Ok(EmuDevice::with_options(EmuOptions {
+        sanitize: !no_sanitize,
+        counters: true,
+        threads,
+        deadline: Some(deadline),
+    })?)
+}
+
+/// What a failed emulated run adds to its error.
+fn over_limit(max_seconds: f64) -> String {
+    format!("emulated run (limit --max-seconds {max_seconds}: a larger call may need more)")
 }

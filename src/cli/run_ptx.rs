@@ -13,7 +13,6 @@ use super::emu::{print_launch, thread_insts, LaunchSummary};
 use crate::cli::out::outln;
 use anyhow::{anyhow, bail, Context};
 use attnjoule::device::{DevBuf, Device, LaunchConfig};
-use attnjoule::emu::{EmuDevice, EmuOptions};
 use attnjoule::kernels::{compile_cu, PtxModule};
 use half::{bf16, f16};
 use serde::Serialize;
@@ -404,9 +403,7 @@ pub fn run(a: Args) -> anyhow::Result<()> {
         let names = entries(module.ptx());
         anyhow!("{e}; the module's entries: {}", if names.is_empty() { "none".into() } else { names.join(", ") })
     })?;
-    if !(a.max_seconds.is_finite() && (1.0..=86400.0).contains(&a.max_seconds)) {
-        bail!("--max-seconds must be in 1 .. 86400 seconds, got {}", a.max_seconds);
-    }
+    crate::cli::emu::check_max_seconds(a.max_seconds)?;
     // The dumps may not replace what this command reads (the module, a buffer's file).
     if let Some(dir) = &a.dump {
         let mut inputs: Vec<&Path> = vec![&a.file];
@@ -418,13 +415,7 @@ pub fn run(a: Args) -> anyhow::Result<()> {
             attnjoule::files::refuse_overwrite("--dump", &dir.join(format!("arg{i}.npy")), &inputs)?;
         }
     }
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs_f64(a.max_seconds);
-    let dev = EmuDevice::with_options(EmuOptions {
-        sanitize: !a.no_sanitize,
-        counters: true,
-        threads: a.threads,
-        deadline: Some(deadline),
-    })?;
+    let dev = crate::cli::emu::emulator(a.no_sanitize, a.threads, a.max_seconds)?;
     let k = dev.kernel(&kref)?;
     // The arguments against the entry's .param list.
     if a.args.len() != k.params.len() {
