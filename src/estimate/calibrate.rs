@@ -17,7 +17,7 @@
 //! predicts what was left out.
 
 use super::analytical::{self, Datasheet};
-use super::machine::{self, Machine};
+use super::machine;
 use super::model::ModelSpec;
 use super::{Estimator, Options};
 use crate::error::{invalid, Error, Result};
@@ -162,7 +162,7 @@ impl Measured {
 /// Largest calibration file read.
 pub const MAX_FILE_BYTES: u64 = 1 << 20;
 /// Most points a calibration file may hold: a fit costs each of them, and the report refits once
-/// per point (31 points: 4 s on one core; 100: about 40 s).
+/// per point (the shipped 61 points: 6 s on one core; 100: 16 s).
 pub const MAX_POINTS: usize = 100;
 
 const COLUMNS: [&str; 9] =
@@ -344,7 +344,7 @@ pub fn sources(points: &[Measured]) -> Vec<&str> {
     sources
 }
 
-/// Each point's estimator, built once; a prediction swaps in a machine with the parameters.
+/// Each point's estimator, built once; a prediction sets its machine's fitted figures.
 pub struct Predictor {
     cases: Vec<Case>,
     /// Sources (with their tokenizer: a prompt's length in tokens depends on it) whose prompt
@@ -353,8 +353,8 @@ pub struct Predictor {
 }
 
 struct Case {
+    /// Its machine calibrated once (labels); a prediction sets the figures' values.
     est: Estimator,
-    base: Machine,
     dep: super::Deployment,
     /// Index into `unknown_prompts` when this point's prompt length is fitted.
     prompt_slot: Option<usize>,
@@ -374,9 +374,9 @@ impl Predictor {
             let opts =
                 Options { batch: p.batch, gpus: Some(p.gpus), gpus_per_node: p.gpus.max(8), ..Options::default() };
             let at = |e: Error| Error::Format(format!("line {}: {e}", p.line));
-            let est = Estimator::new(profile, "calibration", p.spec.clone(), opts).map_err(at)?;
+            let mut est = Estimator::new(profile, "calibration", p.spec.clone(), opts).map_err(at)?;
             let (dep, _) = est.deployment(super::policy::Policy::KvCache, &[p.context]).map_err(at)?;
-            let base = est.hw.machine.clone();
+            est.hw.machine = est.hw.machine.clone().calibrated(&Params::assumed(), "the fit");
             let key = format!("{}, {}-token vocabulary", p.source, p.spec.vocab);
             let prompt_slot = p.fits_prompt().then(|| match unknown_prompts.iter().position(|s| *s == key) {
                 Some(k) => k,
@@ -385,7 +385,7 @@ impl Predictor {
                     unknown_prompts.len() - 1
                 }
             });
-            cases.push(Case { est, base, dep, prompt_slot });
+            cases.push(Case { est, dep, prompt_slot });
         }
         Ok(Predictor { cases, unknown_prompts })
     }
@@ -405,7 +405,7 @@ impl Predictor {
         let m = &points[i];
         let prompt = self.prompt(points, i, prompts);
         let c = &mut self.cases[i];
-        c.est.hw.machine = c.base.clone().calibrated(p, "the fit");
+        c.est.hw.machine.recalibrate(p);
         let arrivals = m.output_tokens.map_or(0.0, |o| 1.0 / o as f64);
         let step = c.est.serving_step(m.context_with(prompt), arrivals, prompt, &c.dep)?;
         Ok((step.joules / c.est.opts.batch as f64, step.seconds))

@@ -224,22 +224,38 @@ impl Machine {
         self
     }
 
+    /// The figures a calibration fits, in the order of [`super::calibrate::Params::to_vec`],
+    /// with what each is and its scale (power figures are fractions of the board power).
+    fn fitted_figures(&mut self) -> [(&mut Figure, &'static str, f64); super::calibrate::N_PARAMS] {
+        let board = self.board_watts;
+        [
+            (&mut self.efficiency.bandwidth, "achieved bandwidth", 1.0),
+            (&mut self.efficiency.flops, "achieved FLOP/s", 1.0),
+            (&mut self.efficiency.step_overhead_s, "overhead per step", 1.0),
+            (&mut self.efficiency.allreduce_hop_s, "all-reduce latency per ring step", 1.0),
+            (&mut self.power.memory_watts, "memory-bound power", board),
+            (&mut self.power.compute_watts, "compute-bound power", board),
+        ]
+    }
+
     /// `p`'s fitted figures where this machine has only assumptions (measured figures stay).
     pub fn calibrated(mut self, p: &super::calibrate::Params, label: &str) -> Machine {
-        let basis = |what: &str| format!("{what}, {label}");
-        let set = |f: &mut Figure, v: f64, what: &str| {
+        for ((f, what, scale), v) in self.fitted_figures().into_iter().zip(p.to_vec()) {
             if f.origin != Origin::Measured {
-                *f = Figure::new(v, Origin::Calibrated, basis(what));
+                *f = Figure::new(v * scale, Origin::Calibrated, format!("{what}, {label}"));
             }
-        };
-        set(&mut self.efficiency.bandwidth, p.bandwidth, "achieved bandwidth");
-        set(&mut self.efficiency.flops, p.flops, "achieved FLOP/s");
-        set(&mut self.efficiency.step_overhead_s, p.step_overhead_s, "overhead per step");
-        set(&mut self.efficiency.allreduce_hop_s, p.allreduce_hop_s, "all-reduce latency per ring step");
-        let board = self.board_watts;
-        set(&mut self.power.memory_watts, p.memory_power * board, "memory-bound power");
-        set(&mut self.power.compute_watts, p.compute_power * board, "compute-bound power");
+        }
         self
+    }
+
+    /// New values for the figures [`Machine::calibrated`] set (the fit's inner loop: no
+    /// relabeling, no allocation).
+    pub(super) fn recalibrate(&mut self, p: &super::calibrate::Params) {
+        for ((f, _, scale), v) in self.fitted_figures().into_iter().zip(p.to_vec()) {
+            if f.origin == Origin::Calibrated {
+                f.value = v * scale;
+            }
+        }
     }
 
     /// One GPU running `flops` at `rate` times the bf16 peak (2 for fp8 operands) and moving `bytes`.
