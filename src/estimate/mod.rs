@@ -764,12 +764,7 @@ impl Estimator {
         dense.add(self.overhead(step_tokens, dep), 1.0);
         let (kv, bf16) = (self.kv, KvDtype::Bf16);
         match policy {
-            Policy::KvCache => {
-                let p = self.attention_problem(dep, 1, mid, Mask::Causal);
-                let a = self.attention(&self.kv_decode, "decode", &p, kv, dep)?;
-                total.add(dense, decode_steps);
-                total.add(a, decode_steps);
-            }
+            Policy::KvCache => total.add(self.serving_work(mid, 0.0, 0, dep)?, decode_steps),
             Policy::Window => {
                 let p = self.attention_problem(dep, 1, mid, Mask::causal_window(prm.window));
                 total.add(dense, decode_steps);
@@ -823,6 +818,11 @@ impl Estimator {
     /// tokens in steady state), each of `prompt` tokens. What a serving system measures per
     /// output token (`calibrate`); `arrivals` 0 is a plain kv-cache decode step.
     pub fn serving_step(&self, ctx: usize, arrivals: f64, prompt: usize, dep: &Deployment) -> Result<PhraseCost> {
+        Ok(self.price(&self.serving_work(ctx, arrivals, prompt, dep)?, dep, 0.0))
+    }
+
+    /// The work of [`Estimator::serving_step`]; with `arrivals` 0, a kv-cache phrase's decode step.
+    fn serving_work(&self, ctx: usize, arrivals: f64, prompt: usize, dep: &Deployment) -> Result<Step> {
         let b = self.opts.batch as f64;
         let prefill = if prompt > 0 { arrivals * b * prompt as f64 } else { 0.0 };
         let mut step = self.dense_layers(b + prefill, dep);
@@ -834,7 +834,7 @@ impl Estimator {
             let pp = self.attention_problem(dep, prompt, prompt, Mask::Causal);
             step.add(self.attention(&self.flash_prefill, "flash prefill", &pp, KvDtype::Bf16, dep)?, arrivals);
         }
-        Ok(self.price(&step, dep, 0.0))
+        Ok(step)
     }
 
     /// Energy of `work` on `dep`: the working stage's GPUs at each part's power, the other
