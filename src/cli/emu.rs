@@ -410,17 +410,6 @@ pub(super) fn print_launch(l: &LaunchSummary, counters: bool, source: &dyn Fn(u3
     }
 }
 
-#[cfg(test)]
-mod tests {
-    /// The published FNV-1a 64-bit test vectors.
-    #[test]
-    fn fnv1a64_vectors() {
-        assert_eq!(super::fnv1a64(*b""), 0xcbf2_9ce4_8422_2325);
-        assert_eq!(super::fnv1a64(*b"a"), 0xaf63_dc4c_8601_ec8c);
-        assert_eq!(super::fnv1a64(*b"foobar"), 0x8594_4171_f739_67e8);
-    }
-}
-
 /// `--max-seconds` in 1 .. 86400.
 pub(crate) fn check_max_seconds(max_seconds: f64) -> anyhow::Result<()> {
     if !(max_seconds.is_finite() && (1.0..=86400.0).contains(&max_seconds)) {
@@ -445,4 +434,15 @@ pub(crate) fn emulator(no_sanitize: bool, threads: Option<usize>, max_seconds: f
 /// What a failed emulated run adds to its error.
 fn over_limit(max_seconds: f64) -> String {
     format!("emulated run (limit --max-seconds {max_seconds}: a larger call may need more)")
+}
+
+#[cfg(test)]
+mod tests {
+    /// The published FNV-1a 64-bit test vectors.
+    #[test]
+    fn fnv1a64_vectors() {
+        assert_eq!(super::fnv1a64(*b""), 0xcbf2_9ce4_8422_2325);
+        assert_eq!(super::fnv1a64(*b"a"), 0xaf63_dc4c_8601_ec8c);
+        assert_eq!(super::fnv1a64(*b"foobar"), 0x8594_4171_f739_67e8);
+    }
 }
